@@ -1,0 +1,14 @@
+/**
+ * Ground floor of the library: tfjs access, backend selection, wasm-safe ops, optimisation
+ * utilities, errors, config resolution, seeded randomness and the data contract.
+ *
+ * @packageDocumentation
+ */
+export { tf, tfl } from './tf.js';
+export * from './errors.js';
+export * from './config.js';
+export * from './random.js';
+export * from './backend.js';
+export * from './ops.js';
+export * from './optim.js';
+export * from './data.js';

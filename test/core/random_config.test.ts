@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { checkNumber, createRng, resolveConfig, ValueError } from '../../src/core/index.js';
+
+describe('Rng', () => {
+  it('is deterministic per seed and uniform enough', () => {
+    const a = createRng(7);
+    const b = createRng(7);
+    const c = createRng(8);
+    const sa = Array.from({ length: 5 }, () => a.next());
+    expect(sa).toEqual(Array.from({ length: 5 }, () => b.next()));
+    expect(sa).not.toEqual(Array.from({ length: 5 }, () => c.next()));
+    const r = createRng(1);
+    let sum = 0;
+    let sq = 0;
+    const n = 20000;
+    for (let i = 0; i < n; i++) {
+      const z = r.normal();
+      sum += z;
+      sq += z * z;
+    }
+    expect(Math.abs(sum / n)).toBeLessThan(0.03);
+    expect(Math.abs(sq / n - 1)).toBeLessThan(0.04);
+    const counts = [0, 0, 0, 0];
+    for (let i = 0; i < 8000; i++) counts[r.int(4)]++;
+    counts.forEach((k) => expect(Math.abs(k - 2000)).toBeLessThan(200));
+  });
+
+  it('permutation, sample and categorical', () => {
+    const r = createRng(3);
+    expect([...r.permutation(10)].sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const s = r.sample(10, 4);
+    expect(new Set(s).size).toBe(4);
+    for (let i = 0; i < 200; i++) expect([1, 3]).toContain(r.categorical([0, 1, 0, 2]));
+    expect(() => r.categorical([0, 0])).toThrow(ValueError);
+    expect(() => r.sample(3, 4)).toThrow(ValueError);
+  });
+});
+
+describe('resolveConfig', () => {
+  const defaults: Readonly<{ gamma: number; gaeLambda: number }> = Object.freeze({ gamma: 1, gaeLambda: 0.95 });
+  it('merges, freezes and checks', () => {
+    const c = resolveConfig('GaeConfig', defaults, { gaeLambda: 0.94, gamma: undefined });
+    expect(c).toEqual({ gamma: 1, gaeLambda: 0.94 });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(() => resolveConfig('GaeConfig', defaults, { gae_lambda: 1 } as never)).toThrow(/Did you mean 'gaeLambda'/);
+    expect(() =>
+      resolveConfig('GaeConfig', defaults, { gamma: 2 }, (x) => checkNumber('GaeConfig', x, 'gamma', { min: 0, max: 1 })),
+    ).toThrow(/Expected GaeConfig.gamma to be a finite number in \[0, 1\], but got 2/);
+  });
+});
