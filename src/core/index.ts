@@ -12,3 +12,4 @@ export * from './backend.js';
 export * from './ops.js';
 export * from './optim.js';
 export * from './data.js';
+export * from './progress.js';

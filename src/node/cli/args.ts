@@ -1,0 +1,153 @@
+/**
+ * Flag parsing and the contract every CLI command follows: long flags, `--json` (the last line
+ * on stdout is one JSON object with the command's results), `--shard i/n` for cohort commands,
+ * and errors that name the fix.
+ *
+ * @packageDocumentation
+ */
+import { parseArgs } from 'node:util';
+import { ValueError } from '../../core/errors.js';
+
+/** A flag of a command. */
+export interface FlagSpec {
+  type: 'string' | 'boolean';
+  /** One-line help. */
+  help: string;
+  /** Shown in help; applied by the command itself. */
+  default?: string | boolean;
+  /** May repeat (values collected in an array). */
+  multiple?: boolean;
+}
+
+/** A CLI command: its flags, whether it takes positional arguments, and its run function. */
+export interface CommandSpec {
+  /** `'train hafed'`, `'eval'`, `'tile'`. */
+  name: string;
+  /** One-line summary. */
+  summary: string;
+  /** Flags (without the shared `--json` and `--help`). */
+  flags: Record<string, FlagSpec>;
+  /** Name of the positional arguments in help (`'SLIDE...'`), if any. */
+  positionals?: string;
+  /**
+   * Runs the command and returns its results (printed as JSON with `--json`, as a short
+   * human summary otherwise).
+   */
+  run(args: ParsedArgs, io: CommandIO): Promise<Record<string, unknown>>;
+}
+
+/** What a command gets. */
+export interface ParsedArgs {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+  json: boolean;
+}
+
+/** Output channels: `log` and progress go to stderr; stdout stays for results. */
+export interface CommandIO {
+  log(message: string): void;
+  /** Whether progress bars may be drawn (stderr is a terminal and not `--quiet`). */
+  interactive: boolean;
+}
+
+/** Parses argv for one command. Unknown flags are errors that list the known ones. */
+export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
+    json: { type: 'boolean' },
+    help: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+  };
+  for (const [k, f] of Object.entries(spec.flags)) options[k] = { type: f.type, multiple: f.multiple };
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    if (!spec.positionals && positionals.length > 0) {
+      throw new ValueError(`'sasha ${spec.name}' takes no positional arguments, but got: ${positionals.join(' ')}.`);
+    }
+    return { values: values as ParsedArgs['values'], positionals, json: Boolean(values.json) };
+  } catch (e) {
+    if (e instanceof ValueError) throw e;
+    throw new ValueError(`${(e as Error).message}. Run 'sasha ${spec.name} --help' for the flags.`);
+  }
+}
+
+/** Help text of a command. */
+export function commandHelp(spec: CommandSpec): string {
+  const lines = [`sasha ${spec.name}${spec.positionals ? ' ' + spec.positionals : ''} [flags]`, '', spec.summary, '', 'Flags:'];
+  const all: [string, FlagSpec][] = [
+    ...Object.entries(spec.flags),
+    ['json', { type: 'boolean', help: 'print the results as one JSON object on the last line of stdout' }],
+    ['quiet', { type: 'boolean', help: 'no progress bars' }],
+  ];
+  for (const [k, f] of all) {
+    const arg = f.type === 'string' ? ` <${k.toUpperCase().replace(/-/g, '_')}>` : '';
+    const def = f.default !== undefined ? ` (default ${f.default})` : '';
+    lines.push(`  --${k}${arg}`.padEnd(32) + f.help + def);
+  }
+  return lines.join('\n');
+}
+
+/** Reads a required string flag, or throws naming it. */
+export function requireString(args: ParsedArgs, name: string, cmd: string): string {
+  const v = args.values[name];
+  if (typeof v !== 'string' || v === '') {
+    throw new ValueError(`'sasha ${cmd}' needs --${name}. Run 'sasha ${cmd} --help' for the flags.`);
+  }
+  return v;
+}
+
+/** Reads an optional numeric flag with a range check. */
+export function numberFlag(
+  args: ParsedArgs,
+  name: string,
+  fallback: number,
+  opts: { min?: number; max?: number; integer?: boolean; minExclusive?: boolean } = {},
+): number {
+  const raw = args.values[name];
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  const bad =
+    typeof raw !== 'string' ||
+    raw.trim() === '' ||
+    !Number.isFinite(v) ||
+    (opts.integer && !Number.isInteger(v)) ||
+    (opts.min !== undefined && (opts.minExclusive ? v <= opts.min : v < opts.min)) ||
+    (opts.max !== undefined && v > opts.max);
+  if (bad) {
+    const range = [
+      opts.integer ? 'an integer' : 'a number',
+      opts.min !== undefined ? `${opts.minExclusive ? '>' : '>='} ${opts.min}` : '',
+      opts.max !== undefined ? `<= ${opts.max}` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+    throw new ValueError(`Expected --${name} to be ${range}, but got '${String(raw)}'.`);
+  }
+  return v;
+}
+
+/** A shard `i/n` of a cohort: this process handles the items whose index mod n equals i. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+/** Parses `--shard i/n` (0-based i < n); absent means the whole cohort. */
+export function parseShard(args: ParsedArgs): Shard {
+  const raw = args.values.shard;
+  if (raw === undefined) return { index: 0, count: 1 };
+  const m = typeof raw === 'string' ? /^(\d+)\/(\d+)$/.exec(raw.trim()) : null;
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index >= count) {
+    throw new ValueError(`Expected --shard to be i/n with 0 <= i < n (for example 0/4), but got '${String(raw)}'.`);
+  }
+  return { index, count };
+}
+
+/** The items of `items` that belong to `shard` (round-robin, so shards stay balanced). */
+export function selectShard<T>(items: readonly T[], shard: Shard): T[] {
+  return items.filter((_, i) => i % shard.count === shard.index);
+}
+
+/** The flag every cohort command shares. */
+export const SHARD_FLAG: FlagSpec = { type: 'string', help: 'process only shard i of n (0-based), e.g. 0/4' };

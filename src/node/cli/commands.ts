@@ -1,0 +1,9 @@
+/**
+ * The registry of `sasha` commands. Each command lives in its own file and is listed here.
+ *
+ * @packageDocumentation
+ */
+import type { CommandSpec } from './args.js';
+
+/** Every command, by name (`'train hafed'`, `'eval'`, ...). */
+export const COMMANDS: readonly CommandSpec[] = [];
