@@ -312,6 +312,15 @@ export class MultiBranchAttention extends tfl.layers.Layer {
     });
   }
 
+  /**
+   * Frees the weights. A layer used through {@link MultiBranchAttention.forward} only (never
+   * `apply`'d in a model) is freed as well, not refused as tfjs-layers does for unused layers.
+   */
+  override dispose(): ReturnType<InstanceType<typeof tfl.layers.Layer>['dispose']> {
+    if (this._refCount === null) this._refCount = 1;
+    return super.dispose();
+  }
+
   override getConfig(): tf.serialization.ConfigDict {
     const config: tf.serialization.ConfigDict = {
       numBranches: this.numBranches,
