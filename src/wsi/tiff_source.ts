@@ -560,9 +560,19 @@ async function checkInsideFile(readers: LevelReader[], byteLength: number, name:
   for (let i = 0; i < readers.length; i++) {
     const fd = readers[i].image.getFileDirectory();
     const tiled = readers[i].isTiled;
-    const offsets = (await fd.loadValue(tiled ? 'TileOffsets' : 'StripOffsets')) as ArrayLike<number | bigint> | undefined;
-    const counts = (await fd.loadValue(tiled ? 'TileByteCounts' : 'StripByteCounts')) as ArrayLike<number | bigint> | undefined;
-    if (!offsets || !counts) throw new DataError(`Level ${i} of slide '${name}' has no tile offsets; the file is corrupt.`);
+    let offsets: ArrayLike<number | bigint> | undefined;
+    let counts: ArrayLike<number | bigint> | undefined;
+    try {
+      offsets = (await fd.loadValue(tiled ? 'TileOffsets' : 'StripOffsets')) as ArrayLike<number | bigint> | undefined;
+      counts = (await fd.loadValue(tiled ? 'TileByteCounts' : 'StripByteCounts')) as ArrayLike<number | bigint> | undefined;
+    } catch {
+      offsets = undefined;
+    }
+    if (!offsets || !counts || offsets.length === 0) {
+      throw new DataError(
+        `Slide '${name}' is truncated or corrupt: the tile table of level ${i} cannot be read (file of ${byteLength} bytes). Copy or download the file again.`,
+      );
+    }
     let end = 0;
     for (let j = 0; j < offsets.length; j++) {
       const e = Number(offsets[j]) + Number(counts[j] ?? 0);
