@@ -7,7 +7,7 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DataError } from '../core/errors.js';
-import { generateSyntheticSlide, type SyntheticSlide, type SyntheticSlideConfig } from '../wsi/synthetic_image.js';
+import { generateSyntheticSlideImage, type SyntheticSlideImage, type SyntheticImageConfig } from '../wsi/synthetic/slide_image.js';
 import { loadSharp } from './open_slide.js';
 
 /** How {@link writeSyntheticSlide} encodes the TIFF. @category WSI */
@@ -21,13 +21,13 @@ export interface SyntheticTiffOptions {
 }
 
 /** A synthetic slide written to disk. @category WSI */
-export interface WrittenSyntheticSlide extends SyntheticSlide {
+export interface WrittenSyntheticSlide extends SyntheticSlideImage {
   /** Path of the TIFF file. */
   path: string;
 }
 
 /**
- * Generates a synthetic slide ({@link generateSyntheticSlide}) and writes it as a tiled,
+ * Generates a synthetic slide ({@link generateSyntheticSlideImage}) and writes it as a tiled,
  * pyramidal TIFF with 2x levels (libvips halves each level by 2 x 2 averaging until a level fits
  * in one tile) and its pixel size in the resolution tags. The file is written to a temporary
  * name and renamed.
@@ -45,10 +45,10 @@ export interface WrittenSyntheticSlide extends SyntheticSlide {
  */
 export async function writeSyntheticSlide(
   path: string,
-  config: Partial<SyntheticSlideConfig> = {},
+  config: Partial<SyntheticImageConfig> = {},
   options: SyntheticTiffOptions = {},
 ): Promise<WrittenSyntheticSlide> {
-  const slide = generateSyntheticSlide(config);
+  const slide = generateSyntheticSlideImage(config);
   await writeRgbTiff(path, slide.image.data, slide.image.width, slide.image.height, slide.config.mpp, options);
   return { ...slide, path };
 }

@@ -1,9 +1,10 @@
 /**
- * Whole-slide images: slide sources, tissue segmentation, patch grids, patch encoders, feature
- * extraction and synthetic slides.
+ * Whole-slide images, browser-safe: slide sources, tissue segmentation, patch grids, patch
+ * encoders, feature extraction, and synthetic generators (slides as pixels, cohorts as features).
  *
  * @packageDocumentation
  */
+export * from './synthetic/features.js';
 export * from './slide_source.js';
 export * from './tiff_source.js';
 export * from './image_ops.js';
@@ -11,4 +12,4 @@ export * from './tissue.js';
 export * from './patch_grid.js';
 export * from './encoders/index.js';
 export * from './extract.js';
-export * from './synthetic_image.js';
+export * from './synthetic/slide_image.js';

@@ -4,7 +4,7 @@ import {
   InMemorySlideSource,
   TISSUE_PRESETS,
   bestLevelForDownsample,
-  generateSyntheticSlide,
+  generateSyntheticSlideImage,
   segmentTissue,
   segmentTissueImage,
   syntheticTruthMask,
@@ -98,7 +98,7 @@ describe('segmentTissue on slides', () => {
       const seg = await segmentTissue(slide, { aT: 1, aH: 1 });
       expect(seg.level).toBe(bestLevelForDownsample(slide.levels, 64));
       expect(seg.level).toBe(3); // 2048 x 1536 with 2x levels: 1, 2, 4, 8
-      const truth = syntheticTruthMask(generateSyntheticSlide({ seed }), 'tissue', 8, { width: seg.width, height: seg.height });
+      const truth = syntheticTruthMask(generateSyntheticSlideImage({ seed }), 'tissue', 8, { width: seg.width, height: seg.height });
       const score = iou(seg.mask, truth);
       expect(score, `seed ${seed}`).toBeGreaterThanOrEqual(0.9);
       await slide.close();

@@ -8,12 +8,12 @@
  *
  * @packageDocumentation
  */
-import { checkNumber, resolveConfig } from '../core/config.js';
-import { createRng, type Rng } from '../core/random.js';
-import type { RgbImage } from './slide_source.js';
+import { checkNumber, resolveConfig } from '../../core/config.js';
+import { createRng, type Rng } from '../../core/random.js';
+import type { RgbImage } from '../slide_source.js';
 
-/** Configuration of {@link generateSyntheticSlide}. @category WSI */
-export interface SyntheticSlideConfig {
+/** Configuration of {@link generateSyntheticSlideImage}. @category WSI */
+export interface SyntheticImageConfig {
   /** Level-0 width in pixels. */
   width: number;
   /** Level-0 height in pixels. */
@@ -36,8 +36,8 @@ export interface SyntheticSlideConfig {
   seed: number;
 }
 
-/** Defaults of {@link SyntheticSlideConfig}: a small slide that tests read quickly. */
-export const DEFAULT_SYNTHETIC_SLIDE_CONFIG: Readonly<SyntheticSlideConfig> = Object.freeze({
+/** Defaults of {@link SyntheticImageConfig}: a small slide that tests read quickly. */
+export const DEFAULT_SYNTHETIC_IMAGE_CONFIG: Readonly<SyntheticImageConfig> = Object.freeze({
   width: 2048, // small enough for fast tests; 4 pyramid levels with 256-pixel tiles
   height: 1536,
   numTissue: 2, // a biopsy-like slide: two separate pieces
@@ -58,9 +58,9 @@ export const SYNTHETIC_TISSUE = 1;
 export const SYNTHETIC_LESION = 2;
 
 /** A generated slide: level-0 RGB pixels and the ground truth they were drawn from. @category WSI */
-export interface SyntheticSlide {
+export interface SyntheticSlideImage {
   /** The resolved configuration. */
-  config: Readonly<SyntheticSlideConfig>;
+  config: Readonly<SyntheticImageConfig>;
   /** Level-0 RGB image. */
   image: RgbImage;
   /**
@@ -132,21 +132,21 @@ function hash2(x: number, y: number, seed: number): number {
  *
  * @example
  * ```ts
- * const s = generateSyntheticSlide({ width: 1024, height: 768, seed: 3 });
+ * const s = generateSyntheticSlideImage({ width: 1024, height: 768, seed: 3 });
  * s.image.data.length;                          // 1024 * 768 * 3
  * syntheticTruthMask(s, 'tissue', 8).length;    // 128 * 96
  * ```
  * @category WSI
  */
-export function generateSyntheticSlide(config: Partial<SyntheticSlideConfig> = {}): SyntheticSlide {
-  const c = resolveConfig('SyntheticSlideConfig', DEFAULT_SYNTHETIC_SLIDE_CONFIG, config, (x) => {
-    checkNumber('SyntheticSlideConfig', x, 'width', { min: 16, integer: true });
-    checkNumber('SyntheticSlideConfig', x, 'height', { min: 16, integer: true });
-    checkNumber('SyntheticSlideConfig', x, 'numTissue', { min: 0, integer: true });
-    checkNumber('SyntheticSlideConfig', x, 'numLesions', { min: 0, integer: true });
-    checkNumber('SyntheticSlideConfig', x, 'holesPerTissue', { min: 0, integer: true });
-    checkNumber('SyntheticSlideConfig', x, 'nucleusSpacing', { min: 4 });
-    checkNumber('SyntheticSlideConfig', x, 'mpp', { min: 0, minExclusive: true });
+export function generateSyntheticSlideImage(config: Partial<SyntheticImageConfig> = {}): SyntheticSlideImage {
+  const c = resolveConfig('SyntheticImageConfig', DEFAULT_SYNTHETIC_IMAGE_CONFIG, config, (x) => {
+    checkNumber('SyntheticImageConfig', x, 'width', { min: 16, integer: true });
+    checkNumber('SyntheticImageConfig', x, 'height', { min: 16, integer: true });
+    checkNumber('SyntheticImageConfig', x, 'numTissue', { min: 0, integer: true });
+    checkNumber('SyntheticImageConfig', x, 'numLesions', { min: 0, integer: true });
+    checkNumber('SyntheticImageConfig', x, 'holesPerTissue', { min: 0, integer: true });
+    checkNumber('SyntheticImageConfig', x, 'nucleusSpacing', { min: 4 });
+    checkNumber('SyntheticImageConfig', x, 'mpp', { min: 0, minExclusive: true });
   });
   const { width: W, height: H } = c;
   const rng = createRng(c.seed);
@@ -326,7 +326,7 @@ function clamp(v: number): number {
  * @category WSI
  */
 export function syntheticTruthMask(
-  slide: SyntheticSlide,
+  slide: SyntheticSlideImage,
   kind: 'tissue' | 'lesion',
   downsample: number,
   size?: { width: number; height: number },
@@ -352,7 +352,7 @@ export function syntheticTruthMask(
  * Fraction of a level-0 rectangle covered by lesion in the ground truth (for patch labels).
  * @category WSI
  */
-export function syntheticLesionFraction(slide: SyntheticSlide, x: number, y: number, w: number, h: number): number {
+export function syntheticLesionFraction(slide: SyntheticSlideImage, x: number, y: number, w: number, h: number): number {
   const B = slide.blockSize;
   const i0 = Math.max(0, Math.floor(x / B));
   const j0 = Math.max(0, Math.floor(y / B));
