@@ -36,7 +36,7 @@ export function denseSlideLogits(classifier: StateClassifier, state: tf.Tensor2D
 /**
  * The WSI environment with everything re-computed at every step over all N rows (the
  * reference code's cost: O(N d h) per step). Same contract and results as {@link WsiEnv}.
- * Holds three tensors (Z, V when cached, S_t); free them with `close()`.
+ * Holds one tensor (S_t); free it with `close()`.
  * @category MDP
  */
 export class NaiveWsiEnv implements Env<WsiObservation, number, WsiInfo> {
@@ -52,8 +52,9 @@ export class NaiveWsiEnv implements Env<WsiObservation, number, WsiInfo> {
   private readonly classifier: StateClassifier;
   private readonly fS: WsiEnvOptions['fS'];
   private readonly zoom: WsiEnvOptions['zoom'];
-  private readonly z: tf.Tensor2D;
-  private readonly v: tf.Tensor2D | null;
+  private readonly z: Float32Array;
+  private readonly v: Float32Array | null;
+  private values: Float32Array;
   private s: tf.Tensor2D | null = null;
   private readonly visited: Uint8Array;
   private readonly rewritten: Uint8Array;
@@ -71,10 +72,10 @@ export class NaiveWsiEnv implements Env<WsiObservation, number, WsiInfo> {
     this.classifier = opts.classifier;
     this.fS = opts.fS;
     this.zoom = opts.zoom;
-    const zv = opts.lowRes.dataSync();
-    for (let i = 0; i < zv.length; i++) if (!Number.isFinite(zv[i])) throw new DataError(`Expected Z to be finite, but element ${i} is ${zv[i]}.`);
-    this.z = tf.clone(opts.lowRes);
-    this.v = opts.aggregated ? tf.clone(opts.aggregated) : null;
+    this.z = new Float32Array(opts.lowRes.dataSync());
+    for (let i = 0; i < this.z.length; i++) if (!Number.isFinite(this.z[i])) throw new DataError(`Expected Z to be finite, but element ${i} is ${this.z[i]}.`);
+    this.v = opts.aggregated ? new Float32Array(opts.aggregated.dataSync()) : null;
+    this.values = this.z.slice();
     this.visited = new Uint8Array(r.n);
     this.rewritten = new Uint8Array(r.n);
     this.actionSpace = new Discrete(r.n);
@@ -89,7 +90,8 @@ export class NaiveWsiEnv implements Env<WsiObservation, number, WsiInfo> {
       this.observationSpace.seed(opts.seed);
     }
     this.s?.dispose();
-    this.s = tf.clone(this.z);
+    this.values = this.z.slice();
+    this.s = tf.tensor2d(this.values.slice(), [this.numPatches, this.dim]);
     this.visited.fill(0);
     this.rewritten.fill(0);
     this.t = 0;
@@ -133,26 +135,21 @@ export class NaiveWsiEnv implements Env<WsiObservation, number, WsiInfo> {
     }
     const vaArr = checkRowVector(this.resolveV(action, v), d, `V(${action})`);
     const rows = [action, ...set];
-    const next = tf.tidy(() => {
+    const updates = tf.tidy(() => {
       const s = this.s!;
       const va = tf.tensor2d(vaArr, [1, d]);
-      let updates: tf.Tensor2D = va;
-      if (set.length > 0) {
-        const sa = gatherRows(s, [action]) as tf.Tensor2D;
-        const k = set.length;
-        const x = tf.concat([tf.tile(va, [k, 1]), tf.tile(sa, [k, 1]), gatherRows(s, set)], 1) as tf.Tensor2D;
-        updates = tf.concat([va, this.fS!.apply(x)], 0) as tf.Tensor2D;
-      }
-      const idx = tf.tensor2d(rows, [rows.length, 1], 'int32');
-      const scattered = tf.scatterND(idx, updates, [n, d]);
-      const isChanged = tf.scatterND(idx, tf.ones([rows.length, 1]), [n, 1]);
-      const state = tf.where(tf.greater(tf.broadcastTo(isChanged, [n, d]), 0), scattered, s) as tf.Tensor2D;
-      return { state, updates: tf.keep(updates) };
+      if (set.length === 0) return va;
+      const sa = gatherRows(s, [action]) as tf.Tensor2D;
+      const k = set.length;
+      const x = tf.concat([tf.tile(va, [k, 1]), tf.tile(sa, [k, 1]), gatherRows(s, set)], 1) as tf.Tensor2D;
+      return tf.concat([va, this.fS!.apply(x)], 0) as tf.Tensor2D;
     });
+    const changedValues = new Float32Array(updates.dataSync());
+    updates.dispose();
+    // Row writes in place, as the reference does (S[C] = f_S(...); S[visited] = V[visited]).
+    for (let r = 0; r < rows.length; r++) this.values.set(changedValues.subarray(r * d, r * d + d), rows[r] * d);
     this.s.dispose();
-    this.s = next.state;
-    const changedValues = new Float32Array(next.updates.dataSync());
-    next.updates.dispose();
+    this.s = tf.tensor2d(this.values.slice(), [n, d]);
     this.visited[action] = 1;
     for (const i of set) this.rewritten[i] = 1;
     this.t++;
@@ -187,18 +184,11 @@ export class NaiveWsiEnv implements Env<WsiObservation, number, WsiInfo> {
     this.active = false;
     this.s?.dispose();
     this.s = null;
-    this.z.dispose();
-    this.v?.dispose();
   }
 
   private resolveV(action: number, v: ArrayLike<number> | undefined): ArrayLike<number> {
     if (v !== undefined) return v;
-    if (this.v) {
-      const row = tf.slice(this.v, [action, 0], [1, this.dim]);
-      const out = new Float32Array(row.dataSync());
-      row.dispose();
-      return out;
-    }
+    if (this.v) return this.v.slice(action * this.dim, action * this.dim + this.dim);
     if (this.zoom) return this.zoom(action);
     throw new ValueError(`No V(${action}) is available: pass it as step(action, v), or give aggregated V or a zoom callback.`);
   }
@@ -226,7 +216,7 @@ export class NaiveWsiEnv implements Env<WsiObservation, number, WsiInfo> {
       t: this.t,
       budget: this.budget,
       actionMask,
-      state: new Float32Array(this.s!.dataSync()),
+      state: this.values.slice(),
     };
   }
 }

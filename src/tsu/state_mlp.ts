@@ -162,7 +162,7 @@ export class StateMlp implements StateUpdateNet {
       if (!tf.util.arraysEqual(target.shape, t.shape)) {
         throw new ShapeError(`Expected weight '${name}' of shape ${fmtShape(target.shape)}, but got ${fmtShape(t.shape)}.`);
       }
-      target.assign(tf.cast(t, 'float32'));
+      tf.tidy(() => target.assign(tf.cast(t, 'float32')));
     }
   }
 
