@@ -4,9 +4,13 @@
  *
  * Sections:
  * 1. Core: backends, ops, optimisers, errors, config, random numbers, the data contract.
+ * 2. Slides and features: synthetic feature cohorts.
  *
  * @packageDocumentation
  */
 
 // Core
 export * from './core/index.js';
+
+// Slides and features
+export * from './wsi/index.js';
