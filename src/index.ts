@@ -7,6 +7,7 @@
  * 2. Slides and features: synthetic feature cohorts.
  * 3. Evaluation: classification metrics.
  * 4. HAFED: multi-branch attention, the two stages, losses, model, trainer.
+ * 5. PPO: the zoom policy (actor-critic), GAE, the event-sourced update, the trainer, baselines.
  *
  * @packageDocumentation
  */
@@ -22,3 +23,6 @@ export * from './eval/index.js';
 
 // HAFED
 export * from './hafed/index.js';
+
+// PPO
+export * from './ppo/index.js';
