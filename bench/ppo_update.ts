@@ -28,7 +28,7 @@ const FRAC = 0.2;
 const EPISODES = 2;
 
 /** Two random episodes on one slide of N patches (see the file doc). */
-function randomTable(N: number, seed: number): VersionTable {
+export function randomTable(N: number, seed: number): VersionTable {
   const rng = createRng(seed);
   const T = Math.ceil(FRAC * N);
   const state = new Float32Array(N * D);
@@ -59,7 +59,7 @@ function randomTable(N: number, seed: number): VersionTable {
 }
 
 /** Tracks the high-water mark of tfjs's allocated tensor bytes (every allocation). */
-function trackPeakBytes(): { reset(): void; peak(): number } {
+export function trackPeakBytes(): { reset(): void; peak(): number } {
   const engine = tf.engine() as unknown as { trackTensor: (...a: unknown[]) => void; state: { numBytes: number } };
   const original = engine.trackTensor.bind(engine);
   let peak = engine.state.numBytes;
@@ -86,9 +86,9 @@ interface ChildResult {
   backend: string;
 }
 
-async function child(mode: PpoUpdateMode, N: number, reps: number): Promise<ChildResult> {
+async function child(mode: PpoUpdateMode, N: number, reps: number, chunkElements?: number): Promise<ChildResult> {
   const backend = await initBackend('wasm');
-  const config = resolvePpoConfig({ updateMode: mode });
+  const config = resolvePpoConfig({ updateMode: mode, chunkElements });
   const model = new ActorCritic({ dim: D });
   const actorOptimizer = new AdamW({ learningRate: 1e-5, weightDecay: 1e-4 });
   const criticOptimizer = new AdamW({ learningRate: 1e-5, weightDecay: 1e-4 });
@@ -137,7 +137,7 @@ const mb = (b: number) => (b / 2 ** 20).toFixed(1);
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') {
-    const res = await child(argv[1] as PpoUpdateMode, Number(argv[2]), Number(argv[3]));
+    const res = await child(argv[1] as PpoUpdateMode, Number(argv[2]), Number(argv[3]), argv[4] ? Number(argv[4]) : undefined);
     process.stdout.write(JSON.stringify(res) + '\n');
     return;
   }
@@ -183,7 +183,7 @@ async function main(): Promise<void> {
   if (!quick) writeResults('ppo-update', 'PPO update: event-sourced vs dense', 'npx tsx bench/ppo_update.ts', backend, body);
 }
 
-main().catch((err) => {
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main().catch((err) => {
   console.error(err);
   process.exit(1);
 });

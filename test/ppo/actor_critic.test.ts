@@ -54,6 +54,25 @@ describe('ActorCritic', () => {
     ac.dispose();
   });
 
+  it('the hand-written gradient of the gated attention equals autodiff of the plain formula', () => {
+    const ac = new ActorCritic({ dim: 7, hiddenDim: 5, seed: 4 });
+    const x = tf.randomNormal([13, 7], 0, 1.5, 'float32', 9) as tf.Tensor2D;
+    const coef = tf.randomNormal([13], 0, 1, 'float32', 10);
+    const w = ac.getWeights();
+    const names = ['attention_v/kernel', 'attention_v/bias', 'attention_u/kernel', 'attention_u/bias', 'attention_weights/kernel', 'attention_weights/bias'].map((n) => `actor/${n}`);
+    const vars = names.map((n) => w[n] as tf.Variable);
+    // plain formula through tfjs autodiff (tf.tanh, no custom gradient)
+    const plain = tf.grads((vK: tf.Tensor, vB: tf.Tensor, uK: tf.Tensor, uB: tf.Tensor, wK: tf.Tensor, wB: tf.Tensor) => {
+      const a = tf.tanh(tf.add(tf.matMul(x, vK as tf.Tensor2D), vB));
+      const g = tf.sigmoid(tf.add(tf.matMul(x, uK as tf.Tensor2D), uB));
+      const l = tf.reshape(tf.add(tf.matMul(tf.mul(a, g) as tf.Tensor2D, wK as tf.Tensor2D), wB), [-1]);
+      return tf.sum(tf.mul(l, coef));
+    })(vars);
+    const fused = tf.variableGrads(() => tf.sum(tf.mul(ac.actorLogits(x), coef)) as tf.Scalar, vars);
+    vars.forEach((v, i) => expectAllclose(fused.grads[v.name], plain[i], { rtol: 1e-5, atol: 1e-6 }));
+    ac.dispose();
+  });
+
   it('value: pooling the per-row projections equals projecting the pooled state', () => {
     const ac = new ActorCritic({ dim: 6, hiddenDim: 4, seed: 1 });
     const S = tf.randomNormal([9, 6], 0, 1, 'float32', 3) as tf.Tensor2D;
