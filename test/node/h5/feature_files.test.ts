@@ -235,6 +235,7 @@ describe('H5Writer float16 datasets', () => {
     w.writeFloat16('a/feat', values, [7]);
     w.writeFloat16('b/feat', new Float32Array(3 * 3 * 5).map((_, i) => i / 7), [3, 3, 5]);
     expect(() => w.writeFloat16('c', [1, 2, 3], [2, 2])).toThrow(/shape \[2, 2\] needs 4 values, but got 3/);
+    expect(() => w.writeFloat16('e', [1, 70000], [2])).toThrow(/value 70000 at flat index 1 is beyond the float16 range \(65504\)\. Write with dtype 'float32'/);
     await w.commit();
     expect(existsSync(path)).toBe(true);
     const { openH5, readRaw } = await import('../../../src/node/index.js');
