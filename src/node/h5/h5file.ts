@@ -121,7 +121,7 @@ export async function openH5(path: string, what = 'the h5 file'): Promise<H5.Fil
   }
 }
 
-/** The innermost message of an HDF5 error stack (or the error's first line). */
+/** The innermost message of an HDF5 error stack (or the error's first line). @internal */
 export function firstLine(e: unknown): string {
   const text = String((e as Error)?.message ?? e);
   const frames = text.split('\n').filter((l) => /^\s*#\d+:/.test(l));
@@ -130,10 +130,10 @@ export function firstLine(e: unknown): string {
   return (text.split('\n')[0] ?? 'unknown error').slice(0, 300);
 }
 
-/** Element type of a dataset, as we read it. */
+/** Element type of a dataset, as we read it. @category IO */
 export type H5ElementType = 'float16' | 'float32' | 'float64' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64';
 
-/** Shape and element type of a dataset. */
+/** Shape and element type of a dataset. @category IO */
 export interface H5DatasetInfo {
   shape: number[];
   type: H5ElementType;
@@ -169,7 +169,7 @@ function elementType(meta: H5.Metadata): H5ElementType | undefined {
   return undefined;
 }
 
-/** True when every component of `path` exists (no HDF5 error on a missing link). */
+/** True when every component of `path` exists (no HDF5 error on a missing link). @internal */
 export function hasPath(file: H5.File, path: string): boolean {
   const parts = path.split('/').filter(Boolean);
   let group: H5.Group = file;
