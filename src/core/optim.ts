@@ -6,7 +6,8 @@
  */
 import { tf } from './tf.js';
 
-type NamedTensor = { name: string; tensor: tf.Tensor };
+/** A tensor with a name (an optimiser weight). */
+export type NamedTensor = { name: string; tensor: tf.Tensor };
 import { checkNumber, resolveConfig } from './config.js';
 import { ValueError } from './errors.js';
 
