@@ -18,17 +18,19 @@ const CLASSES = 2;
 
 /** Weights of the stage-2 classifier (sasha-reference.md §2.1-2.2). */
 function stage2Weights(seed: number): tf.Variable[] {
-  const w = (shape: number[], s: number) => tf.variable(tf.randomNormal(shape, 0, 1 / Math.sqrt(shape[0]), 'float32', seed + s));
+  // Variables made inside tidy, so that their initial values are freed.
+  const w = (shape: number[], s: number) => tf.tidy(() => tf.variable(tf.randomNormal(shape, 0, 1 / Math.sqrt(shape[0]), 'float32', seed + s)));
+  const zeros = (n: number) => tf.tidy(() => tf.variable(tf.zeros([n])));
   return [
     w([D, HIDDEN], 1), // tanh gate
-    tf.variable(tf.zeros([HIDDEN])),
+    zeros(HIDDEN),
     w([D, HIDDEN], 2), // sigmoid gate
-    tf.variable(tf.zeros([HIDDEN])),
+    zeros(HIDDEN),
     w([HIDDEN, BRANCHES], 3), // attention logits per branch
-    tf.variable(tf.zeros([BRANCHES])),
+    zeros(BRANCHES),
     w([BRANCHES, D, CLASSES], 4), // branch heads
     w([D, CLASSES], 5), // slide head
-    tf.variable(tf.zeros([CLASSES])),
+    zeros(CLASSES),
   ];
 }
 
@@ -80,8 +82,8 @@ function milWorkload(n: number): Workload {
 }
 
 function matMulWorkload(n: number): Workload {
-  const x = tf.variable(tf.randomNormal([n, D], 0, 1, 'float32', 21));
-  const w = tf.variable(tf.randomNormal([D, HIDDEN], 0, 0.05, 'float32', 22));
+  const x = tf.tidy(() => tf.variable(tf.randomNormal([n, D], 0, 1, 'float32', 21)));
+  const w = tf.tidy(() => tf.variable(tf.randomNormal([D, HIDDEN], 0, 0.05, 'float32', 22)));
   return {
     name: `matMul [N, ${D}] x [${D}, ${HIDDEN}] fwd+bwd (dX and dW)`,
     n,
