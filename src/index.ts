@@ -5,6 +5,8 @@
  * Sections:
  * 1. Core: backends, ops, optimisers, errors, config, random numbers, the data contract.
  * 2. Slides and features: synthetic feature cohorts.
+ * 3. Evaluation: classification metrics.
+ * 4. HAFED: multi-branch attention, the two stages, losses, model, trainer.
  *
  * @packageDocumentation
  */
@@ -14,3 +16,9 @@ export * from './core/index.js';
 
 // Slides and features
 export * from './wsi/index.js';
+
+// Evaluation
+export * from './eval/index.js';
+
+// HAFED
+export * from './hafed/index.js';
