@@ -4,6 +4,8 @@
  * @packageDocumentation
  */
 import type { CommandSpec } from './args.js';
+import { extractCommand } from './extract.js';
+import { tileCommand } from './tile.js';
 
 /** Every command, by name (`'train hafed'`, `'eval'`, ...). */
-export const COMMANDS: readonly CommandSpec[] = [];
+export const COMMANDS: readonly CommandSpec[] = [tileCommand, extractCommand];
