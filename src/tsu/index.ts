@@ -1,0 +1,38 @@
+/**
+ * TSU: the targeted state update of SASHA (pure functions on typed-array states), its f_S
+ * network ({@link StateMlp}), the global-update ablation, and the f_S trainer.
+ *
+ * @packageDocumentation
+ */
+export type {
+  TsuState,
+  TsuConfig,
+  StateUpdateNet,
+  StateUpdateMode,
+  StateUpdateResult,
+  StateMlpArgs,
+  TrainTsuConfig,
+  TsuEpochRecord,
+} from './types.js';
+export { DEFAULT_TSU_CONFIG, DEFAULT_TRAIN_TSU_CONFIG } from './defaults.js';
+export {
+  resolveTsuConfig,
+  createTsuState,
+  cloneTsuState,
+  tsuStateToTensor,
+  similarSet,
+  computeStateUpdate,
+  applyStateUpdate,
+  targetedStateUpdate,
+  rowChangesToState,
+  type StateUpdateStep,
+} from './targeted_state_update.js';
+export { globalStateUpdate } from './global_state_update.js';
+export { StateMlp, STATE_MLP_FORMAT } from './state_mlp.js';
+export {
+  trainTsu,
+  resolveTrainTsuConfig,
+  type TrainTsuOptions,
+  type TrainTsuResult,
+  type FeatureAggregator,
+} from './train_tsu.js';

@@ -1,0 +1,283 @@
+/**
+ * f_S, the state-update network of the TSU (the reference's `FGlobal`):
+ * `f_S(x) = LayerNorm(W2 · GELU(W1 x + b1) + b2)`, 3d -> 2d -> d (1152 -> 768 -> 384 for
+ * d = 384), exact GELU, LayerNorm eps 1e-5 with affine parameters, no residual.
+ *
+ * @packageDocumentation
+ */
+import { tf } from '../core/tf.js';
+import { gelu, layerNorm, linear } from '../core/ops.js';
+import { DataError, ShapeError, StateError, ValueError, fmtShape } from '../core/errors.js';
+import { createRng } from '../core/random.js';
+import type { StateMlpArgs, StateUpdateNet } from './types.js';
+
+/** The `format` tag written into saved artifacts. */
+export const STATE_MLP_FORMAT = 'sasha-wsi/state-mlp';
+
+/** Names of the weights, in saved files and in {@link StateMlp.getWeights}. */
+const WEIGHT_NAMES = ['fc1/kernel', 'fc1/bias', 'fc2/kernel', 'fc2/bias', 'layer_norm/gamma', 'layer_norm/beta'] as const;
+type WeightName = (typeof WEIGHT_NAMES)[number];
+
+/** PyTorch state-dict keys of `FGlobal` and the matching weight (kernels are transposed). */
+const TORCH_KEYS: Record<string, WeightName> = {
+  'fc1.weight': 'fc1/kernel',
+  'fc1.bias': 'fc1/bias',
+  'fc2.weight': 'fc2/kernel',
+  'fc2.bias': 'fc2/bias',
+  'layer_norm.weight': 'layer_norm/gamma',
+  'layer_norm.bias': 'layer_norm/beta',
+};
+
+let instances = 0;
+
+/**
+ * The f_S MLP of the TSU.
+ *
+ * `f_S([V(a), S(a), S(i)]) = LayerNorm_d( W2 · GELU(W1 x + b1) + b2 )`
+ *
+ * **Input shape:** [n, 3d], each row `[V(a), S(a), S(i)]` (the reference's order).
+ * **Output shape:** [n, d], the new state rows.
+ *
+ * Weights are tf.Variables (trainable); initialised as PyTorch's `nn.Linear`
+ * (`U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for kernels and biases), LayerNorm gamma 1, beta 0.
+ * Free them with {@link StateMlp.dispose}.
+ *
+ * @example
+ * ```ts
+ * const fS = new StateMlp({ dim: 384 });     // 1,181,568 parameters
+ * const y = fS.apply(tf.zeros([5, 1152]));   // [5, 384], caller disposes
+ * ```
+ * @see sasha-reference.md §4.1
+ * @category TSU
+ */
+export class StateMlp implements StateUpdateNet {
+  /** Class name written into saved files. */
+  static readonly className = 'StateMlp';
+  /** d, the state width (input 3d, output d). */
+  readonly dim: number;
+  /** Hidden width (default 2d). */
+  readonly hiddenDim: number;
+  /** LayerNorm epsilon. */
+  readonly layerNormEps: number;
+  private readonly vars: Record<WeightName, tf.Variable>;
+  private disposed = false;
+
+  constructor(args: StateMlpArgs = {}) {
+    const dim = args.dim ?? 384;
+    const hiddenDim = args.hiddenDim ?? 2 * dim;
+    const eps = args.layerNormEps ?? 1e-5;
+    for (const [k, v] of [['dim', dim], ['hiddenDim', hiddenDim]] as const) {
+      if (!(Number.isInteger(v) && v > 0)) throw new ValueError(`Expected StateMlpArgs.${k} to be a positive integer, but got ${v}.`);
+    }
+    if (!(Number.isFinite(eps) && eps > 0)) throw new ValueError(`Expected StateMlpArgs.layerNormEps to be > 0, but got ${eps}.`);
+    this.dim = dim;
+    this.hiddenDim = hiddenDim;
+    this.layerNormEps = eps;
+    const rng = createRng(args.seed ?? 0);
+    const uniform = (n: number, fanIn: number) => {
+      const bound = 1 / Math.sqrt(fanIn);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = rng.uniform(-bound, bound);
+      return out;
+    };
+    const prefix = `sasha_state_mlp_${instances++}`;
+    const make = (name: WeightName, values: Float32Array, shape: number[]) => {
+      const init = tf.tensor(values, shape);
+      const variable = tf.variable(init, true, `${prefix}/${name}`);
+      init.dispose();
+      return variable;
+    };
+    const inDim = 3 * dim;
+    this.vars = {
+      'fc1/kernel': make('fc1/kernel', uniform(inDim * hiddenDim, inDim), [inDim, hiddenDim]),
+      'fc1/bias': make('fc1/bias', uniform(hiddenDim, inDim), [hiddenDim]),
+      'fc2/kernel': make('fc2/kernel', uniform(hiddenDim * dim, hiddenDim), [hiddenDim, dim]),
+      'fc2/bias': make('fc2/bias', uniform(dim, hiddenDim), [dim]),
+      'layer_norm/gamma': make('layer_norm/gamma', new Float32Array(dim).fill(1), [dim]),
+      'layer_norm/beta': make('layer_norm/beta', new Float32Array(dim), [dim]),
+    };
+  }
+
+  /** Input width, 3d. */
+  get inputDim(): number {
+    return 3 * this.dim;
+  }
+
+  /** Number of parameters: `3d h + h + h d + d + 2d` (1,181,568 for d = 384). */
+  get numParams(): number {
+    return WEIGHT_NAMES.reduce((s, n) => s + this.vars[n].size, 0);
+  }
+
+  /**
+   * Applies f_S.
+   *
+   * **Input shape:** `x` [n, 3d]. **Output shape:** [n, d].
+   * @returns a new tensor owned by the caller.
+   * @throws ShapeError when `x` is not [n, 3d].
+   */
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    this.checkAlive();
+    if (x.rank !== 2 || x.shape[1] !== this.inputDim) {
+      throw new ShapeError(
+        `Error in StateMlp.apply: expected x [n, ${this.inputDim}] (rows [V(a), S(a), S(i)]), but got ${fmtShape(x.shape)}.`,
+      );
+    }
+    const v = this.vars;
+    return tf.tidy(() => {
+      const h = gelu(linear(x, v['fc1/kernel'], v['fc1/bias'])); // [n, h]
+      const y = linear(h, v['fc2/kernel'], v['fc2/bias']); // [n, d]
+      return layerNorm(y, v['layer_norm/gamma'], v['layer_norm/beta'], this.layerNormEps); // [n, d]
+    });
+  }
+
+  /** The trainable variables (for an optimiser's `varList`). */
+  trainableVariables(): tf.Variable[] {
+    this.checkAlive();
+    return WEIGHT_NAMES.map((n) => this.vars[n]);
+  }
+
+  /**
+   * The weights by name (`fc1/kernel` [3d, h], `fc1/bias` [h], `fc2/kernel` [h, d], `fc2/bias`
+   * [d], `layer_norm/gamma` [d], `layer_norm/beta` [d]).
+   * @returns the model's own variables: do not dispose them.
+   */
+  getWeights(): Record<WeightName, tf.Tensor> {
+    this.checkAlive();
+    return { ...this.vars };
+  }
+
+  /**
+   * Copies weights into the model (any subset of the names of {@link StateMlp.getWeights}).
+   * The given tensors stay owned by the caller.
+   * @throws ValueError for an unknown name; ShapeError for a wrong shape.
+   */
+  setWeights(weights: Partial<Record<string, tf.Tensor>>): void {
+    this.checkAlive();
+    for (const [name, t] of Object.entries(weights)) {
+      if (!t) continue;
+      if (!(WEIGHT_NAMES as readonly string[]).includes(name)) {
+        throw new ValueError(`StateMlp has no weight '${name}'. Known weights: ${WEIGHT_NAMES.join(', ')}.`);
+      }
+      const target = this.vars[name as WeightName];
+      if (!tf.util.arraysEqual(target.shape, t.shape)) {
+        throw new ShapeError(`Expected weight '${name}' of shape ${fmtShape(target.shape)}, but got ${fmtShape(t.shape)}.`);
+      }
+      tf.tidy(() => target.assign(tf.cast(t, 'float32')));
+    }
+  }
+
+  /**
+   * Loads the weights of a reference PyTorch `FGlobal` checkpoint (keys `fc1.weight` [h, 3d],
+   * `fc1.bias`, `fc2.weight` [d, h], `fc2.bias`, `layer_norm.weight`, `layer_norm.bias`);
+   * Linear weights are transposed into kernels. Because the input order `[V(a), S(a), S(i)]`
+   * is kept, such a checkpoint works unchanged.
+   *
+   * @param stateDict every key, as flat values (row-major, PyTorch layout) with their shapes.
+   * @throws ValueError for a missing or unknown key; ShapeError for a wrong shape.
+   */
+  setTorchStateDict(stateDict: Record<string, { data: ArrayLike<number>; shape: readonly number[] }>): void {
+    this.checkAlive();
+    const missing = Object.keys(TORCH_KEYS).filter((k) => !(k in stateDict));
+    if (missing.length > 0) throw new ValueError(`The FGlobal state dict lacks ${missing.join(', ')}.`);
+    const weights: Record<string, tf.Tensor> = {};
+    try {
+      for (const [key, { data, shape }] of Object.entries(stateDict)) {
+        const name = TORCH_KEYS[key];
+        if (!name) throw new ValueError(`Unknown key '${key}' in the FGlobal state dict. Known keys: ${Object.keys(TORCH_KEYS).join(', ')}.`);
+        const t = tf.tensor(Float32Array.from(data), [...shape]);
+        weights[name] = name.endsWith('kernel') ? tf.tidy(() => tf.transpose(t)) : t;
+        if (name.endsWith('kernel')) t.dispose();
+      }
+      this.setWeights(weights);
+    } finally {
+      tf.dispose(Object.values(weights));
+    }
+  }
+
+  /** The JSON-serialisable construction arguments. */
+  getConfig(): Required<Omit<StateMlpArgs, 'seed'>> {
+    return { dim: this.dim, hiddenDim: this.hiddenDim, layerNormEps: this.layerNormEps };
+  }
+
+  /**
+   * The model as tf.io artifacts (topology = `{ className, config }`, weights encoded).
+   * @returns new buffers owned by the caller; no tensor is created.
+   */
+  async toArtifacts(): Promise<tf.io.ModelArtifacts> {
+    this.checkAlive();
+    const named: tf.NamedTensorMap = {};
+    for (const n of WEIGHT_NAMES) named[n] = this.vars[n];
+    const { data, specs } = await tf.io.encodeWeights(named);
+    return {
+      modelTopology: { className: StateMlp.className, config: this.getConfig() } as unknown as tf.io.ModelJSON['modelTopology'],
+      format: STATE_MLP_FORMAT,
+      generatedBy: 'sasha-wsi',
+      weightSpecs: specs,
+      weightData: data,
+    };
+  }
+
+  /**
+   * Saves through a tf.io handler (`indexeddb://`, `downloads://`, or the Node file handler of
+   * `sasha-wsi/node`).
+   * @example
+   * ```ts
+   * await fS.save(tf.io.withSaveHandler(async (a) => { store(a); return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
+   * ```
+   */
+  async save(handler: tf.io.IOHandler): Promise<tf.io.SaveResult> {
+    if (!handler.save) throw new ValueError('Expected a tf.io handler that can save (it has no save method).');
+    return handler.save(await this.toArtifacts());
+  }
+
+  /**
+   * Rebuilds a StateMlp from artifacts written by {@link StateMlp.toArtifacts}.
+   * @returns a new model owned by the caller.
+   * @throws DataError when the artifacts are not a StateMlp or their weights do not fit.
+   */
+  static fromArtifacts(artifacts: tf.io.ModelArtifacts): StateMlp {
+    const topo = artifacts.modelTopology as { className?: string; config?: Record<string, unknown> } | undefined;
+    if (artifacts.format !== STATE_MLP_FORMAT || topo?.className !== StateMlp.className || !topo.config) {
+      throw new DataError(
+        `Expected saved f_S artifacts (format '${STATE_MLP_FORMAT}'), but got format '${String(artifacts.format)}'. ` +
+          'Point at the TSU folder written by StateMlp.save or sasha train tsu.',
+      );
+    }
+    if (!artifacts.weightSpecs || !artifacts.weightData) throw new DataError('The saved f_S has no weights.');
+    const cfg = topo.config;
+    const model = new StateMlp({
+      dim: Number(cfg.dim),
+      hiddenDim: Number(cfg.hiddenDim),
+      layerNormEps: Number(cfg.layerNormEps),
+    });
+    const weights = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
+    try {
+      const missing = WEIGHT_NAMES.filter((n) => !(n in weights));
+      if (missing.length > 0) throw new DataError(`The saved f_S lacks the weights ${missing.join(', ')}.`);
+      model.setWeights(weights);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    } finally {
+      tf.dispose(Object.values(weights));
+    }
+    return model;
+  }
+
+  /** Loads a model saved by {@link StateMlp.save}. @returns a new model owned by the caller. */
+  static async load(handler: tf.io.IOHandler): Promise<StateMlp> {
+    if (!handler.load) throw new ValueError('Expected a tf.io handler that can load (it has no load method).');
+    return StateMlp.fromArtifacts(await handler.load());
+  }
+
+  /** Frees the weights. The model cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const n of WEIGHT_NAMES) this.vars[n].dispose();
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) throw new StateError('This StateMlp was disposed; create or load a new one.');
+  }
+}
