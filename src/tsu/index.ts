@@ -34,5 +34,5 @@ export {
   resolveTrainTsuConfig,
   type TrainTsuOptions,
   type TrainTsuResult,
-  type FeatureAggregator,
+  type HighResAggregator,
 } from './train_tsu.js';
