@@ -5,6 +5,8 @@
  * Sections:
  * 1. Core: backends, ops, optimisers, errors, config, random numbers, the data contract.
  * 2. Slides and features: synthetic feature cohorts.
+ * 3. TSU: the targeted state update, the f_S network and its trainer.
+ * 4. MDP: the environment interface, the WSI environment, vector env, checkEnv.
  *
  * @packageDocumentation
  */
@@ -14,3 +16,9 @@ export * from './core/index.js';
 
 // Slides and features
 export * from './wsi/index.js';
+
+// TSU
+export * from './tsu/index.js';
+
+// MDP
+export * from './mdp/index.js';
