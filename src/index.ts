@@ -5,8 +5,10 @@
  * Sections:
  * 1. Core: backends, ops, optimisers, errors, config, random numbers, the data contract.
  * 2. Slides and features: synthetic feature cohorts.
- * 3. TSU: the targeted state update, the f_S network and its trainer.
- * 4. MDP: the environment interface, the WSI environment, vector env, checkEnv.
+ * 3. Evaluation: classification metrics.
+ * 4. HAFED: multi-branch attention, the two stages, losses, model, trainer.
+ * 5. TSU: the targeted state update, the f_S network and its trainer.
+ * 6. MDP: the environment interface, the WSI environment, vector env, checkEnv.
  *
  * @packageDocumentation
  */
@@ -16,6 +18,12 @@ export * from './core/index.js';
 
 // Slides and features
 export * from './wsi/index.js';
+
+// Evaluation
+export * from './eval/index.js';
+
+// HAFED
+export * from './hafed/index.js';
 
 // TSU
 export * from './tsu/index.js';

@@ -12,4 +12,5 @@ export * from './backend.js';
 export * from './ops.js';
 export * from './optim.js';
 export * from './data.js';
+export * from './float16.js';
 export * from './progress.js';

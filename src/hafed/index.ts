@@ -11,3 +11,6 @@ export * from './feature_aggregator.js';
 export * from './slide_classifier.js';
 export * from './losses.js';
 export * from './hafed.js';
+export * from './evaluate.js';
+export * from './checkpoint.js';
+export * from './train_hafed.js';

@@ -49,7 +49,10 @@ function linearInit(name: string, shape: number[], fanIn: number, rng: ReturnTyp
   const values = new Float32Array(size);
   const bound = 1 / Math.sqrt(fanIn);
   for (let i = 0; i < size; i++) values[i] = rng.uniform(-bound, bound);
-  return tf.variable(tf.tensor(values, shape), true, `sasha_slide_classifier_${variableCounter++}/${name}`);
+  const init = tf.tensor(values, shape);
+  const v = tf.variable(init, true, `sasha_slide_classifier_${variableCounter++}/${name}`);
+  init.dispose();
+  return v;
 }
 
 /**

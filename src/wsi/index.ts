@@ -1,7 +1,15 @@
 /**
- * Slides and features: synthetic generators (and, as they land, slide sources, tissue
- * segmentation, patch grids, encoders and feature extraction). Browser-safe.
+ * Whole-slide images, browser-safe: slide sources, tissue segmentation, patch grids, patch
+ * encoders, feature extraction, and synthetic generators (slides as pixels, cohorts as features).
  *
  * @packageDocumentation
  */
 export * from './synthetic/features.js';
+export * from './slide_source.js';
+export * from './tiff_source.js';
+export * from './image_ops.js';
+export * from './tissue.js';
+export * from './patch_grid.js';
+export * from './encoders/index.js';
+export * from './extract.js';
+export * from './synthetic/slide_image.js';

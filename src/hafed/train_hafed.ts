@@ -1,0 +1,375 @@
+/**
+ * Training HAFED on a cohort of slides (sasha-reference.md §2.3-2.4): one slide per step
+ * (B = 1, no padding), AdamW with the half-cosine schedule evaluated at every step, model
+ * selection on validation F1 + AUC, resumable checkpoints.
+ *
+ * @packageDocumentation
+ */
+import { tf } from '../core/tf.js';
+import { DataError, StateError, ValueError } from '../core/errors.js';
+import { AdamW, halfCosineLr } from '../core/optim.js';
+import { createRng, type Rng } from '../core/random.js';
+import { disposeBag, type SlideDataset } from '../core/data.js';
+import type { ProgressCallback } from '../core/progress.js';
+import { argmax } from '../eval/metrics.js';
+import { resolveHafedTrainConfig } from './defaults.js';
+import { Hafed } from './hafed.js';
+import { hafedLoss } from './losses.js';
+import { checkDatasetForHafed, evaluateHafed, loadHafedInput } from './evaluate.js';
+import type { CheckpointStore } from './checkpoint.js';
+import type { HafedBest, HafedConfig, HafedEpochLog, HafedTrainConfig } from './types.js';
+
+/** The `format` of training checkpoints. */
+export const HAFED_CHECKPOINT_FORMAT = 'sasha-hafed-checkpoint';
+const CHECKPOINT_VERSION = 1;
+
+/** What {@link HafedTrainCallbacks.onStep} receives after every slide. */
+export interface HafedStepInfo {
+  /** 0-based epoch. */
+  epoch: number;
+  /** 0-based step within the epoch. */
+  step: number;
+  /** Steps done since the start of training (all epochs). */
+  globalStep: number;
+  /** The slide of this step. */
+  slideId: string;
+  /** Its total loss. */
+  loss: number;
+  /** The learning rate used. */
+  lr: number;
+}
+
+/** Hooks into {@link trainHafed}. Returning `false` from `onStep` or `onEpochEnd` stops training. */
+export interface HafedTrainCallbacks {
+  /** Before the first step (after a resume, `startEpoch` > 0). */
+  onTrainingStart?(info: { model: Hafed; startEpoch: number; config: Readonly<HafedTrainConfig> }): void;
+  /** After every slide. */
+  onStep?(info: HafedStepInfo): boolean | void;
+  /** After every epoch (and its validation and checkpoint). */
+  onEpochEnd?(log: HafedEpochLog): boolean | void | Promise<boolean | void>;
+  /** After training, with the result. */
+  onTrainingEnd?(result: TrainHafedResult): void;
+}
+
+/** Options of {@link trainHafed}. */
+export interface TrainHafedOptions {
+  /**
+   * The model to train, or the config of a new one (default: the CAMELYON16 defaults with d and
+   * k taken from `train`). Use `{ input: 'lowRes' }` to train stage 2 on Z alone.
+   */
+  model?: Hafed | Partial<HafedConfig>;
+  /** Training slides (each with a label, and `highRes` U or `lowRes` Z per the model's input). */
+  train: SlideDataset;
+  /** Validation slides for model selection on F1 + AUC; without them the last epoch is returned. */
+  val?: SlideDataset;
+  /** Overrides of {@link DEFAULT_HAFED_TRAIN_CONFIG}. */
+  config?: Partial<HafedTrainConfig>;
+  /** Seed of the slide order and STKIM draws (and of a new model's initialisation). Default 5. */
+  seed?: number;
+  /** Hooks called during training. */
+  callbacks?: HafedTrainCallbacks;
+  /** Progress events: `task: 'train hafed'`, one unit per slide step; validation as `'val hafed'`. */
+  onProgress?: ProgressCallback;
+  /** Where to write checkpoints `'last'` (resumable state) and `'best'` (a loadable HAFED). */
+  checkpoint?: CheckpointStore;
+  /** Continue from the `'last'` checkpoint of `checkpoint` when there is one. Default false. */
+  resume?: boolean;
+}
+
+/** What {@link trainHafed} returns. */
+export interface TrainHafedResult {
+  /** The trained model, holding the weights of the selected (best) epoch. The caller disposes it. */
+  model: Hafed;
+  /** One log per epoch (including epochs restored from a checkpoint). */
+  history: HafedEpochLog[];
+  /** The selected epoch. */
+  best: HafedBest;
+}
+
+interface CheckpointState {
+  format: string;
+  formatVersion: number;
+  hafed: HafedConfig;
+  train: HafedTrainConfig;
+  seed: number;
+  epoch: number;
+  history: HafedEpochLog[];
+  best: HafedBest | null;
+  trainIds: string[];
+}
+
+/** The generator of one epoch: slide order, then STKIM draws. Depends only on (seed, epoch). */
+function epochRng(seed: number, epoch: number): Rng {
+  return createRng((Math.imul(Math.floor(seed) | 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
+}
+
+/** NaN-safe selection score `f1 + auc` (an undefined AUC, one class only, counts 0). */
+function selectionScore(f1: number, auc: number): number {
+  return (Number.isFinite(f1) ? f1 : 0) + (Number.isFinite(auc) ? auc : 0);
+}
+
+async function optimizerArtifacts(opt: AdamW, stableOf: Map<string, string>): Promise<tf.NamedTensorMap> {
+  const weights = await opt.getWeights();
+  const out: tf.NamedTensorMap = {};
+  for (const { name, tensor } of weights) {
+    if (name === 'iter') {
+      out['optimizer/iterations'] = tensor;
+      continue;
+    }
+    const m = /^(.*)\/adamw_(m|v)$/.exec(name);
+    const stable = m ? stableOf.get(m[1]) : undefined;
+    if (!m || !stable) throw new StateError(`Unexpected optimizer weight '${name}'.`);
+    out[`optimizer/${stable}/${m[2]}`] = tensor;
+  }
+  return out;
+}
+
+async function restoreOptimizer(opt: AdamW, weights: tf.NamedTensorMap, vars: Record<string, tf.Variable>): Promise<void> {
+  const iter = weights['optimizer/iterations'];
+  if (!iter) throw new DataError('The checkpoint has no optimizer state; it is incomplete. Remove it to start afresh.');
+  const list: { name: string; tensor: tf.Tensor }[] = [{ name: 'iter', tensor: iter }];
+  for (const [stable, v] of Object.entries(vars)) {
+    const m = weights[`optimizer/${stable}/m`];
+    const s = weights[`optimizer/${stable}/v`];
+    if (m && s) list.push({ name: `${v.name}/adamw_m`, tensor: m }, { name: `${v.name}/adamw_v`, tensor: s });
+  }
+  await opt.setWeights(list);
+}
+
+function pick(weights: tf.NamedTensorMap, prefix: string): tf.NamedTensorMap {
+  const out: tf.NamedTensorMap = {};
+  for (const [k, v] of Object.entries(weights)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
+  return out;
+}
+
+function prefixed(weights: tf.NamedTensorMap, prefix: string): tf.NamedTensorMap {
+  const out: tf.NamedTensorMap = {};
+  for (const [k, v] of Object.entries(weights)) out[prefix + k] = v;
+  return out;
+}
+
+/**
+ * Trains HAFED (both stages jointly on U, or stage 2 on Z with `input: 'lowRes'`) with the
+ * reference recipe (CAMELYON16 column of sasha-reference.md §2.3):
+ * - one slide per step in a seeded random order, STKIM masking on, loss
+ *   `slide CE + mean branch CE + similarity losses` ({@link hafedLoss});
+ * - AdamW (lr 4.14e-4, weight decay 1e-5), the learning rate set at every step from the
+ *   half-cosine schedule at fractional epoch `e + i / nSlides`, 50 epochs;
+ * - after every epoch, validation; the epoch with the highest `F1 + AUC` is kept (ties keep
+ *   the earlier epoch), and the returned model holds its weights;
+ * - with `checkpoint`, after every epoch the full state (weights, optimizer, history, best
+ *   weights) is written as `'last'` and, when the epoch improved, a loadable HAFED as `'best'`;
+ *   `resume: true` continues from `'last'` and reproduces the uninterrupted run exactly.
+ *
+ * Every slide is checked when loaded (d, k, N > 0, finite values, label in range); a bad
+ * slide stops training with an error naming it, before any checkpoint of that epoch is written.
+ *
+ * @returns the trained model (owned by the caller), the per-epoch history and the selected epoch.
+ * @example
+ * ```ts
+ * const { model, best } = await trainHafed({ train, val, config: { epochs: 50 }, seed: 5,
+ *   onProgress: (e) => console.log(e.done, e.total, e.info) });
+ * console.log(best.epoch, best.val?.auc);
+ * await model.save('file:///models/hafed');
+ * ```
+ * @category HAFED
+ */
+export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafedResult> {
+  const { train, val, checkpoint, resume = false, onProgress, callbacks = {} } = options;
+  if (!train || typeof train.load !== 'function') throw new ValueError('trainHafed needs a training dataset: { train: SlideDataset }.');
+  const seed = options.seed ?? 5;
+  if (!Number.isFinite(seed)) throw new ValueError(`Expected seed to be a finite number, but got ${seed}.`);
+  const tc = resolveHafedTrainConfig(options.config);
+  const ownsModel = !(options.model instanceof Hafed);
+  const model =
+    options.model instanceof Hafed
+      ? options.model
+      : new Hafed({ dim: train.dim, ...(train.k !== undefined ? { k: train.k } : {}), seed, ...(options.model ?? {}) });
+  const optimizer = new AdamW({ learningRate: tc.lr, weightDecay: tc.weightDecay, beta1: tc.beta1, beta2: tc.beta2, epsilon: tc.epsilon });
+  let bestWeights: tf.NamedTensorMap | null = null;
+  try {
+    checkDatasetForHafed(model, train, 'training', true);
+    if (val) checkDatasetForHafed(model, val, 'validation', true);
+
+    const vars = model.weightMap();
+    const varList = Object.values(vars);
+    const stableOf = new Map(Object.entries(vars).map(([stable, v]) => [v.name, stable] as const));
+    const nTrain = train.ids.length;
+    let history: HafedEpochLog[] = [];
+    let best: HafedBest | null = null;
+    let startEpoch = 0;
+
+    // Resume
+    if (resume && checkpoint) {
+      const ck = await checkpoint.load('last');
+      if (ck) {
+        const state = ck.modelTopology as unknown as CheckpointState;
+        if (!state || state.format !== HAFED_CHECKPOINT_FORMAT) {
+          throw new DataError(`The 'last' checkpoint is not a HAFED training checkpoint (format '${String(state?.format)}'). Remove it or use another directory.`);
+        }
+        if (state.formatVersion > CHECKPOINT_VERSION) throw new DataError('The checkpoint was written by a newer sasha-wsi; upgrade to resume it.');
+        if (JSON.stringify(state.hafed) !== JSON.stringify(model.config)) {
+          throw new ValueError(
+            'The checkpoint was written for a different HAFED config; resume with the same model settings or remove the checkpoint. ' +
+              `Checkpoint: ${JSON.stringify(state.hafed)}; now: ${JSON.stringify(model.config)}.`,
+          );
+        }
+        if (state.epoch + 1 > tc.epochs) {
+          throw new ValueError(`The checkpoint has ${state.epoch + 1} epochs done, more than epochs = ${tc.epochs}.`);
+        }
+        const weights = tf.io.decodeWeights(ck.weightData!, ck.weightSpecs!);
+        try {
+          model.setWeights(pick(weights, 'model/'));
+          await restoreOptimizer(optimizer, weights, vars);
+          const bw = pick(weights, 'best/');
+          if (Object.keys(bw).length > 0) bestWeights = Object.fromEntries(Object.entries(bw).map(([k, v]) => [k, tf.clone(v)]));
+        } finally {
+          tf.dispose(weights);
+        }
+        history = state.history;
+        best = state.best;
+        startEpoch = state.epoch + 1;
+      }
+    }
+
+    callbacks.onTrainingStart?.({ model, startEpoch, config: tc });
+    const schedule = { lr: tc.lr, epochs: tc.epochs, minLr: tc.minLr, warmupEpochs: tc.warmupEpochs };
+    let stop = false;
+    for (let epoch = startEpoch; epoch < tc.epochs && !stop; epoch++) {
+      const t0 = Date.now();
+      const rng = epochRng(seed, epoch);
+      const order = rng.permutation(nTrain);
+      let sumLoss = 0;
+      let sumSlide = 0;
+      let sumBranch = 0;
+      let sumSim = 0;
+      let correct = 0;
+      let lr = tc.lr;
+      let steps = 0;
+      for (let i = 0; i < nTrain; i++) {
+        const id = train.ids[order[i]];
+        const { bag, x } = await loadHafedInput(model, train, id, true);
+        const label = bag.label as number;
+        let values: Float32Array | Int32Array | Uint8Array;
+        let pred: number;
+        try {
+          lr = halfCosineLr(epoch + i / nTrain, schedule);
+          optimizer.learningRate = lr;
+          let parts: tf.Tensor | null = null;
+          let probs: tf.Tensor | null = null;
+          const { value, grads } = tf.variableGrads(() => {
+            const out = model.forward(x, { training: true, rng });
+            const l = hafedLoss(out, label);
+            parts = tf.keep(tf.stack([l.total, l.slide, l.branch, tf.add(l.similarity1, l.similarity2)]));
+            probs = tf.keep(tf.softmax(out.logits));
+            return l.total;
+          }, varList);
+          values = (parts as unknown as tf.Tensor).dataSync();
+          pred = argmax((probs as unknown as tf.Tensor).dataSync());
+          tf.dispose([value, parts as unknown as tf.Tensor, probs as unknown as tf.Tensor]);
+          if (!Number.isFinite(values[0])) {
+            tf.dispose(grads);
+            throw new StateError(
+              `The loss became ${values[0]} at epoch ${epoch}, slide '${id}'. Lower the learning rate or check the features of this slide.`,
+            );
+          }
+          optimizer.applyGradients(grads);
+          tf.dispose(grads);
+        } finally {
+          disposeBag(bag);
+        }
+        steps++;
+        sumLoss += values[0];
+        sumSlide += values[1];
+        sumBranch += values[2];
+        sumSim += values[3];
+        if (pred === label) correct++;
+        const globalStep = epoch * nTrain + i + 1;
+        onProgress?.({
+          task: 'train hafed',
+          done: globalStep,
+          total: tc.epochs * nTrain,
+          info: { epoch: epoch + 1, loss: sumLoss / steps, lr },
+        });
+        if (callbacks.onStep?.({ epoch, step: i, globalStep, slideId: id, loss: values[0], lr }) === false) {
+          stop = true;
+          break;
+        }
+      }
+      if (stop) break; // a partial epoch is neither validated nor checkpointed
+
+      const log: HafedEpochLog = {
+        epoch,
+        lr,
+        loss: sumLoss / steps,
+        slideLoss: sumSlide / steps,
+        branchLoss: sumBranch / steps,
+        similarityLoss: sumSim / steps,
+        trainAccuracy: correct / steps,
+        seconds: 0,
+      };
+      let improved = false;
+      const validate = val && ((epoch + 1) % tc.evalEvery === 0 || epoch === tc.epochs - 1);
+      if (validate) {
+        const { metrics } = await evaluateHafed(model, val!, { onProgress, task: 'val hafed' });
+        log.val = metrics;
+        log.score = selectionScore(metrics.f1, metrics.auc);
+        if (best === null || log.score > best.score) {
+          improved = true;
+          best = { epoch, score: log.score, val: metrics };
+          if (bestWeights) tf.dispose(bestWeights);
+          bestWeights = model.getWeights();
+        }
+      } else if (!val) {
+        best = { epoch, score: NaN };
+        improved = true;
+      }
+      log.seconds = (Date.now() - t0) / 1000;
+      history.push(log);
+
+      if (checkpoint) {
+        if (improved) await checkpoint.save('best', await model.toArtifacts());
+        const modelWeights = prefixed(model.weightMap(), 'model/');
+        const optWeights = await optimizerArtifacts(optimizer, stableOf);
+        const state: CheckpointState = {
+          format: HAFED_CHECKPOINT_FORMAT,
+          formatVersion: CHECKPOINT_VERSION,
+          hafed: { ...model.config },
+          train: { ...tc },
+          seed,
+          epoch,
+          history,
+          best,
+          trainIds: [...train.ids],
+        };
+        const all = { ...modelWeights, ...optWeights, ...(bestWeights ? prefixed(bestWeights, 'best/') : {}) };
+        const { data, specs } = await tf.io.encodeWeights(all);
+        optWeights['optimizer/iterations'].dispose();
+        await checkpoint.save('last', {
+          modelTopology: state as unknown as tf.io.ModelArtifacts['modelTopology'],
+          weightSpecs: specs,
+          weightData: data,
+          format: HAFED_CHECKPOINT_FORMAT,
+          generatedBy: 'sasha-wsi',
+          convertedBy: null,
+        });
+      }
+      if ((await callbacks.onEpochEnd?.(log)) === false) stop = true;
+    }
+
+    if (bestWeights) model.setWeights(bestWeights);
+    if (best === null) {
+      // Stopped before the first epoch ended: the current weights are all there is.
+      best = { epoch: -1, score: NaN };
+    }
+    const result: TrainHafedResult = { model, history, best };
+    callbacks.onTrainingEnd?.(result);
+    return result;
+  } catch (e) {
+    if (ownsModel) model.dispose();
+    throw e;
+  } finally {
+    optimizer.dispose();
+    if (bestWeights) tf.dispose(bestWeights);
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * sasha-wsi/node: the parts of the library that need Node (files on disk, h5 feature files,
+ * the CLI helpers). Importing it registers the `file://` scheme with `tf.io`.
+ *
+ * Sections:
+ * 1. File io (model artifacts in directories, file:// URLs, checkpoint directories).
+ * 2. HDF5 feature files.
+ *
+ * @packageDocumentation
+ */
+import { registerFileRouter } from './io/file_io.js';
+
+// File io
+export * from './io/file_io.js';
+
+// HDF5 feature files
+export * from './h5/index.js';
+
+registerFileRouter();

@@ -1,0 +1,158 @@
+/**
+ * Opening slides from disk: pyramidal TIFF and Aperio SVS files, read through geotiff with
+ * JPEG tiles decoded by libjpeg-turbo (through sharp, an optional peer) off the main thread.
+ *
+ * @packageDocumentation
+ */
+import { open as openFile, stat } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
+import { fromFile } from 'geotiff';
+import type sharpFn from 'sharp';
+import { DataError } from '../core/errors.js';
+import { TiffSlideSource, type TiffSlideOptions, type TileDecoder, type TileDecoderFactory, type TiffTileInfo } from '../wsi/tiff_source.js';
+
+/** Which JPEG decoder {@link openSlide} uses. */
+export type JpegDecoderChoice = 'auto' | 'sharp' | 'geotiff';
+
+/** Options of {@link openSlide}. @category WSI */
+export interface OpenSlideOptions extends Omit<TiffSlideOptions, 'byteLength' | 'decoder'> {
+  /**
+   * JPEG tile decoder: `'sharp'` (libjpeg-turbo in libvips's thread pool, about 7x faster than
+   * JavaScript and off the main thread, so reading overlaps encoding), `'geotiff'` (pure
+   * JavaScript), or `'auto'` (sharp when installed; the default).
+   */
+  jpegDecoder?: JpegDecoderChoice;
+}
+
+/** The slide id of a file: its name without directory and extension (`/data/tumor_001.tif` -> `tumor_001`). */
+export function slideIdFromPath(path: string): string {
+  const b = basename(path);
+  const e = extname(b);
+  return e ? b.slice(0, -e.length) : b;
+}
+
+export type SharpModule = typeof sharpFn;
+let sharpPromise: Promise<SharpModule | null> | undefined;
+
+/** Loads sharp once (an optional peer); null when it is not installed. */
+export function loadSharp(): Promise<SharpModule | null> {
+  // A variable specifier keeps bundlers from resolving the optional peer at build time.
+  const spec = 'sharp';
+  sharpPromise ??= import(spec).then(
+    (m: { default?: SharpModule }) => (m.default ?? (m as unknown as SharpModule)) as SharpModule,
+    () => null,
+  );
+  return sharpPromise;
+}
+
+/** APP14 "Adobe" marker with transform 0: tells libjpeg the components are RGB, not YCbCr. */
+const ADOBE_RGB = Uint8Array.from([0xff, 0xee, 0x00, 0x0e, 0x41, 0x64, 0x6f, 0x62, 0x65, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00]);
+
+/**
+ * A {@link TileDecoderFactory} that decodes JPEG tiles with sharp (libjpeg-turbo). A TIFF JPEG
+ * tile is an abbreviated stream whose tables live in the `JPEGTables` tag; the decoder joins
+ * the two into one stream. For `PhotometricInterpretation` RGB (Aperio, libvips) an Adobe
+ * marker declares the components as RGB so that no YCbCr conversion is applied (a marker in the
+ * tile itself, written after ours, takes precedence). Other codecs fall back to geotiff.
+ * @category WSI
+ */
+export function sharpJpegDecoders(sharp: SharpModule): TileDecoderFactory {
+  return (info: TiffTileInfo): TileDecoder | undefined => {
+    if (info.compression !== 7 || info.samplesPerPixel !== 3 || !(info.photometric === 2 || info.photometric === 6)) return undefined;
+    const tables = info.jpegTables && info.jpegTables.length > 4 ? info.jpegTables : undefined;
+    const head = tables ? tables.subarray(0, tables.length - 2) : Uint8Array.from([0xff, 0xd8]);
+    const marker = info.photometric === 2 ? ADOBE_RGB : new Uint8Array(0);
+    return {
+      async decode(bytes: ArrayBuffer): Promise<Uint8Array> {
+        const tile = new Uint8Array(bytes);
+        if (tile[0] !== 0xff || tile[1] !== 0xd8) throw new Error('tile is not a JPEG stream');
+        const stream = Buffer.concat([head, marker, tile.subarray(2)]);
+        const { data, info: out } = await sharp(stream).raw().toBuffer({ resolveWithObject: true });
+        if (out.channels !== 3) throw new Error(`expected 3 channels from the JPEG decoder, got ${out.channels}`);
+        if (out.width === info.tileWidth) return new Uint8Array(data.buffer, data.byteOffset, data.length);
+        // A JPEG frame narrower than the tile (never seen in practice): pad to tile width.
+        const padded = new Uint8Array(info.tileWidth * out.height * 3);
+        for (let y = 0; y < out.height; y++) {
+          padded.set(data.subarray(y * out.width * 3, (y + 1) * out.width * 3), y * info.tileWidth * 3);
+        }
+        return padded;
+      },
+    };
+  };
+}
+
+/** Names the format of a non-TIFF file from its first bytes, for the error message. */
+function sniffFormat(head: Uint8Array, path: string): string | undefined {
+  const ascii = (a: number, b: number) => String.fromCharCode(...head.subarray(a, b));
+  if (head[0] === 0xff && head[1] === 0xd8) return 'a JPEG image';
+  if (ascii(1, 4) === 'PNG') return 'a PNG image';
+  if (ascii(0, 10) === 'ZISRAWFILE') return 'a Zeiss CZI file';
+  if (head.length >= 132 && ascii(128, 132) === 'DICM') return 'a DICOM file';
+  if (ascii(0, 4) === 'PK\u0003\u0004') return 'a ZIP archive';
+  if (extname(path).toLowerCase() === '.mrxs') return 'a MIRAX index file';
+  return undefined;
+}
+
+/**
+ * Opens a pyramidal TIFF or Aperio SVS file.
+ *
+ * The file's size is checked against its tile table (a truncated copy fails at once), its first
+ * bytes against the TIFF signature (another format fails with the vips command that converts
+ * it), and JPEG tiles are decoded with sharp when it is installed.
+ *
+ * @param path the slide file.
+ * @returns a {@link TiffSlideSource}; call `close()` when done.
+ * @throws DataError naming the file when it is missing, not a TIFF, truncated or unsupported.
+ * @example
+ * ```ts
+ * const slide = await openSlide('data/tumor_001.tif');
+ * slide.levels.length;  // 9
+ * slide.mpp;            // 0.243
+ * await slide.close();
+ * ```
+ * @category WSI
+ */
+export async function openSlide(path: string, options: OpenSlideOptions = {}): Promise<TiffSlideSource> {
+  const name = options.name ?? basename(path);
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new Error('not a file');
+    size = st.size;
+  } catch {
+    throw new DataError(`Slide file '${path}' does not exist or is not a file.`);
+  }
+  const head = new Uint8Array(132);
+  const fh = await openFile(path, 'r');
+  try {
+    await fh.read(head, 0, head.length, 0);
+  } finally {
+    await fh.close();
+  }
+  const le = head[0] === 0x49 && head[1] === 0x49 && (head[2] === 42 || head[2] === 43) && head[3] === 0;
+  const be = head[0] === 0x4d && head[1] === 0x4d && head[2] === 0 && (head[3] === 42 || head[3] === 43);
+  if (!(le || be)) {
+    const what = sniffFormat(head, path);
+    throw new DataError(
+      `Slide '${name}' is not a TIFF file${what ? ` (it looks like ${what})` : ''}. ` +
+        'sasha-wsi reads pyramidal TIFF and Aperio SVS; convert other formats with ' +
+        '`vips tiffsave in.ext out.tif --tile --tile-width 256 --tile-height 256 --pyramid --compression jpeg --Q 85` ' +
+        '(vips reads vendor formats through openslideload; see docs/guides/slides.md).',
+    );
+  }
+  const choice = options.jpegDecoder ?? 'auto';
+  let decoder: TileDecoderFactory | undefined;
+  if (choice !== 'geotiff') {
+    const sharp = await loadSharp();
+    if (sharp) decoder = sharpJpegDecoders(sharp);
+    else if (choice === 'sharp') throw new DataError("jpegDecoder 'sharp' was asked for, but sharp is not installed: npm install sharp.");
+  }
+  let tiff;
+  try {
+    tiff = await fromFile(path);
+  } catch (e) {
+    throw new DataError(`Slide '${name}' is not a readable TIFF: ${(e as Error).message}. The file may be truncated or corrupt.`);
+  }
+  const { jpegDecoder: _ignored, ...rest } = options;
+  return TiffSlideSource.open(tiff, { ...rest, name, byteLength: size, decoder });
+}

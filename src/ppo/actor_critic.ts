@@ -1,0 +1,293 @@
+/**
+ * The zoom policy's networks: an actor that scores every patch from its own state row, and a
+ * critic that pools the state with its own attention and projects it to a value.
+ *
+ * @packageDocumentation
+ */
+import { tf } from '../core/tf.js';
+import { ShapeError, StateError, ValueError, assert, fmtShape } from '../core/errors.js';
+import { fastTanh, linear, maskedSoftmax, matMul } from '../core/ops.js';
+import { createRng, type Rng } from '../core/random.js';
+import { resolveActorCriticConfig, type ActorCriticConfig } from './defaults.js';
+import { loadNamedTensors, saveNamedTensors, type IOTarget } from './serialization.js';
+
+/** Weights of one gated attention `d -> h -> 1`. */
+interface GatedAttentionWeights {
+  vKernel: tf.Variable; // [d, h]
+  vBias: tf.Variable; // [h]
+  uKernel: tf.Variable; // [d, h]
+  uBias: tf.Variable; // [h]
+  wKernel: tf.Variable; // [h, 1]
+  wBias: tf.Variable; // [1]
+}
+
+/** Format tag of a saved {@link ActorCritic}. */
+export const ACTOR_CRITIC_FORMAT = 'sasha-wsi/actor-critic';
+
+let instanceCount = 0;
+
+/** PyTorch's `nn.Linear` initialisation: weight and bias ~ U(-1/sqrt(fanIn), 1/sqrt(fanIn)). */
+function torchLinearInit(rng: Rng, shape: number[], fanIn: number): tf.Tensor {
+  const bound = 1 / Math.sqrt(fanIn);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(size);
+  for (let i = 0; i < size; i++) values[i] = rng.uniform(-bound, bound);
+  return tf.tensor(values, shape);
+}
+
+/** Gated attention logit of every row: `w . (tanh(x Wv + bv) * sigmoid(x Wu + bu)) + b`. */
+function gatedAttentionLogits(x: tf.Tensor2D, g: GatedAttentionWeights): tf.Tensor1D {
+  return tf.tidy(() => {
+    const a = fastTanh(linear(x, g.vKernel, g.vBias)); // [n, h]
+    const b = tf.sigmoid(linear(x, g.uKernel, g.uBias)); // [n, h]
+    return tf.reshape(linear(tf.mul(a, b) as tf.Tensor2D, g.wKernel, g.wBias), [-1]) as tf.Tensor1D; // [n]
+  });
+}
+
+/** What {@link ActorCritic.criticRowTerms} returns. @category PPO */
+export interface CriticRowTerms {
+  /** c_i, the critic's attention logit of every row, [n]. */
+  attentionLogits: tf.Tensor1D;
+  /** s_i = x_i . w_value, the value head applied to every row (without its bias), [n]. */
+  projections: tf.Tensor1D;
+}
+
+/**
+ * Actor and critic of the SASHA zoom policy (no shared parameters).
+ *
+ * - Actor: a gated attention `d -> h -> 1` applied to every row of the state:
+ *   `logit_i = w . (tanh(Wv s_i + bv) * sigmoid(Wu s_i + bu)) + b`. The logit of patch i depends
+ *   only on `S_t(i)`, so a policy can cache the logits and re-score only rows that change.
+ * - Critic: its own gated attention gives logits `c_i`; then `alpha = softmax_N(c)`, the pooled
+ *   state `h = sum_i alpha_i s_i` and `V(S) = h . w_value + b_value`. Because the value head is
+ *   linear, `V(S) = sum_i alpha_i (s_i . w_value) + b_value`: pooling the per-row scalars equals
+ *   projecting the pooled state, which the event-sourced update relies on.
+ *
+ * Weights are initialised as PyTorch's `nn.Linear` (uniform in +-1/sqrt(fan-in)) from the
+ * config's seed. The object owns its variables: call {@link ActorCritic.dispose}.
+ *
+ * **Input shape:** states [n, d]. **Output shape:** actor logits [n]; value a scalar.
+ * @example
+ * ```ts
+ * const ac = new ActorCritic({ dim: 384 });
+ * const logits = ac.actorLogits(tf.randomNormal([1000, 384])); // [1000]
+ * const v = ac.value(tf.randomNormal([1000, 384]));            // scalar
+ * ```
+ * @see sasha-reference.md §6.1
+ * @category PPO
+ */
+export class ActorCritic {
+  /** The resolved config (d, hidden width, seed). */
+  readonly config: Readonly<ActorCriticConfig>;
+  private readonly actor: GatedAttentionWeights;
+  private readonly criticAttention: GatedAttentionWeights;
+  private readonly valueKernel: tf.Variable; // [d, 1]
+  /** b_value, the bias of the critic's value head, [1]. */
+  readonly valueBias: tf.Variable;
+  private readonly prefix: string;
+  private disposed = false;
+
+  /** @param config sizes; `dim` must match the features the policy will see. */
+  constructor(config: Partial<ActorCriticConfig> = {}) {
+    this.config = resolveActorCriticConfig(config);
+    const { dim: d, hiddenDim: h, seed } = this.config;
+    this.prefix = `sasha_actor_critic_${instanceCount++}`;
+    const rng = createRng(seed);
+    const make = (name: string, shape: number[], fanIn: number) =>
+      tf.tidy(() => tf.variable(torchLinearInit(rng, shape, fanIn), true, `${this.prefix}/${name}`));
+    const gated = (scope: string): GatedAttentionWeights => ({
+      vKernel: make(`${scope}/attention_v/kernel`, [d, h], d),
+      vBias: make(`${scope}/attention_v/bias`, [h], d),
+      uKernel: make(`${scope}/attention_u/kernel`, [d, h], d),
+      uBias: make(`${scope}/attention_u/bias`, [h], d),
+      wKernel: make(`${scope}/attention_weights/kernel`, [h, 1], h),
+      wBias: make(`${scope}/attention_weights/bias`, [1], h),
+    });
+    this.actor = gated('actor');
+    this.criticAttention = gated('critic');
+    this.valueKernel = make('critic/value_fc/kernel', [d, 1], d);
+    this.valueBias = make('critic/value_fc/bias', [1], d);
+  }
+
+  /** The actor's trainable variables. */
+  get actorVariables(): tf.Variable[] {
+    return Object.values(this.actor);
+  }
+
+  /** The critic's trainable variables (attention and value head). */
+  get criticVariables(): tf.Variable[] {
+    return [...Object.values(this.criticAttention), this.valueKernel, this.valueBias];
+  }
+
+  /** Number of trainable scalars of actor and critic: `{ actor, critic }`. */
+  get parameterCounts(): { actor: number; critic: number } {
+    const count = (vs: tf.Variable[]) => vs.reduce((s, v) => s + v.size, 0);
+    return { actor: count(this.actorVariables), critic: count(this.criticVariables) };
+  }
+
+  /**
+   * The actor's logit of every row.
+   *
+   * **Input shape:** `x` [n, d]. **Output shape:** [n].
+   * @returns a new tensor owned by the caller.
+   */
+  actorLogits(x: tf.Tensor2D): tf.Tensor1D {
+    this.checkInput(x, 'actorLogits');
+    return gatedAttentionLogits(x, this.actor);
+  }
+
+  /**
+   * The critic's per-row terms: attention logits `c_i` and projections `s_i = x_i . w_value`.
+   *
+   * **Input shape:** `x` [n, d]. **Output shape:** two tensors [n].
+   * @returns new tensors owned by the caller.
+   */
+  criticRowTerms(x: tf.Tensor2D): CriticRowTerms {
+    this.checkInput(x, 'criticRowTerms');
+    return tf.tidy(() => ({
+      attentionLogits: gatedAttentionLogits(x, this.criticAttention),
+      projections: tf.reshape(linear(x, this.valueKernel), [-1]) as tf.Tensor1D,
+    }));
+  }
+
+  /**
+   * The critic's value of one state, by its definition: `V(S) = (softmax_N(c)^T S) . w + b`.
+   *
+   * **Input shape:** `state` [N, d]. **Output:** scalar.
+   * @returns a new scalar owned by the caller.
+   */
+  value(state: tf.Tensor2D): tf.Scalar {
+    this.checkInput(state, 'value');
+    return tf.tidy(() => {
+      const alpha = maskedSoftmax(tf.reshape(gatedAttentionLogits(state, this.criticAttention), [1, -1])) as tf.Tensor2D; // [1, N]
+      const pooled = matMul(alpha, state); // [1, d]
+      return tf.reshape(linear(pooled, this.valueKernel, this.valueBias), []) as tf.Scalar;
+    });
+  }
+
+  /**
+   * The critic's values of a stack of states, by the definition (pool, then project), as the
+   * reference evaluates a rollout: `V_t = (softmax_N(c(S_t))^T S_t) . w + b`.
+   *
+   * **Input shape:** `states` [T, N, d]. **Output shape:** [T].
+   * @returns a new tensor owned by the caller.
+   */
+  values(states: tf.Tensor3D): tf.Tensor1D {
+    this.checkAlive();
+    const [T, N, d] = states.shape;
+    if (states.rank !== 3 || d !== this.config.dim) {
+      throw new ShapeError(`Error in ActorCritic.values: expected states [T, N, ${this.config.dim}], but got ${fmtShape(states.shape)}.`);
+    }
+    return tf.tidy(() => {
+      const c = tf.reshape(gatedAttentionLogits(tf.reshape(states, [T * N, d]) as tf.Tensor2D, this.criticAttention), [T, 1, N]);
+      const pooled = tf.reshape(tf.matMul(tf.softmax(c) as tf.Tensor3D, states), [T, d]) as tf.Tensor2D; // [T, d]
+      return tf.reshape(linear(pooled, this.valueKernel, this.valueBias), [T]) as tf.Tensor1D;
+    });
+  }
+
+  /**
+   * The weights under stable names (`actor/attention_v/kernel`, ..., `critic/value_fc/bias`).
+   * The tensors are the live variables: do not dispose them.
+   */
+  getWeights(): tf.NamedTensorMap {
+    const out: tf.NamedTensorMap = {};
+    for (const v of [...this.actorVariables, ...this.criticVariables]) out[this.shortName(v.name)] = v;
+    return out;
+  }
+
+  /**
+   * Copies weights by stable name into the variables (every weight is required).
+   * @throws ShapeError when a shape differs (for instance a policy trained for another d).
+   */
+  setWeights(weights: tf.NamedTensorMap): void {
+    const mine = this.getWeights();
+    for (const name of Object.keys(mine)) {
+      const w = weights[name];
+      if (!w) throw new ValueError(`Expected a weight named '${name}' for the actor-critic, but it is missing.`);
+      const target = mine[name] as tf.Variable;
+      if (!tf.util.arraysEqual(w.shape, target.shape)) {
+        throw new ShapeError(
+          `Expected weight '${name}' of shape ${fmtShape(target.shape)}, but got ${fmtShape(w.shape)}. The policy was saved for other sizes (d or hidden width).`,
+        );
+      }
+    }
+    for (const name of Object.keys(mine)) (mine[name] as tf.Variable).assign(weights[name]);
+  }
+
+  /** The full variable name of a stable weight name. @internal */
+  fullName(shortName: string): string {
+    return `${this.prefix}/${shortName}`;
+  }
+
+  /** The stable weight name of a variable of this object. @internal */
+  shortName(fullName: string): string {
+    return fullName.startsWith(this.prefix + '/') ? fullName.slice(this.prefix.length + 1) : fullName;
+  }
+
+  /**
+   * Saves config and weights through a `tf.io` handler in one `save` call.
+   * @example
+   * ```ts
+   * await ac.save(tf.io.withSaveHandler(async (artifacts) => { ... }));
+   * ```
+   */
+  async save(target: IOTarget): Promise<tf.io.SaveResult> {
+    this.checkAlive();
+    return saveNamedTensors(target, ACTOR_CRITIC_FORMAT, { config: { ...this.config } }, this.getWeights());
+  }
+
+  /**
+   * Rebuilds an actor-critic from what {@link ActorCritic.save} wrote.
+   * @param options.dim the feature width of the data it will see; a different saved d is an error.
+   * @throws ShapeError when the saved d differs from `options.dim`.
+   */
+  static async load(target: IOTarget, options: { dim?: number } = {}): Promise<ActorCritic> {
+    const { description, tensors } = await loadNamedTensors(target, ACTOR_CRITIC_FORMAT);
+    try {
+      const config = description.config as ActorCriticConfig;
+      checkDim(config.dim, options.dim);
+      const ac = new ActorCritic(config);
+      ac.setWeights(tensors);
+      return ac;
+    } finally {
+      tf.dispose(Object.values(tensors));
+    }
+  }
+
+  /** Frees the variables. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    tf.dispose([...this.actorVariables, ...this.criticVariables]);
+  }
+
+  /** Whether {@link ActorCritic.dispose} was called. */
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  private checkAlive(): void {
+    assert(!this.disposed, () => 'This ActorCritic was disposed; load or create a new one.', StateError);
+  }
+
+  private checkInput(x: tf.Tensor, what: string): void {
+    this.checkAlive();
+    if (x.rank !== 2 || x.shape[1] !== this.config.dim) {
+      throw new ShapeError(
+        `Error in ActorCritic.${what}: expected states [n, ${this.config.dim}], but got ${fmtShape(x.shape)}. The policy was built for d = ${this.config.dim}.`,
+      );
+    }
+  }
+}
+
+/**
+ * Throws when a policy's d differs from the data's.
+ * @internal
+ */
+export function checkDim(policyDim: number, dataDim: number | undefined): void {
+  if (dataDim !== undefined && policyDim !== dataDim) {
+    throw new ShapeError(
+      `Expected a policy for feature width d = ${dataDim}, but the policy was built for d = ${policyDim}. Train a policy on these features or use features of width ${policyDim}.`,
+    );
+  }
+}

@@ -1,0 +1,538 @@
+/**
+ * The PPO trainer of the zoom policy: Stable-Baselines3's shape outside
+ * (`new PPO({ policy, env, config })`, `learn`, `predict`, `save`, `PPO.load`), CleanRL's order
+ * inside (collect rollouts, GAE, update epochs with clipped surrogate, value loss, entropy
+ * bonus and global-norm clipping).
+ *
+ * @packageDocumentation
+ */
+import { tf } from '../core/tf.js';
+import { DataError, StateError, ValueError, assert } from '../core/errors.js';
+import { AdamW, clipByGlobalNorm } from '../core/optim.js';
+import type { ProgressCallback } from '../core/progress.js';
+import { createRng, type Rng } from '../core/random.js';
+import { ActorCritic, checkDim } from './actor_critic.js';
+import { CallbackList, type CallbackContext, type TrainerCallback } from './callbacks.js';
+import { resolvePpoConfig, type ActorCriticConfig, type PpoConfig } from './defaults.js';
+import { densePpoLoss, evaluateDense } from './dense_reference.js';
+import { evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
+import { PPO_METRICS, type Logger } from './logger.js';
+import { ActorCriticPolicy, selectFromLogits } from './policies.js';
+import { RolloutBuffer, buildRolloutBatch, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
+import { loadNamedTensors, saveNamedTensors, type IOTarget } from './serialization.js';
+import type { ActionChoice, SelectOptions, ZoomEnv, ZoomEnvProvider, ZoomObservation } from './types.js';
+
+type NamedTensor = { name: string; tensor: tf.Tensor };
+
+/** Format tag of a saved {@link PPO}. */
+export const PPO_FORMAT = 'sasha-wsi/ppo';
+
+/** Metrics of one update. @category PPO */
+export interface UpdateMetrics {
+  policyLoss: number;
+  valueLoss: number;
+  entropy: number;
+  oldApproxKl: number;
+  approxKl: number;
+  /** Mean over the epochs run. */
+  clipFraction: number;
+  explainedVariance: number;
+  actorGradNorm: number;
+  criticGradNorm: number;
+  /** Epochs run (fewer than `updateEpochs` when `targetKl` stopped the update). */
+  epochs: number;
+}
+
+/** Arguments of {@link runPpoUpdate}. @category PPO */
+export interface PpoUpdateArgs {
+  model: ActorCritic;
+  actorOptimizer: tf.Optimizer;
+  criticOptimizer: tf.Optimizer;
+  /** The finished episodes of the update. */
+  table: VersionTable;
+  config: Readonly<PpoConfig>;
+}
+
+interface Snapshot {
+  weights: tf.NamedTensorMap;
+  optimizers: { opt: tf.Optimizer; weights: NamedTensor[] }[];
+}
+
+async function takeSnapshot(model: ActorCritic, optimizers: tf.Optimizer[]): Promise<Snapshot> {
+  const weights: tf.NamedTensorMap = {};
+  for (const [k, v] of Object.entries(model.getWeights())) weights[k] = tf.clone(v);
+  const opts = [];
+  for (const opt of optimizers) {
+    const ws = await opt.getWeights();
+    // the first entry is a fresh iteration counter; the others are live moment variables
+    opts.push({ opt, weights: ws.map((w, i) => ({ name: w.name, tensor: i === 0 ? w.tensor : tf.clone(w.tensor) })) });
+  }
+  return { weights, optimizers: opts };
+}
+
+async function restoreSnapshot(model: ActorCritic, snap: Snapshot): Promise<void> {
+  model.setWeights(snap.weights);
+  for (const { opt, weights } of snap.optimizers) await opt.setWeights(weights);
+}
+
+function disposeSnapshot(snap: Snapshot): void {
+  tf.dispose(Object.values(snap.weights));
+  for (const { weights } of snap.optimizers) tf.dispose(weights.map((w) => w.tensor));
+}
+
+/**
+ * One PPO update on a set of finished episodes: the old values (critic before the update), GAE
+ * and returns, advantage normalisation, then `updateEpochs` full-batch epochs, each computing
+ * the actor's and the critic's loss and gradients, clipping each network's gradients to
+ * `maxGradNorm` separately, and stepping each network's optimiser.
+ *
+ * All or nothing: gradients of both networks are checked before either is applied, and if
+ * anything fails (a non-finite loss or gradient) the weights and optimiser states are restored
+ * to what they were before the update and the error is rethrown.
+ *
+ * @returns the batch (advantages, returns) and the update's metrics.
+ * @see sasha-reference.md §6.2; CleanRL ppo.py lines 215-293.
+ * @category PPO
+ */
+export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: RolloutBatch; metrics: UpdateMetrics }> {
+  const { model, actorOptimizer, criticOptimizer, table, config } = args;
+  checkDim(model.config.dim, table.dim);
+  const eventSourced = config.updateMode === 'event-sourced';
+  const versions = eventSourced ? tf.tensor2d(table.values, [table.numVersions, table.dim]) : undefined;
+  const options = { chunkElements: config.chunkElements, versions };
+  const snapshot = await takeSnapshot(model, [actorOptimizer, criticOptimizer]);
+  try {
+    // Old values, GAE, returns, normalised advantages
+    const old = eventSourced ? evaluateEventSourced(model, table, options) : evaluateDense(model, table);
+    const batch = buildRolloutBatch(table, old.values, config);
+    const metrics: UpdateMetrics = {
+      policyLoss: NaN,
+      valueLoss: NaN,
+      entropy: NaN,
+      oldApproxKl: NaN,
+      approxKl: NaN,
+      clipFraction: 0,
+      explainedVariance: batch.explainedVariance,
+      actorGradNorm: NaN,
+      criticGradNorm: NaN,
+      epochs: 0,
+    };
+    let clipFractionSum = 0;
+    for (let epoch = 0; epoch < config.updateEpochs; epoch++) {
+      const r = eventSourced ? eventSourcedPpoLoss(model, batch, config, options) : densePpoLoss(model, batch, config);
+      // Global gradient clipping, per network (the reference clips actor and critic separately)
+      const actor = clipByGlobalNorm(r.actorGrads, config.maxGradNorm);
+      const critic = clipByGlobalNorm(r.criticGrads, config.maxGradNorm);
+      tf.dispose([...Object.values(r.actorGrads), ...Object.values(r.criticGrads)]);
+      const finite = [r.actorLoss, r.valueLoss, actor.globalNorm, critic.globalNorm].every(Number.isFinite);
+      if (!finite) {
+        tf.dispose([...Object.values(actor.grads), ...Object.values(critic.grads)]);
+        throw new DataError(
+          `PPO update produced a non-finite value at epoch ${epoch} (actor loss ${r.actorLoss}, value loss ${r.valueLoss}, gradient norms ${actor.globalNorm} / ${critic.globalNorm}); the update was rolled back. Check the rewards and features for NaN or huge values.`,
+        );
+      }
+      actorOptimizer.applyGradients(actor.grads);
+      criticOptimizer.applyGradients(critic.grads);
+      tf.dispose([...Object.values(actor.grads), ...Object.values(critic.grads)]);
+      Object.assign(metrics, {
+        policyLoss: r.policyLoss,
+        valueLoss: r.valueLoss,
+        entropy: r.entropy,
+        oldApproxKl: r.oldApproxKl,
+        approxKl: r.approxKl,
+        actorGradNorm: actor.globalNorm,
+        criticGradNorm: critic.globalNorm,
+        epochs: epoch + 1,
+      });
+      clipFractionSum += r.clipFraction;
+      if (config.targetKl !== null && r.approxKl > config.targetKl) break;
+    }
+    metrics.clipFraction = clipFractionSum / metrics.epochs;
+    return { batch, metrics };
+  } catch (err) {
+    await restoreSnapshot(model, snapshot);
+    throw err;
+  } finally {
+    disposeSnapshot(snapshot);
+    versions?.dispose();
+  }
+}
+
+/** Options of the {@link PPO} constructor. @category PPO */
+export interface PpoOptions {
+  /**
+   * The networks to train (the caller keeps ownership), or their config (then the trainer
+   * creates and owns them). `dim` must be the features' d.
+   */
+  policy: ActorCritic | Partial<ActorCriticConfig>;
+  /** The environment, or a provider called once per update (e.g. one slide per update). */
+  env?: ZoomEnv | ZoomEnvProvider;
+  /** PPO settings over {@link DEFAULT_PPO_CONFIG}. */
+  config?: Partial<PpoConfig>;
+  /** Where metrics go (nothing is logged without one). */
+  logger?: Logger;
+}
+
+/** Options of {@link PPO.learn}; exactly one of `totalTimesteps` and `totalUpdates`. @category PPO */
+export interface LearnOptions {
+  /** Train until this many more environment steps were taken (whole updates). */
+  totalTimesteps?: number;
+  /** Train for this many more updates. */
+  totalUpdates?: number;
+  /** Hooks (SB3 style). */
+  callbacks?: TrainerCallback | readonly TrainerCallback[];
+  /** Progress events (`task: 'train policy'`, one per update). */
+  onProgress?: ProgressCallback;
+}
+
+/** Options of {@link PPO.predict}. @category PPO */
+export interface PredictOptions extends SelectOptions {
+  /** Argmax (default true) or sampling; ignored when `mode` is given. */
+  deterministic?: boolean;
+}
+
+/**
+ * Proximal Policy Optimisation with GAE for the SASHA zoom policy.
+ *
+ * Each update collects `numEpisodesPerUpdate` episodes on the update's environment (the
+ * reference: two sequential episodes on one slide), sampling actions from the masked actor;
+ * then {@link runPpoUpdate} trains actor and critic with separate AdamW optimisers. The update
+ * is event-sourced by default (DESIGN.md §5).
+ *
+ * @example
+ * ```ts
+ * const ppo = new PPO({ policy: { dim: 384 }, env: (u) => envForSlide(trainIds[u % trainIds.length]) });
+ * await ppo.learn({ totalUpdates: 15 * trainIds.length });
+ * const { action } = ppo.predict(observation); // argmax over the allowed patches
+ * await ppo.save(handler);
+ * const again = await PPO.load(handler);
+ * ```
+ * @see sasha-reference.md §6; CleanRL ppo.py; SB3 ppo/ppo.py
+ * @category PPO
+ */
+export class PPO {
+  /** The resolved config. */
+  readonly config: Readonly<PpoConfig>;
+  /** The actor and critic. */
+  readonly model: ActorCritic;
+  /** The learned policy used for rollouts (incremental scoring). */
+  readonly policy: ActorCriticPolicy;
+  /** AdamW of the actor. */
+  readonly actorOptimizer: AdamW;
+  /** AdamW of the critic. */
+  readonly criticOptimizer: AdamW;
+  /** Where metrics go. */
+  logger?: Logger;
+  /** Environment steps taken so far. */
+  numTimesteps = 0;
+  /** Updates completed so far. */
+  numUpdates = 0;
+  private env?: ZoomEnv | ZoomEnvProvider;
+  private ownsModel: boolean;
+  private readonly rng: Rng;
+  private disposed = false;
+
+  constructor(options: PpoOptions) {
+    assert(options && options.policy, () => 'Expected options.policy: an ActorCritic or its config (with dim = the features\' d).');
+    this.config = resolvePpoConfig(options.config);
+    this.ownsModel = !(options.policy instanceof ActorCritic);
+    this.model = options.policy instanceof ActorCritic ? options.policy : new ActorCritic(options.policy);
+    assert(!this.model.isDisposed, () => 'The given ActorCritic was disposed.', StateError);
+    this.rng = createRng(this.config.seed);
+    this.policy = new ActorCriticPolicy(this.model, { seed: this.config.seed });
+    const opt = (lr: number) =>
+      new AdamW({
+        learningRate: lr,
+        weightDecay: this.config.weightDecay,
+        beta1: this.config.adamBeta1,
+        beta2: this.config.adamBeta2,
+        epsilon: this.config.adamEpsilon,
+      });
+    this.actorOptimizer = opt(this.config.actorLearningRate);
+    this.criticOptimizer = opt(this.config.criticLearningRate);
+    this.env = options.env;
+    this.logger = options.logger;
+  }
+
+  /** Sets the environment (or provider) used by {@link PPO.learn}. */
+  setEnv(env: ZoomEnv | ZoomEnvProvider): void {
+    this.env = env;
+  }
+
+  /**
+   * Trains: repeatedly collects rollouts and updates, until `totalTimesteps` more steps or
+   * `totalUpdates` more updates. A rollout that fails (a non-finite reward, a bad action) throws
+   * before any parameter changes.
+   * @returns this trainer.
+   */
+  async learn(options: LearnOptions = {}): Promise<this> {
+    this.checkAlive();
+    const { totalTimesteps, totalUpdates } = options;
+    if ((totalTimesteps === undefined) === (totalUpdates === undefined)) {
+      throw new ValueError('Expected exactly one of totalTimesteps and totalUpdates in learn().');
+    }
+    const limit = (totalTimesteps ?? totalUpdates) as number;
+    if (!(Number.isInteger(limit) && limit >= 1)) {
+      throw new ValueError(`Expected ${totalTimesteps !== undefined ? 'totalTimesteps' : 'totalUpdates'} to be a positive integer, but got ${limit}.`);
+    }
+    if (!this.env) throw new StateError('No environment: pass env to the PPO constructor or call setEnv() before learn().');
+    const callbacks = new CallbackList(options.callbacks === undefined ? [] : Array.isArray(options.callbacks) ? options.callbacks : [options.callbacks as TrainerCallback]);
+    const ctx = (): CallbackContext => ({ ppo: this, numTimesteps: this.numTimesteps, numUpdates: this.numUpdates });
+    const startSteps = this.numTimesteps;
+    let updates = 0;
+    const progress = () => (totalUpdates !== undefined ? updates / totalUpdates : (this.numTimesteps - startSteps) / limit);
+    await callbacks.onTrainingStart(ctx());
+    while (progress() < 1) {
+      const t0 = performance.now();
+      if (this.config.annealLr) {
+        const frac = 1 - progress();
+        this.actorOptimizer.learningRate = frac * this.config.actorLearningRate;
+        this.criticOptimizer.learningRate = frac * this.config.criticLearningRate;
+      }
+      const env = typeof this.env === 'function' ? await this.env(this.numUpdates) : this.env;
+      await callbacks.onRolloutStart(ctx());
+      const rollout = await this.collectRollouts(env, callbacks);
+      await callbacks.onRolloutEnd(ctx());
+      if (rollout.stopped) {
+        this.numTimesteps += rollout.steps;
+        break;
+      }
+      const { metrics } = await runPpoUpdate({
+        model: this.model,
+        actorOptimizer: this.actorOptimizer,
+        criticOptimizer: this.criticOptimizer,
+        table: rollout.buffer.versionTable(),
+        config: this.config,
+      });
+      this.numTimesteps += rollout.steps;
+      this.numUpdates += 1;
+      updates += 1;
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const logged: Record<string, number> = {
+        [PPO_METRICS.policyLoss]: metrics.policyLoss,
+        [PPO_METRICS.valueLoss]: metrics.valueLoss,
+        [PPO_METRICS.entropy]: metrics.entropy,
+        [PPO_METRICS.oldApproxKl]: metrics.oldApproxKl,
+        [PPO_METRICS.approxKl]: metrics.approxKl,
+        [PPO_METRICS.clipFraction]: metrics.clipFraction,
+        [PPO_METRICS.explainedVariance]: metrics.explainedVariance,
+        [PPO_METRICS.episodicReturn]: mean(rollout.returns),
+        [PPO_METRICS.episodicLength]: mean(rollout.lengths),
+        [PPO_METRICS.finalReward]: mean(rollout.finalRewards),
+        [PPO_METRICS.learningRate]: this.actorOptimizer.learningRate,
+        [PPO_METRICS.sps]: rollout.steps / ((performance.now() - t0) / 1000),
+        [PPO_METRICS.actorGradNorm]: metrics.actorGradNorm,
+        [PPO_METRICS.criticGradNorm]: metrics.criticGradNorm,
+        [PPO_METRICS.epochs]: metrics.epochs,
+      };
+      if (this.logger) {
+        for (const [k, v] of Object.entries(logged)) this.logger.record(k, v);
+        this.logger.dump(this.numTimesteps);
+      }
+      options.onProgress?.({
+        task: 'train policy',
+        done: totalUpdates !== undefined ? updates : Math.min(this.numTimesteps - startSteps, limit),
+        total: limit,
+        info: { return: Number(mean(rollout.returns).toFixed(4)), kl: Number(metrics.approxKl.toExponential(2)) },
+      });
+      const go = await callbacks.onUpdateEnd({ ...ctx(), metrics: logged, episodeReturns: rollout.returns });
+      if (go === false) break;
+    }
+    await callbacks.onTrainingEnd(ctx());
+    return this;
+  }
+
+  /**
+   * Collects the episodes of one update with the sampling policy.
+   * @internal
+   */
+  private async collectRollouts(
+    env: ZoomEnv,
+    callbacks: CallbackList,
+  ): Promise<{ buffer: RolloutBuffer; returns: number[]; lengths: number[]; finalRewards: number[]; steps: number; stopped: boolean }> {
+    const buffer = new RolloutBuffer();
+    const returns: number[] = [];
+    const lengths: number[] = [];
+    const finalRewards: number[] = [];
+    let steps = 0;
+    for (let e = 0; e < this.config.numEpisodesPerUpdate; e++) {
+      let { observation } = env.reset({ seed: this.rng.seedInt() });
+      checkDim(this.model.config.dim, observation.dim);
+      this.policy.startEpisode(observation);
+      buffer.startEpisode(observation);
+      let ret = 0;
+      for (let t = 0; ; t++) {
+        if (t >= observation.numPatches) {
+          throw new StateError(`The environment did not end its episode after ${t} steps on ${observation.numPatches} patches.`);
+        }
+        const actionMask = observation.actionMask.slice(); // the view is invalidated by step()
+        const choice = this.policy.selectAction(observation, { mode: 'sample', rng: this.rng });
+        const result = env.step(choice.action);
+        buffer.recordStep({ actionMask, action: choice.action, logProb: choice.logProb, reward: result.reward, changes: result.info });
+        this.policy.observeStep(result.info);
+        steps += 1;
+        ret += result.reward;
+        const go = await callbacks.onStep({
+          ppo: this,
+          numTimesteps: this.numTimesteps + steps,
+          numUpdates: this.numUpdates,
+          action: choice.action,
+          reward: result.reward,
+          terminated: result.terminated,
+          truncated: result.truncated,
+        });
+        if (go === false) return { buffer, returns, lengths, finalRewards, steps, stopped: true };
+        if (result.terminated || result.truncated) {
+          // bootstrap value if truncated (not for a terminal state: the budget is spent)
+          const bootstrapValue = result.truncated && !result.terminated ? this.stateValue(result.observation) : 0;
+          buffer.finishEpisode({ terminated: result.terminated, truncated: result.truncated && !result.terminated, bootstrapValue });
+          returns.push(ret);
+          lengths.push(t + 1);
+          finalRewards.push(result.reward);
+          break;
+        }
+        observation = result.observation;
+      }
+    }
+    return { buffer, returns, lengths, finalRewards, steps, stopped: false };
+  }
+
+  /**
+   * The action for one observation (stateless: scores all N rows). Deterministic (argmax) by
+   * default; `{ deterministic: false }` samples; `mode: 'topK' | 'topP'` as the reference's
+   * evaluation options.
+   * @throws ShapeError when the observation's d differs from the policy's.
+   */
+  predict(observation: ZoomObservation, options: PredictOptions = {}): ActionChoice {
+    this.checkAlive();
+    checkDim(this.model.config.dim, observation.dim);
+    const { deterministic = true, ...select } = options;
+    const { numPatches: N, dim: d } = observation;
+    const logits = tf.tidy(() => this.model.actorLogits(tf.tensor2d(observation.state, [N, d])).dataSync() as Float32Array);
+    return selectFromLogits(logits, observation.actionMask, {
+      ...select,
+      mode: select.mode ?? (deterministic ? 'argmax' : 'sample'),
+      rng: select.rng ?? this.rng,
+    });
+  }
+
+  /** The critic's value of an observation's state. */
+  stateValue(observation: ZoomObservation): number {
+    checkDim(this.model.config.dim, observation.dim);
+    return tf.tidy(() => this.model.value(tf.tensor2d(observation.state, [observation.numPatches, observation.dim])).dataSync()[0]);
+  }
+
+  /**
+   * Saves config, counters, actor and critic and (by default) both optimisers' states through a
+   * `tf.io` handler, in one `save` call, so that training can resume from it.
+   */
+  async save(target: IOTarget, options: { includeOptimizer?: boolean } = {}): Promise<tf.io.SaveResult> {
+    this.checkAlive();
+    const includeOptimizer = options.includeOptimizer ?? true;
+    const tensors: tf.NamedTensorMap = {};
+    for (const [k, v] of Object.entries(this.model.getWeights())) tensors[`policy/${k}`] = v;
+    const iterations: Record<string, number> = {};
+    const fresh: tf.Tensor[] = [];
+    try {
+      if (includeOptimizer) {
+        for (const [which, opt] of [['actor', this.actorOptimizer], ['critic', this.criticOptimizer]] as const) {
+          const ws = await opt.getWeights();
+          fresh.push(ws[0].tensor);
+          iterations[which] = opt.iterations;
+          for (const w of ws.slice(1)) {
+            const m = /^(.*)\/(adamw_[mv])$/.exec(w.name);
+            if (!m) throw new StateError(`Unexpected optimizer weight '${w.name}'.`);
+            tensors[`optimizer/${which}/${this.model.shortName(m[1])}/${m[2]}`] = w.tensor;
+          }
+        }
+      }
+      return await saveNamedTensors(
+        target,
+        PPO_FORMAT,
+        {
+          config: { ...this.config },
+          actorCritic: { ...this.model.config },
+          numTimesteps: this.numTimesteps,
+          numUpdates: this.numUpdates,
+          optimizerIterations: includeOptimizer ? iterations : null,
+          learningRates: { actor: this.actorOptimizer.learningRate, critic: this.criticOptimizer.learningRate },
+        },
+        tensors,
+      );
+    } finally {
+      tf.dispose(fresh);
+    }
+  }
+
+  /**
+   * Rebuilds a trainer from what {@link PPO.save} wrote (a new object; it does not update one
+   * in place). The trainer owns the loaded networks.
+   * @param options.dim the features' d: a policy saved for another d is an error.
+   * @param options.config overrides of the saved config (e.g. a new `seed`).
+   * @throws ShapeError when the saved d differs from `options.dim`; DataError on a file that is
+   *   not a saved PPO.
+   */
+  static async load(
+    target: IOTarget,
+    options: { env?: ZoomEnv | ZoomEnvProvider; logger?: Logger; config?: Partial<PpoConfig>; dim?: number } = {},
+  ): Promise<PPO> {
+    const { description, tensors } = await loadNamedTensors(target, PPO_FORMAT);
+    let model: ActorCritic | null = null;
+    try {
+      const acConfig = description.actorCritic as ActorCriticConfig;
+      checkDim(acConfig.dim, options.dim);
+      model = new ActorCritic(acConfig);
+      const weights: tf.NamedTensorMap = {};
+      for (const [k, v] of Object.entries(tensors)) if (k.startsWith('policy/')) weights[k.slice('policy/'.length)] = v;
+      model.setWeights(weights);
+      const ppo = new PPO({
+        policy: model,
+        env: options.env,
+        logger: options.logger,
+        config: { ...(description.config as Partial<PpoConfig>), ...options.config },
+      });
+      ppo.ownsModel = true;
+      ppo.numTimesteps = Number(description.numTimesteps ?? 0);
+      ppo.numUpdates = Number(description.numUpdates ?? 0);
+      const iterations = description.optimizerIterations as Record<string, number> | null;
+      if (iterations) {
+        for (const [which, opt] of [['actor', ppo.actorOptimizer], ['critic', ppo.criticOptimizer]] as const) {
+          const prefix = `optimizer/${which}/`;
+          const ws: NamedTensor[] = [{ name: 'iter', tensor: tf.scalar(iterations[which] ?? 0, 'int32') }];
+          for (const [k, v] of Object.entries(tensors)) {
+            if (!k.startsWith(prefix)) continue;
+            const m = /^(.*)\/(adamw_[mv])$/.exec(k.slice(prefix.length));
+            if (m) ws.push({ name: `${model.fullName(m[1])}/${m[2]}`, tensor: v });
+          }
+          await opt.setWeights(ws);
+          ws[0].tensor.dispose();
+        }
+      }
+      const lrs = description.learningRates as { actor: number; critic: number } | undefined;
+      if (lrs && !options.config) {
+        ppo.actorOptimizer.learningRate = lrs.actor;
+        ppo.criticOptimizer.learningRate = lrs.critic;
+      }
+      return ppo;
+    } catch (err) {
+      model?.dispose();
+      throw err;
+    } finally {
+      tf.dispose(Object.values(tensors));
+    }
+  }
+
+  /** Frees the optimisers' state and, when the trainer created them, the networks. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.actorOptimizer.dispose();
+    this.criticOptimizer.dispose();
+    this.policy.dispose();
+    if (this.ownsModel) this.model.dispose();
+  }
+
+  private checkAlive(): void {
+    assert(!this.disposed, () => 'This PPO trainer was disposed; load or create a new one.', StateError);
+  }
+}
