@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { computeGae, explainedVariance, normalizeAdvantages, ShapeError, ValueError } from '../../src/ppo/index.js';
+import { ShapeError, ValueError } from '../../src/core/index.js';
+import { computeGae, explainedVariance, normalizeAdvantages } from '../../src/ppo/index.js';
 import { expectAllclose } from '../helpers.js';
 
 /** Closed form: A_t = sum_l (gamma lambda)^l delta_{t+l}, delta_t = r_t + gamma V_{t+1} - V_t, V_T = bootstrap. */

@@ -28,12 +28,18 @@ let loading: Promise<{ h5: H5Wasm; module: H5Module }> | undefined;
 export function loadH5(): Promise<{ h5: H5Wasm; module: H5Module }> {
   if (!loading) {
     loading = (async () => {
-      // h5wasm/node is ESM only. The CommonJS build of this file would turn an import() into a
-      // require(), which cannot load it on Node 20, so there the import is hidden from the bundler.
+      // h5wasm/node is ESM only. The CommonJS build of this file turns import() into require(),
+      // which cannot load it on Node 20; there, the import is redone out of the bundler's sight.
       const spec = 'h5wasm/node';
-      const h5 = (typeof require === 'function' && typeof exports === 'object'
-        ? await (new Function('s', 'return import(s)') as (s: string) => Promise<unknown>)(spec)
-        : await import(/* @vite-ignore */ spec)) as H5Wasm & { default?: H5Wasm };
+      let h5: H5Wasm & { default?: H5Wasm };
+      try {
+        h5 = (await import(/* @vite-ignore */ spec)) as H5Wasm & { default?: H5Wasm };
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if (code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED' && code !== 'ERR_REQUIRE_ESM') throw e;
+        const esmImport = new Function('s', 'return import(s)') as (s: string) => Promise<unknown>;
+        h5 = (await esmImport(spec)) as H5Wasm & { default?: H5Wasm };
+      }
       const ns = (h5.File ? h5 : h5.default) as H5Wasm;
       const module = await ns.ready;
       module.activate_throwing_error_handler();
