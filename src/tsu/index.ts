@@ -28,6 +28,7 @@ export {
   type StateUpdateStep,
 } from './targeted_state_update.js';
 export { globalStateUpdate } from './global_state_update.js';
+export { CosineIndex } from './cosine_index.js';
 export { StateMlp, STATE_MLP_FORMAT } from './state_mlp.js';
 export {
   trainTsu,
