@@ -7,6 +7,8 @@
  * 2. Slides and features: synthetic feature cohorts.
  * 3. Evaluation: classification metrics.
  * 4. HAFED: multi-branch attention, the two stages, losses, model, trainer.
+ * 5. TSU: the targeted state update, the f_S network and its trainer.
+ * 6. MDP: the environment interface, the WSI environment, vector env, checkEnv.
  *
  * @packageDocumentation
  */
@@ -22,3 +24,9 @@ export * from './eval/index.js';
 
 // HAFED
 export * from './hafed/index.js';
+
+// TSU
+export * from './tsu/index.js';
+
+// MDP
+export * from './mdp/index.js';
