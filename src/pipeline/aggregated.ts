@@ -7,7 +7,7 @@
 import { tf } from '../core/tf.js';
 import { DataError } from '../core/errors.js';
 import type { SlideBag, SlideDataset, SlidePart } from '../core/data.js';
-import type { FeatureAggregator } from '../tsu/train_tsu.js';
+import type { HighResAggregator } from '../tsu/train_tsu.js';
 
 /** A {@link SlideDataset} that can forget its cached V. @category Pipeline */
 export interface AggregatedDataset extends SlideDataset {
@@ -30,7 +30,7 @@ export interface AggregatedDataset extends SlideDataset {
  * ```
  * @category Pipeline
  */
-export function withAggregated(dataset: SlideDataset, aggregator: FeatureAggregator, options: { cache?: boolean } = {}): AggregatedDataset {
+export function withAggregated(dataset: SlideDataset, aggregator: HighResAggregator, options: { cache?: boolean } = {}): AggregatedDataset {
   const cache = options.cache ?? true;
   const stored = new Map<string, { n: number; d: number; values: Float32Array }>();
   const native = dataset.parts.includes('aggregated');

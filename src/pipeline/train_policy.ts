@@ -166,7 +166,10 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
   try {
     for (let epoch = progress.epoch + 1; epoch < epochs; epoch++) {
       const t0 = performance.now();
-      order = createRng((seed * 7919 + epoch * 104729) >>> 0).shuffle([...split.train]);
+      // the epoch's randomness depends on (seed, epoch) only, so a resumed run equals an uninterrupted one
+      const epochRng = createRng((seed * 7919 + epoch * 104729) >>> 0);
+      order = epochRng.shuffle([...split.train]);
+      ppo.setSeed(epochRng.seedInt());
       epochStartUpdates = ppo.numUpdates;
       const returns: number[] = [];
       const finals: number[] = [];

@@ -241,7 +241,7 @@ export class PPO {
   metadata: Record<string, unknown> | null = null;
   private env?: ZoomEnv | ZoomEnvProvider;
   private ownsModel: boolean;
-  private readonly rng: Rng;
+  private rng: Rng;
   private disposed = false;
 
   constructor(options: PpoOptions) {
@@ -264,6 +264,14 @@ export class PPO {
     this.criticOptimizer = opt(this.config.criticLearningRate);
     this.env = options.env;
     this.logger = options.logger;
+  }
+
+  /**
+   * Restarts the trainer's random generator (action sampling, environment reset seeds) from
+   * `seed`. A training loop that reseeds at every epoch resumes from a checkpoint exactly.
+   */
+  setSeed(seed: number): void {
+    this.rng = createRng(seed);
   }
 
   /** Sets the environment (or provider) used by {@link PPO.learn}. */
