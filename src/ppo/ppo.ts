@@ -98,8 +98,7 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
   const { model, actorOptimizer, criticOptimizer, table, config } = args;
   checkDim(model.config.dim, table.dim);
   const eventSourced = config.updateMode === 'event-sourced';
-  const versions = eventSourced ? tf.tensor2d(table.values, [table.numVersions, table.dim]) : undefined;
-  const options = { chunkElements: config.chunkElements, versions };
+  const options = { chunkElements: config.chunkElements };
   const snapshot = await takeSnapshot(model, [actorOptimizer, criticOptimizer]);
   try {
     // Old values, GAE, returns, normalised advantages
@@ -154,7 +153,6 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
     throw err;
   } finally {
     disposeSnapshot(snapshot);
-    versions?.dispose();
   }
 }
 

@@ -15,7 +15,7 @@ import { StateMlp } from '../../tsu/index.js';
 import { fileIO, writeFileAtomic } from '../io/file_io.js';
 import type { CommandIO, ParsedArgs } from './args.js';
 import { progressBars } from './progress_bar.js';
-import { budgetKey, openModelData, type PolicyManifestEntry, type TsuManifestEntry } from './train_sasha.js';
+import { budgetKey, openModelData, tsuTau, type PolicyManifestEntry, type TsuManifestEntry } from './train_sasha.js';
 
 /** Evaluates a model directory at budget `budget` < 1; returns the `--json` result. */
 export async function evalAtBudget(dir: string, args: ParsedArgs, io: CommandIO, budget: number, subset: SplitSubset): Promise<Record<string, unknown>> {
@@ -45,7 +45,7 @@ export async function evalAtBudget(dir: string, args: ParsedArgs, io: CommandIO,
     if (policyName === 'learned') model = await ActorCritic.load(fileIO(path.join(dir, entry.path)), { dim: data.dataset.dim });
     const ids = data.split[subset];
     if (ids.length === 0) throw new DataError(`The split has no ${subset} slides.`);
-    const env = resolveWsiEnvConfig({ ...(entry?.env ?? {}), budget, tau: entry?.env.tau ?? tsuEntry.tau, update });
+    const env = resolveWsiEnvConfig({ ...(entry?.env ?? {}), budget, tau: entry?.env.tau ?? tsuTau(tsuEntry), update });
     io.log(`Evaluating SASHA at f = ${budget} (policy ${policyName}, ${update} update) on ${ids.length} ${subset} slides.`);
     const ev = await evaluateSasha({
       classifier: data.hafed,

@@ -11,6 +11,7 @@
  *
  * @packageDocumentation
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { DataError, ValueError } from '../../core/errors.js';
 import type { SlideSplit } from '../../core/data.js';
@@ -26,14 +27,20 @@ import { numberFlag, requireString, type CommandIO, type CommandSpec, type Parse
 import { trainHafedCommand } from './train_hafed.js';
 import { progressBars } from './progress_bar.js';
 
-/** The manifest entry of f_S. */
+/** The manifest entry of f_S (as `sasha train tsu` writes it). */
 export interface TsuManifestEntry {
   path: string;
-  tau: number;
-  config: Record<string, unknown>;
+  /** The resolved trainTsu config (its `tau` is the threshold f_S was trained with). */
+  train: Record<string, unknown>;
   bestEpoch: number;
   bestValMse: number;
   identityValMse: number;
+}
+
+/** The tau f_S was trained with (the policy and evaluation use the same). */
+export function tsuTau(entry: TsuManifestEntry): number {
+  const tau = Number(entry.train?.tau);
+  return Number.isFinite(tau) ? tau : DEFAULT_WSI_ENV_CONFIG.tau;
 }
 
 /** The manifest entry of a policy trained for one budget. */
@@ -66,8 +73,8 @@ export interface ModelData {
 
 /**
  * Opens a model directory with its HAFED and its data (the files recorded in the manifest, or
- * `--lr-h5` / `--hr-h5` / `--split` when given). V is computed from U by the model's HAFED,
- * once per slide.
+ * `--lr-h5` / `--hr-h5` / `--split` when given). V comes from `DIR/v.h5` when `sasha train tsu`
+ * cached it for the current HAFED, else it is computed from U once per slide and kept in memory.
  */
 export async function openModelData(dir: string, args: ParsedArgs): Promise<ModelData> {
   const manifest = readModelManifest(dir);
@@ -84,9 +91,12 @@ export async function openModelData(dir: string, args: ParsedArgs): Promise<Mode
   const splitPath = flag('split') ?? manifest.data.split;
   if (!hrH5) throw new ValueError('SASHA needs the high-res features U: pass --hr-h5.');
   const hafed = await Hafed.load(fileIO(path.join(dir, manifest.hafed.path)));
+  // V cached by 'sasha train tsu' (DIR/v.h5), when computed with the current HAFED
+  const cached = manifest.aggregated as { path: string; hafedBest: unknown } | undefined;
+  const vH5 = cached && JSON.stringify(cached.hafedBest) === JSON.stringify(manifest.hafed.best) ? path.join(dir, cached.path) : undefined;
   let dataset: H5FeatureDataset | null = null;
   try {
-    dataset = await H5FeatureDataset.open({ lrH5, hrH5 });
+    dataset = await H5FeatureDataset.open({ lrH5, hrH5, ...(vH5 && existsSync(vH5) ? { vH5 } : {}) });
     if (dataset.dim !== hafed.dim || dataset.k !== hafed.k) {
       throw new DataError(
         `The model was trained on features with d = ${hafed.dim}, k = ${hafed.k}, but '${hrH5}' has d = ${dataset.dim}, k = ${dataset.k}. ` +
@@ -154,8 +164,7 @@ export const trainTsuCommand: CommandSpec = {
         await result.model.save(fileIO(path.join(dir, 'tsu')));
         const entry: TsuManifestEntry = {
           path: 'tsu',
-          tau,
-          config: { ...result.config },
+          train: { ...result.config },
           bestEpoch: result.bestEpoch,
           bestValMse: result.bestValMse,
           identityValMse: result.identityValMse,
@@ -213,7 +222,7 @@ export const trainPolicyCommand: CommandSpec = {
     const bars = progressBars(io.interactive);
     const key = budgetKey(budget);
     try {
-      const env = resolveWsiEnvConfig({ budget, tau: tsuEntry.tau, update });
+      const env = resolveWsiEnvConfig({ budget, tau: tsuTau(tsuEntry), update });
       const ppo = resolvePpoConfig({ ...PPO_PRESETS[preset], actorLearningRate: lr, criticLearningRate: lr, seed });
       io.log(
         `Training the policy for f = ${budget} (${update} update, tau = ${env.tau}) on ${data.split.train.length} slides, ` +
