@@ -43,7 +43,7 @@ export interface EventSourcedOptions {
   /**
    * Bound on every large temporary: at most this many (step, row) scalars per chunk of steps,
    * and at most `chunkElements / hiddenDim` row versions per pass of the networks (default
-   * `DEFAULT_PPO_CONFIG.chunkElements`).
+   * `DEFAULT_PPO_CONFIG.chunkElements`, 2^17).
    */
   chunkElements?: number;
 }
