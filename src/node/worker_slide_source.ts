@@ -17,6 +17,20 @@ import type { SlideWorkerReply, SlideWorkerRequest } from './slide_worker.js';
 
 const ERRORS: Record<string, new (m: string) => SashaError> = { DataError, ValueError, ShapeError, StateError };
 
+/**
+ * Whether {@link openSlideInWorker} can start its worker (the worker module ships next to this
+ * one; a bundle that left it out cannot).
+ * @category WSI
+ */
+export function canReadInWorker(): boolean {
+  try {
+    workerScript();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Finds the worker module next to this one (source, built ESM or CommonJS, split chunks). */
 function workerScript(): { file: string; ts: boolean } {
   const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));

@@ -13,7 +13,7 @@ import { loadEncoder } from '../encoder_loader.js';
 import { H5FeatureSink } from '../feature_sink.js';
 import { writeFileAtomic } from '../io/file_io.js';
 import { openSlide, slideIdFromPath } from '../open_slide.js';
-import { openSlideInWorker } from '../worker_slide_source.js';
+import { canReadInWorker, openSlideInWorker } from '../worker_slide_source.js';
 import { SHARD_FLAG, numberFlag, parseShard, requireString, selectShard, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
@@ -132,8 +132,12 @@ export const extractCommand: CommandSpec = {
       } else await writeFileAtomic(settingsPath, JSON.stringify(settings, null, 2) + '\n');
 
       const sink = new H5FeatureSink(out, { highRes, dtype });
-      const reader = (args.values.reader as string | undefined) ?? 'worker';
+      let reader = (args.values.reader as string | undefined) ?? 'worker';
       if (reader !== 'worker' && reader !== 'main') throw new ValueError(`Expected --reader to be worker or main, but got '${reader}'.`);
+      if (reader === 'worker' && !canReadInWorker()) {
+        io.log('The slide worker module is missing from this build: reading on the main thread.');
+        reader = 'main';
+      }
       const slides: CohortSlide[] = mine.map(({ file, id }) => ({
         id,
         label: labels?.get(id),
