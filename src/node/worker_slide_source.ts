@@ -18,6 +18,17 @@ import type { SlideWorkerReply, SlideWorkerRequest } from './slide_worker.js';
 const ERRORS: Record<string, new (m: string) => SashaError> = { DataError, ValueError, ShapeError, StateError };
 
 /**
+ * The directory of this module, in CommonJS (`__dirname`) and in ES modules (from the first
+ * `file:` URL of a stack trace: `import.meta` would be a syntax error in the CommonJS build).
+ */
+function moduleDir(): string {
+  if (typeof __dirname === 'string') return __dirname;
+  const m = /(file:\/\/[^\s)]+?):\d+:\d+/.exec(new Error().stack ?? '');
+  if (!m) throw new StateError('Cannot locate the slide worker module (no file URL in the stack).');
+  return dirname(fileURLToPath(m[1]));
+}
+
+/**
  * Whether {@link openSlideInWorker} can start its worker (the worker module ships next to this
  * one; a bundle that left it out cannot).
  * @category WSI
@@ -33,7 +44,7 @@ export function canReadInWorker(): boolean {
 
 /** Finds the worker module next to this one (source, built ESM or CommonJS, split chunks). */
 function workerScript(): { file: string; ts: boolean } {
-  const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+  const here = moduleDir();
   const candidates = [
     'slide_worker.js',
     'slide_worker.cjs',
