@@ -52,7 +52,7 @@ const backend = await initBackend();
 const dir = mkdtempSync(join(tmpdir(), 'sasha-bench-extract-'));
 try {
   const t0 = performance.now();
-  const slide = await writeSyntheticSlide(join(dir, 'bench_slide.tif'), { width: W, height: H, seed: 11, numTissue: 3, numLesions: 4 });
+  const slide = await writeSyntheticSlide(join(dir, 'bench_slide.tif'), { width: W, height: H, seed: 11, numTissue: 3, numLesions: 4, tissueRadius: [0.28, 0.36] });
   log(`wrote ${W} x ${H} synthetic slide in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   // Low-res level 1 (downsample 2) and high-res level 0: r = 2, k = 4; 256-pixel patches, one tile each.
