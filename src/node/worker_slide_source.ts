@@ -19,13 +19,15 @@ const ERRORS: Record<string, new (m: string) => SashaError> = { DataError, Value
 
 /**
  * The directory of this module, in CommonJS (`__dirname`) and in ES modules (from the first
- * `file:` URL of a stack trace: `import.meta` would be a syntax error in the CommonJS build).
+ * frame of a stack trace: `import.meta` would be a syntax error in the CommonJS build).
  */
 function moduleDir(): string {
   if (typeof __dirname === 'string') return __dirname;
-  const m = /(file:\/\/[^\s)]+?):\d+:\d+/.exec(new Error().stack ?? '');
-  if (!m) throw new StateError('Cannot locate the slide worker module (no file URL in the stack).');
-  return dirname(fileURLToPath(m[1]));
+  // The first frame is this function: "at moduleDir (file:///x/y.js:1:2)" or "at /x/y.ts:1:2".
+  const frame = (new Error().stack ?? '').split('\n').find((l) => /^\s*at /.test(l)) ?? '';
+  const m = /((?:file:\/\/)?(?:[A-Za-z]:)?[/\\][^\s()]*?):\d+:\d+\)?\s*$/.exec(frame);
+  if (!m) throw new StateError(`Cannot locate the slide worker module from the stack frame '${frame.trim()}'.`);
+  return dirname(m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1]);
 }
 
 /**
