@@ -14,6 +14,9 @@ import { registerFileRouter } from './io/file_io.js';
 // File io
 export * from './io/file_io.js';
 
+// Model directories (sasha.json)
+export * from './model_dir.js';
+
 // HDF5 feature files
 export * from './h5/index.js';
 
