@@ -13,7 +13,7 @@
  * Run: npx tsx bench/extraction.ts [--size 8192x6144] [--reps 3] [--decoder sharp|geotiff] [--input 224]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf } from '../src/core/index.js';
@@ -49,6 +49,7 @@ const batchSize = Number(values['batch-size']);
 const log = (m: string) => process.stderr.write(m + '\n');
 
 const backend = await initBackend();
+const loadStart = loadavg()[0];
 const dir = mkdtempSync(join(tmpdir(), 'sasha-bench-extract-'));
 try {
   const t0 = performance.now();
@@ -159,7 +160,9 @@ try {
   const body = [
     `Synthetic ${W} x ${H} slide (JPEG q90, 256-pixel tiles, 2x pyramid), low-res level 1 and high-res level 0 (r = 2, k = ${k}), ` +
       `256-pixel patches: N = ${N} low-res patches and ${N * k} sub-patches (${images} encoded). Built-in CNN (d = ${encoder.dim}, ` +
-      `input ${inputSize}, random weights), batch ${batchSize}, JPEG decoder \`${decoder}\`. Median of ${reps} runs; OS page cache warm.`,
+      `input ${inputSize}, random weights), batch ${batchSize}, JPEG decoder \`${decoder}\`. Median of ${reps} runs; OS page cache warm. ` +
+      `Machine load average (1 min) ${loadStart.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end, on ${cpus().length} cores: ` +
+      'hiding the reading needs a core the encoder does not use.',
     '',
     table(['run', 'seconds', 'patches/s (all)', 'low-res patches/s', 'time / encoder-only'], rows),
     '',
