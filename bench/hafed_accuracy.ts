@@ -132,5 +132,6 @@ const body = [
 ].join('\n');
 console.log(body);
 if (!values['no-write']) {
-  writeResults('hafed-accuracy', 'HAFED accuracy on the synthetic benchmark (U vs Z only)', `npx tsx bench/hafed_accuracy.ts ${process.argv.slice(2).join(' ')}`.trim(), backend, body);
+  const section = preset === 'default' ? 'hafed-accuracy' : `hafed-accuracy-${preset}-lr-${lr}`;
+  writeResults(section, `HAFED accuracy on the synthetic benchmark (U vs Z only), preset ${preset}, lr ${lr}`, `npx tsx bench/hafed_accuracy.ts ${process.argv.slice(2).join(' ')}`.trim(), backend, body);
 }
