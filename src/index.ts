@@ -7,6 +7,9 @@
  * 2. Slides and features: synthetic feature cohorts.
  * 3. Evaluation: classification metrics.
  * 4. HAFED: multi-branch attention, the two stages, losses, model, trainer.
+ * 5. TSU: the targeted state update, the f_S network and its trainer.
+ * 6. MDP: the environment interface, the WSI environment, vector env, checkEnv.
+ * 7. PPO: the zoom policy (actor-critic), GAE, the event-sourced update, the trainer, baselines.
  *
  * @packageDocumentation
  */
@@ -22,3 +25,11 @@ export * from './eval/index.js';
 
 // HAFED
 export * from './hafed/index.js';
+
+// TSU
+export * from './tsu/index.js';
+
+// MDP
+export * from './mdp/index.js';
+// PPO
+export * from './ppo/index.js';

@@ -5,6 +5,7 @@
  * Sections:
  * 1. File io (model artifacts in directories, file:// URLs, checkpoint directories).
  * 2. HDF5 feature files.
+ * 3. Slides: opening TIFF / SVS files, synthetic slides, encoders from disk, feature sinks.
  *
  * @packageDocumentation
  */
@@ -18,5 +19,11 @@ export * from './model_dir.js';
 
 // HDF5 feature files
 export * from './h5/index.js';
+
+// Slides
+export * from './open_slide.js';
+export * from './synthetic_slide.js';
+export * from './encoder_loader.js';
+export * from './feature_sink.js';
 
 registerFileRouter();

@@ -19,7 +19,7 @@ import { checkTau, rowNorm, similarRows } from './targeted_state_update.js';
 import type { TrainTsuConfig, TsuEpochRecord, TsuState } from './types.js';
 
 /** Stage 1 of HAFED (a `Hafed` fits): V = aggregate(U). */
-export interface FeatureAggregator {
+export interface HighResAggregator {
   /**
    * **Input shape:** U [N, k, d]. **Output shape:** V [N, d].
    * @returns a new tensor owned by the caller.
@@ -36,7 +36,7 @@ export interface TrainTsuOptions {
   /** A model to train in place (default: a new {@link StateMlp} of width `dataset.dim`, seeded by `config.seed`). */
   model?: StateMlp;
   /** Computes V from U when the dataset has no cached V (a trained `Hafed`). */
-  aggregator?: FeatureAggregator;
+  aggregator?: HighResAggregator;
   /** Hyper-parameters (defaults: {@link DEFAULT_TRAIN_TSU_CONFIG}). */
   config?: Partial<TrainTsuConfig>;
   /** Progress events, one per epoch (task `'train tsu'`). */
@@ -255,7 +255,7 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
 }
 
 /** Which parts to load: Z and V, or Z and U (V computed by the aggregator). */
-function featureParts(dataset: SlideDataset, aggregator?: FeatureAggregator): SlidePart[] {
+function featureParts(dataset: SlideDataset, aggregator?: HighResAggregator): SlidePart[] {
   if (!dataset.parts.includes('lowRes')) {
     throw new DataError('trainTsu needs the low-resolution features Z (lowRes) of every slide, but the dataset has none.');
   }
@@ -271,7 +271,7 @@ async function loadFeatures(
   dataset: SlideDataset,
   id: string,
   parts: SlidePart[],
-  aggregator?: FeatureAggregator,
+  aggregator?: HighResAggregator,
 ): Promise<SlideFeatures> {
   const bag = await dataset.load(id, parts);
   try {

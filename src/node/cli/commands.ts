@@ -4,8 +4,10 @@
  * @packageDocumentation
  */
 import type { CommandSpec } from './args.js';
-import { trainHafedCommand } from './train_hafed.js';
 import { evalCommand } from './eval.js';
+import { extractCommand } from './extract.js';
+import { tileCommand } from './tile.js';
+import { trainHafedCommand } from './train_hafed.js';
 
 /** Every command, by name (`'train hafed'`, `'eval'`, ...). */
-export const COMMANDS: readonly CommandSpec[] = [trainHafedCommand, evalCommand];
+export const COMMANDS: readonly CommandSpec[] = [tileCommand, extractCommand, trainHafedCommand, evalCommand];

@@ -22,7 +22,7 @@ import { DataError, ValueError, fmtShape } from '../../core/errors.js';
 import { checkSplit, parseSplit, type SlideBag, type SlideDataset, type SlidePart, type SlideSplit } from '../../core/data.js';
 import type { ProgressCallback } from '../../core/progress.js';
 import type { SyntheticCohort, SyntheticDataset } from '../../wsi/synthetic/features.js';
-import { bytesToFloat32, bytesToInt32, datasetInfo, openH5, readNumberAttr, readRaw, type H5DatasetInfo } from './h5file.js';
+import { bytesToFloat32, bytesToInt32, datasetInfo, hasGroup, openH5, readNumberAttr, readRaw, type H5DatasetInfo } from './h5file.js';
 import { H5Writer } from './h5_writer.js';
 
 /**
@@ -291,7 +291,7 @@ function groupNames(file: H5.File): string[] {
 }
 
 async function requireFeat(file: H5.File, id: string, where: string, key: keyof FeatureFilePaths): Promise<H5DatasetInfo> {
-  if (!file.keys().includes(id)) {
+  if (!(await hasGroup(file, id))) {
     throw new DataError(
       `'${file.filename}' has no group for slide '${id}', which the low-res file has. ` +
         `Extract this slide's features into the ${FILE_NAMES[key]}, or remove the slide from the low-res file.`,

@@ -101,7 +101,17 @@ export class H5Writer {
     const pairs = Math.ceil(total / 2);
     const bits = new Uint16Array(2 * pairs);
     if (values instanceof Uint16Array) bits.set(values);
-    else encodeFloat16(values, bits.subarray(0, total));
+    else {
+      encodeFloat16(values, bits.subarray(0, total));
+      for (let i = 0; i < total; i++) {
+        if ((bits[i] & 0x7fff) === 0x7c00 && Number.isFinite(values[i])) {
+          throw new DataError(
+            `Dataset '${path}': value ${values[i]} at flat index ${i} is beyond the float16 range (65504). ` +
+              "Write with dtype 'float32', or normalise the features.",
+          );
+        }
+      }
+    }
     const placeholder = [...shape.slice(0, -1).map(() => 1), pairs];
     const { group, name } = this.parentOf(path);
     const ds = group.create_dataset({ name, data: new Float32Array(bits.buffer), shape: placeholder, dtype: '<f4' });

@@ -121,7 +121,7 @@ export async function openH5(path: string, what = 'the h5 file'): Promise<H5.Fil
   }
 }
 
-/** The innermost message of an HDF5 error stack (or the error's first line). */
+/** The innermost message of an HDF5 error stack (or the error's first line). @internal */
 export function firstLine(e: unknown): string {
   const text = String((e as Error)?.message ?? e);
   const frames = text.split('\n').filter((l) => /^\s*#\d+:/.test(l));
@@ -130,10 +130,10 @@ export function firstLine(e: unknown): string {
   return (text.split('\n')[0] ?? 'unknown error').slice(0, 300);
 }
 
-/** Element type of a dataset, as we read it. */
+/** Element type of a dataset, as we read it. @category IO */
 export type H5ElementType = 'float16' | 'float32' | 'float64' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64';
 
-/** Shape and element type of a dataset. */
+/** Shape and element type of a dataset. @category IO */
 export interface H5DatasetInfo {
   shape: number[];
   type: H5ElementType;
@@ -147,7 +147,7 @@ export interface H5DatasetInfo {
  */
 export async function datasetInfo(file: H5.File, path: string): Promise<H5DatasetInfo | undefined> {
   const { module } = await loadH5();
-  if (!hasPath(file, path)) return undefined;
+  // get_type is -1 for a missing path (no HDF5 error), and costs O(1) in the number of groups.
   if (module.get_type(file.file_id, path) !== module.H5O_TYPE_DATASET) return undefined;
   const meta = module.get_dataset_metadata(file.file_id, path);
   const type = elementType(meta);
@@ -155,6 +155,15 @@ export async function datasetInfo(file: H5.File, path: string): Promise<H5Datase
     throw new DataError(`'${file.filename}': dataset '${path}' does not hold plain numbers (HDF5 class ${meta.type}, size ${meta.size}).`);
   }
   return { shape: (meta.shape ?? []).map(Number), type };
+}
+
+/**
+ * True when `path` names a group of `file`.
+ * @category IO
+ */
+export async function hasGroup(file: H5.File, path: string): Promise<boolean> {
+  const { module } = await loadH5();
+  return module.get_type(file.file_id, path) === module.H5O_TYPE_GROUP;
 }
 
 function elementType(meta: H5.Metadata): H5ElementType | undefined {
@@ -167,20 +176,6 @@ function elementType(meta: H5.Metadata): H5ElementType | undefined {
     if ([8, 16, 32, 64].includes(bits)) return `${meta.signed ? 'int' : 'uint'}${bits}` as H5ElementType;
   }
   return undefined;
-}
-
-/** True when every component of `path` exists (no HDF5 error on a missing link). */
-export function hasPath(file: H5.File, path: string): boolean {
-  const parts = path.split('/').filter(Boolean);
-  let group: H5.Group = file;
-  for (let i = 0; i < parts.length; i++) {
-    if (!group.keys().includes(parts[i])) return false;
-    if (i === parts.length - 1) return true;
-    const next = group.get(parts[i]);
-    if (!next || (next as H5.Group).keys === undefined) return false;
-    group = next as H5.Group;
-  }
-  return true;
 }
 
 /**

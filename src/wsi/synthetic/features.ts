@@ -93,31 +93,31 @@ export const DEFAULT_SYNTHETIC_FEATURE_CONFIG: Readonly<SyntheticFeatureConfig> 
   seed: 0,
   numSlides: 180, // enough for a 108 / 22 / 50 split
   minPatches: 300, // sasha-reference.md §5.5: N varies per slide; CAMELYON16 LR bags are hundreds to thousands
-  maxPatches: 3000,
+  maxPatches: 3000, // DESIGN.md §5: N = 3000 is where the reference's PPO update no longer fits in 24 GB
   k: 16, // sasha-reference.md §1.2: 4 x 4 sub-patches
   dim: 64, // speed; the reference uses 384 (sasha-reference.md §1.3)
   positiveFraction: 0.4, // sasha-reference.md §8.2: CAMELYON16 has 160 tumour of 399 slides
   splitFractions: [0.6, 0.12, 0.28] as [number, number, number], // sasha-reference.md §8.2: 242 / 27 / 129
-  numTissueTypes: 4,
-  regionPatches: 40,
+  numTissueTypes: 4, // README "generative model": several normal types (stroma, lymphoid, fat, epithelium)
+  regionPatches: 40, // README: regions of tens of patches, larger than the cosine neighbourhood
   microLesionRate: 0.5, // about half of CAMELYON16 tumour slides hold only micro-metastases or isolated cells
-  microLesionSubPatches: [3, 24] as [number, number],
+  microLesionSubPatches: [3, 24] as [number, number], // README: 1-8 patches, often missed by a random 20%
   macroLesionFraction: [0.01, 0.1] as [number, number], // with micro-lesions: from under 1% to about 10% of sub-patches
-  mimicInNegative: 0.7,
-  mimicInPositive: 0.3,
-  maxClusters: 3,
-  infiltrationRange: [0.2, 0.4] as [number, number], // tumour stays a minority of its patch's sub-patches
-  coarseFraction: 0.75,
-  commonNorm: 1,
-  typeNorm: 0.6,
-  suspiciousNorm: 3,
-  lowResLeak: 0,
-  detailNorm: 1,
-  fieldNorm: 0.5,
-  fieldLength: 1.6,
-  lowResNoise: 0.12,
-  highResNoise: 0.5,
-  slideShift: 0.15,
+  mimicInNegative: 0.7, // README: most negatives carry a look-alike, so Z alone stays well below U
+  mimicInPositive: 0.3, // README: fewer in positives, so the number of suspicious regions says little
+  maxClusters: 3, // task brief: tumour in a few spatial clusters
+  infiltrationRange: [0.2, 0.4] as [number, number], // README: lesions stay a minority of each patch's sub-patches
+  coarseFraction: 0.75, // README: a quarter of the feature space is high-res detail
+  commonNorm: 1, // README: the reference scale of every norm below
+  typeNorm: 0.6, // README: tissue types at cosine about 0.7 from each other at low res
+  suspiciousNorm: 3, // README: a patch with 2 of 16 lesion sub-patches ranks among the most suspicious
+  lowResLeak: 0, // README: tumour and mimic identical at low res
+  detailNorm: 1, // README: tumour vs mimic sub-patches far apart at high res
+  fieldNorm: 0.5, // README: tuned with fieldLength for 2-10 neighbours at |cos| >= 0.95
+  fieldLength: 1.6, // README: see fieldNorm
+  lowResNoise: 0.12, // README: see fieldNorm
+  highResNoise: 0.5, // README: per-sub-patch noise, half the detail norm
+  slideShift: 0.15, // README: stain and scanner variation between slides
   patchSizeLevel0: 2048, // sasha-reference.md §1.2: a level-3 patch of 256 px covers 2048 level-0 px
 });
 

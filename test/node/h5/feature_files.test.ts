@@ -17,6 +17,14 @@ import { expectNoLeak } from '../../helpers.js';
 
 const tiny = SYNTHETIC_PRESETS.tiny;
 
+/** Exact element-wise equality of two arrays (much faster than toEqual on large typed arrays). */
+function expectSameValues(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  expect(actual.length, `${what}: length`).toBe(expected.length);
+  for (let i = 0; i < actual.length; i++) {
+    if (!Object.is(actual[i], expected[i])) expect.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]}`);
+  }
+}
+
 describe('synthetic cohort written and read back', () => {
   let dir: string;
   let cohort: SyntheticCohort;
@@ -49,8 +57,8 @@ describe('synthetic cohort written and read back', () => {
           expect(ds.labels[ds.ids.indexOf(orig.id)]).toBe(orig.label);
           expect(bag.lowRes!.shape).toEqual(orig.lowRes!.shape);
           expect(bag.highRes!.shape).toEqual(orig.highRes!.shape);
-          expect(bag.lowRes!.dataSync()).toEqual(roundToFloat16(orig.lowRes!.dataSync()));
-          expect(bag.highRes!.dataSync()).toEqual(roundToFloat16(orig.highRes!.dataSync()));
+          expectSameValues(bag.lowRes!.dataSync(), roundToFloat16(orig.lowRes!.dataSync()), `${orig.id} lowRes`);
+          expectSameValues(bag.highRes!.dataSync(), roundToFloat16(orig.highRes!.dataSync()), `${orig.id} highRes`);
           expect(bag.coords).toEqual(orig.coords);
           disposeBag(bag);
         }
@@ -85,7 +93,7 @@ describe('synthetic cohort written and read back', () => {
       for (const id of a.ids.slice(0, 4)) {
         const x = await a.load(id);
         const y = await b.load(id);
-        expect(y.highRes!.dataSync()).toEqual(x.highRes!.dataSync());
+        expectSameValues(y.highRes!.dataSync(), x.highRes!.dataSync(), `${id} highRes`);
         disposeBag(x);
         disposeBag(y);
       }
@@ -235,6 +243,7 @@ describe('H5Writer float16 datasets', () => {
     w.writeFloat16('a/feat', values, [7]);
     w.writeFloat16('b/feat', new Float32Array(3 * 3 * 5).map((_, i) => i / 7), [3, 3, 5]);
     expect(() => w.writeFloat16('c', [1, 2, 3], [2, 2])).toThrow(/shape \[2, 2\] needs 4 values, but got 3/);
+    expect(() => w.writeFloat16('e', [1, 70000], [2])).toThrow(/value 70000 at flat index 1 is beyond the float16 range \(65504\)\. Write with dtype 'float32'/);
     await w.commit();
     expect(existsSync(path)).toBe(true);
     const { openH5, readRaw } = await import('../../../src/node/index.js');
