@@ -9,6 +9,7 @@
  * 4. HAFED: multi-branch attention, the two stages, losses, model, trainer.
  * 5. TSU: the targeted state update, the f_S network and its trainer.
  * 6. MDP: the environment interface, the WSI environment, vector env, checkEnv.
+ * 7. PPO: the zoom policy (actor-critic), GAE, the event-sourced update, the trainer, baselines.
  *
  * @packageDocumentation
  */
@@ -30,3 +31,5 @@ export * from './tsu/index.js';
 
 // MDP
 export * from './mdp/index.js';
+// PPO
+export * from './ppo/index.js';
