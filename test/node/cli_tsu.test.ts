@@ -54,6 +54,7 @@ describe('sasha train tsu', () => {
     expect(manifest.tsu).toMatchObject({ path: 'tsu', bestEpoch: out.bestEpoch, train: { epochs: 3, seed: 1, learningRate: 1e-3, tau: 0.95 } });
     expect(manifest.aggregated).toMatchObject({ path: 'v.h5', slides: 12 });
     expect(existsSync(path.join(modelDir, 'checkpoints', 'tsu', 'best', 'model.json'))).toBe(true);
+    expect(existsSync(path.join(modelDir, 'checkpoints', 'tsu', 'last', 'model.json'))).toBe(true);
 
     // the saved f_S loads; V in v.h5 is HAFED stage 1 of U
     const fS = await StateMlp.load(fileIO(path.join(modelDir, 'tsu')));
@@ -68,10 +69,11 @@ describe('sasha train tsu', () => {
     withV.close();
     hafed.dispose();
 
-    // a second run reuses V while the HAFED is the same
-    const again = await sasha('train', 'tsu', '--model', modelDir, '--epochs', '1', '--json');
-    expect(again.code).toBe(0);
+    // a second run reuses V while the HAFED is the same, and --resume continues the finished run
+    const again = await sasha('train', 'tsu', '--model', modelDir, '--epochs', '4', '--seed', '1', '--lr', '1e-3', '--resume', '--json');
+    expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/Reusing V from/);
+    expect(lastJson(again.stdout).epochs).toBe(4);
   });
 
   it('explains what is missing', async () => {

@@ -8,6 +8,7 @@
  * DIR/v.h5                    V of every slide (reused while the HAFED is unchanged)
  * DIR/tsu/                    the trained f_S (model.json + weights), loadable with StateMlp.load
  * DIR/checkpoints/tsu/best/   the best f_S so far, written at every improvement
+ * DIR/checkpoints/tsu/last/   the resumable training state (every 10 epochs and at the end)
  * ```
  *
  * @packageDocumentation
@@ -18,7 +19,7 @@ import { DataError } from '../../core/errors.js';
 import { Hafed } from '../../hafed/index.js';
 import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp, trainTsu } from '../../tsu/index.js';
 import { H5FeatureDataset, H5Writer, readSplitFile } from '../h5/index.js';
-import { fileIO } from '../io/file_io.js';
+import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { readModelManifest, updateModelManifest } from '../model_dir.js';
 import { numberFlag, requireString, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
@@ -58,6 +59,7 @@ export const trainTsuCommand: CommandSpec = {
     lr: { type: 'string', help: 'peak learning rate of AdamW (half cosine to 0)', default: String(DEFAULT_TRAIN_TSU_CONFIG.learningRate) },
     'weight-decay': { type: 'string', help: 'AdamW weight decay', default: String(DEFAULT_TRAIN_TSU_CONFIG.weightDecay) },
     tau: { type: 'string', help: 'cosine threshold of the similar set; use the same value for the policy', default: String(DEFAULT_TRAIN_TSU_CONFIG.tau) },
+    resume: { type: 'boolean', help: 'continue from DIR/checkpoints/tsu/last when it exists' },
   },
   async run(args, io) {
     const cmd = 'train tsu';
@@ -135,7 +137,8 @@ export const trainTsuCommand: CommandSpec = {
           split,
           config: { epochs, seed, learningRate, weightDecay, tau },
           onProgress: bars.onProgress,
-          checkpoint: fileIO(path.join(dir, 'checkpoints', 'tsu', 'best')),
+          checkpoint: fileCheckpointStore(path.join(dir, 'checkpoints', 'tsu')),
+          resume: Boolean(args.values.resume),
         });
         const model: StateMlp = result.model;
         try {
