@@ -4,7 +4,8 @@
  *
  * Sections:
  * 1. Core: backends, ops, optimisers, errors, config, random numbers, the data contract.
- * 2. Slides and features: synthetic feature cohorts.
+ * 2. Slides and features: slide sources (TIFF / SVS, in-memory), tissue segmentation, patch grids,
+ *    patch encoders, feature extraction, synthetic slides and synthetic feature cohorts.
  * 3. Evaluation: classification metrics.
  * 4. HAFED: multi-branch attention, the two stages, losses, model, trainer.
  * 5. TSU: the targeted state update, the f_S network and its trainer.

@@ -5,7 +5,6 @@
  * @packageDocumentation
  */
 import { open as openFile, stat } from 'node:fs/promises';
-import { cpus } from 'node:os';
 import { basename, extname } from 'node:path';
 import { fromFile } from 'geotiff';
 import type sharpFn from 'sharp';
@@ -24,8 +23,10 @@ export interface OpenSlideOptions extends Omit<TiffSlideOptions, 'byteLength' | 
    */
   jpegDecoder?: JpegDecoderChoice;
   /**
-   * Tiles decoded at once by sharp (default: one less than the CPU count, at least 1), so that
-   * decoding runs beside the encoder instead of competing with it for every core.
+   * At most this many tiles are handed to sharp at once (default: no limit; libuv's thread
+   * pool, 4 threads unless `UV_THREADPOOL_SIZE` says otherwise, bounds the decodes that run).
+   * A limit is enforced on the main thread, so while a synchronous encoder runs, finished
+   * decodes cannot start new ones: keep the default when extracting.
    */
   decodeConcurrency?: number;
 }
@@ -167,7 +168,7 @@ export async function openSlide(path: string, options: OpenSlideOptions = {}): P
   let decoder: TileDecoderFactory | undefined;
   if (choice !== 'geotiff') {
     const sharp = await loadSharp();
-    if (sharp) decoder = sharpJpegDecoders(sharp, options.decodeConcurrency ?? Math.max(1, cpus().length - 1));
+    if (sharp) decoder = sharpJpegDecoders(sharp, options.decodeConcurrency ?? Infinity);
     else if (choice === 'sharp') throw new DataError("jpegDecoder 'sharp' was asked for, but sharp is not installed: npm install sharp.");
   }
   let tiff;

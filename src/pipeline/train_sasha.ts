@@ -5,7 +5,6 @@
  *
  * @packageDocumentation
  */
-import { tf } from '../core/tf.js';
 import { DataError, ValueError } from '../core/errors.js';
 import { subsetDataset, type SlideDataset, type SlideSplit } from '../core/data.js';
 import type { ProgressCallback } from '../core/progress.js';
@@ -117,8 +116,7 @@ function numClassesOf(dataset: SlideDataset, ids: readonly string[]): number {
  *
  * With a `store`, every stage's output and checkpoints are written as they finish; with
  * `resume`, finished stages are loaded instead of trained and an interrupted stage continues
- * from its checkpoint (HAFED and the policy from `'last'`; f_S restarts, its checkpoint being
- * the best weights only).
+ * from its `'last'` checkpoint.
  *
  * @returns the bundle and the dataset with V, both owned by the caller.
  * @example
@@ -186,7 +184,8 @@ export async function trainSasha(options: TrainSashaOptions): Promise<TrainSasha
           split,
           config: { seed, tau: model.env.tau, ...cfg.tsu },
           onProgress,
-          checkpoint: store ? artifactSink(prefixedStore(store, 'checkpoints/tsu/'), 'best') : undefined,
+          checkpoint: store ? prefixedStore(store, 'checkpoints/tsu/') : undefined,
+          resume,
         });
         model.fS = tsu.model;
         if (store) await store.save('tsu', await tsu.model.toArtifacts());
@@ -229,16 +228,6 @@ export async function trainSasha(options: TrainSashaOptions): Promise<TrainSasha
     model.dispose();
     throw e;
   }
-}
-
-/** A `tf.io` handler that saves into a store under `name` (for trainers that take a handler). */
-function artifactSink(store: CheckpointStore, name: string): tf.io.IOHandler {
-  return {
-    save: async (artifacts) => {
-      await store.save(name, artifacts);
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    },
-  };
 }
 
 function summarize(stage: unknown): Record<string, unknown> {

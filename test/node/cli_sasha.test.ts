@@ -46,7 +46,7 @@ describe('sasha train all / train tsu / train policy / eval --budget < 1', () =>
     const manifest = readModelManifest(out);
     expect(manifest.tsu).toMatchObject({ path: 'tsu', train: { tau: 0.95, epochs: 3 } });
     expect(manifest.policies).toMatchObject({ '0.2': { path: 'policy-0.2', budget: 0.2, env: { budget: 0.2, tau: 0.95, rewriteOnce: true, update: 'tsu' } } });
-    expect(readdirSync(out).sort()).toEqual(['checkpoints', 'hafed', 'policy-0.2', 'sasha.json', 'tsu']);
+    expect(readdirSync(out).sort()).toEqual(['checkpoints', 'hafed', 'policy-0.2', 'sasha.json', 'tsu', 'v.h5']);
     expect(readdirSync(path.join(out, 'checkpoints')).sort()).toEqual(['hafed', 'policy-0.2', 'tsu']);
 
     // --resume: every stage is found done

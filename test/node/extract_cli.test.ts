@@ -11,6 +11,9 @@ const tmp = tempDir();
 const slidesDir = tmp.path('slides');
 const SIZE = { width: 1024, height: 768 };
 // Levels 1024, 512, 256 (downsamples 1, 2, 4); segmentation at level 2.
+// Slides are read on the main thread here (a worker per slide costs a second under tsx); the
+// shard test uses the default worker reader.
+const MAIN = ['--reader', 'main'];
 const FLAGS = ['--lr-level', '2', '--hr-level', '1', '--patch-size', '32', '--a-t', '0.1', '--a-h', '0.1', '--dim', '16', '--input-size', '16', '--quiet', '--json'];
 
 async function cli(argv: string[]): Promise<{ code: number; result: Record<string, unknown> | undefined; stderr: string }> {
@@ -64,7 +67,7 @@ afterAll(() => tmp.cleanup());
 describe('sasha extract', () => {
   it('extracts a cohort, names each bad slide, goes on, and merges the good ones', async () => {
     const out = tmp.path('run_a');
-    const { code, result } = await cli(['extract', slidesDir, '--out', out, '--labels', tmp.path('labels.csv'), '--classes', 'normal,tumor', ...FLAGS]);
+    const { code, result } = await cli(['extract', slidesDir, '--out', out, '--labels', tmp.path('labels.csv'), '--classes', 'normal,tumor', ...MAIN, ...FLAGS]);
     expect(code).toBe(0);
     expect(result).toMatchObject({ slides: 7, extracted: 3, skipped: 0, dim: 16 });
     const failed = Object.fromEntries((result!.failed as { id: string; error: string }[]).map((f) => [f.id, f.error]));
@@ -90,7 +93,7 @@ describe('sasha extract', () => {
   it('skips complete slides on a second run and writes the same files', async () => {
     const out = tmp.path('run_a');
     const before = { lr: await contents(join(out, 'lr.h5')), hr: await contents(join(out, 'hr.h5')) };
-    const { code, result } = await cli(['extract', slidesDir, '--out', out, '--labels', tmp.path('labels.csv'), '--classes', 'normal,tumor', ...FLAGS]);
+    const { code, result } = await cli(['extract', slidesDir, '--out', out, '--labels', tmp.path('labels.csv'), '--classes', 'normal,tumor', ...MAIN, ...FLAGS]);
     expect(code).toBe(0);
     expect(result).toMatchObject({ extracted: 0, skipped: 3 });
     expect(await contents(join(out, 'lr.h5'))).toEqual(before.lr);

@@ -38,7 +38,7 @@ describe('trainSasha on the tiny synthetic cohort', () => {
     expect((tsu as { history: unknown[] }).history.length).toBe(3);
     expect((policy as { history: unknown[] }).history.length).toBe(2);
     expect(store.names().sort()).toEqual(
-      ['checkpoints/hafed/best', 'checkpoints/hafed/last', 'checkpoints/policy/best', 'checkpoints/policy/last', 'checkpoints/tsu/best', 'hafed', 'policy', 'tsu'].sort(),
+      ['checkpoints/hafed/best', 'checkpoints/hafed/last', 'checkpoints/policy/best', 'checkpoints/policy/last', 'checkpoints/tsu/best', 'checkpoints/tsu/last', 'hafed', 'policy', 'tsu'].sort(),
     );
     // every policy runs on the test slides at f = 0.2 and gives a complete evaluation
     const classifier = model.hafed!;

@@ -8,7 +8,16 @@ import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
 import { tileCommand } from './tile.js';
 import { trainHafedCommand } from './train_hafed.js';
-import { trainAllCommand, trainPolicyCommand, trainTsuCommand } from './train_sasha.js';
+import { trainTsuCommand } from './train_tsu.js';
+import { trainAllCommand, trainPolicyCommand } from './train_sasha.js';
 
 /** Every command, by name (`'train hafed'`, `'eval'`, ...). */
-export const COMMANDS: readonly CommandSpec[] = [tileCommand, extractCommand, trainHafedCommand, trainTsuCommand, trainPolicyCommand, trainAllCommand, evalCommand];
+export const COMMANDS: readonly CommandSpec[] = [
+  tileCommand,
+  extractCommand,
+  trainHafedCommand,
+  trainTsuCommand,
+  trainPolicyCommand,
+  trainAllCommand,
+  evalCommand,
+];

@@ -15,7 +15,8 @@ import { StateMlp } from '../../tsu/index.js';
 import { fileIO, writeFileAtomic } from '../io/file_io.js';
 import type { CommandIO, ParsedArgs } from './args.js';
 import { progressBars } from './progress_bar.js';
-import { budgetKey, openModelData, tsuTau, type PolicyManifestEntry, type TsuManifestEntry } from './train_sasha.js';
+import { budgetKey, openModelData, tsuTau, type PolicyManifestEntry } from './train_sasha.js';
+import type { TsuManifestEntry } from './train_tsu.js';
 
 /** Evaluates a model directory at budget `budget` < 1; returns the `--json` result. */
 export async function evalAtBudget(dir: string, args: ParsedArgs, io: CommandIO, budget: number, subset: SplitSubset): Promise<Record<string, unknown>> {

@@ -13,6 +13,7 @@ import { loadEncoder } from '../encoder_loader.js';
 import { H5FeatureSink } from '../feature_sink.js';
 import { writeFileAtomic } from '../io/file_io.js';
 import { openSlide, slideIdFromPath } from '../open_slide.js';
+import { canReadInWorker, openSlideInWorker } from '../worker_slide_source.js';
 import { SHARD_FLAG, numberFlag, parseShard, requireString, selectShard, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
@@ -52,6 +53,7 @@ export const extractCommand: CommandSpec = {
     'token-pooling': { type: 'string', help: 'cls or mean, for encoders that return tokens [B, T, d]' },
     seed: { type: 'string', help: 'seed of the builtin encoder', default: '0' },
     'batch-size': { type: 'string', help: 'patches per encoder call', default: '32' },
+    reader: { type: 'string', help: "where slides are read: 'worker' (a worker thread, beside the encoder) or 'main'", default: 'worker' },
     dtype: { type: 'string', help: 'float16 (as the reference) or float32', default: 'float16' },
     labels: { type: 'string', help: 'CSV with slide_id and label columns (label attribute)' },
     classes: { type: 'string', help: 'class names in label order, for string labels (e.g. normal,tumor)' },
@@ -130,10 +132,16 @@ export const extractCommand: CommandSpec = {
       } else await writeFileAtomic(settingsPath, JSON.stringify(settings, null, 2) + '\n');
 
       const sink = new H5FeatureSink(out, { highRes, dtype });
+      let reader = (args.values.reader as string | undefined) ?? 'worker';
+      if (reader !== 'worker' && reader !== 'main') throw new ValueError(`Expected --reader to be worker or main, but got '${reader}'.`);
+      if (reader === 'worker' && !canReadInWorker()) {
+        io.log('The slide worker module is missing from this build: reading on the main thread.');
+        reader = 'main';
+      }
       const slides: CohortSlide[] = mine.map(({ file, id }) => ({
         id,
         label: labels?.get(id),
-        open: () => openSlide(file),
+        open: () => (reader === 'worker' ? openSlideInWorker(file) : openSlide(file)),
       }));
       if (labels) {
         const unlabelled = mine.filter((s) => !labels!.has(s.id)).map((s) => s.id);

@@ -1,13 +1,11 @@
 /**
- * `sasha train tsu`, `sasha train policy` and `sasha train all`: the stages of SASHA after
- * HAFED, on a model directory (see `model_dir.ts`):
+ * `sasha train policy` and `sasha train all`: the policy stage of SASHA, and the three stages
+ * (HAFED, f_S, policy) in a row, on a model directory (see `model_dir.ts`):
  * ```
- * DIR/tsu/                    f_S (StateMlp.save)
- * DIR/checkpoints/tsu/best/   f_S at its best validation MSE so far
  * DIR/policy-<f>/             the zoom policy trained for budget f (ActorCritic.save)
  * DIR/checkpoints/policy-<f>/ last/ (resumable PPO state), best/
  * ```
- * and the manifest entries `tsu` and `policies[<f>]`.
+ * and the manifest entry `policies[<f>]`.
  *
  * @packageDocumentation
  */
@@ -19,23 +17,14 @@ import { Hafed } from '../../hafed/index.js';
 import { DEFAULT_WSI_ENV_CONFIG, resolveWsiEnvConfig, type WsiEnvConfig } from '../../mdp/index.js';
 import { PPO_PRESETS, resolvePpoConfig } from '../../ppo/index.js';
 import { DEFAULT_POLICY_EPOCHS, trainPolicy, withAggregated, type AggregatedDataset } from '../../pipeline/index.js';
-import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp, trainTsu } from '../../tsu/index.js';
+import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp } from '../../tsu/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
 import { numberFlag, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
 import { trainHafedCommand } from './train_hafed.js';
+import { trainTsuCommand, type TsuManifestEntry } from './train_tsu.js';
 import { progressBars } from './progress_bar.js';
-
-/** The manifest entry of f_S (as `sasha train tsu` writes it). */
-export interface TsuManifestEntry {
-  path: string;
-  /** The resolved trainTsu config (its `tau` is the threshold f_S was trained with). */
-  train: Record<string, unknown>;
-  bestEpoch: number;
-  bestValMse: number;
-  identityValMse: number;
-}
 
 /** The tau f_S was trained with (the policy and evaluation use the same). */
 export function tsuTau(entry: TsuManifestEntry): number {
@@ -130,63 +119,6 @@ function updateFlag(args: ParsedArgs): WsiEnvConfig['update'] {
   if (u !== 'tsu' && u !== 'global') throw new ValueError(`Expected --update to be 'tsu' or 'global', but got '${u}'.`);
   return u;
 }
-
-/** `sasha train tsu`. */
-export const trainTsuCommand: CommandSpec = {
-  name: 'train tsu',
-  summary: 'train f_S, the targeted state update, on the V of a trained HAFED',
-  flags: {
-    model: { type: 'string', help: "model directory written by 'sasha train hafed'" },
-    epochs: { type: 'string', help: 'training epochs (one random anchor per slide and epoch)', default: String(DEFAULT_TRAIN_TSU_CONFIG.epochs) },
-    seed: { type: 'string', help: 'seed of anchors, order and initialisation', default: '5' },
-    tau: { type: 'string', help: 'cosine threshold of the similar set', default: String(DEFAULT_TRAIN_TSU_CONFIG.tau) },
-    lr: { type: 'string', help: 'peak learning rate', default: String(DEFAULT_TRAIN_TSU_CONFIG.learningRate) },
-  },
-  async run(args, io) {
-    const dir = path.resolve(requireString(args, 'model', 'train tsu'));
-    const epochs = numberFlag(args, 'epochs', DEFAULT_TRAIN_TSU_CONFIG.epochs, { min: 1, integer: true });
-    const seed = numberFlag(args, 'seed', 5, { integer: true });
-    const tau = numberFlag(args, 'tau', DEFAULT_TRAIN_TSU_CONFIG.tau, { min: 0, minExclusive: true, max: 1 });
-    const learningRate = numberFlag(args, 'lr', DEFAULT_TRAIN_TSU_CONFIG.learningRate, { min: 0, minExclusive: true });
-    const t0 = Date.now();
-    const data = await openModelData(dir, args);
-    const bars = progressBars(io.interactive);
-    try {
-      io.log(`Training f_S on ${data.split.train.length} slides (validation ${data.split.val.length}), tau = ${tau}, ${epochs} epochs.`);
-      const result = await trainTsu({
-        dataset: data.withV,
-        split: data.split,
-        config: { epochs, seed, tau, learningRate },
-        onProgress: bars.onProgress,
-        checkpoint: fileIO(path.join(dir, 'checkpoints', 'tsu', 'best')),
-      });
-      try {
-        await result.model.save(fileIO(path.join(dir, 'tsu')));
-        const entry: TsuManifestEntry = {
-          path: 'tsu',
-          train: { ...result.config },
-          bestEpoch: result.bestEpoch,
-          bestValMse: result.bestValMse,
-          identityValMse: result.identityValMse,
-        };
-        await updateModelManifest(dir, { tsu: entry });
-        return {
-          model: dir,
-          epochs: result.history.length,
-          bestEpoch: result.bestEpoch,
-          valMse: result.bestValMse,
-          identityValMse: result.identityValMse,
-          seconds: (Date.now() - t0) / 1000,
-        };
-      } finally {
-        result.model.dispose();
-      }
-    } finally {
-      bars.stop();
-      data.close();
-    }
-  },
-};
 
 /** `sasha train policy`. */
 export const trainPolicyCommand: CommandSpec = {
@@ -331,7 +263,7 @@ export const trainAllCommand: CommandSpec = {
     if (m?.tsu) {
       io.log('TSU: already trained, skipping (--resume).');
     } else {
-      results.tsu = await runWith(trainTsuCommand, { model: out, epochs: str('tsu-epochs'), seed: str('seed'), tau: str('tau') }, io);
+      results.tsu = await runWith(trainTsuCommand, { model: out, epochs: str('tsu-epochs'), seed: str('seed'), tau: str('tau'), resume }, io);
     }
     m = resume ? done() : null;
     if ((m?.policies as Record<string, unknown> | undefined)?.[budgetKey(budget)]) {
