@@ -79,7 +79,7 @@ export class FeatureAggregator {
       throw new ShapeError(`Error in FeatureAggregator: expected U [N, k, ${this.dim}], but got ${fmtShape(u.shape)}.`);
     }
     return tf.tidy(() => {
-      const { attention } = this.attention.forward(u, { training: options.training, rng: options.rng, pool: false }); // [N, M1, k]
+      const { attention } = this.attention.forward(u, { training: options.training, rng: options.rng, pool: false, inputGrad: false }); // [N, M1, k]
       const abar = this.attention.numBranches === 1 ? attention : tf.mean(attention, 1, true); // [N, 1, k]
       const v = tf.reshape(attentionPool(abar, u), [u.shape[0], this.dim]) as tf.Tensor2D; // [N, d]
       return { features: v, attention: attention as tf.Tensor3D };

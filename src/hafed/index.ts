@@ -6,6 +6,7 @@
  */
 export * from './types.js';
 export * from './defaults.js';
+export * from './gated_scores.js';
 export * from './multi_branch_attention.js';
 export * from './feature_aggregator.js';
 export * from './slide_classifier.js';

@@ -5,15 +5,16 @@
  * @packageDocumentation
  */
 import { tf, tfl } from '../core/tf.js';
-import { fastTanh, linear, matMul, MASK_LOGIT } from '../core/ops.js';
+import { matMul, MASK_LOGIT } from '../core/ops.js';
+import { gatedScores, type ScoreWeights } from './gated_scores.js';
 import { Rng, createRng } from '../core/random.js';
 import { ShapeError, ValueError, fmtShape } from '../core/errors.js';
 
 /** The base arguments of every tfjs-layers layer (`name`, `trainable`, ...). */
-export type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
+export type BaseLayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
 
 /** Arguments of {@link MultiBranchAttention}. */
-export interface MultiBranchAttentionArgs extends LayerArgs {
+export interface MultiBranchAttentionArgs extends BaseLayerArgs {
   /** M: number of attention branches, each with its own attention map. Default 1. */
   numBranches?: number;
   /**
@@ -50,6 +51,8 @@ export interface AttentionForwardOptions {
   rng?: Rng;
   /** Compute the per-branch pooled features (default true). */
   pool?: boolean;
+  /** Whether gradients must flow back into the input (default true; false when it is data). */
+  inputGrad?: boolean;
 }
 
 /** What {@link MultiBranchAttention.forward} returns; every tensor is owned by the caller. */
@@ -254,24 +257,17 @@ export class MultiBranchAttention extends tfl.layers.Layer {
    * depend on that instance alone.
    *
    * **Input shape:** `[..., n, d]`. **Output shape:** `[..., n, M]`.
+   * @param inputGrad whether gradients must flow back into `x` (default true; false when `x`
+   *   is data, which saves one matrix product in training).
    * @returns a new tensor owned by the caller.
    */
-  rowScores(x: tf.Tensor): tf.Tensor {
+  rowScores(x: tf.Tensor, inputGrad = true): tf.Tensor {
     if (x.rank < 2) throw new ShapeError(`Error in MultiBranchAttention: expected input [..., n, d], but got ${fmtShape(x.shape)}.`);
     const d = x.shape[x.rank - 1];
     this.ensureBuilt(d);
     return tf.tidy(() => {
-      const w = this.weightMap();
-      const rows = x.rank === 2 ? x : tf.reshape(x, [-1, d]);
-      let hidden: tf.Tensor;
-      if (this.gated) {
-        const h = linear(rows, tf.concat([w.kernelV, w.kernelU], 1), tf.concat([w.biasV, w.biasU]));
-        const [hv, hu] = tf.split(h, 2, 1);
-        hidden = tf.mul(fastTanh(hv), tf.sigmoid(hu)); // [R, D]
-      } else {
-        hidden = fastTanh(linear(rows, w.kernelV, w.biasV)); // [R, D]
-      }
-      const s = linear(hidden, w.kernelW, w.biasW); // [R, M]
+      const rows = (x.rank === 2 ? x : tf.reshape(x, [-1, d])) as tf.Tensor2D;
+      const s = gatedScores(rows, this.weightMap() as unknown as ScoreWeights, inputGrad); // [R, M]
       return tf.reshape(s, [...x.shape.slice(0, -1), this.numBranches]);
     });
   }
@@ -284,12 +280,12 @@ export class MultiBranchAttention extends tfl.layers.Layer {
    * @returns named tensors owned by the caller.
    */
   forward(x: tf.Tensor, options: AttentionForwardOptions = {}): MultiBranchAttentionOutput {
-    const { training = false, mask, rng = this.rng, pool = true } = options;
+    const { training = false, mask, rng = this.rng, pool = true, inputGrad = true } = options;
     if (x.rank < 2) throw new ShapeError(`Error in MultiBranchAttention: expected input [..., n, d], but got ${fmtShape(x.shape)}.`);
     const n = x.shape[x.rank - 2];
     if (n === 0) throw new ShapeError(`Error in MultiBranchAttention: expected at least one instance, but got input ${fmtShape(x.shape)}.`);
     return tf.tidy(() => {
-      const raw = swapLastAxes(this.rowScores(x)); // [..., M, n]
+      const raw = swapLastAxes(this.rowScores(x, inputGrad)); // [..., M, n]
       let keep: tf.Tensor | null = mask ? this.instanceKeep(mask, x, raw.shape) : null;
       if (training && this.maskTopK > 0 && this.maskDrop > 0) {
         const stkim = this.stkimKeep(raw, keep, rng);

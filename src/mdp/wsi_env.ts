@@ -17,6 +17,7 @@ import { tf } from '../core/tf.js';
 import { DataError, ShapeError, StateError, ValueError, fmtShape } from '../core/errors.js';
 import { createRng, type Rng } from '../core/random.js';
 import { applyStateUpdate, checkRowVector, computeStateUpdate, createTsuState } from '../tsu/targeted_state_update.js';
+import { CosineIndex } from '../tsu/cosine_index.js';
 import type { TsuState } from '../tsu/types.js';
 import { budgetSteps, resolveWsiEnvConfig } from './defaults.js';
 import type { Env, ResetOptions, ResetResult, StepResult } from './env.js';
@@ -225,6 +226,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   private readonly norms0: Float64Array;
   private readonly v: Float32Array | null;
   private readonly state: TsuState;
+  private readonly index: CosineIndex;
   private readonly rowLogits: RowScoreCache;
   private readonly logits0: Float32Array;
   private readonly pool: IncrementalAttentionPool;
@@ -254,6 +256,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     this.state = createTsuState(opts.lowRes);
     this.z = this.state.values.slice();
     this.norms0 = this.state.norms.slice();
+    this.index = new CosineIndex(this.state);
     if (opts.aggregated) {
       this.v = new Float32Array(opts.aggregated.dataSync());
       for (let i = 0; i < this.v.length; i++) {
@@ -311,6 +314,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     s.norms.set(this.norms0);
     s.visited.fill(0);
     s.rewritten.fill(0);
+    this.index.rebuild(s);
     this.rowLogits.scores.set(this.logits0);
     this.pool.restore(this.pool0);
     this.mask.fill(1);
@@ -366,7 +370,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
 
     // Targeted state update (only f_S on C runs in tfjs).
     const { update, tau, rewriteOnce } = this.config;
-    const change = computeStateUpdate(s, action, va, this.fS, { update, tau, rewriteOnce });
+    const change = computeStateUpdate(s, action, va, this.fS, { update, tau, rewriteOnce }, this.index);
     const { rows } = change;
     const nr = rows.length;
     // Re-score the changed rows only.
@@ -379,6 +383,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
       oldLogits.set(this.rowLogits.scores.subarray(rows[r] * m, rows[r] * m + m), r * m);
     }
     applyStateUpdate(s, action, change);
+    this.index.updateRows(s, rows);
     this.rowLogits.write(rows, newLogits);
     this.pool.update(rows, oldLogits, oldValues);
 

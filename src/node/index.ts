@@ -5,6 +5,7 @@
  * Sections:
  * 1. File io (model artifacts in directories, file:// URLs, checkpoint directories).
  * 2. HDF5 feature files.
+ * 3. Slides: opening TIFF / SVS files, synthetic slides, encoders from disk, feature sinks.
  *
  * @packageDocumentation
  */
@@ -13,7 +14,17 @@ import { registerFileRouter } from './io/file_io.js';
 // File io
 export * from './io/file_io.js';
 
+// Model directories (sasha.json)
+export * from './model_dir.js';
+
 // HDF5 feature files
 export * from './h5/index.js';
+
+// Slides
+export * from './open_slide.js';
+export * from './worker_slide_source.js';
+export * from './synthetic_slide.js';
+export * from './encoder_loader.js';
+export * from './feature_sink.js';
 
 registerFileRouter();

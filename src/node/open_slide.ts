@@ -22,6 +22,13 @@ export interface OpenSlideOptions extends Omit<TiffSlideOptions, 'byteLength' | 
    * JavaScript), or `'auto'` (sharp when installed; the default).
    */
   jpegDecoder?: JpegDecoderChoice;
+  /**
+   * At most this many tiles are handed to sharp at once (default: no limit; libuv's thread
+   * pool, 4 threads unless `UV_THREADPOOL_SIZE` says otherwise, bounds the decodes that run).
+   * A limit is enforced on the main thread, so while a synchronous encoder runs, finished
+   * decodes cannot start new ones: keep the default when extracting.
+   */
+  decodeConcurrency?: number;
 }
 
 /** The slide id of a file: its name without directory and extension (`/data/tumor_001.tif` -> `tumor_001`). */
@@ -56,7 +63,8 @@ const ADOBE_RGB = Uint8Array.from([0xff, 0xee, 0x00, 0x0e, 0x41, 0x64, 0x6f, 0x6
  * tile itself, written after ours, takes precedence). Other codecs fall back to geotiff.
  * @category WSI
  */
-export function sharpJpegDecoders(sharp: SharpModule): TileDecoderFactory {
+export function sharpJpegDecoders(sharp: SharpModule, concurrency = Infinity): TileDecoderFactory {
+  const limit = semaphore(concurrency);
   return (info: TiffTileInfo): TileDecoder | undefined => {
     if (info.compression !== 7 || info.samplesPerPixel !== 3 || !(info.photometric === 2 || info.photometric === 6)) return undefined;
     const tables = info.jpegTables && info.jpegTables.length > 4 ? info.jpegTables : undefined;
@@ -67,7 +75,7 @@ export function sharpJpegDecoders(sharp: SharpModule): TileDecoderFactory {
         const tile = new Uint8Array(bytes);
         if (tile[0] !== 0xff || tile[1] !== 0xd8) throw new Error('tile is not a JPEG stream');
         const stream = Buffer.concat([head, marker, tile.subarray(2)]);
-        const { data, info: out } = await sharp(stream).raw().toBuffer({ resolveWithObject: true });
+        const { data, info: out } = await limit(() => sharp(stream).raw().toBuffer({ resolveWithObject: true }));
         if (out.channels !== 3) throw new Error(`expected 3 channels from the JPEG decoder, got ${out.channels}`);
         if (out.width === info.tileWidth) return new Uint8Array(data.buffer, data.byteOffset, data.length);
         // A JPEG frame narrower than the tile (never seen in practice): pad to tile width.
@@ -78,6 +86,22 @@ export function sharpJpegDecoders(sharp: SharpModule): TileDecoderFactory {
         return padded;
       },
     };
+  };
+}
+
+/** Runs at most `n` of the given tasks at once (FIFO). */
+function semaphore(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+    active++;
+    try {
+      return await task();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
   };
 }
 
@@ -144,7 +168,7 @@ export async function openSlide(path: string, options: OpenSlideOptions = {}): P
   let decoder: TileDecoderFactory | undefined;
   if (choice !== 'geotiff') {
     const sharp = await loadSharp();
-    if (sharp) decoder = sharpJpegDecoders(sharp);
+    if (sharp) decoder = sharpJpegDecoders(sharp, options.decodeConcurrency ?? Infinity);
     else if (choice === 'sharp') throw new DataError("jpegDecoder 'sharp' was asked for, but sharp is not installed: npm install sharp.");
   }
   let tiff;
@@ -153,6 +177,6 @@ export async function openSlide(path: string, options: OpenSlideOptions = {}): P
   } catch (e) {
     throw new DataError(`Slide '${name}' is not a readable TIFF: ${(e as Error).message}. The file may be truncated or corrupt.`);
   }
-  const { jpegDecoder: _ignored, ...rest } = options;
+  const { jpegDecoder: _decoder, decodeConcurrency: _concurrency, ...rest } = options;
   return TiffSlideSource.open(tiff, { ...rest, name, byteLength: size, decoder });
 }

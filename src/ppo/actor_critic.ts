@@ -35,13 +35,49 @@ function torchLinearInit(rng: Rng, shape: number[], fanIn: number): tf.Tensor {
   return tf.tensor(values, shape);
 }
 
-/** Gated attention logit of every row: `w . (tanh(x Wv + bv) * sigmoid(x Wu + bu)) + b`. */
+/**
+ * Gated attention logit of every row: `l = w . (tanh(x Wv + bv) * sigmoid(x Wu + bu)) + b`,
+ * as one op with a hand-written gradient with respect to the weights (the rows `x` are data
+ * and get none). The forward keeps only the two activations `a = tanh(.)` and `s = sigmoid(.)`
+ * ([n, h] each) for the backward pass, instead of the ten or so intermediates autodiff would
+ * hold; this is what lets a dense update at N = 1000 fit in the wasm backend's 4 GB.
+ * Backward, with `p = a * s` and `dp = dy w^T`:
+ * `dPreV = dp * s * (1 - a^2)`, `dPreU = dp * a * s * (1 - s)`, `dWv = x^T dPreV`,
+ * `dWu = x^T dPreU`, `dbv`, `dbu` their column sums, `dw = p^T dy`, `db = sum(dy)`.
+ *
+ * **Input shape:** `x` [n, d]. **Output shape:** [n].
+ */
 function gatedAttentionLogits(x: tf.Tensor2D, g: GatedAttentionWeights): tf.Tensor1D {
-  return tf.tidy(() => {
-    const a = fastTanh(linear(x, g.vKernel, g.vBias)); // [n, h]
-    const b = tf.sigmoid(linear(x, g.uKernel, g.uBias)); // [n, h]
-    return tf.reshape(linear(tf.mul(a, b) as tf.Tensor2D, g.wKernel, g.wBias), [-1]) as tf.Tensor1D; // [n]
-  });
+  const op = tf.customGrad(((vK: tf.Tensor, vB: tf.Tensor, uK: tf.Tensor, uB: tf.Tensor, wK: tf.Tensor, wB: tf.Tensor, save: tf.GradSaveFunc) => {
+    // the engine runs this in a tidy: only the value and the saved tensors survive
+    const a = fastTanh(linear(x, vK, vB)); // [n, h]
+    const s = tf.sigmoid(linear(x, uK, uB)); // [n, h]
+    const value = tf.reshape(linear(tf.mul(a, s) as tf.Tensor2D, wK, wB), [-1]); // [n]
+    save([a, s]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        // one [n, h] temporary at a time where possible: the backward pass bounds the peak memory
+        const [sa, ss] = saved as tf.Tensor2D[];
+        const [n, h] = sa.shape;
+        const dyc = tf.reshape(dy, [n, 1]) as tf.Tensor2D; // [n, 1]
+        const xT = tf.transpose(x) as tf.Tensor2D; // [d, n]: explicit, the fast matMul path on wasm
+        const dw = tf.tidy(() => tf.matMul(tf.transpose(tf.mul(sa, ss)) as tf.Tensor2D, dyc)); // [h, 1]
+        const dp = tf.mul(dyc, tf.reshape(wK, [1, h])) as tf.Tensor2D; // [n, h]
+        const dPreV = tf.tidy(() => tf.mul(tf.mul(dp, ss), tf.sub(1, tf.square(sa))) as tf.Tensor2D); // [n, h]
+        const dWv = tf.matMul(xT, dPreV);
+        const dbv = tf.sum(dPreV, 0);
+        dPreV.dispose();
+        const dPreU = tf.tidy(() => tf.mul(tf.mul(dp, sa), tf.mul(ss, tf.sub(1, ss))) as tf.Tensor2D); // [n, h]
+        dp.dispose();
+        const dWu = tf.matMul(xT, dPreU);
+        const dbu = tf.sum(dPreU, 0);
+        tf.dispose([dPreU, xT, dyc]);
+        return [dWv, dbv, dWu, dbu, dw, tf.reshape(tf.sum(dy), [1])];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...w: tf.Tensor[]) => tf.Tensor1D;
+  return op(g.vKernel, g.vBias, g.uKernel, g.uBias, g.wKernel, g.wBias);
 }
 
 /** What {@link ActorCritic.criticRowTerms} returns. @category PPO */

@@ -21,67 +21,65 @@ interface DenseEpisode {
   actionIndex: tf.Tensor1D; // int32 [T], t * N + a_t
 }
 
-function denseEpisodes(table: VersionTable): DenseEpisode[] {
-  return table.episodes.map((ep, e) => {
-    const T = ep.length;
-    const N = ep.numPatches;
+function denseEpisode(table: VersionTable, e: number): DenseEpisode {
+  const ep = table.episodes[e];
+  const T = ep.length;
+  const N = ep.numPatches;
+  return {
+    states: tf.tensor3d(table.denseStates(e), [T, N, table.dim]),
+    mask: tf.tensor2d(table.denseMasks(e), [T, N], 'bool'),
+    actionIndex: tf.tensor1d(
+      ep.actions.map((a, t) => t * N + a),
+      'int32',
+    ),
+  };
+}
+
+function disposeEpisode(e: DenseEpisode): void {
+  tf.dispose([e.states, e.mask, e.actionIndex]);
+}
+
+/** Per-step masked log-probabilities of the actions and entropies of one episode, [T] each. */
+function actorQuantities(model: ActorCritic, e: DenseEpisode): { logProbs: tf.Tensor1D; entropies: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const [T, N, d] = e.states.shape;
+    const logits = tf.reshape(model.actorLogits(tf.reshape(e.states, [T * N, d]) as tf.Tensor2D), [T, N]); // [T, N]
+    const logp = maskedLogSoftmax(logits, e.mask); // [T, N]
     return {
-      states: tf.tensor3d(table.denseStates(e), [T, N, table.dim]),
-      mask: tf.tensor2d(table.denseMasks(e), [T, N], 'bool'),
-      actionIndex: tf.tensor1d(
-        ep.actions.map((a, t) => t * N + a),
-        'int32',
-      ),
+      logProbs: gatherRows(tf.reshape(logp, [-1]) as tf.Tensor1D, e.actionIndex),
+      entropies: entropyFromLogProbs(logp) as tf.Tensor1D,
     };
   });
 }
 
-function disposeEpisodes(eps: DenseEpisode[]): void {
-  for (const e of eps) tf.dispose([e.states, e.mask, e.actionIndex]);
-}
-
-/** Per-step masked log-probabilities of the actions and entropies, concatenated over episodes. */
-function actorQuantities(model: ActorCritic, eps: DenseEpisode[]): { logProbs: tf.Tensor1D; entropies: tf.Tensor1D } {
-  return tf.tidy(() => {
-    const lps: tf.Tensor1D[] = [];
-    const ents: tf.Tensor1D[] = [];
-    for (const e of eps) {
-      const [T, N, d] = e.states.shape;
-      const logits = tf.reshape(model.actorLogits(tf.reshape(e.states, [T * N, d]) as tf.Tensor2D), [T, N]); // [T, N]
-      const logp = maskedLogSoftmax(logits, e.mask); // [T, N]
-      ents.push(entropyFromLogProbs(logp) as tf.Tensor1D);
-      lps.push(gatherRows(tf.reshape(logp, [-1]) as tf.Tensor1D, e.actionIndex));
-    }
-    return { logProbs: tf.concat(lps) as tf.Tensor1D, entropies: tf.concat(ents) as tf.Tensor1D };
-  });
-}
-
-function criticValues(model: ActorCritic, eps: DenseEpisode[]): tf.Tensor1D {
-  return tf.tidy(() => tf.concat(eps.map((e) => model.values(e.states))) as tf.Tensor1D);
-}
-
 /**
- * Evaluates the policy on every step of a table without gradients, densely (every S_t stacked).
- * Same outputs as {@link evaluateEventSourced}.
+ * Evaluates the policy on every step of a table without gradients, densely (every S_t of an
+ * episode stacked). Same outputs as {@link evaluateEventSourced}.
  * @category PPO
  */
 export function evaluateDense(model: ActorCritic, table: VersionTable): PolicyEvaluation {
-  const eps = denseEpisodes(table);
-  try {
-    const { logProbs, entropies } = actorQuantities(model, eps);
-    const values = criticValues(model, eps);
-    const out = { logProbs: logProbs.dataSync().slice(), entropies: entropies.dataSync().slice(), values: values.dataSync().slice() };
-    tf.dispose([logProbs, entropies, values]);
-    return out as PolicyEvaluation;
-  } finally {
-    disposeEpisodes(eps);
+  const B = table.numSamples;
+  const out: PolicyEvaluation = { logProbs: new Float32Array(B), entropies: new Float32Array(B), values: new Float32Array(B) };
+  for (let e = 0; e < table.episodes.length; e++) {
+    const ep = denseEpisode(table, e);
+    const off = table.sampleOffsets[e];
+    tf.tidy(() => {
+      const { logProbs, entropies } = actorQuantities(model, ep);
+      out.logProbs.set(logProbs.dataSync(), off);
+      out.entropies.set(entropies.dataSync(), off);
+      out.values.set(model.values(ep.states).dataSync(), off);
+    });
+    disposeEpisode(ep);
   }
+  return out;
 }
 
 /**
  * The PPO losses of one epoch on a batch and their gradients, computed densely as the
- * reference does: stack S_t [B, N, d], run the actor on every (step, row), pool every state
- * with the critic, one backward pass per network. Parameters are not changed.
+ * reference does: every state S_t of an episode stacked ([T, N, d]), the actor run on every
+ * (step, row), the critic pooling every state, one backward pass per network. Episodes are
+ * processed one after the other and their gradients summed (the loss is a sum over samples),
+ * which halves the peak memory of stacking both episodes at once. Parameters are not changed.
  *
  * @returns loss values and gradients (the gradient tensors belong to the caller).
  * @category PPO
@@ -91,41 +89,55 @@ export function densePpoLoss(
   batch: RolloutBatch,
   config: Pick<PpoConfig, 'clipCoef' | 'entCoef' | 'clipValueLoss'>,
 ): PpoLossResult {
-  const B = batch.table.numSamples;
-  const eps = denseEpisodes(batch.table);
-  const oldLogProbs = tf.tensor1d(batch.oldLogProbs);
-  const advantages = tf.tensor1d(batch.advantages);
-  const returns = tf.tensor1d(batch.returns);
-  const oldValues = tf.tensor1d(batch.oldValues);
-  const kept: tf.Scalar[] = [];
-  try {
-    let stats: ReturnType<typeof actorLossTerms> | null = null;
-    const actor = tf.variableGrads(() => {
-      const q = actorQuantities(model, eps);
-      const terms = actorLossTerms(q.logProbs, q.entropies, oldLogProbs, advantages, B, config);
-      stats = terms;
-      kept.push(...[terms.policyLoss, terms.entropy, terms.oldApproxKl, terms.approxKl, terms.clipFraction].map((t) => tf.keep(t)));
-      return terms.loss;
-    }, model.actorVariables);
-    const critic = tf.variableGrads(() => criticLoss(criticValues(model, eps), oldValues, returns, B, config), model.criticVariables);
-    const s = stats as unknown as ReturnType<typeof actorLossTerms>;
-    const read = (t: tf.Scalar) => t.dataSync()[0];
-    const result: PpoLossResult = {
-      actorLoss: read(actor.value),
-      valueLoss: read(critic.value),
-      policyLoss: read(s.policyLoss),
-      entropy: read(s.entropy),
-      oldApproxKl: read(s.oldApproxKl),
-      approxKl: read(s.approxKl),
-      clipFraction: read(s.clipFraction),
-      actorGrads: actor.grads,
-      criticGrads: critic.grads,
-    };
-    tf.dispose([actor.value, critic.value]);
-    return result;
-  } finally {
-    tf.dispose(kept);
-    tf.dispose([oldLogProbs, advantages, returns, oldValues]);
-    disposeEpisodes(eps);
+  const { table } = batch;
+  const B = table.numSamples;
+  const sums = { actorLoss: 0, valueLoss: 0, policyLoss: 0, entropy: 0, oldApproxKl: 0, approxKl: 0, clipFraction: 0 };
+  let actorGrads: tf.NamedTensorMap = {};
+  let criticGrads: tf.NamedTensorMap = {};
+  const accumulate = (acc: tf.NamedTensorMap, grads: tf.NamedTensorMap): tf.NamedTensorMap => {
+    const out: tf.NamedTensorMap = {};
+    for (const [k, g] of Object.entries(grads)) out[k] = acc[k] ? tf.add(acc[k], g) : tf.clone(g);
+    tf.dispose([...Object.values(acc), ...Object.values(grads)]);
+    return out;
+  };
+  for (let e = 0; e < table.episodes.length; e++) {
+    const T = table.episodes[e].length;
+    const off = table.sampleOffsets[e];
+    const slice = (a: Float32Array) => tf.tensor1d(a.slice(off, off + T));
+    const oldLogProbs = slice(batch.oldLogProbs);
+    const advantages = slice(batch.advantages);
+    const returns = slice(batch.returns);
+    const oldValues = slice(batch.oldValues);
+    const ep = denseEpisode(table, e);
+    try {
+      // Actor: one backward pass over every (step, row) of the episode
+      const kept: tf.Scalar[] = [];
+      const actor = tf.variableGrads(() => {
+        const q = actorQuantities(model, ep);
+        const terms = actorLossTerms(q.logProbs, q.entropies, oldLogProbs, advantages, B, config);
+        kept.push(...[terms.policyLoss, terms.entropy, terms.oldApproxKl, terms.approxKl, terms.clipFraction].map((t) => tf.keep(t)));
+        return terms.loss;
+      }, model.actorVariables);
+      const [policyLoss, entropy, oldApproxKl, approxKl, clipFraction] = kept.map((t) => t.dataSync()[0]);
+      Object.assign(sums, {
+        actorLoss: sums.actorLoss + actor.value.dataSync()[0],
+        policyLoss: sums.policyLoss + policyLoss,
+        entropy: sums.entropy + entropy,
+        oldApproxKl: sums.oldApproxKl + oldApproxKl,
+        approxKl: sums.approxKl + approxKl,
+        clipFraction: sums.clipFraction + clipFraction,
+      });
+      tf.dispose([actor.value, ...kept]);
+      actorGrads = accumulate(actorGrads, actor.grads);
+      // Critic: pool every state, project, one backward pass
+      const critic = tf.variableGrads(() => criticLoss(model.values(ep.states), oldValues, returns, B, config), model.criticVariables);
+      sums.valueLoss += critic.value.dataSync()[0];
+      critic.value.dispose();
+      criticGrads = accumulate(criticGrads, critic.grads);
+    } finally {
+      disposeEpisode(ep);
+      tf.dispose([oldLogProbs, advantages, returns, oldValues]);
+    }
   }
+  return { ...sums, actorGrads, criticGrads };
 }

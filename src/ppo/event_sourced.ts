@@ -25,7 +25,7 @@ import { tf } from '../core/tf.js';
 import { ShapeError, fmtShape } from '../core/errors.js';
 import { gatherRows } from '../core/ops.js';
 import type { ActorCritic } from './actor_critic.js';
-import type { PpoConfig } from './defaults.js';
+import { DEFAULT_PPO_CONFIG, type PpoConfig } from './defaults.js';
 import { actorLossTerms, criticLoss, entropyFromLogProbs, maskedLogSoftmax, type PpoLossResult } from './ppo_loss.js';
 import type { RolloutBatch, StepChunk, VersionTable } from './rollout_buffer.js';
 
@@ -41,7 +41,7 @@ export interface PolicyEvaluation {
 
 /** Options of the event-sourced computations. @category PPO */
 export interface EventSourcedOptions {
-  /** Largest number of (step, row) scalars per chunk (default 2^20). */
+  /** Largest number of (step, row) scalars per chunk (default `DEFAULT_PPO_CONFIG.chunkElements`, 2^18). */
   chunkElements?: number;
   /**
    * The table's versions as a tensor [R, d], when the caller keeps one across epochs (not
@@ -136,7 +136,7 @@ export function evaluateEventSourced(model: ActorCritic, table: VersionTable, op
   const X = versionsTensor(table, options.versions);
   const [l, c, s, b] = rowOutputs(model, X);
   try {
-    for (const chunk of table.stepChunks(options.chunkElements ?? 1 << 20)) {
+    for (const chunk of table.stepChunks(options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements)) {
       const ch = chunkTensors(chunk);
       const q = chunkQuantities(l, c, s, b, ch);
       out.logProbs.set(q.logProbs.dataSync(), chunk.sampleStart);
@@ -185,7 +185,7 @@ export function eventSourcedPpoLoss(
   const sums: Record<(typeof names)[number], tf.Scalar> = Object.fromEntries(names.map((n) => [n, tf.scalar(0)])) as never;
   try {
     // 2. The per-step part, chunk by chunk: losses and their gradient w.r.t. l, c, s, b
-    for (const chunk of table.stepChunks(options.chunkElements ?? 1 << 20)) {
+    for (const chunk of table.stepChunks(options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements)) {
       const ch = chunkTensors(chunk);
       const slice = (a: Float32Array) => tf.tensor1d(a.slice(chunk.sampleStart, chunk.sampleStart + chunk.length));
       const oldLogProbs = slice(batch.oldLogProbs);

@@ -173,17 +173,14 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
 }
 
 /**
- * A run of consecutive steps of one episode, as the update consumes them.
+ * A run of consecutive steps (samples) of episodes with the same N, as the update consumes
+ * them. A chunk may span several episodes of one slide.
  * @category PPO
  */
 export interface StepChunk {
-  /** Index of the episode in the table. */
-  episode: number;
-  /** First step t of the chunk within its episode. */
-  start: number;
   /** Number of steps in the chunk. */
   length: number;
-  /** N of the episode. */
+  /** N of the chunk's episodes. */
   numPatches: number;
   /** Index of the chunk's first step among all samples of the table. */
   sampleStart: number;
@@ -195,9 +192,18 @@ export interface StepChunk {
   actionIndex: Int32Array;
 }
 
+/** One decision of an episode during a replay; `versions` and `mask` are live views. */
+interface ReplayStep {
+  t: number;
+  versions: Int32Array;
+  mask: Uint8Array;
+  action: number;
+}
+
 /**
  * The distinct row versions of a set of finished episodes and, per step, which version each row
- * holds. Built by {@link VersionTable.fromEpisodes}.
+ * holds. Built by {@link VersionTable.fromEpisodes}. The rows changed by an episode's last step
+ * are not stored: no decision of the episode sees them.
  * @category PPO
  */
 export class VersionTable {
@@ -252,7 +258,8 @@ export class VersionTable {
         initialOwner.set(e.initialState, -1);
         total += e.numPatches;
       }
-      total += e.numChangedRows;
+      // the last step's changes shape no decision of the episode: they are left out
+      total += e.numChangedRows - e.changedRows[e.length - 1].length;
     }
     const values = new Float32Array(total * d);
     const initialBase: number[] = [];
@@ -270,7 +277,7 @@ export class VersionTable {
       }
       initialBase.push(base);
       const starts = new Int32Array(e.length);
-      for (let t = 0; t < e.length; t++) {
+      for (let t = 0; t < e.length - 1; t++) {
         starts[t] = next;
         values.set(e.changedValues[t], next * d);
         next += e.changedRows[t].length;
@@ -283,36 +290,75 @@ export class VersionTable {
   }
 
   /**
-   * Yields the steps of every episode in chunks of at most `max(1, floor(maxElements / N))`
-   * steps (a chunk never spans two episodes). Replays the episode's changes, O(N) per step.
+   * Replays one episode: yields each decision with the versions and mask rows hold then
+   * (live views, valid until the next iteration). O(N) per step.
+   */
+  private *replay(e: number): Generator<ReplayStep> {
+    const ep = this.episodes[e];
+    const N = ep.numPatches;
+    const versions = new Int32Array(N);
+    for (let i = 0; i < N; i++) versions[i] = this.initialBase[e] + i;
+    const mask = ep.initialMask.slice();
+    for (let t = 0; t < ep.length; t++) {
+      for (const r of ep.maskFlips[t]) mask[r] = mask[r] ? 0 : 1;
+      yield { t, versions, mask, action: ep.actions[t] };
+      // the step's changes take effect for the next decision (there is none after the last)
+      if (t === ep.length - 1) break;
+      const rows = ep.changedRows[t];
+      const base = this.changeBase[e][t];
+      for (let k = 0; k < rows.length; k++) versions[rows[k]] = base + k;
+    }
+  }
+
+  /**
+   * Yields all steps in sample order, in chunks of at most `max(1, floor(maxElements / N))`
+   * steps. A chunk may span consecutive episodes with the same N (one slide), never two Ns.
    */
   *stepChunks(maxElements: number): Generator<StepChunk> {
+    let chunk: StepChunk | null = null;
+    let filled = 0;
+    const close = (): StepChunk => {
+      const c = chunk as StepChunk;
+      const N = c.numPatches;
+      chunk = null;
+      if (filled === c.length) return c;
+      return {
+        ...c,
+        length: filled,
+        versions: c.versions.slice(0, filled * N),
+        mask: c.mask.slice(0, filled * N),
+        actionIndex: c.actionIndex.slice(0, filled),
+      };
+    };
     for (let e = 0; e < this.episodes.length; e++) {
-      const ep = this.episodes[e];
-      const N = ep.numPatches;
+      const N = this.episodes[e].numPatches;
+      if (chunk !== null && (chunk as StepChunk).numPatches !== N) yield close();
       const perChunk = Math.max(1, Math.floor(maxElements / N));
-      const ver = new Int32Array(N);
-      for (let i = 0; i < N; i++) ver[i] = this.initialBase[e] + i;
-      const mask = ep.initialMask.slice();
-      for (let start = 0; start < ep.length; start += perChunk) {
-        const len = Math.min(perChunk, ep.length - start);
-        const versions = new Int32Array(len * N);
-        const maskOut = new Uint8Array(len * N);
-        const actionIndex = new Int32Array(len);
-        for (let j = 0; j < len; j++) {
-          const t = start + j;
-          for (const r of ep.maskFlips[t]) mask[r] = mask[r] ? 0 : 1;
-          versions.set(ver, j * N);
-          maskOut.set(mask, j * N);
-          actionIndex[j] = j * N + ep.actions[t];
-          // the step's changes take effect for the next decision
-          const rows = ep.changedRows[t];
-          const base = this.changeBase[e][t];
-          for (let k = 0; k < rows.length; k++) ver[rows[k]] = base + k;
+      for (const step of this.replay(e)) {
+        if (chunk === null) {
+          // samples left in this run of episodes with the same N
+          let left = this.episodes[e].length - step.t;
+          for (let f = e + 1; f < this.episodes.length && this.episodes[f].numPatches === N; f++) left += this.episodes[f].length;
+          const len = Math.min(perChunk, left);
+          chunk = {
+            length: len,
+            numPatches: N,
+            sampleStart: this.sampleOffsets[e] + step.t,
+            versions: new Int32Array(len * N),
+            mask: new Uint8Array(len * N),
+            actionIndex: new Int32Array(len),
+          };
+          filled = 0;
         }
-        yield { episode: e, start, length: len, numPatches: N, sampleStart: this.sampleOffsets[e] + start, versions, mask: maskOut, actionIndex };
+        const c: StepChunk = chunk;
+        c.versions.set(step.versions, filled * N);
+        c.mask.set(step.mask, filled * N);
+        c.actionIndex[filled] = filled * N + step.action;
+        filled += 1;
+        if (filled === c.length) yield close();
       }
     }
+    if (chunk !== null) yield close();
   }
 
   /**
@@ -320,24 +366,30 @@ export class VersionTable {
    * memory).
    */
   denseStates(episode: number): Float32Array {
+    this.checkEpisode(episode);
     const ep = this.episodes[episode];
     const N = ep.numPatches;
     const d = this.dim;
     const out = new Float32Array(ep.length * N * d);
-    for (const chunk of this.stepChunks(Number.MAX_SAFE_INTEGER)) {
-      if (chunk.episode !== episode) continue;
-      for (let k = 0; k < chunk.versions.length; k++) {
-        const v = chunk.versions[k];
-        out.set(this.values.subarray(v * d, (v + 1) * d), k * d);
-      }
+    for (const { t, versions } of this.replay(episode)) {
+      for (let i = 0; i < N; i++) out.set(this.values.subarray(versions[i] * d, (versions[i] + 1) * d), (t * N + i) * d);
     }
     return out;
   }
 
   /** The dense action masks of one episode, [T * N] (1 = allowed). */
   denseMasks(episode: number): Uint8Array {
-    for (const chunk of this.stepChunks(Number.MAX_SAFE_INTEGER)) if (chunk.episode === episode) return chunk.mask;
-    throw new ValueError(`Expected an episode index in [0, ${this.episodes.length}), but got ${episode}.`);
+    this.checkEpisode(episode);
+    const N = this.episodes[episode].numPatches;
+    const out = new Uint8Array(this.episodes[episode].length * N);
+    for (const { t, mask } of this.replay(episode)) out.set(mask, t * N);
+    return out;
+  }
+
+  private checkEpisode(e: number): void {
+    if (!(Number.isInteger(e) && e >= 0 && e < this.episodes.length)) {
+      throw new ValueError(`Expected an episode index in [0, ${this.episodes.length}), but got ${e}.`);
+    }
   }
 }
 

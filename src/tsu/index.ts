@@ -28,11 +28,12 @@ export {
   type StateUpdateStep,
 } from './targeted_state_update.js';
 export { globalStateUpdate } from './global_state_update.js';
+export { CosineIndex } from './cosine_index.js';
 export { StateMlp, STATE_MLP_FORMAT } from './state_mlp.js';
 export {
   trainTsu,
   resolveTrainTsuConfig,
   type TrainTsuOptions,
   type TrainTsuResult,
-  type FeatureAggregator,
+  type HighResAggregator,
 } from './train_tsu.js';

@@ -218,14 +218,15 @@ export class StateMlp implements StateUpdateNet {
   }
 
   /**
-   * Saves through a tf.io handler (`indexeddb://`, `downloads://`, or the Node file handler of
-   * `sasha-wsi/node`).
+   * Saves through a tf.io handler or a URL with a registered router (`file://DIR` in Node after
+   * importing `sasha-wsi/node`; `indexeddb://NAME`, `downloads://NAME` in browsers).
    * @example
    * ```ts
-   * await fS.save(tf.io.withSaveHandler(async (a) => { store(a); return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
+   * await fS.save('file:///models/sasha/tsu');
    * ```
    */
-  async save(handler: tf.io.IOHandler): Promise<tf.io.SaveResult> {
+  async save(target: string | tf.io.IOHandler): Promise<tf.io.SaveResult> {
+    const handler = resolveHandler(target, 'save');
     if (!handler.save) throw new ValueError('Expected a tf.io handler that can save (it has no save method).');
     return handler.save(await this.toArtifacts());
   }
@@ -264,8 +265,12 @@ export class StateMlp implements StateUpdateNet {
     return model;
   }
 
-  /** Loads a model saved by {@link StateMlp.save}. @returns a new model owned by the caller. */
-  static async load(handler: tf.io.IOHandler): Promise<StateMlp> {
+  /**
+   * Loads a model saved by {@link StateMlp.save}, from a handler or a URL.
+   * @returns a new model owned by the caller.
+   */
+  static async load(source: string | tf.io.IOHandler): Promise<StateMlp> {
+    const handler = resolveHandler(source, 'load');
     if (!handler.load) throw new ValueError('Expected a tf.io handler that can load (it has no load method).');
     return StateMlp.fromArtifacts(await handler.load());
   }
@@ -280,4 +285,19 @@ export class StateMlp implements StateUpdateNet {
   private checkAlive(): void {
     if (this.disposed) throw new StateError('This StateMlp was disposed; create or load a new one.');
   }
+}
+
+/** The tf.io handler registered for a URL (or the handler itself). */
+function resolveHandler(target: string | tf.io.IOHandler, mode: 'save' | 'load'): tf.io.IOHandler {
+  if (typeof target !== 'string') return target;
+  const handlers = mode === 'save' ? tf.io.getSaveHandlers(target) : tf.io.getLoadHandlers(target);
+  if (handlers.length !== 1) {
+    throw new ValueError(
+      handlers.length === 0
+        ? `No tf.io handler can ${mode} '${target}'. In Node, import 'sasha-wsi/node' (it registers file://); ` +
+            "in a browser use 'indexeddb://NAME' or 'downloads://NAME', or pass a tf.io handler."
+        : `Several tf.io handlers match '${target}'; pass a handler instead of the URL.`,
+    );
+  }
+  return handlers[0];
 }

@@ -21,6 +21,7 @@ import { DataError, ShapeError, ValueError, fmtShape } from '../core/errors.js';
 import { checkNumber, resolveConfig } from '../core/config.js';
 import { DEFAULT_TSU_CONFIG } from './defaults.js';
 import type { StateUpdateMode, StateUpdateNet, StateUpdateResult, TsuConfig, TsuState } from './types.js';
+import type { CosineIndex } from './cosine_index.js';
 
 /**
  * Resolves a partial {@link TsuConfig} against {@link DEFAULT_TSU_CONFIG}.
@@ -148,6 +149,7 @@ export function similarSet(state: TsuState, action: number, config?: Partial<Tsu
  * @param v V(a), [d].
  * @param fS f_S (input 3d, output d); may be null only when no row is rewritten.
  * @param config `update` mode plus {@link TsuConfig}.
+ * @param index optional {@link CosineIndex} in step with `state`: the same similar set, found faster.
  * @returns the row changes, new arrays owned by the caller. Tensors made for f_S are freed.
  * @throws ValueError for a visited or out-of-range action, a bad `tau`, or a missing f_S;
  *   ShapeError for a V or an f_S of the wrong width; DataError for a non-finite V.
@@ -159,6 +161,7 @@ export function computeStateUpdate(
   v: ArrayLike<number>,
   fS: StateUpdateNet | null,
   config: Partial<TsuConfig> & { update?: StateUpdateMode } = {},
+  index?: CosineIndex,
 ): StateUpdateResult {
   const { update = 'tsu', ...rest } = config;
   if (update !== 'tsu' && update !== 'global' && update !== 'none') {
@@ -169,7 +172,7 @@ export function computeStateUpdate(
   const d = state.dim;
   const va = checkRowVector(v, d, 'V(a)');
   let set: Int32Array;
-  if (update === 'tsu') set = similarRows(state, action, c.tau, c.rewriteOnce);
+  if (update === 'tsu') set = index ? index.similar(state, action, c.tau, c.rewriteOnce) : similarRows(state, action, c.tau, c.rewriteOnce);
   else if (update === 'global') set = unvisitedRows(state, action);
   else set = new Int32Array(0);
 
@@ -338,27 +341,34 @@ export function similarRows(state: TsuState, action: number, tau: number, rewrit
   const q = values.slice(action * d, action * d + d);
   const qn = Math.max(norms[action], COSINE_EPS);
   const out: number[] = [];
-  const d8 = d - (d % 8);
   for (let i = 0; i < n; i++) {
     if (i === action || visited[i] === 1 || (rewriteOnce && rewritten[i] === 1)) continue;
-    let o = i * d;
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-    let j = 0;
-    for (; j < d8; j += 8, o += 8) {
-      s0 += values[o] * q[j];
-      s1 += values[o + 1] * q[j + 1];
-      s2 += values[o + 2] * q[j + 2];
-      s3 += values[o + 3] * q[j + 3];
-      s4 += values[o + 4] * q[j + 4];
-      s5 += values[o + 5] * q[j + 5];
-      s6 += values[o + 6] * q[j + 6];
-      s7 += values[o + 7] * q[j + 7];
-    }
-    for (; j < d; j++, o++) s0 += values[o] * q[j];
-    const cos = (s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7) / (Math.max(norms[i], COSINE_EPS) * qn);
+    const cos = dotRow(values, i * d, q, d) / (Math.max(norms[i], COSINE_EPS) * qn);
     if (Math.abs(cos) >= tau) out.push(i);
   }
   return Int32Array.from(out);
+}
+
+/**
+ * `<x[o .. o + d), q>` in float64 with eight running sums (the one summation order every
+ * similar-set test uses, so that all of them decide borderline rows alike).
+ */
+export function dotRow(x: Float32Array, o: number, q: Float32Array, d: number): number {
+  const d8 = d - (d % 8);
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+  let j = 0;
+  for (; j < d8; j += 8, o += 8) {
+    s0 += x[o] * q[j];
+    s1 += x[o + 1] * q[j + 1];
+    s2 += x[o + 2] * q[j + 2];
+    s3 += x[o + 3] * q[j + 3];
+    s4 += x[o + 4] * q[j + 4];
+    s5 += x[o + 5] * q[j + 5];
+    s6 += x[o + 6] * q[j + 6];
+    s7 += x[o + 7] * q[j + 7];
+  }
+  for (; j < d; j++, o++) s0 += x[o] * q[j];
+  return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
 }
 
 /** Every row not visited, except `action`, ascending. */

@@ -100,6 +100,8 @@ describe('StateMlp', () => {
     expectAllclose(y2, y1, { rtol: 0, atol: 0 });
     tf.dispose([x, y1, y2]);
     expect(() => StateMlp.fromArtifacts({ ...saved!, format: 'other' })).toThrow(DataError);
+    await expect(m.save('nowhere://x')).rejects.toThrow(/No tf.io handler can save 'nowhere:\/\/x'/);
+    await expect(StateMlp.load('nowhere://x')).rejects.toThrow(/No tf.io handler can load/);
     m.dispose();
     loaded.dispose();
   });

@@ -57,7 +57,7 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs 
     help: { type: 'boolean' },
     quiet: { type: 'boolean' },
   };
-  for (const [k, f] of Object.entries(spec.flags)) options[k] = { type: f.type, multiple: f.multiple };
+  for (const [k, f] of Object.entries(spec.flags)) options[k] = f.multiple ? { type: f.type, multiple: true } : { type: f.type };
   try {
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
     if (!spec.positionals && positionals.length > 0) {

@@ -1,0 +1,178 @@
+/**
+ * Feature extraction speed on a synthetic pyramidal JPEG TIFF written by the generator.
+ *
+ * Measured side by side in one process, on the same patches:
+ * - end-to-end extraction (`extractFeatures`: tile reads, JPEG decodes, encoding) with the
+ *   built-in CNN, the slide read in a worker thread (`openSlideInWorker`) and on the main thread
+ *   (`openSlide`);
+ * - encoder only: the same batches read beforehand, then only tensor creation + encode;
+ * - reading only: the same batches read with no encoder.
+ * The ratio end-to-end / encoder-only shows how much of the reading is hidden behind encoding
+ * (target <= 1.15). The JPEG decoder is libjpeg-turbo through sharp unless `--decoder geotiff`.
+ *
+ * Run: npx tsx bench/extraction.ts [--size 8192x6144] [--reps 3] [--decoder sharp|geotiff] [--input 224]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend, tf } from '../src/core/index.js';
+import {
+  builtinEncoder,
+  extractFeatures,
+  planFromTiling,
+  tileSlide,
+  type ExtractionPlan,
+  type PatchEncoder,
+  type SlideSource,
+} from '../src/wsi/index.js';
+import { openSlide, type JpegDecoderChoice } from '../src/node/open_slide.js';
+import { openSlideInWorker } from '../src/node/worker_slide_source.js';
+import { writeSyntheticSlide } from '../src/node/synthetic_slide.js';
+import { median, table, writeResults } from './results.js';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '8192x6144' },
+    reps: { type: 'string', default: '3' },
+    decoder: { type: 'string', default: 'sharp' },
+    input: { type: 'string', default: '224' },
+    'batch-size': { type: 'string', default: '32' },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+const [W, H] = values.size!.split('x').map(Number);
+const reps = Number(values.reps);
+const decoder = values.decoder as JpegDecoderChoice;
+const inputSize = Number(values.input);
+const batchSize = Number(values['batch-size']);
+const log = (m: string) => process.stderr.write(m + '\n');
+
+const backend = await initBackend();
+const loadStart = loadavg()[0];
+const dir = mkdtempSync(join(tmpdir(), 'sasha-bench-extract-'));
+try {
+  const t0 = performance.now();
+  const slide = await writeSyntheticSlide(join(dir, 'bench_slide.tif'), { width: W, height: H, seed: 11, numTissue: 3, numLesions: 4, tissueRadius: [0.28, 0.36] });
+  log(`wrote ${W} x ${H} synthetic slide in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  // Low-res level 1 (downsample 2) and high-res level 0: r = 2, k = 4; 256-pixel patches, one tile each.
+  const open = () => openSlide(slide.path, { jpegDecoder: decoder });
+  const openWorker = () => openSlideInWorker(slide.path, { jpegDecoder: decoder });
+  const src0 = await open();
+  const tiling = await tileSlide(src0, { tissue: { aT: 1, aH: 1 }, lowRes: { level: 1 }, highRes: { level: 0 } });
+  await src0.close();
+  const plan = planFromTiling(tiling);
+  const N = tiling.grid.count;
+  const k = tiling.subPatches!.k;
+  const images = N * (1 + k);
+  log(`N = ${N} low-res patches, k = ${k}: ${images} patches to encode; built-in CNN input ${inputSize}, batch ${batchSize}`);
+
+  const encoder = builtinEncoder({ inputSize, seed: 0 });
+
+  /** Reads the plan's batches exactly as extractFeatures does (same order and batching). */
+  async function readAll(src: SlideSource, p: ExtractionPlan): Promise<Uint8Array[]> {
+    const per = 1 + k;
+    const size = p.patchSize;
+    const out: Uint8Array[] = [];
+    for (let start = 0; start < images; start += batchSize) {
+      const count = Math.min(batchSize, images - start);
+      const buf = new Uint8Array(count * size * size * 3);
+      await Promise.all(
+        Array.from({ length: count }, async (_, t) => {
+          const m = start + t;
+          const i = Math.floor(m / per);
+          const j = m % per;
+          const px =
+            j === 0
+              ? await src.readRegion(p.lowResLevel, p.coords[2 * i], p.coords[2 * i + 1], size, size)
+              : await src.readRegion(p.highResLevel!, p.highResCoords![(i * k + j - 1) * 2], p.highResCoords![(i * k + j - 1) * 2 + 1], size, size);
+          buf.set(px, t * size * size * 3);
+        }),
+      );
+      out.push(buf);
+    }
+    return out;
+  }
+
+  async function encodeAll(batches: Uint8Array[], enc: PatchEncoder): Promise<void> {
+    const size = plan.patchSize;
+    for (const b of batches) {
+      const count = b.length / (size * size * 3);
+      const y = tf.tidy(() => enc.encode(tf.tensor4d(new Float32Array(b), [count, size, size, 3])));
+      await y.data();
+      y.dispose();
+    }
+  }
+
+  // Warm-up: compile kernels and fill the OS page cache.
+  {
+    const src = await open();
+    const pre = await readAll(src, plan);
+    await encodeAll(pre.slice(0, 2), encoder);
+    await src.close();
+  }
+
+  const times = { e2e: [] as number[], e2eMain: [] as number[], encoder: [] as number[], read: [] as number[] };
+  for (let r = 0; r < reps; r++) {
+    let src: SlideSource = await openWorker();
+    let t = performance.now();
+    await extractFeatures(src, plan, encoder, { config: { batchSize } });
+    times.e2e.push((performance.now() - t) / 1000);
+    await src.close?.();
+
+    src = await open();
+    t = performance.now();
+    await extractFeatures(src, plan, encoder, { config: { batchSize } });
+    times.e2eMain.push((performance.now() - t) / 1000);
+    await src.close?.();
+
+    src = await openWorker();
+    t = performance.now();
+    const pre = await readAll(src, plan);
+    times.read.push((performance.now() - t) / 1000);
+    await src.close?.();
+
+    t = performance.now();
+    await encodeAll(pre, encoder);
+    times.encoder.push((performance.now() - t) / 1000);
+    log(
+      `rep ${r + 1}/${reps}: end-to-end ${times.e2e[r].toFixed(2)} s (reader on the main thread ${times.e2eMain[r].toFixed(2)} s), ` +
+        `encoder only ${times.encoder[r].toFixed(2)} s, reading only ${times.read[r].toFixed(2)} s`,
+    );
+  }
+  encoder.dispose();
+
+  const m = {
+    e2e: median(times.e2e),
+    e2eMain: median(times.e2eMain),
+    encoder: median(times.encoder),
+    read: median(times.read),
+  };
+  const ratio = m.e2e / m.encoder;
+  const ratioMain = m.e2eMain / m.encoder;
+  const rows: (string | number)[][] = [
+    ['end-to-end extraction, slide read in a worker thread (`openSlideInWorker`)', m.e2e.toFixed(2), (images / m.e2e).toFixed(1), (N / m.e2e).toFixed(1), ratio.toFixed(3)],
+    ['end-to-end extraction, slide read on the main thread (`openSlide`)', m.e2eMain.toFixed(2), (images / m.e2eMain).toFixed(1), (N / m.e2eMain).toFixed(1), ratioMain.toFixed(3)],
+    ['encoder only (patches read beforehand)', m.encoder.toFixed(2), (images / m.encoder).toFixed(1), (N / m.encoder).toFixed(1), '1.000'],
+    ['reading only (worker, no encoder)', m.read.toFixed(2), (images / m.read).toFixed(1), (N / m.read).toFixed(1), (m.read / m.encoder).toFixed(3)],
+  ];
+  const body = [
+    `Synthetic ${W} x ${H} slide (JPEG q90, 256-pixel tiles, 2x pyramid), low-res level 1 and high-res level 0 (r = 2, k = ${k}), ` +
+      `256-pixel patches: N = ${N} low-res patches and ${N * k} sub-patches (${images} encoded). Built-in CNN (d = ${encoder.dim}, ` +
+      `input ${inputSize}, random weights), batch ${batchSize}, JPEG decoder \`${decoder}\`. Median of ${reps} runs; OS page cache warm. ` +
+      `Machine load average (1 min) ${loadStart.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end, on ${cpus().length} cores: ` +
+      'hiding the reading needs a core the encoder does not use.',
+    '',
+    table(['run', 'seconds', 'patches/s (all)', 'low-res patches/s', 'time / encoder-only'], rows),
+    '',
+    `End-to-end / encoder-only: **${ratio.toFixed(3)}** with the worker reader (target <= 1.15); ${ratioMain.toFixed(3)} with the main-thread reader.`,
+  ].join('\n');
+  process.stdout.write(body + '\n');
+  if (!values['no-write']) {
+    const cmd = `npx tsx bench/extraction.ts --size ${W}x${H} --reps ${reps} --decoder ${decoder} --input ${inputSize} --batch-size ${batchSize}`;
+    writeResults(`extraction-${decoder}`, `Feature extraction speed (${decoder} JPEG decoder)`, cmd, backend, body);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

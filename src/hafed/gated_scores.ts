@@ -1,0 +1,126 @@
+/**
+ * The scoring network of gated attention, `s = W_w (tanh(x W_V + b_V) * sigmoid(x W_U + b_U)) + b_w`,
+ * as one op with a hand-written gradient. Compared with differentiating the composed ops it
+ * skips the gradient of the input when the input is data (HAFED stage 1 reads the features U),
+ * and it replaces the dozen elementwise backward ops of `tanh`, `sigmoid`, the product, the
+ * concatenation and the split by a few. The gradient equals the composed ops' (tested).
+ *
+ * @packageDocumentation
+ */
+import { tf } from '../core/tf.js';
+import { fastTanh, linear } from '../core/ops.js';
+import { ValueError } from '../core/errors.js';
+
+/** How the attention scores are differentiated. */
+export type AttentionGradMode = 'fused' | 'autodiff';
+
+let gradMode: AttentionGradMode = 'fused';
+
+/**
+ * Chooses how the attention layers are differentiated: `'fused'` (the hand-written gradient
+ * of {@link gatedScores}; default) or `'autodiff'` (tfjs differentiates the composed ops, whose
+ * matrix products follow `setMatMulGradMode`). Benchmarks switch it to compare both.
+ * @returns the previous mode.
+ * @category HAFED
+ */
+export function setAttentionGradMode(mode: AttentionGradMode): AttentionGradMode {
+  if (mode !== 'fused' && mode !== 'autodiff') {
+    throw new ValueError(`Expected mode to be one of 'fused', 'autodiff', but got '${String(mode)}'.`);
+  }
+  const prev = gradMode;
+  gradMode = mode;
+  return prev;
+}
+
+/** The weights of the scoring network (kernels `(in, out)`). */
+export interface ScoreWeights {
+  kernelV: tf.Tensor; // [d, D]
+  biasV: tf.Tensor; // [D]
+  kernelU?: tf.Tensor; // [d, D], gated only
+  biasU?: tf.Tensor; // [D]
+  kernelW: tf.Tensor; // [D, M]
+  biasW: tf.Tensor; // [M]
+}
+
+/** The composed ops, differentiated by tfjs. */
+function autodiffScores(x: tf.Tensor2D, w: ScoreWeights): tf.Tensor2D {
+  return tf.tidy(() => {
+    let hidden: tf.Tensor2D;
+    if (w.kernelU && w.biasU) {
+      const h = linear(x, tf.concat([w.kernelV, w.kernelU], 1), tf.concat([w.biasV, w.biasU]));
+      const [hv, hu] = tf.split(h, 2, 1);
+      hidden = tf.mul(fastTanh(hv), tf.sigmoid(hu)); // [R, D]
+    } else {
+      hidden = fastTanh(linear(x, w.kernelV, w.biasV)); // [R, D]
+    }
+    return linear(hidden, w.kernelW, w.biasW); // [R, M]
+  });
+}
+
+/**
+ * Attention scores of every row, `[R, d] -> [R, M]`:
+ * `s = W_w (tanh(x W_V + b_V) * sigmoid(x W_U + b_U)) + b_w` (gated), or
+ * `s = W_w tanh(x W_V + b_V) + b_w` (without `kernelU`).
+ *
+ * @param x the rows, [R, d].
+ * @param inputGrad whether a gradient with respect to `x` is needed (false when `x` is data:
+ *   the gradient pass then skips the `[R, 2D] x [2D, d]` product).
+ * @returns a new tensor owned by the caller.
+ * @category HAFED
+ */
+export function gatedScores(x: tf.Tensor2D, w: ScoreWeights, inputGrad = true): tf.Tensor2D {
+  if (gradMode === 'autodiff') return autodiffScores(x, w);
+  const gated = Boolean(w.kernelU && w.biasU);
+  const weights = gated ? [w.kernelV, w.biasV, w.kernelU!, w.biasU!, w.kernelW, w.biasW] : [w.kernelV, w.biasV, w.kernelW, w.biasW];
+  const inputs = inputGrad ? [x, ...weights] : weights;
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const xs = inputGrad ? (args[0] as tf.Tensor2D) : x;
+    // Two products instead of one on concatenated kernels: splitting a [R, 2D] result along its
+    // columns is a slow strided copy on wasm.
+    const t = fastTanh(tf.add(tf.matMul(xs, w.kernelV as tf.Tensor2D), w.biasV)) as tf.Tensor2D; // [R, D]
+    const s = gated ? (tf.sigmoid(tf.add(tf.matMul(xs, w.kernelU as tf.Tensor2D), w.biasU!)) as tf.Tensor2D) : null; // [R, D]
+    const g = s ? tf.mul(t, s) : t; // [R, D]
+    const value = tf.add(tf.matMul(g, w.kernelW as tf.Tensor2D), w.biasW) as tf.Tensor2D; // [R, M]
+    save(s ? [xs, t, s, g] : [xs, t]);
+    return {
+      value,
+      gradFunc: (ds: tf.Tensor2D, saved: tf.Tensor[]) => {
+        const [sx, st] = saved as tf.Tensor2D[];
+        const ss = s ? (saved[2] as tf.Tensor2D) : null;
+        const sg = s ? (saved[3] as tf.Tensor2D) : st;
+        // Output layer. On wasm the second operand of a product is packed anew whenever it is a
+        // new tensor, so the large [R, .] operands go first and small ones second.
+        const dkW = tf.matMul(tf.transpose(sg) as tf.Tensor2D, ds); // [D, M]
+        const dbW = tf.sum(ds, 0); // [M]
+        const dg = tf.matMul(ds, tf.transpose(w.kernelW) as tf.Tensor2D); // [R, D]
+        // Gates: d tanh = 1 - t^2; d sigmoid = s (1 - s); g = t s.
+        const dTanh = tf.mul(dg, tf.sub(1, tf.square(st)));
+        const dhv = (ss ? tf.mul(dTanh, ss) : dTanh) as tf.Tensor2D; // [R, D]
+        const dhu = ss ? (tf.mul(tf.mul(dg, sg), tf.sub(1, ss)) as tf.Tensor2D) : null; // [R, D]
+        // Kernel gradients x^T dh: with x narrower than dh, compute (dh^T x)^T so that the
+        // operand packed is x (once, reused for both kernels); otherwise pack dh.
+        const d = sx.shape[1];
+        const D = dhv.shape[1];
+        let kernelGrad: (dh: tf.Tensor2D) => tf.Tensor;
+        if (d < D) {
+          kernelGrad = (dh) => tf.transpose(tf.matMul(tf.transpose(dh) as tf.Tensor2D, sx));
+        } else {
+          const sxT = tf.transpose(sx) as tf.Tensor2D;
+          kernelGrad = (dh) => tf.matMul(sxT, dh);
+        }
+        const grads: tf.Tensor[] = [];
+        if (inputGrad) {
+          let dx = tf.matMul(dhv, tf.transpose(w.kernelV) as tf.Tensor2D); // [R, d]
+          if (dhu) dx = tf.add(dx, tf.matMul(dhu, tf.transpose(w.kernelU!) as tf.Tensor2D));
+          grads.push(dx);
+        }
+        grads.push(kernelGrad(dhv), tf.sum(dhv, 0));
+        if (dhu) grads.push(kernelGrad(dhu), tf.sum(dhu, 0));
+        grads.push(dkW, dbW);
+        return grads;
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...ts: tf.Tensor[]) => tf.Tensor2D;
+  return op(...inputs);
+}

@@ -1,0 +1,102 @@
+/**
+ * `sasha eval`: evaluates a trained model directory on a subset of the split and prints the
+ * metrics (`--json`: `accuracy`, `balancedAccuracy`, `auc`, `f1`, `ece`, `n`, `budget`,
+ * `seconds`, ...).
+ *
+ * With `--budget 1` the model reads every high-resolution patch (HAFED, the upper bound of
+ * SASHA). Budgets below 1 need the zoom policy of the SASHA pipeline.
+ *
+ * @packageDocumentation
+ */
+import path from 'node:path';
+import { DataError, ShapeError, ValueError } from '../../core/errors.js';
+import { subsetDataset, type SplitSubset } from '../../core/data.js';
+import { Hafed, evaluateHafed } from '../../hafed/index.js';
+import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
+import { fileIO, writeFileAtomic } from '../io/file_io.js';
+import { readModelManifest } from '../model_dir.js';
+import { numberFlag, requireString, type CommandSpec } from './args.js';
+import { progressBars } from './progress_bar.js';
+
+/** `sasha eval`. */
+export const evalCommand: CommandSpec = {
+  name: 'eval',
+  summary: 'evaluate a trained model directory on a subset of the split (accuracy, AUC, F1, ECE)',
+  flags: {
+    model: { type: 'string', help: "model directory written by 'sasha train hafed'" },
+    'lr-h5': { type: 'string', help: 'low-res features Z (default: the file the model was trained on)' },
+    'hr-h5': { type: 'string', help: 'high-res features U (default: the file the model was trained on)' },
+    split: { type: 'string', help: 'split file (default: the one the model was trained with)' },
+    subset: { type: 'string', help: "which subset to evaluate: 'train', 'val' or 'test'", default: 'test' },
+    budget: { type: 'string', help: 'fraction of high-res patches read; 1 = all (HAFED)', default: '1' },
+    policy: { type: 'string', help: "zoom policy for budgets < 1: 'learned', 'random', 'top-attention'", default: 'learned' },
+    update: { type: 'string', help: "state update for budgets < 1: 'tsu' or 'global'", default: 'tsu' },
+    predictions: { type: 'string', help: 'also write per-slide predictions to this CSV file' },
+  },
+  async run(args, io) {
+    const cmd = 'eval';
+    const dir = path.resolve(requireString(args, 'model', cmd));
+    const manifest = readModelManifest(dir);
+    const budget = numberFlag(args, 'budget', 1, { min: 0, minExclusive: true, max: 1 });
+    if (budget < 1) {
+      throw new ValueError(
+        `--budget ${budget} reads only part of the high-res patches and needs a trained zoom policy ` +
+          `('sasha train policy --model ${dir} --budget ${budget}'); this command evaluates --budget 1 (HAFED on all patches).`,
+      );
+    }
+    const subset = (args.values.subset ?? 'test') as SplitSubset;
+    if (!['train', 'val', 'test'].includes(subset)) throw new ValueError(`Expected --subset to be 'train', 'val' or 'test', but got '${String(subset)}'.`);
+    if (!manifest.hafed) throw new DataError(`The model directory '${dir}' holds no HAFED; train one with 'sasha train hafed --out ${dir}'.`);
+    const flag = (name: string) => {
+      const v = args.values[name];
+      return typeof v === 'string' && v !== '' ? path.resolve(v) : undefined;
+    };
+    const lrH5 = flag('lr-h5') ?? manifest.data.lrH5;
+    const hrH5 = flag('hr-h5') ?? manifest.data.hrH5;
+    const splitPath = flag('split') ?? manifest.data.split;
+    const input = manifest.hafed.input;
+    if (input === 'highRes' && !hrH5) throw new ValueError("This HAFED reads high-res features: pass --hr-h5.");
+
+    const t0 = Date.now();
+    const model = await Hafed.load(fileIO(path.join(dir, manifest.hafed.path)));
+    const dataset = await H5FeatureDataset.open({ lrH5, ...(input === 'highRes' ? { hrH5 } : {}) });
+    const bars = progressBars(io.interactive);
+    try {
+      if (dataset.dim !== model.dim || (input === 'highRes' && dataset.k !== model.k)) {
+        throw new ShapeError(
+          `The model was trained on features with d = ${model.dim}${input === 'highRes' ? `, k = ${model.k}` : ''}, ` +
+            `but '${input === 'highRes' ? hrH5 : lrH5}' has d = ${dataset.dim}${input === 'highRes' ? `, k = ${dataset.k}` : ''}. ` +
+            'Evaluate on features extracted with the same encoder and levels.',
+        );
+      }
+      const split = readSplitFile(splitPath, dataset);
+      const ids = split[subset];
+      if (ids.length === 0) throw new DataError(`The split '${splitPath}' has no ${subset} slides.`);
+      io.log(`Evaluating HAFED (input ${input}) on ${ids.length} ${subset} slides.`);
+      const { metrics, predictions } = await evaluateHafed(model, subsetDataset(dataset, ids), { onProgress: bars.onProgress });
+      if (typeof args.values.predictions === 'string' && args.values.predictions !== '') {
+        const c = model.numClasses;
+        const header = ['slide_id', 'label', 'pred', ...Array.from({ length: c }, (_, j) => `prob_${j}`)].join(',');
+        const lines = predictions.map((p) => [p.id, p.label, p.pred, ...p.probs.map((x) => x.toPrecision(6))].join(','));
+        await writeFileAtomic(path.resolve(args.values.predictions), [header, ...lines].join('\n') + '\n');
+      }
+      return {
+        accuracy: metrics.accuracy,
+        balancedAccuracy: metrics.balancedAccuracy,
+        auc: metrics.auc,
+        f1: metrics.f1,
+        ece: metrics.ece,
+        n: metrics.n,
+        budget,
+        seconds: (Date.now() - t0) / 1000,
+        subset,
+        model: dir,
+        confusion: metrics.confusion,
+      };
+    } finally {
+      bars.stop();
+      dataset.close();
+      model.dispose();
+    }
+  },
+};

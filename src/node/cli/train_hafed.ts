@@ -1,0 +1,124 @@
+/**
+ * `sasha train hafed`: trains HAFED on feature files in the reference layout and writes a model
+ * directory (see `model_dir.ts`).
+ *
+ * @packageDocumentation
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ValueError } from '../../core/errors.js';
+import { subsetDataset } from '../../core/data.js';
+import { trainHafed, DEFAULT_HAFED_TRAIN_CONFIG, type HafedInput } from '../../hafed/index.js';
+import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
+import { fileCheckpointStore, fileIO } from '../io/file_io.js';
+import { updateModelManifest } from '../model_dir.js';
+import { numberFlag, requireString, type CommandSpec } from './args.js';
+import { progressBars } from './progress_bar.js';
+
+/** `sasha train hafed`. */
+export const trainHafedCommand: CommandSpec = {
+  name: 'train hafed',
+  summary: 'train HAFED (feature aggregator + slide classifier) on h5 feature files',
+  flags: {
+    'lr-h5': { type: 'string', help: 'low-res features Z (reference h5 layout, with labels)' },
+    'hr-h5': { type: 'string', help: 'high-res features U (reference h5 layout); not needed with --input lowRes' },
+    split: { type: 'string', help: 'split JSON (train_names/val_names/test_names) or CLAM split CSV' },
+    out: { type: 'string', help: 'model directory to write (created if missing)' },
+    epochs: { type: 'string', help: 'training epochs', default: String(DEFAULT_HAFED_TRAIN_CONFIG.epochs) },
+    seed: { type: 'string', help: 'seed of initialisation, slide order and masking', default: '5' },
+    lr: { type: 'string', help: 'peak learning rate of AdamW', default: String(DEFAULT_HAFED_TRAIN_CONFIG.lr) },
+    'weight-decay': { type: 'string', help: 'AdamW weight decay', default: String(DEFAULT_HAFED_TRAIN_CONFIG.weightDecay) },
+    branches: { type: 'string', help: 'stage-2 attention branches M2 (CAMELYON16 5, TCGA 1)', default: '5' },
+    'mask-drop': { type: 'string', help: 'STKIM masked fraction (CAMELYON16 0.24, TCGA 0.4)', default: '0.24' },
+    input: { type: 'string', help: "'highRes' (HAFED on U) or 'lowRes' (stage 2 on Z only, a baseline)", default: 'highRes' },
+    resume: { type: 'boolean', help: 'continue from DIR/checkpoints/hafed/last when it exists' },
+  },
+  async run(args, io) {
+    const cmd = 'train hafed';
+    const input = (args.values.input ?? 'highRes') as HafedInput;
+    if (input !== 'highRes' && input !== 'lowRes') {
+      throw new ValueError(`Expected --input to be 'highRes' or 'lowRes', but got '${String(input)}'.`);
+    }
+    const lrH5 = path.resolve(requireString(args, 'lr-h5', cmd));
+    const hrH5Flag = args.values['hr-h5'];
+    if (input === 'highRes' && (typeof hrH5Flag !== 'string' || hrH5Flag === '')) {
+      throw new ValueError(`'sasha ${cmd}' needs --hr-h5 (high-res features U), or --input lowRes to train on Z alone.`);
+    }
+    const hrH5 = typeof hrH5Flag === 'string' && hrH5Flag !== '' ? path.resolve(hrH5Flag) : undefined;
+    const splitPath = path.resolve(requireString(args, 'split', cmd));
+    const out = path.resolve(requireString(args, 'out', cmd));
+    const epochs = numberFlag(args, 'epochs', DEFAULT_HAFED_TRAIN_CONFIG.epochs, { min: 1, integer: true });
+    const seed = numberFlag(args, 'seed', 5, { integer: true });
+    const lr = numberFlag(args, 'lr', DEFAULT_HAFED_TRAIN_CONFIG.lr, { min: 0, minExclusive: true });
+    const weightDecay = numberFlag(args, 'weight-decay', DEFAULT_HAFED_TRAIN_CONFIG.weightDecay, { min: 0 });
+    const numBranches2 = numberFlag(args, 'branches', 5, { min: 1, integer: true });
+    const maskDrop = numberFlag(args, 'mask-drop', 0.24, { min: 0, max: 1 });
+
+    const t0 = Date.now();
+    const dataset = await H5FeatureDataset.open({ lrH5, ...(input === 'highRes' ? { hrH5 } : {}) });
+    const bars = progressBars(io.interactive);
+    try {
+      const split = readSplitFile(splitPath, dataset);
+      if (split.train.length === 0) throw new ValueError(`The split '${splitPath}' lists no training slide.`);
+      const index = new Map(dataset.ids.map((id, i) => [id, i] as const));
+      const numClasses = Math.max(2, ...[...split.train, ...split.val].map((id) => dataset.labels[index.get(id)!] + 1));
+      const train = subsetDataset(dataset, split.train);
+      const val = split.val.length > 0 ? subsetDataset(dataset, split.val) : undefined;
+      if (!val) io.log('No validation slides in the split: the last epoch is kept (no model selection).');
+      io.log(
+        `Training HAFED (input ${input}) on ${split.train.length} slides, validating on ${split.val.length}; ` +
+          `d = ${dataset.dim}${input === 'highRes' ? `, k = ${dataset.k}` : ''}, ${numClasses} classes, ${epochs} epochs.`,
+      );
+      mkdirSync(out, { recursive: true });
+      const checkpoint = fileCheckpointStore(path.join(out, 'checkpoints', 'hafed'));
+      const { model, best, history } = await trainHafed({
+        train,
+        val,
+        model: { dim: dataset.dim, ...(dataset.k !== undefined ? { k: dataset.k } : {}), numClasses, numBranches2, maskDrop, input, seed },
+        config: { epochs, lr, weightDecay },
+        seed,
+        checkpoint,
+        resume: Boolean(args.values.resume),
+        onProgress: bars.onProgress,
+      });
+      const params = model.countParams();
+      try {
+        await model.save(fileIO(path.join(out, 'hafed')));
+        await updateModelManifest(out, {
+          dim: model.dim,
+          k: model.k,
+          numClasses: model.numClasses,
+          data: { lrH5, ...(hrH5 ? { hrH5 } : {}), split: splitPath },
+          hafed: {
+            path: 'hafed',
+            input,
+            config: { ...model.config },
+            train: { ...DEFAULT_HAFED_TRAIN_CONFIG, epochs, lr, weightDecay },
+            seed,
+            best: { epoch: best.epoch, score: best.score, val: best.val ?? null },
+          },
+        });
+      } finally {
+        model.dispose();
+      }
+      const last = history[history.length - 1];
+      return {
+        model: out,
+        input,
+        epochs: history.length,
+        bestEpoch: best.epoch + 1,
+        valAccuracy: best.val?.accuracy ?? null,
+        valAuc: best.val?.auc ?? null,
+        valF1: best.val?.f1 ?? null,
+        trainLoss: last?.loss ?? null,
+        trainSlides: split.train.length,
+        valSlides: split.val.length,
+        params,
+        seconds: (Date.now() - t0) / 1000,
+      };
+    } finally {
+      bars.stop();
+      dataset.close();
+    }
+  },
+};

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { createRng } from '../../src/core/index.js';
+import { CosineIndex, applyStateUpdate, computeStateUpdate, createTsuState, similarSet, type StateUpdateNet } from '../../src/tsu/index.js';
+import { clusteredFeatures } from '../mdp/stand_in_classifier.js';
+import { tf } from '../../src/core/index.js';
+
+describe('CosineIndex', () => {
+  it('finds exactly the similar set of similarSet, for many states, taus and widths', () => {
+    const rng = createRng(0);
+    for (const d of [3, 8, 33, 96, 384]) {
+      const n = 150;
+      const f = clusteredFeatures(n, d, d, { clusterSize: 6, sigmaLo: 0.02, sigmaHi: 0.4 });
+      // a common direction (as in real features), a zero row, a row below the norm floor, an anti-aligned copy
+      for (let i = 0; i < n * d; i++) f.z[i] += 1.5;
+      f.z.fill(0, 5 * d, 6 * d);
+      for (let j = 0; j < d; j++) f.z[7 * d + j] = 1e-9 * f.z[8 * d + j];
+      for (let j = 0; j < d; j++) f.z[9 * d + j] = -f.z[10 * d + j];
+      const state = createTsuState(f.z, d);
+      const index = new CosineIndex(state);
+      for (let k = 0; k < 60; k++) {
+        const a = rng.int(n);
+        if (state.visited[a]) continue;
+        for (const tau of [0.3, 0.8, 0.95, 0.999, 1]) {
+          for (const rewriteOnce of [true, false]) {
+            const expected = Array.from(similarSet(state, a, { tau, rewriteOnce }));
+            expect(Array.from(index.similar(state, a, tau, rewriteOnce)), `d ${d} a ${a} tau ${tau}`).toEqual(expected);
+          }
+        }
+        // change a few rows and keep the index in step, as the environment does
+        if (k % 3 === 0) {
+          const net: StateUpdateNet = { dim: d, apply: (x) => tf.tidy(() => tf.slice(x, [0, 0], [-1, d]) as tf.Tensor2D) };
+          const v = Float32Array.from({ length: d }, () => rng.normal());
+          const change = computeStateUpdate(state, a, v, net, { tau: 0.8 }, index);
+          applyStateUpdate(state, a, change);
+          index.updateRows(state, change.rows);
+        }
+      }
+    }
+  });
+});
