@@ -189,7 +189,7 @@ try {
   process.stdout.write(body + '\n');
   if (!values['no-write']) {
     const cmd = `npx tsx bench/extraction.ts --size ${W}x${H} --reps ${reps} --decoder ${decoder} --input ${inputSize} --batch-size ${batchSize}`;
-    writeResults(`extraction-${decoder}`, `Feature extraction speed (${decoder} JPEG decoder)`, cmd, backend, body);
+    writeResults(decoder === 'sharp' ? 'extraction' : `extraction-${decoder}`, `Feature extraction speed (${decoder} JPEG decoder)`, cmd, backend, body);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
