@@ -13,6 +13,7 @@ import { NaiveWsiEnv, WsiEnv, type WsiEnvOptions } from '../src/mdp/index.js';
 import { StateMlp } from '../src/tsu/index.js';
 import { Hafed } from '../src/hafed/index.js';
 import { clusteredFeatures } from '../test/mdp/stand_in_classifier.js';
+import os from 'node:os';
 import { median, table, writeResults } from './results.js';
 
 const SIZES = [1000, 3000, 10000];
@@ -53,6 +54,7 @@ function runInterleaved(envs: (WsiEnv | NaiveWsiEnv)[], actions: number[]): Timi
 
 async function main(): Promise<void> {
   const backend = await initBackend();
+  const loadBefore = os.loadavg()[0];
   // HAFED with the CAMELYON16 shape (d = 384, gated attention hidden 128, M = 5, C = 2), random weights
   const classifier = new Hafed({ dim: D, seed: 1 });
   const fS = new StateMlp({ dim: D, seed: 2 });
@@ -128,6 +130,8 @@ async function main(): Promise<void> {
       'f_S 1152 -> 768 -> 384, random weights; Z with clusters of near-duplicate rows). The naive env re-computes ' +
       'the cosine, the classifier attention and the pooling over all N rows at every step; the incremental env ' +
       're-scores only the changed rows. The last column checks that both envs return the same rewards.',
+    `Machine load average (1 min) ${loadBefore.toFixed(1)} at the start and ${os.loadavg()[0].toFixed(1)} at the end of the run ` +
+      `(${os.cpus().length} cores shared with other jobs): absolute times are inflated accordingly; the ratio is measured under the same load.`,
     '',
     table(header, rows),
   ].join('\n');

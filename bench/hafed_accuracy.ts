@@ -7,12 +7,12 @@
  * Prints mean +- std over seeds of the test accuracy, AUC and F1 (model selected on val F1 + AUC)
  * and writes them to bench/RESULTS.md.
  *
- * Run: npx tsx bench/hafed_accuracy.ts [--preset default] [--seeds 0,1,2] [--epochs 50]
+ * Run: npx tsx bench/hafed_accuracy.ts [--preset default] [--seeds 0,1,2] [--epochs 50] [--lr 4.14e-4]
  */
 import { parseArgs } from 'node:util';
 import { initBackend, tf, DataError, type SlideBag, type SlideDataset, type SlidePart } from '../src/core/index.js';
 import { SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, resolveSyntheticConfig, type SyntheticPresetName } from '../src/wsi/index.js';
-import { evaluateHafed, trainHafed, type HafedInput } from '../src/hafed/index.js';
+import { DEFAULT_HAFED_TRAIN_CONFIG, evaluateHafed, trainHafed, type HafedInput } from '../src/hafed/index.js';
 import { meanStd } from '../src/eval/index.js';
 import { table, writeResults } from './results.js';
 
@@ -21,12 +21,14 @@ const { values } = parseArgs({
     preset: { type: 'string', default: 'default' },
     seeds: { type: 'string', default: '0,1,2' },
     epochs: { type: 'string', default: '50' },
+    lr: { type: 'string', default: String(DEFAULT_HAFED_TRAIN_CONFIG.lr) },
     'no-write': { type: 'boolean', default: false },
   },
 });
 const preset = values.preset as SyntheticPresetName;
 const seeds = values.seeds!.split(',').map(Number);
 const epochs = Number(values.epochs);
+const lr = Number(values.lr);
 
 /** Slides held as typed arrays; tensors are made on each load (the cohort does not fit in tensor memory twice). */
 class ArrayDataset implements SlideDataset {
@@ -75,7 +77,7 @@ for (const seed of seeds) {
       val: ds(split.val),
       model: { input },
       seed,
-      config: { epochs },
+      config: { epochs, lr },
       callbacks: {
         onEpochEnd: (l) => void log(`  ${input} epoch ${l.epoch + 1}/${epochs} loss ${l.loss.toFixed(3)} val acc ${l.val?.accuracy.toFixed(3)} auc ${l.val?.auc.toFixed(3)} (${l.seconds.toFixed(1)} s)`),
       },
@@ -115,8 +117,8 @@ const perSeed = table(
   rows.map((r) => [r.seed, r.input, r.accuracy.toFixed(3), r.auc.toFixed(3), r.f1.toFixed(3), r.bestEpoch + 1, r.minutes.toFixed(1)]),
 );
 const body = [
-  `Synthetic preset \`${preset}\`, seeds ${seeds.join(', ')} (cohort and training seed), ${epochs} epochs, reference defaults`,
-  '(CAMELYON16 column: M1 = 1, M2 = 5, D = 128, STKIM 10/20 at 0.24, AdamW lr 4.14e-4, wd 1e-5, half cosine),',
+  `Synthetic preset \`${preset}\`, seeds ${seeds.join(', ')} (cohort and training seed), ${epochs} epochs, peak lr ${lr};`,
+  'otherwise the reference defaults (CAMELYON16 column: M1 = 1, M2 = 5, D = 128, STKIM 10/20 at 0.24, AdamW wd 1e-5, half cosine per step),',
   'model selected on val F1 + AUC, test metrics at that epoch. Mean ± std (population) over seeds.',
   '',
   table(['model', 'test accuracy', 'test AUC', 'test F1', 'best epochs'], summary.map((s) => s.cells)),
@@ -130,5 +132,6 @@ const body = [
 ].join('\n');
 console.log(body);
 if (!values['no-write']) {
-  writeResults('hafed-accuracy', 'HAFED accuracy on the synthetic benchmark (U vs Z only)', `npx tsx bench/hafed_accuracy.ts ${process.argv.slice(2).join(' ')}`.trim(), backend, body);
+  const section = preset === 'default' ? 'hafed-accuracy' : `hafed-accuracy-${preset}-lr-${lr}`;
+  writeResults(section, `HAFED accuracy on the synthetic benchmark (U vs Z only), preset ${preset}, lr ${lr}`, `npx tsx bench/hafed_accuracy.ts ${process.argv.slice(2).join(' ')}`.trim(), backend, body);
 }

@@ -76,57 +76,47 @@ export function gatedScores(x: tf.Tensor2D, w: ScoreWeights, inputGrad = true): 
   const op = tf.customGrad(((...args: unknown[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const xs = inputGrad ? (args[0] as tf.Tensor2D) : x;
-    const kcat = gated ? tf.concat([w.kernelV, w.kernelU!], 1) : w.kernelV; // [d, 2D] or [d, D]
-    const bcat = gated ? tf.concat([w.biasV, w.biasU!]) : w.biasV;
-    const h = tf.add(tf.matMul(xs, kcat as tf.Tensor2D), bcat) as tf.Tensor2D;
-    let t: tf.Tensor2D;
-    let s: tf.Tensor2D | null = null;
-    let g: tf.Tensor2D;
-    if (gated) {
-      const [hv, hu] = tf.split(h, 2, 1) as tf.Tensor2D[];
-      t = fastTanh(hv);
-      s = tf.sigmoid(hu);
-      g = tf.mul(t, s);
-    } else {
-      t = fastTanh(h);
-      g = t;
-    }
+    // Two products instead of one on concatenated kernels: splitting a [R, 2D] result along its
+    // columns is a slow strided copy on wasm.
+    const t = fastTanh(tf.add(tf.matMul(xs, w.kernelV as tf.Tensor2D), w.biasV)) as tf.Tensor2D; // [R, D]
+    const s = gated ? (tf.sigmoid(tf.add(tf.matMul(xs, w.kernelU as tf.Tensor2D), w.biasU!)) as tf.Tensor2D) : null; // [R, D]
+    const g = s ? tf.mul(t, s) : t; // [R, D]
     const value = tf.add(tf.matMul(g, w.kernelW as tf.Tensor2D), w.biasW) as tf.Tensor2D; // [R, M]
-    save(gated ? [xs, t, s!, g] : [xs, t]);
+    save(s ? [xs, t, s, g] : [xs, t]);
     return {
       value,
       gradFunc: (ds: tf.Tensor2D, saved: tf.Tensor[]) => {
         const [sx, st] = saved as tf.Tensor2D[];
-        const ss = gated ? (saved[2] as tf.Tensor2D) : null;
-        const sg = gated ? (saved[3] as tf.Tensor2D) : st;
-        // Output layer: dW_w = g^T ds (as (ds^T g)^T: only the [R, M] tensor is transposed).
-        const dkW = tf.transpose(tf.matMul(tf.transpose(ds), sg)); // [D, M]
+        const ss = s ? (saved[2] as tf.Tensor2D) : null;
+        const sg = s ? (saved[3] as tf.Tensor2D) : st;
+        // Output layer. On wasm the second operand of a product is packed anew whenever it is a
+        // new tensor, so the large [R, .] operands go first and small ones second.
+        const dkW = tf.matMul(tf.transpose(sg) as tf.Tensor2D, ds); // [D, M]
         const dbW = tf.sum(ds, 0); // [M]
         const dg = tf.matMul(ds, tf.transpose(w.kernelW) as tf.Tensor2D); // [R, D]
         // Gates: d tanh = 1 - t^2; d sigmoid = s (1 - s); g = t s.
         const dTanh = tf.mul(dg, tf.sub(1, tf.square(st)));
-        let dh: tf.Tensor2D;
-        if (gated) {
-          const dhv = tf.mul(dTanh, ss!);
-          const dhu = tf.mul(tf.mul(dg, sg), tf.sub(1, ss!));
-          dh = tf.concat([dhv, dhu], 1) as tf.Tensor2D; // [R, 2D]
+        const dhv = (ss ? tf.mul(dTanh, ss) : dTanh) as tf.Tensor2D; // [R, D]
+        const dhu = ss ? (tf.mul(tf.mul(dg, sg), tf.sub(1, ss)) as tf.Tensor2D) : null; // [R, D]
+        // Kernel gradients x^T dh: with x narrower than dh, compute (dh^T x)^T so that the
+        // operand packed is x (once, reused for both kernels); otherwise pack dh.
+        const d = sx.shape[1];
+        const D = dhv.shape[1];
+        let kernelGrad: (dh: tf.Tensor2D) => tf.Tensor;
+        if (d < D) {
+          kernelGrad = (dh) => tf.transpose(tf.matMul(tf.transpose(dh) as tf.Tensor2D, sx));
         } else {
-          dh = dTanh as tf.Tensor2D; // [R, D]
+          const sxT = tf.transpose(sx) as tf.Tensor2D;
+          kernelGrad = (dh) => tf.matMul(sxT, dh);
         }
-        const dkcat = tf.matMul(tf.transpose(sx) as tf.Tensor2D, dh); // [d, 2D]
-        const dbcat = tf.sum(dh, 0);
         const grads: tf.Tensor[] = [];
         if (inputGrad) {
-          const kc = gated ? tf.concat([w.kernelV, w.kernelU!], 1) : w.kernelV;
-          grads.push(tf.matMul(dh, tf.transpose(kc) as tf.Tensor2D)); // [R, d]
+          let dx = tf.matMul(dhv, tf.transpose(w.kernelV) as tf.Tensor2D); // [R, d]
+          if (dhu) dx = tf.add(dx, tf.matMul(dhu, tf.transpose(w.kernelU!) as tf.Tensor2D));
+          grads.push(dx);
         }
-        if (gated) {
-          const [dkV, dkU] = tf.split(dkcat, 2, 1);
-          const [dbV, dbU] = tf.split(dbcat, 2, 0);
-          grads.push(dkV, dbV, dkU, dbU);
-        } else {
-          grads.push(dkcat, dbcat);
-        }
+        grads.push(kernelGrad(dhv), tf.sum(dhv, 0));
+        if (dhu) grads.push(kernelGrad(dhu), tf.sum(dhu, 0));
         grads.push(dkW, dbW);
         return grads;
       },

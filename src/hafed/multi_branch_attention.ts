@@ -11,10 +11,10 @@ import { Rng, createRng } from '../core/random.js';
 import { ShapeError, ValueError, fmtShape } from '../core/errors.js';
 
 /** The base arguments of every tfjs-layers layer (`name`, `trainable`, ...). */
-export type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
+export type BaseLayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
 
 /** Arguments of {@link MultiBranchAttention}. */
-export interface MultiBranchAttentionArgs extends LayerArgs {
+export interface MultiBranchAttentionArgs extends BaseLayerArgs {
   /** M: number of attention branches, each with its own attention map. Default 1. */
   numBranches?: number;
   /**

@@ -227,7 +227,6 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   private readonly v: Float32Array | null;
   private readonly state: TsuState;
   private readonly index: CosineIndex;
-  private readonly index0: CosineIndex;
   private readonly rowLogits: RowScoreCache;
   private readonly logits0: Float32Array;
   private readonly pool: IncrementalAttentionPool;
@@ -258,7 +257,6 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     this.z = this.state.values.slice();
     this.norms0 = this.state.norms.slice();
     this.index = new CosineIndex(this.state);
-    this.index0 = new CosineIndex(this.state);
     if (opts.aggregated) {
       this.v = new Float32Array(opts.aggregated.dataSync());
       for (let i = 0; i < this.v.length; i++) {
@@ -316,7 +314,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     s.norms.set(this.norms0);
     s.visited.fill(0);
     s.rewritten.fill(0);
-    this.index.copyFrom(this.index0);
+    this.index.rebuild(s);
     this.rowLogits.scores.set(this.logits0);
     this.pool.restore(this.pool0);
     this.mask.fill(1);

@@ -50,6 +50,14 @@ export class CosineIndex {
     for (let i = 0; i < n; i++) this.writeRow(i, state.values, state.norms[i]);
   }
 
+  /** Re-indexes every row of `state` (after a reset of the state), in place. */
+  rebuild(state: TsuState): void {
+    if (state.numRows !== this.numRows || state.dim !== this.dim) {
+      throw new ShapeError(`Expected a state of ${this.numRows} x ${this.dim}, but got ${state.numRows} x ${state.dim}.`);
+    }
+    for (let i = 0; i < this.numRows; i++) this.writeRow(i, state.values, state.norms[i]);
+  }
+
   /** Copies another index of the same size (to return to a saved state without recomputing). */
   copyFrom(other: CosineIndex): void {
     if (other.numRows !== this.numRows || other.dim !== this.dim) {

@@ -29,4 +29,5 @@ export const DEFAULT_TRAIN_TSU_CONFIG: Readonly<TrainTsuConfig> = Object.freeze(
   valAnchorsPerSlide: 4, // ours: fixed anchors (the reference draws one new anchor per epoch, §4.2, so its selection is noisy)
   evalEvery: 1, // sasha-reference.md §4.2, validation (and best-MSE selection) every epoch
   cacheLimitMb: 2048, // ours: Z and V kept in memory up to this size, re-read beyond it
+  checkpointEvery: 10, // ours: a resumable checkpoint holds 4 copies of f_S (weights, best, 2 moments), 19 MB at d = 384
 });

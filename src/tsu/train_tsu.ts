@@ -10,9 +10,10 @@ import { tf } from '../core/tf.js';
 import { checkNumber, resolveConfig } from '../core/config.js';
 import { DataError, ShapeError, ValueError, fmtShape } from '../core/errors.js';
 import { AdamW, halfCosineLr } from '../core/optim.js';
-import { createRng } from '../core/random.js';
+import { createRng, type Rng } from '../core/random.js';
 import { disposeBag, type SlideDataset, type SlidePart } from '../core/data.js';
 import type { ProgressCallback } from '../core/progress.js';
+import type { CheckpointStore } from '../hafed/checkpoint.js';
 import { DEFAULT_TRAIN_TSU_CONFIG } from './defaults.js';
 import { StateMlp } from './state_mlp.js';
 import { checkTau, rowNorm, similarRows } from './targeted_state_update.js';
@@ -45,8 +46,13 @@ export interface TrainTsuOptions {
   onEpoch?: (record: TsuEpochRecord) => void | boolean;
   /** Called whenever the validation MSE improves, with the model holding the new best weights. */
   onBest?: (model: StateMlp, record: TsuEpochRecord) => void | Promise<void>;
-  /** When given, the best model is saved here at every improvement (a checkpoint). */
-  checkpoint?: tf.io.IOHandler;
+  /**
+   * Where to write checkpoints: `'best'` (a loadable {@link StateMlp}) at every improvement, and
+   * `'last'` (weights, AdamW state, best weights, history) every `checkpointEvery` epochs.
+   */
+  checkpoint?: CheckpointStore;
+  /** Continue from the `'last'` checkpoint when there is one; the run then equals an uninterrupted one. */
+  resume?: boolean;
 }
 
 /** What {@link trainTsu} returns. @category TSU */
@@ -85,6 +91,7 @@ export function resolveTrainTsuConfig(partial?: Partial<TrainTsuConfig> | null):
     checkNumber(name, c, 'valAnchorsPerSlide', { min: 1, integer: true });
     checkNumber(name, c, 'evalEvery', { min: 1, integer: true });
     checkNumber(name, c, 'cacheLimitMb', { min: 0 });
+    checkNumber(name, c, 'checkpointEvery', { min: 1, integer: true });
   });
 }
 
@@ -128,7 +135,7 @@ interface Sample {
  * @category TSU
  */
 export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult> {
-  const { dataset, split, aggregator, onProgress, onEpoch, onBest, checkpoint } = options;
+  const { dataset, split, aggregator, onProgress, onEpoch, onBest, checkpoint, resume = false } = options;
   const config = resolveTrainTsuConfig(options.config);
   if (!split || split.train.length === 0) {
     throw new ValueError('Expected at least one training slide in split.train, but got none.');
@@ -137,10 +144,10 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
   const model = options.model ?? new StateMlp({ dim: d, seed: config.seed });
   const ownModel = options.model === undefined;
   if (model.dim !== d) {
+    if (ownModel) model.dispose();
     throw new ShapeError(`Expected f_S of width d = ${d} (the dataset's), but the model has dim ${model.dim}.`);
   }
   const parts = featureParts(dataset, aggregator);
-  const rng = createRng(config.seed);
   const cache = new Map<string, SlideFeatures>();
   let cachedBytes = 0;
   const limit = config.cacheLimitMb * 2 ** 20;
@@ -157,18 +164,21 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
   };
 
   // Validation anchors are fixed once (as fractions of N, so no slide is read here).
+  const anchorRng = createRng(config.seed);
   const valAnchors = split.val.map((id) => ({
     id,
-    anchors: Array.from({ length: config.valAnchorsPerSlide }, () => rng.next()),
+    anchors: Array.from({ length: config.valAnchorsPerSlide }, () => anchorRng.next()),
   }));
 
   const opt = new AdamW({ learningRate: config.learningRate, weightDecay: config.weightDecay });
   const vars = model.trainableVariables();
+  const names = Object.keys(model.getWeights());
   const history: TsuEpochRecord[] = [];
   let best: tf.Tensor[] | null = null;
   let bestValMse = Infinity;
   let bestEpoch = 0;
   let identityValMse = NaN;
+  let startEpoch = 0;
   const schedule = { lr: config.learningRate, epochs: config.epochs, minLr: config.minLr, warmupEpochs: config.warmupEpochs };
   const validate = async (): Promise<{ mse: number; identity: number }> => {
     let sum = 0;
@@ -192,7 +202,21 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
   };
 
   try {
-    for (let epoch = 0; epoch < config.epochs; epoch++) {
+    if (resume && checkpoint) {
+      const last = await checkpoint.load('last');
+      if (last) {
+        const restored = await restoreCheckpoint(last, { model, opt, names, config, trainIds: split.train });
+        history.push(...restored.history);
+        best = restored.best;
+        bestValMse = restored.bestValMse;
+        bestEpoch = restored.bestEpoch;
+        identityValMse = restored.identityValMse;
+        startEpoch = restored.epochsDone;
+      }
+    }
+    for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
+      // Slide order and anchors depend on (seed, epoch) only, so a resumed run repeats them.
+      const rng = epochRng(config.seed, epoch);
       const order = rng.permutation(split.train.length);
       let trainSum = 0;
       for (let k = 0; k < order.length; k++) {
@@ -207,9 +231,9 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
         trainSum += loss.dataSync()[0];
         loss.dispose();
       }
-      const last = epoch === config.epochs - 1;
+      const lastEpoch = epoch === config.epochs - 1;
       let valMse = NaN;
-      if (valAnchors.length > 0 && ((epoch + 1) % config.evalEvery === 0 || last)) {
+      if (valAnchors.length > 0 && ((epoch + 1) % config.evalEvery === 0 || lastEpoch)) {
         const v = await validate();
         valMse = v.mse;
         identityValMse = v.identity;
@@ -226,8 +250,11 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
         bestEpoch = record.epoch;
         if (best) tf.dispose(best);
         best = vars.map((v) => tf.clone(v));
-        if (checkpoint) await model.save(checkpoint);
+        if (checkpoint) await checkpoint.save('best', await model.toArtifacts());
         if (onBest) await onBest(model, record);
+      }
+      if (checkpoint && ((epoch + 1) % config.checkpointEvery === 0 || lastEpoch)) {
+        await checkpoint.save('last', await checkpointArtifacts({ model, opt, names, best, config, history, bestEpoch, bestValMse, identityValMse, trainIds: split.train }));
       }
       onProgress?.({
         task: 'train tsu',
@@ -238,7 +265,6 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
       if (onEpoch?.(record) === false) break;
     }
     if (best) {
-      const names = Object.keys(model.getWeights());
       model.setWeights(Object.fromEntries(names.map((n, i) => [n, best![i]])));
     } else {
       bestEpoch = history.length;
@@ -252,6 +278,133 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
     opt.dispose();
   }
   return { model, history, bestEpoch, bestValMse, identityValMse, config };
+}
+
+/** The `format` of trainTsu's resumable checkpoints. */
+export const TSU_CHECKPOINT_FORMAT = 'sasha-tsu-checkpoint';
+const TSU_CHECKPOINT_VERSION = 1;
+
+/** The generator of one epoch (slide order, then anchors): a function of (seed, epoch) only. */
+function epochRng(seed: number, epoch: number): Rng {
+  return createRng((Math.imul(Math.floor(seed) | 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
+}
+
+interface CheckpointState {
+  format: string;
+  formatVersion: number;
+  model: Record<string, unknown>;
+  config: TrainTsuConfig;
+  trainIds: string[];
+  epochsDone: number;
+  history: TsuEpochRecord[];
+  bestEpoch: number;
+  bestValMse: number | null;
+  identityValMse: number | null;
+  hasBest: boolean;
+}
+
+/** The full training state: weights, AdamW moments and step, best weights, history. */
+async function checkpointArtifacts(s: {
+  model: StateMlp;
+  opt: AdamW;
+  names: string[];
+  best: tf.Tensor[] | null;
+  config: Readonly<TrainTsuConfig>;
+  history: TsuEpochRecord[];
+  bestEpoch: number;
+  bestValMse: number;
+  identityValMse: number;
+  trainIds: readonly string[];
+}): Promise<tf.io.ModelArtifacts> {
+  const weights: tf.NamedTensorMap = {};
+  const current = s.model.getWeights() as Record<string, tf.Tensor>;
+  const stableOf = new Map<string, string>();
+  s.model.trainableVariables().forEach((v, i) => stableOf.set(v.name, s.names[i]));
+  for (const n of s.names) weights[`model/${n}`] = current[n];
+  s.best?.forEach((t, i) => (weights[`best/${s.names[i]}`] = t));
+  for (const { name, tensor } of await s.opt.getWeights()) {
+    if (name === 'iter') {
+      weights['optimizer/iterations'] = tensor;
+      continue;
+    }
+    const m = /^(.*)\/adamw_(m|v)$/.exec(name);
+    const stable = m ? stableOf.get(m[1]) : undefined;
+    if (!m || !stable) throw new DataError(`Unexpected optimizer weight '${name}'.`);
+    weights[`optimizer/${stable}/${m[2]}`] = tensor;
+  }
+  const { data, specs } = await tf.io.encodeWeights(weights);
+  tf.dispose(weights['optimizer/iterations']);
+  const state: CheckpointState = {
+    format: TSU_CHECKPOINT_FORMAT,
+    formatVersion: TSU_CHECKPOINT_VERSION,
+    model: s.model.getConfig(),
+    config: { ...s.config },
+    trainIds: [...s.trainIds],
+    epochsDone: s.history.length,
+    history: s.history,
+    bestEpoch: s.bestEpoch,
+    bestValMse: Number.isFinite(s.bestValMse) ? s.bestValMse : null,
+    identityValMse: Number.isFinite(s.identityValMse) ? s.identityValMse : null,
+    hasBest: s.best !== null,
+  };
+  return {
+    modelTopology: state as unknown as tf.io.ModelJSON['modelTopology'],
+    format: TSU_CHECKPOINT_FORMAT,
+    generatedBy: 'sasha-wsi',
+    weightSpecs: specs,
+    weightData: data,
+  };
+}
+
+/** Restores what {@link checkpointArtifacts} saved into `model` and `opt`. */
+async function restoreCheckpoint(
+  artifacts: tf.io.ModelArtifacts,
+  s: { model: StateMlp; opt: AdamW; names: string[]; config: Readonly<TrainTsuConfig>; trainIds: readonly string[] },
+): Promise<{ history: TsuEpochRecord[]; best: tf.Tensor[] | null; bestEpoch: number; bestValMse: number; identityValMse: number; epochsDone: number }> {
+  const state = artifacts.modelTopology as unknown as CheckpointState | undefined;
+  if (!state || state.format !== TSU_CHECKPOINT_FORMAT) {
+    throw new DataError(`The 'last' checkpoint is not a TSU training checkpoint (format '${String(state?.format)}'). Remove it or use another directory.`);
+  }
+  if (state.formatVersion > TSU_CHECKPOINT_VERSION) throw new DataError('The checkpoint was written by a newer sasha-wsi; upgrade to resume it.');
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const { epochs: _e, ...rest } = s.config;
+  const { epochs: _f, ...savedRest } = state.config;
+  if (!same(state.model, s.model.getConfig()) || !same(rest, savedRest) || !same(state.trainIds, s.trainIds)) {
+    throw new DataError(
+      'The checkpoint was written with another f_S, config or training split; resume with the same settings (only epochs may grow) or remove the checkpoint.',
+    );
+  }
+  if (state.epochsDone > s.config.epochs) {
+    throw new ValueError(`The checkpoint has ${state.epochsDone} epochs done, more than epochs = ${s.config.epochs}.`);
+  }
+  if (!artifacts.weightSpecs || !artifacts.weightData) throw new DataError('The TSU checkpoint has no weights; it is incomplete.');
+  const w = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
+  try {
+    const pick = (prefix: string) => Object.fromEntries(s.names.map((n) => [n, w[`${prefix}/${n}`]]));
+    const modelWeights = pick('model');
+    if (Object.values(modelWeights).some((t) => !t)) throw new DataError('The TSU checkpoint lacks model weights; it is incomplete.');
+    s.model.setWeights(modelWeights);
+    const best = state.hasBest ? s.names.map((n) => tf.clone(w[`best/${n}`])) : null;
+    const iter = w['optimizer/iterations'];
+    if (!iter) throw new DataError('The TSU checkpoint has no optimizer state; it is incomplete.');
+    const list: { name: string; tensor: tf.Tensor }[] = [{ name: 'iter', tensor: iter }];
+    s.model.trainableVariables().forEach((v, i) => {
+      const m = w[`optimizer/${s.names[i]}/m`];
+      const vv = w[`optimizer/${s.names[i]}/v`];
+      if (m && vv) list.push({ name: `${v.name}/adamw_m`, tensor: m }, { name: `${v.name}/adamw_v`, tensor: vv });
+    });
+    await s.opt.setWeights(list);
+    return {
+      history: state.history,
+      best,
+      bestEpoch: state.bestEpoch,
+      bestValMse: state.bestValMse ?? Infinity,
+      identityValMse: state.identityValMse ?? NaN,
+      epochsDone: state.epochsDone,
+    };
+  } finally {
+    tf.dispose(Object.values(w));
+  }
 }
 
 /** Which parts to load: Z and V, or Z and U (V computed by the aggregator). */

@@ -119,6 +119,8 @@ export interface TrainTsuConfig {
   evalEvery: number;
   /** Memory budget, in MiB, for keeping Z and V of the slides between epochs. */
   cacheLimitMb: number;
+  /** Write the resumable `'last'` checkpoint every this many epochs (and after the last). */
+  checkpointEvery: number;
 }
 
 /** One line of the training history. @category TSU */

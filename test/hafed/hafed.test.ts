@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createRng, tf, DataError, ShapeError, StateError, ValueError } from '../../src/core/index.js';
 import { Hafed, hafedLoss, type HafedConfig } from '../../src/hafed/index.js';
-import { expectAllclose, expectNoLeak } from '../helpers.js';
+import { expectAllclose, expectNoLeak, onBackend } from '../helpers.js';
 import { refHafed, toMat, type AttentionWeights, type HafedWeights } from './reference.js';
 
 const TINY: Partial<HafedConfig> = { dim: 5, k: 3, numClasses: 2, numBranches1: 2, numBranches2: 3, attentionDim: 4, seed: 7 };
@@ -215,6 +215,24 @@ describe('Hafed', () => {
       }
     });
     model.dispose();
+  });
+
+  it('gives the same loss and gradients on the wasm and cpu backends', async () => {
+    const us = randomU(5, 6, 3, 5);
+    const run = () => {
+      const model = new Hafed(TINY);
+      const vars = model.weightMap();
+      const u = tf.tensor3d(us);
+      const { value, grads } = tf.variableGrads(() => hafedLoss(model.forward(u, { training: true, rng: createRng(4) }), 1).total, Object.values(vars));
+      const out = { loss: value.dataSync()[0], grads: Object.fromEntries(Object.entries(vars).map(([n, v]) => [n, Array.from(grads[v.name].dataSync())])) };
+      tf.dispose([value, u, ...Object.values(grads)]);
+      model.dispose();
+      return out;
+    };
+    const wasm = await onBackend('wasm', run);
+    const cpu = await onBackend('cpu', run);
+    expect(cpu.loss).toBeCloseTo(wasm.loss, 5);
+    for (const n of Object.keys(wasm.grads)) expectAllclose(cpu.grads[n], wasm.grads[n], { rtol: 1e-4, atol: 1e-6 });
   });
 
   it('frees every tensor it created on dispose', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DataError, InMemoryDataset, ValueError, createRng, tf, type SlideBag } from '../../src/core/index.js';
+import { MemoryCheckpointStore } from '../../src/hafed/index.js';
 import { StateMlp, trainTsu, type TsuEpochRecord } from '../../src/tsu/index.js';
 import { clusteredFeatures } from '../mdp/stand_in_classifier.js';
 import { expectAllclose } from '../helpers.js';
@@ -53,16 +54,20 @@ describe('trainTsu', () => {
     const events: number[] = [];
     const bests: TsuEpochRecord[] = [];
     let saved = 0;
+    const store = new MemoryCheckpointStore();
     const { model, history, bestEpoch, bestValMse, identityValMse, config } = await trainTsu({
       dataset,
       split,
       config: { epochs: 60, learningRate: 3e-3, weightDecay: 1e-4, seed: 1 },
       onProgress: (e) => events.push(e.done),
       onBest: (_m, r) => void bests.push(r),
-      checkpoint: tf.io.withSaveHandler(async () => {
-        saved++;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
+      checkpoint: {
+        save: async (name, artifacts) => {
+          if (name === 'best') saved++;
+          await store.save(name, artifacts);
+        },
+        load: (name) => store.load(name),
+      },
     });
     expect(config.tau).toBe(0.95);
     expect(history).toHaveLength(60);
@@ -76,6 +81,10 @@ describe('trainTsu', () => {
     expect(history[bestEpoch - 1].valMse).toBe(bestValMse);
     expect(bests.at(-1)!.epoch).toBe(bestEpoch);
     expect(saved).toBe(bests.length);
+    // the 'best' checkpoint is a loadable f_S holding the selected weights
+    const fromBest = StateMlp.fromArtifacts((await store.load('best'))!);
+    expectAllclose(fromBest.getWeights()['fc2/kernel'], model.getWeights()['fc2/kernel'], { rtol: 0, atol: 0 });
+    fromBest.dispose();
     // the learning rate follows the half cosine down to 0
     expect(history[59].learningRate).toBeLessThan(1e-5);
     // only the model's 6 variables stay alive
@@ -106,6 +115,28 @@ describe('trainTsu', () => {
     [a, b, c].forEach((r) => r.model.dispose());
     withV.dispose();
     withU.dispose();
+  });
+
+  it('resumes from its last checkpoint exactly as if never interrupted', async () => {
+    const dataset = new InMemoryDataset(makeBags(4, 20, 11));
+    const split = { train: dataset.ids.slice(0, 3), val: dataset.ids.slice(3) };
+    const config = { epochs: 6, learningRate: 2e-3, seed: 3, checkpointEvery: 1 };
+    const whole = await trainTsu({ dataset, split, config });
+    const store = new MemoryCheckpointStore();
+    const first = await trainTsu({ dataset, split, config, checkpoint: store, onEpoch: (r) => r.epoch < 3 });
+    expect(first.history).toHaveLength(3);
+    const resumed = await trainTsu({ dataset, split, config, checkpoint: store, resume: true });
+    expect(resumed.history).toEqual(whole.history);
+    expect(resumed.bestEpoch).toBe(whole.bestEpoch);
+    for (const name of ['fc1/kernel', 'layer_norm/gamma'] as const) {
+      expectAllclose(resumed.model.getWeights()[name], whole.model.getWeights()[name], { rtol: 0, atol: 0 });
+    }
+    // another config (other than a longer run) is refused
+    await expect(trainTsu({ dataset, split, config: { ...config, tau: 0.9 }, checkpoint: store, resume: true })).rejects.toThrow(
+      /another f_S, config or training split/,
+    );
+    [whole, first, resumed].forEach((r) => r.model.dispose());
+    dataset.dispose();
   });
 
   it('rejects a bad config or an empty training list', async () => {

@@ -8,6 +8,7 @@ import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
 import { tileCommand } from './tile.js';
 import { trainHafedCommand } from './train_hafed.js';
+import { trainTsuCommand } from './train_tsu.js';
 
 /** Every command, by name (`'train hafed'`, `'eval'`, ...). */
-export const COMMANDS: readonly CommandSpec[] = [tileCommand, extractCommand, trainHafedCommand, evalCommand];
+export const COMMANDS: readonly CommandSpec[] = [tileCommand, extractCommand, trainHafedCommand, trainTsuCommand, evalCommand];
