@@ -216,6 +216,12 @@ export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafed
               `Checkpoint: ${JSON.stringify(state.hafed)}; now: ${JSON.stringify(model.config)}.`,
           );
         }
+        if (Array.isArray(state.trainIds) && state.trainIds.join('\n') !== train.ids.join('\n')) {
+          throw new ValueError(
+            `The checkpoint was written for another training set (${state.trainIds.length} slides, now ${train.ids.length}); ` +
+              'resume with the same split or remove the checkpoint.',
+          );
+        }
         if (state.epoch + 1 > tc.epochs) {
           throw new ValueError(`The checkpoint has ${state.epoch + 1} epochs done, more than epochs = ${tc.epochs}.`);
         }

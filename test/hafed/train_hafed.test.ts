@@ -158,6 +158,9 @@ describe('trainHafed', () => {
     await expect(
       trainHafed({ train: new InMemoryDataset(makeBags(6, 4, 't')), model: { ...MODEL, numBranches2: 2 }, config: { epochs: 2 }, checkpoint: store, resume: true }),
     ).rejects.toThrow(/different HAFED config/);
+    await expect(
+      trainHafed({ train: new InMemoryDataset(makeBags(6, 5, 't')), model: MODEL, config: { epochs: 2 }, checkpoint: store, resume: true }),
+    ).rejects.toThrow(/another training set/);
   });
 
   describe('bad input: clear errors, no checkpoint written', () => {
