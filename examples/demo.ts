@@ -9,11 +9,11 @@
  * 3. Prints test accuracy / AUC / F1 of HAFED on every high-res patch (100%), of SASHA zooming
  *    into 20% of the patches, and of a random 20% zoom, side by side.
  *
- * It takes a few minutes. The policy uses a larger learning rate than the reference (1e-4
- * instead of 1e-5) because the cohort is small; everything else is the reference's recipe.
- * The settings are those of `bench/sasha_synthetic.ts` for its seed 2, so the table repeats that
- * seed's row of bench/RESULTS.md. On this small cohort HAFED's own training depends on the seed
- * (see the HAFED accuracy section of bench/RESULTS.md); SASHA can only be as good as its HAFED.
+ * It takes a few minutes. Two settings differ from the reference because the cohort is small:
+ * HAFED's peak learning rate (2e-3 instead of 4.14e-4, over 30 epochs) and the policy's (1e-4
+ * instead of 1e-5); everything else is the reference's recipe. These are the settings of
+ * `bench/sasha_synthetic.ts`, whose table over three seeds (each tested on 137 held-out slides)
+ * is in bench/RESULTS.md.
  *
  * Run: npm run demo
  */
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const backend = await initBackend();
   const seconds = () => ((performance.now() - t0) / 1000).toFixed(0);
-  const seed = 2;
+  const seed = 0;
   const dataset = new SyntheticDataset({ ...SYNTHETIC_PRESETS.small, seed });
   const { split } = dataset;
   console.log(
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     split,
     seed,
     config: {
-      hafedTrain: { epochs: 30 },
+      hafedTrain: { epochs: 30, lr: 2e-3 },
       tsu: { epochs: 200 },
       env: { budget: 0.2 },
       ppo: { actorLearningRate: 1e-4, criticLearningRate: 1e-4 },
