@@ -11,9 +11,10 @@
  *
  * It takes a few minutes. Two settings differ from the reference because the cohort is small:
  * HAFED's peak learning rate (2e-3 instead of 4.14e-4, over 30 epochs) and the policy's (1e-4
- * instead of 1e-5); everything else is the reference's recipe. These are the settings of
- * `bench/sasha_synthetic.ts`, whose table over three seeds (each tested on 137 held-out slides)
- * is in bench/RESULTS.md.
+ * instead of 1e-5); everything else is the reference's recipe. `bench/sasha_synthetic.ts` runs
+ * the same recipe on larger cohorts of the same preset (96 training and 120 test slides, three
+ * seeds; table in bench/RESULTS.md): with only 36 training slides, as here, HAFED's training
+ * depends on the seed, and SASHA can only be as good as its HAFED.
  *
  * Run: npm run demo
  */
