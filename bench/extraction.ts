@@ -9,10 +9,10 @@
  * - reading only: the same batches read with no encoder.
  * The ratio end-to-end / encoder-only shows how much of the reading is hidden behind encoding
  * (target <= 1.15); it is taken per repetition against the encoder-only runs just before and
- * after, then the median is reported. The JPEG decoder is libjpeg-turbo through sharp unless
- * `--decoder geotiff`.
+ * after, then the median is reported. The JPEG decoder is openSlide's default (`auto`: libjpeg-turbo
+ * in WebAssembly in the worker, sharp on the main thread) unless `--decoder` names one.
  *
- * Run: npx tsx bench/extraction.ts [--size 8192x6144] [--reps 3] [--decoder sharp|geotiff] [--input 224]
+ * Run: npx tsx bench/extraction.ts [--size 8192x6144] [--reps 3] [--decoder auto|wasm|sharp|geotiff] [--input 224]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -37,7 +37,7 @@ const { values } = parseArgs({
   options: {
     size: { type: 'string', default: '8192x6144' },
     reps: { type: 'string', default: '3' },
-    decoder: { type: 'string', default: 'sharp' },
+    decoder: { type: 'string', default: 'auto' },
     input: { type: 'string', default: '224' },
     'batch-size': { type: 'string', default: '32' },
     'no-write': { type: 'boolean', default: false },
@@ -189,7 +189,7 @@ try {
   process.stdout.write(body + '\n');
   if (!values['no-write']) {
     const cmd = `npx tsx bench/extraction.ts --size ${W}x${H} --reps ${reps} --decoder ${decoder} --input ${inputSize} --batch-size ${batchSize}`;
-    writeResults(decoder === 'sharp' ? 'extraction' : `extraction-${decoder}`, `Feature extraction speed (${decoder} JPEG decoder)`, cmd, backend, body);
+    writeResults(decoder === 'auto' ? 'extraction' : `extraction-${decoder}`, `Feature extraction speed (${decoder} JPEG decoder)`, cmd, backend, body);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

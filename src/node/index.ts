@@ -23,6 +23,7 @@ export * from './h5/index.js';
 
 // Slides
 export * from './open_slide.js';
+export * from './jpeg_wasm.js';
 export * from './worker_slide_source.js';
 export * from './synthetic_slide.js';
 export * from './encoder_loader.js';
