@@ -163,13 +163,34 @@ export interface AnalyzeCounts {
   highResEncoded: number;
 }
 
+/** A slide-level prediction of {@link analyzeSlide}. @category Pipeline */
+export interface SlidePrediction {
+  /** The predicted class, `argmax(probs)`. */
+  label: number;
+  /** `probs[label]`. */
+  probability: number;
+  /** Class probabilities `[C]`, summing to 1. */
+  probs: number[];
+  /** Slide logits `[C]` of HAFED stage 2 on the final state. */
+  logits: number[];
+}
+
+/** Builds a {@link SlidePrediction} from logits and probabilities. */
+function predictionOf(logits: ArrayLike<number>, probs: ArrayLike<number>): SlidePrediction {
+  const label = argmax(probs);
+  return { label, probability: probs[label], probs: Array.from(probs), logits: Array.from(logits) };
+}
+
 /** What {@link analyzeSlide} returns (plain arrays, no tensors). @category Pipeline */
 export interface SlideAnalysis {
   /** The slide's name. */
   slide: string;
   mode: AnalyzeMode;
-  /** The slide-level prediction: argmax class, class probabilities and logits. */
-  prediction: { label: number; probs: number[]; logits: number[] };
+  /**
+   * The slide-level prediction: the argmax class `label`, its probability `probability`, the
+   * class probabilities `probs` `[C]` (softmax of `logits` `[C]`).
+   */
+  prediction: SlidePrediction;
   /** Indices of the patches zoomed into, in order (empty in full-resolution mode). */
   visited: number[];
   /** HAFED stage-2 attention on the final state, mean over branches, `[N]` (sums to 1). */
@@ -190,7 +211,12 @@ export interface SlideAnalysis {
 }
 
 /** Checks that the encoder, the levels and the model agree; returns the resolved pieces. */
-function checkModel(model: SashaModel, cfg: Readonly<AnalyzeSlideConfig>, encoder: PatchEncoder): { hafed: Hafed; dim: number; k: number; budget: number } {
+function checkModel(
+  model: SashaModel,
+  cfg: Readonly<AnalyzeSlideConfig>,
+  encoder: PatchEncoder,
+  slide: string,
+): { hafed: Hafed; dim: number; k: number; budget: number } {
   model.requireParts('hafed');
   const hafed = model.hafed as Hafed;
   if (!hafed.aggregator) {
@@ -200,7 +226,7 @@ function checkModel(model: SashaModel, cfg: Readonly<AnalyzeSlideConfig>, encode
   if (!encoder || typeof encoder.encode !== 'function') throw new ValueError('Expected options.encoder to be a PatchEncoder (builtinEncoder(), layersModelEncoder(model), ...).');
   if (encoder.dim !== dim) {
     throw new ShapeError(
-      `The encoder '${encoder.name}' gives features of width d = ${encoder.dim}, but the model was trained on d = ${dim}. ` +
+      `Cannot analyse slide '${slide}': the encoder '${encoder.name}' gives features of width d = ${encoder.dim}, but the model was trained on d = ${dim}. ` +
         'Use the encoder the training features were extracted with.',
     );
   }
@@ -426,7 +452,7 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
   const cfg = resolveAnalyzeSlideConfig(options.config);
   const { encoder, onProgress, signal } = options;
   const t0 = now();
-  const { hafed, dim, k, budget } = checkModel(model, cfg, encoder);
+  const { hafed, dim, k, budget } = checkModel(model, cfg, encoder, source?.name ?? String(source));
   const timings: AnalyzeTimings = { tissue: 0, lowResEncode: 0, zoomRead: 0, zoomEncode: 0, policy: 0, highResEncode: 0, total: 0 };
 
   let t = now();
@@ -458,7 +484,7 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
     timings.total = now() - t0;
     return {
       ...base,
-      prediction: { label: argmax(logits), probs: softmax(logits), logits: Array.from(logits) },
+      prediction: predictionOf(logits, softmax(logits)),
       visited: [],
       attention,
       budget: 1,
@@ -530,7 +556,7 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
     timings.total = now() - t0;
     return {
       ...base,
-      prediction: { label: argmax(info.probs), probs: Array.from(info.probs), logits: Array.from(info.slideLogits) },
+      prediction: predictionOf(info.slideLogits, info.probs),
       visited,
       attention,
       budget,
