@@ -20,6 +20,7 @@ import { levelRatio, subPatchCoords, tileSlide, type PatchGridConfig } from '../
 import { checkLevel, describeLevels, resolveLevel, type LevelSpec, type SlideSource } from '../wsi/slide_source.js';
 import type { TissueConfig } from '../wsi/tissue.js';
 import { POLICY_NAMES, makePolicy, type PolicyName } from './evaluate_sasha.js';
+import type { HeatmapData } from './heatmap.js';
 import type { SashaModel } from './sasha_model.js';
 
 /** How {@link analyzeSlide} runs. @category Pipeline */
@@ -164,7 +165,7 @@ export interface AnalyzeCounts {
 }
 
 /** A slide-level prediction of {@link analyzeSlide}. @category Pipeline */
-export interface SlidePrediction {
+export interface AnalysisPrediction {
   /** The predicted class, `argmax(probs)`. */
   label: number;
   /** `probs[label]`. */
@@ -175,8 +176,8 @@ export interface SlidePrediction {
   logits: number[];
 }
 
-/** Builds a {@link SlidePrediction} from logits and probabilities. */
-function predictionOf(logits: ArrayLike<number>, probs: ArrayLike<number>): SlidePrediction {
+/** Builds a {@link AnalysisPrediction} from logits and probabilities. */
+function predictionOf(logits: ArrayLike<number>, probs: ArrayLike<number>): AnalysisPrediction {
   const label = argmax(probs);
   return { label, probability: probs[label], probs: Array.from(probs), logits: Array.from(logits) };
 }
@@ -190,7 +191,7 @@ export interface SlideAnalysis {
    * The slide-level prediction: the argmax class `label`, its probability `probability`, the
    * class probabilities `probs` `[C]` (softmax of `logits` `[C]`).
    */
-  prediction: SlidePrediction;
+  prediction: AnalysisPrediction;
   /** Indices of the patches zoomed into, in order (empty in full-resolution mode). */
   visited: number[];
   /** HAFED stage-2 attention on the final state, mean over branches, `[N]` (sums to 1). */
@@ -610,16 +611,52 @@ function classifyHighRes(hafed: Hafed, u: Float32Array, n: number, k: number, di
 }
 
 /**
- * A {@link SlideAnalysis} as JSON-ready values: coordinates as `[x, y]` pairs, the visited
- * patches with their coordinates in order, timings rounded to milliseconds.
+ * The JSON form of a {@link SlideAnalysis} ({@link analysisToJson}); `sasha infer` writes one
+ * per slide.
  * @category Pipeline
  */
-export function analysisToJson(a: SlideAnalysis): Record<string, unknown> {
-  const xy = (i: number) => [a.coords[2 * i], a.coords[2 * i + 1]];
+export interface SlideAnalysisJson {
+  slide: string;
+  mode: AnalyzeMode;
+  prediction: AnalysisPrediction;
+  /** Seconds of the whole analysis (`timings.total`). */
+  seconds: number;
+  budget: number;
+  policy: PolicyName | null;
+  /** The zoomed patches in the order visited: rank (1 first), index and level-0 corner. */
+  visited: { order: number; index: number; x: number; y: number }[];
+  lowResLevel: number;
+  highResLevel: number;
+  patchSize: number;
+  patchSizeLevel0: number;
+  /** Seconds per phase, rounded to milliseconds. */
+  timings: AnalyzeTimings;
+  counts: AnalyzeCounts;
+  /** Level-0 corners of the N patches as `[x, y]` pairs. */
+  coords: [number, number][];
+  /** Final attention `[N]`, 6 significant digits. */
+  attention: number[];
+}
+
+/**
+ * A {@link SlideAnalysis} as JSON-ready values: the prediction with its probability, the visited
+ * patches with their coordinates in order, coordinates as `[x, y]` pairs, timings rounded to
+ * milliseconds.
+ * @param a an analysis; not modified.
+ * @returns a new plain object (no typed arrays).
+ * @example
+ * ```ts
+ * const json = analysisToJson(await analyzeSlide(model, slide, { encoder }));
+ * json.visited[0]; // { order: 1, index: 412, x: 52736, y: 18432 }
+ * ```
+ * @category Pipeline
+ */
+export function analysisToJson(a: SlideAnalysis): SlideAnalysisJson {
   return {
     slide: a.slide,
     mode: a.mode,
     prediction: a.prediction,
+    seconds: +a.timings.total.toFixed(3),
     budget: a.budget,
     policy: a.policy,
     visited: a.visited.map((i, order) => ({ order: order + 1, index: i, x: a.coords[2 * i], y: a.coords[2 * i + 1] })),
@@ -627,9 +664,44 @@ export function analysisToJson(a: SlideAnalysis): Record<string, unknown> {
     highResLevel: a.highResLevel,
     patchSize: a.patchSize,
     patchSizeLevel0: a.patchSizeLevel0,
-    timings: Object.fromEntries(Object.entries(a.timings).map(([key, s]) => [key, +s.toFixed(3)])),
+    timings: Object.fromEntries(Object.entries(a.timings).map(([key, s]) => [key, +s.toFixed(3)])) as unknown as AnalyzeTimings,
     counts: a.counts,
-    coords: Array.from({ length: a.coords.length / 2 }, (_, i) => xy(i)),
+    coords: Array.from({ length: a.coords.length / 2 }, (_, i) => [a.coords[2 * i], a.coords[2 * i + 1]] as [number, number]),
     attention: Array.from(a.attention, (x) => +x.toPrecision(6)),
+  };
+}
+
+/**
+ * What {@link renderHeatmap} needs, read back from the JSON of {@link analysisToJson} (to draw
+ * a heatmap later without analysing the slide again).
+ * @param json the parsed JSON of one slide.
+ * @returns coordinates `[N, 2]` (flat), attention `[N]`, visited indices in order, patch side.
+ * @throws DataError when fields are missing or of the wrong size.
+ * @example
+ * ```ts
+ * const json = JSON.parse(readFileSync('out/slides/test_001.json', 'utf8'));
+ * await writeHeatmap('out/heatmaps/test_001.png', slide, heatmapDataFromJson(json));
+ * ```
+ * @category Pipeline
+ */
+export function heatmapDataFromJson(json: Pick<SlideAnalysisJson, 'coords' | 'attention' | 'visited' | 'patchSizeLevel0'>): HeatmapData {
+  const ok =
+    json != null &&
+    Array.isArray(json.coords) &&
+    Array.isArray(json.attention) &&
+    Array.isArray(json.visited) &&
+    json.coords.length === json.attention.length &&
+    typeof json.patchSizeLevel0 === 'number';
+  if (!ok) throw new DataError('Expected the JSON of analysisToJson (coords, attention, visited, patchSizeLevel0); the file is incomplete or from another tool.');
+  const coords = new Int32Array(json.coords.length * 2);
+  json.coords.forEach(([x, y], i) => {
+    coords[2 * i] = x;
+    coords[2 * i + 1] = y;
+  });
+  return {
+    coords,
+    attention: Float32Array.from(json.attention),
+    visited: json.visited.map((v) => v.index),
+    patchSizeLevel0: json.patchSizeLevel0,
   };
 }

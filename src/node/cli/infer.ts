@@ -4,9 +4,10 @@
  * resolution). Resumable per slide, shardable, and a bad slide is reported while the run goes on.
  * ```
  * OUT/infer.json                 the settings of the run (a rerun into OUT must use the same)
- * OUT/slides/<id>.json           per slide: prediction, probabilities, visited patches in order
- *                                (index, x, y), attention, coordinates, timings, counts
- * OUT/heatmaps/<id>.png          with --heatmap: attention over the thumbnail, zoomed patches numbered
+ * OUT/slides/<id>.json           per slide: prediction and its probability, class probabilities,
+ *                                zoomed patches in order (index, x, y), attention, coordinates,
+ *                                counts, seconds and timings
+ * OUT/heatmaps/<id>.png          attention over the thumbnail, zoomed patches numbered (not with --no-heatmap)
  * OUT/predictions.csv            one row per slide (predictions.part-<i>-of-<n>.csv with --shard i/n)
  * ```
  * By default the encoder, levels, tissue and grid settings are those `sasha extract` recorded
@@ -16,16 +17,16 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DataError, SashaError, StateError, ValueError } from '../../core/errors.js';
-import { DEFAULT_WSI_ENV_CONFIG } from '../../mdp/index.js';
+import { DataError, SashaError, ShapeError, StateError, ValueError } from '../../core/errors.js';
 import {
   DEFAULT_ANALYZE_SLIDE_CONFIG,
   POLICY_NAMES,
   analysisToJson,
   analyzeSlide,
+  heatmapDataFromJson,
   type AnalyzeSlideConfig,
-  type HeatmapData,
   type PolicyName,
+  type SlideAnalysisJson,
   type SashaModel,
 } from '../../pipeline/index.js';
 import type { Normalization, PatchEncoder } from '../../wsi/index.js';
@@ -56,16 +57,8 @@ interface InferSettings {
   seed: number;
 }
 
-/** One slide's JSON as written (the fields the CSV and heatmaps need). */
-interface SlideJson extends HeatmapData {
-  id: string;
-  file: string;
-  label?: number;
-  prediction: { label: number; probs: number[] };
-  visited: number[];
-  counts: { patches: number; k: number; steps: number; highResRead: number };
-  timings: { total: number };
-}
+/** One slide's JSON as written: its id, file and label (when known), then {@link analysisToJson}. */
+type SlideJson = { id: string; file: string; label?: number } & SlideAnalysisJson;
 
 const BUILTIN_NAME = /^builtin-cnn\(d=(\d+),in=(\d+),seed=(-?\d+)\)$/;
 
@@ -86,7 +79,8 @@ async function encoderFor(args: ParsedArgs, extract: Record<string, unknown> | n
   };
   const given = args.values.encoder as string | undefined;
   if (given !== undefined) {
-    return loadEncoder({ ...common, encoder: given, dim, seed: numberFlag(args, 'seed', 0, { integer: true }) });
+    // the built-in CNN is built at the model's d; a model from disk has its own (checked against the model's by the caller)
+    return loadEncoder({ ...common, encoder: given, dim: given === 'builtin' ? dim : undefined, seed: numberFlag(args, 'seed', 0, { integer: true }) });
   }
   const name = typeof extract?.encoder === 'string' ? extract.encoder : undefined;
   if (name) {
@@ -94,7 +88,7 @@ async function encoderFor(args: ParsedArgs, extract: Record<string, unknown> | n
     if (m) {
       return loadEncoder({ ...common, encoder: 'builtin', dim: Number(m[1]), inputSize: common.inputSize ?? Number(m[2]), seed: Number(m[3]) });
     }
-    return loadEncoder({ ...common, encoder: name, dim, inputSize: common.inputSize ?? (extract?.inputSize as number | undefined) });
+    return loadEncoder({ ...common, encoder: name, inputSize: common.inputSize ?? (extract?.inputSize as number | undefined) });
   }
   io.log("No encoder given and none recorded with the model's training features: using the built-in CNN (seed 0). Pass --encoder.");
   return loadEncoder({ ...common, encoder: 'builtin', dim, seed: numberFlag(args, 'seed', 0, { integer: true }) });
@@ -116,7 +110,7 @@ export const inferCommand: CommandSpec = {
     out: { type: 'string', help: 'output directory (slides/<id>.json, predictions.csv, heatmaps/)' },
     policy: { type: 'string', help: `zoom policy: ${POLICY_NAMES.join(', ')}`, default: 'learned' },
     full: { type: 'boolean', help: 'full-resolution baseline: encode every sub-patch and run HAFED on V (no zoom)' },
-    heatmap: { type: 'boolean', help: 'also write heatmaps/<id>.png (attention over the thumbnail, zoomed patches numbered)' },
+    'no-heatmap': { type: 'boolean', help: 'do not write heatmaps/<id>.png (attention over the thumbnail, zoomed patches numbered)' },
     'heatmap-size': { type: 'string', help: 'longest side of the heatmap thumbnail level', default: '2048' },
     encoder: { type: 'string', help: "'builtin' or a tfjs model directory", default: "the training features' encoder (extract.json)" },
     'input-size': { type: 'string', help: 'encoder input side' },
@@ -151,7 +145,13 @@ export const inferCommand: CommandSpec = {
     const full = Boolean(args.values.full);
     const policyName = ((args.values.policy as string | undefined) ?? 'learned') as PolicyName;
     if (!POLICY_NAMES.includes(policyName)) throw new ValueError(`Expected --policy to be one of ${POLICY_NAMES.join(', ')}, but got '${String(policyName)}'.`);
-    const budgetFlag = args.values.budget !== undefined ? numberFlag(args, 'budget', DEFAULT_WSI_ENV_CONFIG.budget, { min: 0, minExclusive: true, max: 1 }) : undefined;
+    const rawBudget = args.values.budget;
+    const budgetFlag = rawBudget !== undefined ? Number(rawBudget) : undefined;
+    if (budgetFlag !== undefined && !(typeof rawBudget === 'string' && rawBudget.trim() !== '' && budgetFlag > 0 && budgetFlag <= 1)) {
+      throw new ValueError(
+        `Expected --budget (the fraction f of the patches zoomed into) to be in (0, 1], but got '${String(rawBudget)}'. Use the budget the policy was trained for, e.g. --budget 0.2.`,
+      );
+    }
     let reader = (args.values.reader as string | undefined) ?? 'worker';
     if (reader !== 'worker' && reader !== 'main') throw new ValueError(`Expected --reader to be worker or main, but got '${reader}'.`);
     if (reader === 'worker' && !canReadInWorker()) {
@@ -184,6 +184,12 @@ export const inferCommand: CommandSpec = {
       const extract = manifest ? readTrainingExtractSettings(manifest) : null;
       const hafed = model.hafed!;
       encoder = await encoderFor(args, extract, hafed.dim, io);
+      if (encoder.dim !== hafed.dim) {
+        throw new ShapeError(
+          `The encoder '${encoder.name}' gives features of width d = ${encoder.dim}, but the model in '${modelDir}' was trained on d = ${hafed.dim}. ` +
+            'Pass the encoder the training features were extracted with (--encoder).',
+        );
+      }
       const lowRes = levelFromFlags(args, 'lr-', (extract?.lowRes as LevelSpec | undefined) ?? { level: 3 }) as LevelSpec;
       const highRes = levelFromFlags(args, 'hr-', (extract?.highRes as LevelSpec | undefined) ?? { level: 1 }) as LevelSpec;
       const tissueFlags = Object.keys(TISSUE_FLAGS).filter((k) => !['patch-size', 'rule', 'min-tissue'].includes(k));
@@ -233,7 +239,7 @@ export const inferCommand: CommandSpec = {
           : `SASHA at f = ${budget} (policy ${policyName}) on ${mine.length} slide(s), encoder ${encoder.name}.`,
       );
 
-      const heatmap = Boolean(args.values.heatmap);
+      const heatmap = !args.values['no-heatmap'];
       const heatmapSize = numberFlag(args, 'heatmap-size', 2048, { integer: true, min: 16 });
       const open = (file: string): Promise<SlideSource> => (reader === 'worker' ? openSlideInWorker(file) : openSlide(file));
       const analysed: string[] = [];
@@ -256,7 +262,7 @@ export const inferCommand: CommandSpec = {
           if (haveJson) {
             // Results exist; only the heatmap is missing.
             const stored = JSON.parse(readFileSync(jsonPath, 'utf8')) as SlideJson;
-            await writeHeatmap(pngPath, source, stored, { maxSide: heatmapSize });
+            await writeHeatmap(pngPath, source, heatmapDataFromJson(stored), { maxSide: heatmapSize });
             skipped.push(id);
           } else {
             const res = await analyzeSlide(model, source, { encoder, config, signal: ac.signal, onProgress: bars.onProgress });
@@ -308,8 +314,8 @@ export const inferCommand: CommandSpec = {
           r.counts.patches,
           r.counts.steps,
           r.counts.highResRead,
-          r.timings.total,
-          (r.visited as unknown as { index: number }[]).map((v) => v.index).join(' '),
+          r.seconds,
+          r.visited.map((v) => v.index).join(' '),
         ]
           .map(csvCell)
           .join(','),
@@ -330,7 +336,7 @@ export const inferCommand: CommandSpec = {
         encoder: encoder.name,
         predictions: join(out, csvName),
         ...(labelled.length ? { accuracy: labelled.filter((r) => r.prediction.label === r.label).length / labelled.length, labelled: labelled.length } : {}),
-        meanSecondsPerSlide: thisRun.length ? +(thisRun.reduce((a, r) => a + r.timings.total, 0) / thisRun.length).toFixed(3) : null,
+        meanSecondsPerSlide: thisRun.length ? +(thisRun.reduce((a, r) => a + r.seconds, 0) / thisRun.length).toFixed(3) : null,
         // sub-patches read / N k, per slide: about f for SASHA, 1 for --full
         meanHighResFraction: thisRun.length
           ? +(thisRun.reduce((a, r) => a + r.counts.highResRead / (r.counts.patches * r.counts.k), 0) / thisRun.length).toFixed(4)
