@@ -19,7 +19,15 @@ import type { TsuManifestEntry } from './cli/train_tsu.js';
 import { fileCheckpointStore, fileIO, MODEL_JSON } from './io/file_io.js';
 import { MODEL_MANIFEST, readModelManifest, type ModelManifest } from './model_dir.js';
 
-/** Options of {@link loadSashaModel}. @category Node */
+/**
+ * Options of {@link loadSashaModel}.
+ * @example
+ * ```ts
+ * await loadSashaModel('models/c16', { budget: 0.1 });           // the policy trained for f = 0.1
+ * await loadSashaModel('models/c16', { withoutPolicy: true });   // HAFED and f_S only (baselines, full resolution)
+ * ```
+ * @category Node
+ */
 export interface LoadSashaModelOptions {
   /**
    * The budget f whose policy to load. Default: the only policy of the directory (an error
@@ -33,7 +41,14 @@ export interface LoadSashaModelOptions {
   withoutPolicy?: boolean;
 }
 
-/** The budgets a model directory holds policies for (`sasha train policy --budget f`). @category Node */
+/**
+ * The budgets a model directory holds policies for (`sasha train policy --budget f`), ascending.
+ * @example
+ * ```ts
+ * trainedBudgets(readModelManifest('models/c16')); // [0.1, 0.2]
+ * ```
+ * @category Node
+ */
 export function trainedBudgets(manifest: ModelManifest): number[] {
   const policies = (manifest.policies ?? {}) as Record<string, PolicyManifestEntry>;
   return Object.values(policies)
@@ -135,6 +150,11 @@ async function loadBundle(dir: string, budget: number | undefined, withoutPolicy
  * The settings `sasha extract` recorded (`extract.json`) next to the feature files a model
  * directory was trained on, or null when they cannot be found. Inference reads slides with
  * the same encoder, levels, tissue and grid settings by default.
+ * @example
+ * ```ts
+ * readTrainingExtractSettings(readModelManifest('models/c16'));
+ * // { encoder: 'builtin-cnn(d=384,in=224,seed=0)', lowRes: { level: 3 }, highRes: { level: 1 }, tissue: {...}, grid: {...}, ... }
+ * ```
  * @category Node
  */
 export function readTrainingExtractSettings(manifest: ModelManifest): Record<string, unknown> | null {

@@ -23,12 +23,29 @@ import { POLICY_NAMES, makePolicy, type PolicyName } from './evaluate_sasha.js';
 import type { HeatmapData } from './heatmap.js';
 import type { SashaModel } from './sasha_model.js';
 
-/** How {@link analyzeSlide} runs. @category Pipeline */
+/**
+ * How {@link analyzeSlide} runs: `'sasha'` (low-res pass, then lazy zoom into T = ceil(f N)
+ * patches) or `'fullResolution'` (every sub-patch encoded, HAFED on V: the 100% baseline).
+ * @example
+ * ```ts
+ * await analyzeSlide(model, slide, { encoder, config: { mode: 'fullResolution' } });
+ * ```
+ * @category Pipeline
+ */
 export type AnalyzeMode = 'sasha' | 'fullResolution';
 
 /**
  * Settings of {@link analyzeSlide}. Every field has a default in
- * {@link DEFAULT_ANALYZE_SLIDE_CONFIG}; pass a `Partial`.
+ * {@link DEFAULT_ANALYZE_SLIDE_CONFIG}; pass a `Partial`. The levels, tissue and grid settings
+ * must be those the model's training features were extracted with (`sasha infer` reads them
+ * from the training features' `extract.json`).
+ * @example
+ * ```ts
+ * const config: Partial<AnalyzeSlideConfig> = {
+ *   lowRes: { mpp: 2.0 }, highRes: { mpp: 0.5 },   // k = (2.0 / 0.5)^2 = 16
+ *   budget: 0.2, policy: 'learned', batchSize: 32,
+ * };
+ * ```
  * @category Pipeline
  */
 export interface AnalyzeSlideConfig {
@@ -70,7 +87,16 @@ export interface AnalyzeSlideConfig {
   seed: number;
 }
 
-/** Defaults of {@link AnalyzeSlideConfig}. @category Pipeline */
+/**
+ * Defaults of {@link AnalyzeSlideConfig}: SASHA mode at the model's budget with its learned
+ * policy, the reference's levels 3 (low-res) and 1 (high-res), CLAM's tissue settings,
+ * 256-pixel patches.
+ * @example
+ * ```ts
+ * DEFAULT_ANALYZE_SLIDE_CONFIG.batchSize; // 32
+ * ```
+ * @category Pipeline
+ */
 export const DEFAULT_ANALYZE_SLIDE_CONFIG: Readonly<AnalyzeSlideConfig> = Object.freeze({
   mode: 'sasha' as AnalyzeMode,
   budget: null, // the model's budget (sasha-reference.md §7.2: frac_visit of the trained agent)
@@ -87,8 +113,15 @@ export const DEFAULT_ANALYZE_SLIDE_CONFIG: Readonly<AnalyzeSlideConfig> = Object
 });
 
 /**
- * Resolves a partial {@link AnalyzeSlideConfig}.
- * @throws ValueError naming the bad key.
+ * Resolves a partial {@link AnalyzeSlideConfig} over {@link DEFAULT_ANALYZE_SLIDE_CONFIG}.
+ * @param config the fields to change.
+ * @returns a frozen, complete config.
+ * @throws ValueError naming the bad key (e.g. a budget outside (0, 1]).
+ * @example
+ * ```ts
+ * resolveAnalyzeSlideConfig({ budget: 0.1 }).budget; // 0.1
+ * resolveAnalyzeSlideConfig({ budget: 1.5 });        // ValueError: Expected AnalyzeSlideConfig.budget ...
+ * ```
  * @category Pipeline
  */
 export function resolveAnalyzeSlideConfig(config: Partial<AnalyzeSlideConfig> = {}): Readonly<AnalyzeSlideConfig> {
@@ -109,7 +142,15 @@ export function resolveAnalyzeSlideConfig(config: Partial<AnalyzeSlideConfig> = 
   });
 }
 
-/** Options of {@link analyzeSlide}. @category Pipeline */
+/**
+ * Options of {@link analyzeSlide}.
+ * @example
+ * ```ts
+ * const ac = new AbortController();
+ * await analyzeSlide(model, slide, { encoder, config: { budget: 0.2 }, signal: ac.signal, onProgress: (e) => console.log(e.task, e.done, e.total) });
+ * ```
+ * @category Pipeline
+ */
 export interface AnalyzeSlideOptions {
   /** The patch encoder the model's features were extracted with; not disposed. */
   encoder: PatchEncoder;
@@ -130,7 +171,15 @@ export interface AnalyzeSlideOptions {
   signal?: AbortSignal;
 }
 
-/** Seconds spent in each phase of {@link analyzeSlide}. @category Pipeline */
+/**
+ * Seconds spent in each phase of {@link analyzeSlide}.
+ * @example
+ * ```ts
+ * const { timings } = await analyzeSlide(model, slide, { encoder });
+ * timings.zoomRead / timings.total; // the share of the time spent waiting for sub-patch reads
+ * ```
+ * @category Pipeline
+ */
 export interface AnalyzeTimings {
   /** Tissue segmentation and patch grid (0 when coords were given). */
   tissue: number;
@@ -148,7 +197,15 @@ export interface AnalyzeTimings {
   total: number;
 }
 
-/** How much of the slide was read and encoded. @category Pipeline */
+/**
+ * How much of the slide was read and encoded.
+ * @example
+ * ```ts
+ * const { counts } = await analyzeSlide(model, slide, { encoder, config: { budget: 0.2 } });
+ * counts.highResEncoded / (counts.patches * counts.k); // about 0.2: T k of the N k sub-patches
+ * ```
+ * @category Pipeline
+ */
 export interface AnalyzeCounts {
   /** N, low-res patches (tissue). */
   patches: number;
@@ -164,7 +221,15 @@ export interface AnalyzeCounts {
   highResEncoded: number;
 }
 
-/** A slide-level prediction of {@link analyzeSlide}. @category Pipeline */
+/**
+ * A slide-level prediction of {@link analyzeSlide}.
+ * @example
+ * ```ts
+ * const { prediction } = await analyzeSlide(model, slide, { encoder });
+ * prediction; // { label: 1, probability: 0.92, probs: [0.08, 0.92], logits: [-1.2, 1.3] }
+ * ```
+ * @category Pipeline
+ */
 export interface AnalysisPrediction {
   /** The predicted class, `argmax(probs)`. */
   label: number;
@@ -182,7 +247,17 @@ function predictionOf(logits: ArrayLike<number>, probs: ArrayLike<number>): Anal
   return { label, probability: probs[label], probs: Array.from(probs), logits: Array.from(logits) };
 }
 
-/** What {@link analyzeSlide} returns (plain arrays, no tensors). @category Pipeline */
+/**
+ * What {@link analyzeSlide} returns: plain arrays, no tensors (nothing to dispose).
+ * @example
+ * ```ts
+ * const res: SlideAnalysis = await analyzeSlide(model, slide, { encoder });
+ * res.visited;               // [412, 97, 1033, ...], T patch indices in the order zoomed
+ * res.attention.length;      // N
+ * await writeHeatmap('out/slide.png', slide, res); // sasha-wsi/node
+ * ```
+ * @category Pipeline
+ */
 export interface SlideAnalysis {
   /** The slide's name. */
   slide: string;
@@ -612,7 +687,13 @@ function classifyHighRes(hafed: Hafed, u: Float32Array, n: number, k: number, di
 
 /**
  * The JSON form of a {@link SlideAnalysis} ({@link analysisToJson}); `sasha infer` writes one
- * per slide.
+ * per slide (`OUT/slides/<id>.json`, with `id`, `file` and `label` added).
+ * @example
+ * ```ts
+ * const json: SlideAnalysisJson = JSON.parse(readFileSync('out/slides/test_001.json', 'utf8'));
+ * json.prediction.probability; // 0.92
+ * json.visited[0];             // { order: 1, index: 412, x: 52736, y: 18432 }
+ * ```
  * @category Pipeline
  */
 export interface SlideAnalysisJson {

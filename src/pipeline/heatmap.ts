@@ -10,10 +10,25 @@ import { checkNumber, checkOneOf, resolveConfig } from '../core/config.js';
 import { ShapeError, ValueError } from '../core/errors.js';
 import { describeLevels, type RgbImage, type SlideSource } from '../wsi/slide_source.js';
 
-/** Colour maps of {@link renderHeatmap}. @category Pipeline */
+/**
+ * Colour maps of {@link renderHeatmap}: `'jet'` (CLAM's heatmaps) or `'viridis'`
+ * (perceptually uniform, readable in grey).
+ * @example
+ * ```ts
+ * await renderHeatmap(slide, res, { colormap: 'viridis' });
+ * ```
+ * @category Pipeline
+ */
 export type HeatmapColormap = 'jet' | 'viridis';
 
-/** Settings of {@link renderHeatmap}. @category Pipeline */
+/**
+ * Settings of {@link renderHeatmap}; defaults in {@link DEFAULT_HEATMAP_CONFIG}.
+ * @example
+ * ```ts
+ * const config: Partial<HeatmapConfig> = { maxSide: 1024, scale: 'linear', alpha: 0.4, outlineColor: [255, 0, 255] };
+ * ```
+ * @category Pipeline
+ */
 export interface HeatmapConfig {
   /**
    * The thumbnail is the highest-resolution level whose longer side is at most this many
@@ -43,7 +58,15 @@ export interface HeatmapConfig {
   stripRows: number;
 }
 
-/** Defaults of {@link HeatmapConfig}. @category Pipeline */
+/**
+ * Defaults of {@link HeatmapConfig}: a thumbnail of at most 2048 pixels a side, jet colours by
+ * percentile at half opacity, black 2-pixel outlines, numbers on.
+ * @example
+ * ```ts
+ * DEFAULT_HEATMAP_CONFIG.maxSide; // 2048
+ * ```
+ * @category Pipeline
+ */
 export const DEFAULT_HEATMAP_CONFIG: Readonly<HeatmapConfig> = Object.freeze({
   maxSide: 2048, // a screen-sized thumbnail; a CAMELYON16 slide's level 6 or 7
   maxPixels: 64 * 2 ** 20, // 64 Mpixel (192 MB of RGB): never a full-resolution level of a real slide
@@ -57,7 +80,17 @@ export const DEFAULT_HEATMAP_CONFIG: Readonly<HeatmapConfig> = Object.freeze({
   stripRows: 512,
 });
 
-/** Resolves a partial {@link HeatmapConfig}. @category Pipeline */
+/**
+ * Resolves a partial {@link HeatmapConfig} over {@link DEFAULT_HEATMAP_CONFIG}.
+ * @returns a frozen, complete config.
+ * @throws ValueError naming the bad key.
+ * @example
+ * ```ts
+ * resolveHeatmapConfig({ alpha: 0.3 }).colormap; // 'jet'
+ * resolveHeatmapConfig({ alpha: 2 });            // ValueError: Expected HeatmapConfig.alpha ...
+ * ```
+ * @category Pipeline
+ */
 export function resolveHeatmapConfig(config: Partial<HeatmapConfig> = {}): Readonly<HeatmapConfig> {
   const name = 'HeatmapConfig';
   return resolveConfig(name, DEFAULT_HEATMAP_CONFIG, config, (c) => {
@@ -77,8 +110,12 @@ export function resolveHeatmapConfig(config: Partial<HeatmapConfig> = {}): Reado
 }
 
 /**
- * What a heatmap is drawn from: a {@link SlideAnalysis} (or the same fields read back from its
- * JSON).
+ * What a heatmap is drawn from: a {@link SlideAnalysis}, or the same fields read back from its
+ * JSON with {@link heatmapDataFromJson}.
+ * @example
+ * ```ts
+ * const data: HeatmapData = { coords: new Int32Array([0, 0, 512, 0]), attention: [0.3, 0.7], visited: [1], patchSizeLevel0: 512 };
+ * ```
  * @category Pipeline
  */
 export interface HeatmapData {
@@ -92,7 +129,16 @@ export interface HeatmapData {
   patchSizeLevel0: number;
 }
 
-/** A rendered heatmap. @category Pipeline */
+/**
+ * A rendered heatmap: RGB bytes `[height, width, 3]` of the thumbnail level, and that level's
+ * downsamples (a level-0 point (x, y) is at pixel (x / downsampleX, y / downsampleY)).
+ * @example
+ * ```ts
+ * const img: Heatmap = await renderHeatmap(slide, res);
+ * img.data.length === img.width * img.height * 3; // true
+ * ```
+ * @category Pipeline
+ */
 export interface Heatmap extends RgbImage {
   /** The slide level used as thumbnail. */
   level: number;
@@ -104,7 +150,17 @@ export interface Heatmap extends RgbImage {
 /**
  * The level {@link renderHeatmap} draws on: the highest-resolution level whose longer side is at
  * most `maxSide`, else the lowest-resolution level.
+ * @param source the slide's levels and name.
+ * @param maxSide the longest side wanted, in pixels.
+ * @param maxPixels refuse a level with more pixels than this.
+ * @returns a level index.
  * @throws ValueError when that level has more than `maxPixels` pixels.
+ * @example
+ * ```ts
+ * // levels 1024 x 768, 512 x 384, 256 x 192
+ * thumbnailLevel(slide, 600); // 1
+ * thumbnailLevel(slide, 100); // 2 (none fits: the smallest)
+ * ```
  * @category Pipeline
  */
 export function thumbnailLevel(source: Pick<SlideSource, 'levels' | 'name'>, maxSide: number, maxPixels = DEFAULT_HEATMAP_CONFIG.maxPixels): number {
@@ -148,7 +204,15 @@ const COLORMAPS: Record<HeatmapColormap, readonly (readonly [number, number, num
 };
 
 /**
- * The colour of `t` in [0, 1] on a colour map (piecewise-linear between its anchors).
+ * The colour of `t` in [0, 1] on a colour map (piecewise-linear between its anchors; `t` is
+ * clamped to [0, 1], a non-finite `t` counts as 0).
+ * @returns `[r, g, b]` integers in [0, 255].
+ * @example
+ * ```ts
+ * colormapColor(0);         // [0, 0, 128]   (jet: dark blue)
+ * colormapColor(0.5);       // [128, 255, 128] (halfway between cyan and yellow)
+ * colormapColor(1);         // [128, 0, 0]   (dark red)
+ * ```
  * @category Pipeline
  */
 export function colormapColor(t: number, map: HeatmapColormap = 'jet'): [number, number, number] {
@@ -164,6 +228,13 @@ export function colormapColor(t: number, map: HeatmapColormap = 'jet'): [number,
 /**
  * Scores in [0, 1]: the percentile rank `rank / (N - 1)` (ties share their mean rank), or
  * `(a - min) / (max - min)`. A single patch, or equal scores, give 0.5.
+ * @param scores attention `[N]`.
+ * @returns a new array `[N]`.
+ * @example
+ * ```ts
+ * normalizeScores([0.1, 0.5, 0.2, 0.2], 'percentile'); // [0, 1, 0.5, 0.5]
+ * normalizeScores([1, 3, 2], 'linear');                 // [0, 1, 0.5]
+ * ```
  * @category Pipeline
  */
 export function normalizeScores(scores: ArrayLike<number>, scale: 'percentile' | 'linear'): Float32Array {

@@ -160,7 +160,15 @@ export class SashaModel {
   /**
    * Analyses one slide from its pixels with lazy zoom (see {@link analyzeSlide}): only the k
    * sub-patches of the T = ceil(f N) patches the policy picks are read at high resolution.
-   * @returns the prediction, visited patches, attention, timings and counts.
+   * @param source the slide; not closed.
+   * @param options the encoder the training features were extracted with, and settings.
+   * @returns the prediction, visited patches, attention, timings and counts (plain arrays).
+   * @example
+   * ```ts
+   * const model = await loadSashaModel('models/c16', { budget: 0.2 }); // sasha-wsi/node
+   * const res = await model.analyzeSlide(await openSlide('test_001.tif'), { encoder });
+   * res.prediction.label;
+   * ```
    */
   analyzeSlide(source: SlideSource, options: AnalyzeSlideOptions): Promise<SlideAnalysis> {
     this.checkAlive();
