@@ -80,7 +80,8 @@ export interface AnalyzeSlideConfig {
    * During the zoom, the sub-patches of this many next-best candidates (under the current
    * scores, the chosen patch excluded) are read while the chosen patch is encoded; a candidate
    * chosen at the next step is then ready. Reads of candidates never chosen are wasted (counted
-   * in `counts.highResRead`). Only for deterministic policies (not `'random'`).
+   * in `counts.highResRead`); the encoder never sees them, and the result does not change.
+   * 0 reads only the chosen patches. Only for deterministic policies (not `'random'`).
    */
   speculate: number;
   /** Seed of the environment reset and of the random policy. */
@@ -108,7 +109,7 @@ export const DEFAULT_ANALYZE_SLIDE_CONFIG: Readonly<AnalyzeSlideConfig> = Object
   grid: Object.freeze({}) as Partial<PatchGridConfig>, // 256-pixel patches, no overlap (sasha-reference.md §1.1)
   batchSize: 32, // sasha-reference.md §1.4 (--batch_size 32); the reference's inference uses 512, too large for wasm memory
   prefetch: 4, // as DEFAULT_EXTRACT_CONFIG: reads finish while batches are encoded
-  speculate: 0, // measured in bench/inference_speed.ts: reading k sub-patches is short next to encoding them
+  speculate: 2, // bench/inference_speed.ts: hides the zoom reads behind encoding; the policy's next picks are nearly always among them (few wasted reads)
   seed: 0,
 });
 

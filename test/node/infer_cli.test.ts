@@ -66,8 +66,6 @@ describe('sasha infer', () => {
     expect(Object.keys(failed).sort()).toEqual(['blank', 'not_a_slide']);
     expect(failed.not_a_slide).toMatch(/'not_a_slide.svs' is not a TIFF file/);
     expect(failed.blank).toMatch(/No tissue found in slide 'blank.tif'.*lower sthresh or aT/s);
-    expect(result!.meanHighResFraction).toBeGreaterThan(0.2);
-    expect(result!.meanHighResFraction).toBeLessThan(0.3);
 
     // The JSON equals the library's analysis of the same slide with the same model and encoder.
     const model = await loadSashaModel(modelDir, { budget: 0.2 });
@@ -85,7 +83,10 @@ describe('sasha infer', () => {
       expect(json.visited.map((v) => v.index)).toEqual(res.visited);
       expect(json.visited.map((v) => v.order)).toEqual(Array.from({ length: T }, (_, t) => t + 1));
       expect(json.visited[0]).toMatchObject({ x: res.coords[2 * res.visited[0]], y: res.coords[2 * res.visited[0] + 1] });
-      expect(json.counts).toEqual({ patches: n, k: 4, steps: T, lowResRead: n, highResRead: 4 * T, highResEncoded: 4 * T });
+      expect(json.counts).toMatchObject({ patches: n, k: 4, steps: T, lowResRead: n, highResEncoded: 4 * T });
+      // sub-patches read: the T k used, and the next-best candidates read ahead (2 per step at most)
+      expect(json.counts.highResRead).toBeGreaterThanOrEqual(4 * T);
+      expect(json.counts.highResRead).toBeLessThanOrEqual(4 * 3 * T);
       expect(json.seconds).toBeGreaterThan(0);
       expect(json.coords.length).toBe(n);
       // The PNG: the thumbnail level (512 x 384 for maxSide 600), pixel for pixel the rendered heatmap.
@@ -98,6 +99,10 @@ describe('sasha infer', () => {
     }
     encoder.dispose();
     model.dispose();
+    // sub-patches read / N k, averaged over the slides: at least f = 0.2 of them
+    const fractions = ['slide_a', 'slide_b'].map((id) => readJson(out, id).counts).map((c) => c.highResRead / (c.patches * c.k));
+    expect(result!.meanHighResFraction).toBeCloseTo((fractions[0] + fractions[1]) / 2, 4);
+    expect(Math.min(...fractions)).toBeGreaterThanOrEqual(0.2);
     // The cohort CSV: one row per analysed slide.
     const csv = readFileSync(join(out, 'predictions.csv'), 'utf8').trim().split('\n');
     expect(csv[0]).toBe('slide_id,pred,prob_0,prob_1,patches,steps,high_res_read,seconds,visited');

@@ -140,10 +140,10 @@ describe('analyzeSlide, SASHA mode (lazy zoom)', () => {
     env.close();
   });
 
-  it('zooms T = ceil(f N) patches, reads and encodes only their T k sub-patches, and predicts as the episode on extracted features', async () => {
+  it('zooms T = ceil(f N) patches, reads (without read-ahead) and encodes only their T k sub-patches, and predicts as the episode on extracted features', async () => {
     const enc = counting(encoder);
     const src = recording(slide);
-    const res = await analyzeSlide(model, src, { encoder: enc, config: CONFIG });
+    const res = await analyzeSlide(model, src, { encoder: enc, config: { ...CONFIG, speculate: 0 } });
     const n = ref.n;
     const T = Math.ceil(0.2 * n);
     expect(n).toBe(20);
@@ -167,9 +167,10 @@ describe('analyzeSlide, SASHA mode (lazy zoom)', () => {
     expect(res.budget).toBe(0.2);
   });
 
-  it('reads ahead the next candidates (speculate) without changing the result or the sub-patches encoded', async () => {
+  it('reads ahead the next candidates (speculate, 2 by default) without changing the result or the sub-patches encoded', async () => {
     const enc = counting(encoder);
-    const res = await analyzeSlide(model, slide, { encoder: enc, config: { ...CONFIG, speculate: 2 } });
+    const src = recording(slide);
+    const res = await analyzeSlide(model, src, { encoder: enc, config: CONFIG });
     const T = Math.ceil(0.2 * ref.n);
     expect(res.visited).toEqual(episode.actions);
     expectAllclose(res.prediction.probs, episode.probs, { rtol: 1e-5, atol: 0 });
@@ -177,6 +178,7 @@ describe('analyzeSlide, SASHA mode (lazy zoom)', () => {
     expect(enc.encoded).toBe(ref.n + T * K);
     expect(res.counts.highResRead).toBeGreaterThanOrEqual(T * K);
     expect(res.counts.highResRead).toBeLessThanOrEqual((T + 2 * T) * K);
+    expect(src.reads.get(1)!.length).toBe(res.counts.highResRead);
   });
 
   it('runs a baseline policy at another budget (top-attention, f = 0.1)', async () => {
