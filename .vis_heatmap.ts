@@ -1,0 +1,15 @@
+import { initBackend } from './src/core/index.js';
+import { Hafed } from './src/hafed/index.js';
+import { ActorCritic } from './src/ppo/index.js';
+import { SashaModel, analyzeSlide } from './src/pipeline/index.js';
+import { StateMlp } from './src/tsu/index.js';
+import { builtinEncoder } from './src/wsi/index.js';
+import { openSlide, writeHeatmap, writeSyntheticSlide } from './src/node/index.js';
+await initBackend();
+await writeSyntheticSlide('/tmp/infer_vis/s.tif', { width: 2048, height: 1536, seed: 3 });
+const slide = await openSlide('/tmp/infer_vis/s.tif');
+const model = new SashaModel({ hafed: new Hafed({ dim: 16, k: 4, attentionDim: 8, seed: 1 }), fS: new StateMlp({ dim: 16 }), policy: new ActorCritic({ dim: 16, hiddenDim: 8 }), env: { budget: 0.2 } });
+const encoder = builtinEncoder({ dim: 16, inputSize: 16, seed: 1 });
+const res = await analyzeSlide(model, slide, { encoder, config: { lowRes: { level: 2 }, highRes: { level: 1 }, grid: { patchSize: 32 }, tissue: { aT: 0.1, aH: 0.1 } } });
+console.log(res.counts, res.visited.slice(0, 5));
+console.log(await writeHeatmap('/tmp/infer_vis/h.png', slide, res, { maxSide: 1100 }));
