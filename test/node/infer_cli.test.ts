@@ -145,6 +145,27 @@ describe('sasha infer', () => {
     for (const id of ['slide_a', 'slide_b']) expect(readJson(sharded, id).visited).toEqual(readJson(out, id).visited);
   });
 
+  it('--full runs full-resolution HAFED (every sub-patch) with the same outputs', async () => {
+    const fullOut = tmp.path('full');
+    const { code, result } = await cli(['infer', slides[0], ...FLAGS.filter((f, i) => f !== '--budget' && FLAGS[i - 1] !== '--budget'), '--full', '--out', fullOut, ...WSI]);
+    expect(code).toBe(0);
+    expect(result).toMatchObject({ analysed: 1, mode: 'fullResolution', budget: 1, policy: null, meanHighResFraction: 1 });
+    const json = readJson(fullOut, 'slide_a');
+    expect(json.visited).toEqual([]);
+    expect(json.counts).toMatchObject({ steps: 0, lowResRead: 0, highResRead: json.counts.patches * 4, highResEncoded: json.counts.patches * 4 });
+    const model = await loadSashaModel(modelDir, { withoutPolicy: true });
+    const encoder = builtinEncoder({ dim: 16, inputSize: 16, seed: 1 });
+    const slide = await openSlide(slides[0]);
+    const res = await analyzeSlide(model, slide, { encoder, config: { ...CONFIG, mode: 'fullResolution' } });
+    expectAllclose(json.prediction.probs, res.prediction.probs, { rtol: 1e-6, atol: 0 });
+    await slide.close();
+    encoder.dispose();
+    model.dispose();
+    const { data, info } = await sharp(join(fullOut, 'heatmaps', 'slide_a.png')).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([512, 384]);
+    expect(data.length).toBe(512 * 384 * 3);
+  });
+
   it('refuses a budget outside (0, 1], an encoder of another d, and a cohort with no readable slide', async () => {
     for (const budget of ['0', '1.5', 'abc']) {
       const r = await cli(['infer', ...slides, ...FLAGS.map((f) => (f === '0.2' ? budget : f)), '--out', tmp.path('bad'), ...WSI]);

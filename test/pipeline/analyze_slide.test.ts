@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataError, ShapeError, ValueError, tf } from '../../src/core/index.js';
+import { DataError, ShapeError, StateError, ValueError, tf } from '../../src/core/index.js';
 import { Hafed } from '../../src/hafed/index.js';
 import { WsiEnv } from '../../src/mdp/index.js';
 import { ActorCritic, ActorCriticPolicy } from '../../src/ppo/index.js';
@@ -186,6 +186,34 @@ describe('analyzeSlide, SASHA mode (lazy zoom)', () => {
     expect(res.visited.length).toBe(Math.ceil(0.1 * ref.n));
     expect(res.counts.highResEncoded).toBe(res.visited.length * K);
     expect(res.policy).toBe('top-attention');
+  });
+
+  it('takes given patch coordinates instead of segmenting, and refuses an empty list', async () => {
+    const given = await analyzeSlide(model, slide, { encoder, config: CONFIG, coords: ref.coords });
+    expect(given.timings.tissue).toBe(0);
+    expect(given.visited).toEqual(episode.actions);
+    expectAllclose(given.prediction.probs, episode.probs, { rtol: 1e-5, atol: 0 });
+    await expect(analyzeSlide(model, slide, { encoder, config: CONFIG, coords: new Int32Array(0) })).rejects.toThrow(/No patches given for slide 'slide.tif'/);
+    await expect(analyzeSlide(model, slide, { encoder, config: CONFIG, coords: new Int32Array(3) })).rejects.toThrow(ShapeError);
+  });
+
+  it('reports progress per phase and stops when aborted', async () => {
+    const events: string[] = [];
+    await analyzeSlide(model, slide, { encoder, config: CONFIG, onProgress: (e) => void events.push(`${e.task} ${e.done}/${e.total}`) });
+    const T = Math.ceil(0.2 * ref.n);
+    expect(events.filter((e) => e.startsWith('low-res slide.tif')).pop()).toBe(`low-res slide.tif ${ref.n}/${ref.n}`);
+    expect(events.filter((e) => e.startsWith('zoom slide.tif'))).toEqual(Array.from({ length: T }, (_, t) => `zoom slide.tif ${t + 1}/${T}`));
+    const ac = new AbortController();
+    const stopped = analyzeSlide(model, slide, {
+      encoder,
+      config: CONFIG,
+      signal: ac.signal,
+      onProgress: (e) => {
+        if (e.task.startsWith('zoom') && e.done === 2) ac.abort();
+      },
+    });
+    await expect(stopped).rejects.toThrow(StateError);
+    await expect(stopped).rejects.toThrow(/analysis of slide 'slide.tif' was aborted/);
   });
 
   it('holds no tensors after three analyses', async () => {
