@@ -145,6 +145,22 @@ describe('sasha infer', () => {
     for (const id of ['slide_a', 'slide_b']) expect(readJson(sharded, id).visited).toEqual(readJson(out, id).visited);
   });
 
+  it('adds labels, class names and the accuracy from a label CSV', async () => {
+    const labelled = tmp.path('labelled');
+    writeFileSync(tmp.path('labels.csv'), 'slide_id,label\nslide_a,tumor\nslide_b,normal\n');
+    const { code, result } = await cli(['infer', ...slides, ...FLAGS, '--out', labelled, '--labels', tmp.path('labels.csv'), '--classes', 'normal,tumor', '--no-heatmap', ...WSI]);
+    expect(code).toBe(0);
+    const preds = ['slide_a', 'slide_b'].map((id) => readJson(labelled, id).prediction.label);
+    // labels: slide_a tumor (1), slide_b normal (0)
+    const correct = (preds[0] === 1 ? 1 : 0) + (preds[1] === 0 ? 1 : 0);
+    expect(result).toMatchObject({ labelled: 2, accuracy: correct / 2 });
+    expect(readJson(labelled, 'slide_a')).toMatchObject({ label: 1 });
+    const csv = readFileSync(join(labelled, 'predictions.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('slide_id,pred,pred_name,prob_0,prob_1,label,patches,steps,high_res_read,seconds,visited');
+    const cells = csv[1].split(',');
+    expect([cells[0], cells[2], cells[5]]).toEqual(['slide_a', ['normal', 'tumor'][preds[0]], '1']);
+  });
+
   it('--full runs full-resolution HAFED (every sub-patch) with the same outputs', async () => {
     const fullOut = tmp.path('full');
     const { code, result } = await cli(['infer', slides[0], ...FLAGS.filter((f, i) => f !== '--budget' && FLAGS[i - 1] !== '--budget'), '--full', '--out', fullOut, ...WSI]);
