@@ -102,26 +102,41 @@ export function padToTileWidth(data: Uint8Array, width: number, height: number, 
  */
 export function wasmJpegDecoders(codec: WasmJpegCodec): TileDecoderFactory {
   const decoder = new codec.JPEGDecoder();
+  return rgbJpegDecoders(async (full) => {
+    decoder.getEncodedBuffer(full.length).set(full);
+    try {
+      decoder.decode();
+    } catch (e) {
+      // libjpeg errors surface as C++ exceptions (a number); the decoder stays usable.
+      throw new Error(e instanceof Error ? e.message : 'libjpeg-turbo could not decode the tile: corrupt or truncated JPEG data');
+    }
+    const frame = decoder.getFrameInfo();
+    if (frame.componentCount !== 3 || frame.bitsPerSample !== 8) {
+      throw new Error(`expected 8-bit RGB from the JPEG decoder, got ${frame.componentCount} components of ${frame.bitsPerSample} bits`);
+    }
+    // The decoded buffer is a view into wasm memory, reused by the next decode: copy it.
+    return { rgb: decoder.getDecodedBuffer().slice(0, frame.width * frame.height * 3), width: frame.width, height: frame.height };
+  });
+}
+
+/**
+ * A {@link TileDecoderFactory} for 8-bit RGB / YCbCr JPEG levels (other codecs fall back to
+ * geotiff) from a function that decodes one complete JPEG stream ({@link jpegTileStream}) to
+ * interleaved RGB. Frames narrower than the tile are padded to the tile width.
+ * @param decodeStream decodes a complete JPEG stream; its `rgb` is handed to the caller.
+ * @returns the factory.
+ * @category WSI
+ */
+export function rgbJpegDecoders(
+  decodeStream: (stream: Uint8Array) => Promise<{ rgb: Uint8Array; width: number; height: number }>,
+): TileDecoderFactory {
   return (info: TiffTileInfo): TileDecoder | undefined => {
     if (!isRgbJpegLevel(info)) return undefined;
     const stream = jpegTileStream(info);
     return {
       async decode(bytes: ArrayBuffer): Promise<Uint8Array> {
-        const full = stream(new Uint8Array(bytes));
-        decoder.getEncodedBuffer(full.length).set(full);
-        try {
-          decoder.decode();
-        } catch (e) {
-          // libjpeg errors surface as C++ exceptions (a number); the decoder stays usable.
-          throw new Error(e instanceof Error ? e.message : 'libjpeg-turbo could not decode the tile: corrupt or truncated JPEG data');
-        }
-        const frame = decoder.getFrameInfo();
-        if (frame.componentCount !== 3 || frame.bitsPerSample !== 8) {
-          throw new Error(`expected 8-bit RGB from the JPEG decoder, got ${frame.componentCount} components of ${frame.bitsPerSample} bits`);
-        }
-        // The decoded buffer is a view into wasm memory, reused by the next decode: copy it.
-        const data = decoder.getDecodedBuffer().slice(0, frame.width * frame.height * 3);
-        return frame.width === info.tileWidth ? data : padToTileWidth(data, frame.width, frame.height, info.tileWidth);
+        const { rgb, width, height } = await decodeStream(stream(new Uint8Array(bytes)));
+        return width === info.tileWidth ? rgb : padToTileWidth(rgb, width, height, info.tileWidth);
       },
     };
   };

@@ -10,8 +10,8 @@ import { fromFile } from 'geotiff';
 import type sharpFn from 'sharp';
 import { DataError } from '../core/errors.js';
 import { isMainThread } from 'node:worker_threads';
-import { TiffSlideSource, type TiffSlideOptions, type TileDecoder, type TileDecoderFactory, type TiffTileInfo } from '../wsi/tiff_source.js';
-import { isRgbJpegLevel, jpegTileStream, loadWasmJpeg, padToTileWidth, wasmJpegDecoders } from './jpeg_wasm.js';
+import { TiffSlideSource, type TiffSlideOptions, type TileDecoderFactory } from '../wsi/tiff_source.js';
+import { loadWasmJpeg, rgbJpegDecoders, wasmJpegDecoders } from './jpeg_wasm.js';
 
 /** Which JPEG decoder {@link openSlide} uses. */
 export type JpegDecoderChoice = 'auto' | 'wasm' | 'sharp' | 'geotiff';
@@ -66,19 +66,11 @@ export function loadSharp(): Promise<SharpModule | null> {
  */
 export function sharpJpegDecoders(sharp: SharpModule, concurrency = Infinity): TileDecoderFactory {
   const limit = semaphore(concurrency);
-  return (info: TiffTileInfo): TileDecoder | undefined => {
-    if (!isRgbJpegLevel(info)) return undefined;
-    const stream = jpegTileStream(info);
-    return {
-      async decode(bytes: ArrayBuffer): Promise<Uint8Array> {
-        const full = stream(new Uint8Array(bytes));
-        const { data, info: out } = await limit(() => sharp(full).raw().toBuffer({ resolveWithObject: true }));
-        if (out.channels !== 3) throw new Error(`expected 3 channels from the JPEG decoder, got ${out.channels}`);
-        const rgb = new Uint8Array(data.buffer, data.byteOffset, data.length);
-        return out.width === info.tileWidth ? rgb : padToTileWidth(rgb, out.width, out.height, info.tileWidth);
-      },
-    };
-  };
+  return rgbJpegDecoders(async (full) => {
+    const { data, info } = await limit(() => sharp(full).raw().toBuffer({ resolveWithObject: true }));
+    if (info.channels !== 3) throw new Error(`expected 3 channels from the JPEG decoder, got ${info.channels}`);
+    return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+  });
 }
 
 /** Runs at most `n` of the given tasks at once (FIFO). */
