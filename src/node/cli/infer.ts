@@ -99,7 +99,14 @@ function csvCell(v: string | number): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** The `sasha infer` command. */
+/**
+ * The `sasha infer` command (registered in `COMMANDS`).
+ * @example
+ * ```bash
+ * sasha infer slides/ --model runs/c16 --budget 0.2 --out runs/c16/infer-0.2 --shard 0/4 --json
+ * ```
+ * @category Node
+ */
 export const inferCommand: CommandSpec = {
   name: 'infer',
   summary: 'classify slides from their pixels with SASHA (lazy zoom), per-slide JSON, predictions CSV, heatmaps; resumable',
