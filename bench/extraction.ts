@@ -20,9 +20,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf } from '../src/core/index.js';
 import {
+  batchStarts,
   builtinEncoder,
   extractFeatures,
   planFromTiling,
+  resolveExtractConfig,
   tileSlide,
   type ExtractionPlan,
   type PatchEncoder,
@@ -77,8 +79,10 @@ try {
     const per = 1 + k;
     const size = p.patchSize;
     const out: Uint8Array[] = [];
-    for (let start = 0; start < images; start += batchSize) {
-      const count = Math.min(batchSize, images - start);
+    const starts = batchStarts(images, resolveExtractConfig({ batchSize }));
+    for (let b = 0; b + 1 < starts.length; b++) {
+      const start = starts[b];
+      const count = starts[b + 1] - start;
       const buf = new Uint8Array(count * size * size * 3);
       await Promise.all(
         Array.from({ length: count }, async (_, t) => {
