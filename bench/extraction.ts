@@ -180,7 +180,7 @@ try {
   const body = [
     `Synthetic ${W} x ${H} slide (JPEG q90, 256-pixel tiles, 2x pyramid), low-res level 1 and high-res level 0 (r = 2, k = ${k}), ` +
       `256-pixel patches: N = ${N} low-res patches and ${N * k} sub-patches (${images} encoded). Built-in CNN (d = ${encoder.dim}, ` +
-      `input ${inputSize}, random weights), batch ${batchSize}, JPEG decoder \`${decoder}\`. Median of ${reps} runs; OS page cache warm. ` +
+      `input ${inputSize}, random weights), batches of ${batchSize} after a first batch of ${resolveExtractConfig({}).firstBatchSize} (doubling), JPEG decoder \`${decoder}\`. Median of ${reps} runs; OS page cache warm. ` +
       `Machine load average (1 min) ${loadStart.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end, on ${cpus().length} cores: ` +
       'hiding the reading needs a core the encoder does not use.',
     '',
