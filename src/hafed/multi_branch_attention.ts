@@ -155,7 +155,7 @@ export function attentionPool(attention: tf.Tensor, x: tf.Tensor): tf.Tensor {
  * @category HAFED
  */
 export class MultiBranchAttention extends tfl.layers.Layer {
-  /** @nocollapse */
+  /** Name under which the layer is registered for serialization (`tfl.serialization.registerClass`). */
   static className = 'MultiBranchAttention';
   /** M. */
   readonly numBranches: number;

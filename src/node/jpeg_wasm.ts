@@ -9,8 +9,8 @@
  */
 import type { TileDecoder, TileDecoderFactory, TiffTileInfo } from '../wsi/tiff_source.js';
 
-/** The decoder class of the libjpeg-turbo wasm module. */
-interface WasmJpegDecoder {
+/** The decoder class of the libjpeg-turbo wasm module (one stream at a time). @category WSI */
+export interface WasmJpegDecoder {
   getEncodedBuffer(length: number): Uint8Array;
   decode(): void;
   getDecodedBuffer(): Uint8Array;

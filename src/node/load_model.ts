@@ -57,7 +57,7 @@ export function trainedBudgets(manifest: ModelManifest): number[] {
 }
 
 /**
- * Loads a trained SASHA model for {@link analyzeSlide}.
+ * Loads a trained SASHA model for `analyzeSlide` (from `sasha-wsi`).
  *
  * Two layouts are read: the CLI's model directory (`DIR/sasha.json`, `DIR/hafed/`,
  * `DIR/tsu/`, `DIR/policy-<f>/`), from which HAFED, f_S and the policy of the budget are taken

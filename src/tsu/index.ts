@@ -29,7 +29,7 @@ export {
 } from './targeted_state_update.js';
 export { globalStateUpdate } from './global_state_update.js';
 export { CosineIndex } from './cosine_index.js';
-export { StateMlp, STATE_MLP_FORMAT } from './state_mlp.js';
+export { StateMlp, STATE_MLP_FORMAT, type StateMlpWeightName } from './state_mlp.js';
 export {
   trainTsu,
   resolveTrainTsuConfig,

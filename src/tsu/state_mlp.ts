@@ -16,10 +16,11 @@ export const STATE_MLP_FORMAT = 'sasha-wsi/state-mlp';
 
 /** Names of the weights, in saved files and in {@link StateMlp.getWeights}. */
 const WEIGHT_NAMES = ['fc1/kernel', 'fc1/bias', 'fc2/kernel', 'fc2/bias', 'layer_norm/gamma', 'layer_norm/beta'] as const;
-type WeightName = (typeof WEIGHT_NAMES)[number];
+/** Names of the weights of a {@link StateMlp}, as `getWeights` returns them. @category TSU */
+export type StateMlpWeightName = (typeof WEIGHT_NAMES)[number];
 
 /** PyTorch state-dict keys of `FGlobal` and the matching weight (kernels are transposed). */
-const TORCH_KEYS: Record<string, WeightName> = {
+const TORCH_KEYS: Record<string, StateMlpWeightName> = {
   'fc1.weight': 'fc1/kernel',
   'fc1.bias': 'fc1/bias',
   'fc2.weight': 'fc2/kernel',
@@ -59,7 +60,7 @@ export class StateMlp implements StateUpdateNet {
   readonly hiddenDim: number;
   /** LayerNorm epsilon. */
   readonly layerNormEps: number;
-  private readonly vars: Record<WeightName, tf.Variable>;
+  private readonly vars: Record<StateMlpWeightName, tf.Variable>;
   private disposed = false;
 
   constructor(args: StateMlpArgs = {}) {
@@ -81,7 +82,7 @@ export class StateMlp implements StateUpdateNet {
       return out;
     };
     const prefix = `sasha_state_mlp_${instances++}`;
-    const make = (name: WeightName, values: Float32Array, shape: number[]) => {
+    const make = (name: StateMlpWeightName, values: Float32Array, shape: number[]) => {
       const init = tf.tensor(values, shape);
       const variable = tf.variable(init, true, `${prefix}/${name}`);
       init.dispose();
@@ -141,7 +142,7 @@ export class StateMlp implements StateUpdateNet {
    * [d], `layer_norm/gamma` [d], `layer_norm/beta` [d]).
    * @returns the model's own variables: do not dispose them.
    */
-  getWeights(): Record<WeightName, tf.Tensor> {
+  getWeights(): Record<StateMlpWeightName, tf.Tensor> {
     this.checkAlive();
     return { ...this.vars };
   }
@@ -158,7 +159,7 @@ export class StateMlp implements StateUpdateNet {
       if (!(WEIGHT_NAMES as readonly string[]).includes(name)) {
         throw new ValueError(`StateMlp has no weight '${name}'. Known weights: ${WEIGHT_NAMES.join(', ')}.`);
       }
-      const target = this.vars[name as WeightName];
+      const target = this.vars[name as StateMlpWeightName];
       if (!tf.util.arraysEqual(target.shape, t.shape)) {
         throw new ShapeError(`Expected weight '${name}' of shape ${fmtShape(target.shape)}, but got ${fmtShape(t.shape)}.`);
       }
