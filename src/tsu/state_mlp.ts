@@ -15,9 +15,9 @@ import type { StateMlpArgs, StateUpdateNet } from './types.js';
 export const STATE_MLP_FORMAT = 'sasha-wsi/state-mlp';
 
 /** Names of the weights, in saved files and in {@link StateMlp.getWeights}. */
-const WEIGHT_NAMES = ['fc1/kernel', 'fc1/bias', 'fc2/kernel', 'fc2/bias', 'layer_norm/gamma', 'layer_norm/beta'] as const;
+const WEIGHT_NAMES: readonly StateMlpWeightName[] = ['fc1/kernel', 'fc1/bias', 'fc2/kernel', 'fc2/bias', 'layer_norm/gamma', 'layer_norm/beta'];
 /** Names of the weights of a {@link StateMlp}, as `getWeights` returns them. @category TSU */
-export type StateMlpWeightName = (typeof WEIGHT_NAMES)[number];
+export type StateMlpWeightName = 'fc1/kernel' | 'fc1/bias' | 'fc2/kernel' | 'fc2/bias' | 'layer_norm/gamma' | 'layer_norm/beta';
 
 /** PyTorch state-dict keys of `FGlobal` and the matching weight (kernels are transposed). */
 const TORCH_KEYS: Record<string, StateMlpWeightName> = {
