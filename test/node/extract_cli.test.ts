@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StateError } from '../../src/core/index.js';
 import { builtinEncoder, builtinEncoderModel, extractCohort, tileSlide, type CohortSlide } from '../../src/wsi/index.js';
 import { H5FeatureDataset, H5FeatureSink, fileIO, loadEncoder, openH5, openSlide, readRaw, writeRgbTiff, writeSyntheticSlide } from '../../src/node/index.js';
-import { runCli } from '../../src/node/cli/main.js';
+import { cli } from './cli_capture.js';
 import { tempDir } from '../wsi/fixtures.js';
 
 const tmp = tempDir();
@@ -15,21 +15,6 @@ const SIZE = { width: 1024, height: 768 };
 // shard test uses the default worker reader.
 const MAIN = ['--reader', 'main'];
 const FLAGS = ['--lr-level', '2', '--hr-level', '1', '--patch-size', '32', '--a-t', '0.1', '--a-h', '0.1', '--dim', '16', '--input-size', '16', '--quiet', '--json'];
-
-async function cli(argv: string[]): Promise<{ code: number; result: Record<string, unknown> | undefined; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const so = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  const se = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    const code = await runCli(argv);
-    const last = out.join('').trim().split('\n').pop();
-    return { code, result: last?.startsWith('{') ? JSON.parse(last) : undefined, stderr: err.join('') };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
-}
 
 /** Every dataset and numeric attribute of every slide group of an h5 feature file. */
 async function contents(path: string): Promise<Record<string, unknown>> {

@@ -1,14 +1,14 @@
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hafed } from '../../src/hafed/index.js';
 import { ActorCritic } from '../../src/ppo/index.js';
 import { SashaModel, analyzeSlide, heatmapDataFromJson, renderHeatmap, type SlideAnalysisJson } from '../../src/pipeline/index.js';
 import { StateMlp } from '../../src/tsu/index.js';
 import { builtinEncoder, builtinEncoderModel } from '../../src/wsi/index.js';
 import { fileCheckpointStore, fileIO, loadSashaModel, openSlide, writeHeatmap, writeRgbTiff, writeSyntheticSlide } from '../../src/node/index.js';
-import { runCli } from '../../src/node/cli/main.js';
+import { cli } from './cli_capture.js';
 import { expectAllclose } from '../helpers.js';
 import { tempDir } from '../wsi/fixtures.js';
 
@@ -21,21 +21,6 @@ const slides = ['slide_a.tif', 'slide_b.tif'].map((f) => tmp.path(f));
 const FLAGS = ['--model', modelDir, '--budget', '0.2', '--encoder', 'builtin', '--input-size', '16', '--seed', '1'];
 const WSI = ['--lr-level', '2', '--hr-level', '1', '--patch-size', '32', '--a-t', '0.1', '--a-h', '0.1', '--heatmap-size', '600', '--reader', 'main', '--quiet', '--json'];
 const CONFIG = { lowRes: { level: 2 }, highRes: { level: 1 }, grid: { patchSize: 32 }, tissue: { aT: 0.1, aH: 0.1 } };
-
-async function cli(argv: string[]): Promise<{ code: number; result: Record<string, unknown> | undefined; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const so = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  const se = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    const code = await runCli(argv);
-    const last = out.join('').trim().split('\n').pop();
-    return { code, result: last?.startsWith('{') ? JSON.parse(last) : undefined, stderr: err.join('') };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
-}
 
 const readJson = (out: string, id: string) => JSON.parse(readFileSync(join(out, 'slides', `${id}.json`), 'utf8')) as SlideAnalysisJson & { id: string; file: string };
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataError, ValueError, tf } from '../../src/core/index.js';
 import { Hafed } from '../../src/hafed/index.js';
 import { resolveWsiEnvConfig } from '../../src/mdp/index.js';
@@ -10,7 +10,7 @@ import { StateMlp } from '../../src/tsu/index.js';
 import { builtinEncoder } from '../../src/wsi/index.js';
 import { fileCheckpointStore, fileIO, loadSashaModel, openSlide, readTrainingExtractSettings, trainedBudgets, updateModelManifest, writeSyntheticSlide } from '../../src/node/index.js';
 import { readModelManifest } from '../../src/node/model_dir.js';
-import { runCli } from '../../src/node/cli/main.js';
+import { cli } from './cli_capture.js';
 import { expectAllclose } from '../helpers.js';
 import { tempDir } from '../wsi/fixtures.js';
 
@@ -20,21 +20,6 @@ const tmp = tempDir();
 const dir = tmp.path('model');
 const slidePath = tmp.path('slides/slide_0.tif');
 const EXTRACT = ['--lr-level', '2', '--hr-level', '1', '--patch-size', '32', '--a-t', '0.1', '--a-h', '0.1', '--dim', '16', '--input-size', '16', '--seed', '1'];
-
-async function cli(argv: string[]): Promise<{ code: number; result: Record<string, unknown> | undefined; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const so = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  const se = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    const code = await runCli(argv);
-    const last = out.join('').trim().split('\n').pop();
-    return { code, result: last?.startsWith('{') ? JSON.parse(last) : undefined, stderr: err.join('') };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
-}
 
 const env = (budget: number) => resolveWsiEnvConfig({ budget, tau: 0.5 });
 const policies = { 0.2: new ActorCritic({ dim: 16, hiddenDim: 8, seed: 20 }), 0.1: new ActorCritic({ dim: 16, hiddenDim: 8, seed: 10 }) };
