@@ -152,3 +152,17 @@ export function selectShard<T>(items: readonly T[], shard: Shard): T[] {
 
 /** The flag every cohort command shares. */
 export const SHARD_FLAG: FlagSpec = { type: 'string', help: 'process only shard i of n (0-based), e.g. 0/4' };
+
+/**
+ * Turns the first Ctrl-C into an abort signal for long cohort work: the command logs `message`
+ * and stops at its next check; nothing half-written is kept. Call `dispose` when done.
+ */
+export function abortOnSigint(io: CommandIO, message: string): { signal: AbortSignal; dispose(): void } {
+  const ac = new AbortController();
+  const onSigint = () => {
+    io.log(message);
+    ac.abort();
+  };
+  process.once('SIGINT', onSigint);
+  return { signal: ac.signal, dispose: () => void process.removeListener('SIGINT', onSigint) };
+}

@@ -14,7 +14,7 @@ import { H5FeatureSink } from '../feature_sink.js';
 import { writeFileAtomic } from '../io/file_io.js';
 import { openSlide, slideIdFromPath } from '../open_slide.js';
 import { canReadInWorker, openSlideInWorker } from '../worker_slide_source.js';
-import { SHARD_FLAG, numberFlag, parseShard, requireString, selectShard, type CommandSpec } from './args.js';
+import { SHARD_FLAG, abortOnSigint, numberFlag, parseShard, requireString, selectShard, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
 
@@ -97,12 +97,7 @@ export const extractCommand: CommandSpec = {
       tokenPooling: pooling as 'cls' | 'mean' | undefined,
       seed: numberFlag(args, 'seed', 0, { integer: true }),
     });
-    const ac = new AbortController();
-    const onSigint = () => {
-      io.log('Stopping after the current batch (the slide in progress is not written)...');
-      ac.abort();
-    };
-    process.once('SIGINT', onSigint);
+    const interrupt = abortOnSigint(io, 'Stopping after the current batch (the slide in progress is not written)...');
     const bars = progressBars(io.interactive);
     const t0 = performance.now();
     try {
@@ -154,7 +149,7 @@ export const extractCommand: CommandSpec = {
         config: { batchSize: numberFlag(args, 'batch-size', 32, { integer: true, min: 1 }) },
         onProgress: bars.onProgress,
         onWarning: io.log,
-        signal: ac.signal,
+        signal: interrupt.signal,
       });
       const seconds = (performance.now() - t0) / 1000;
       let merged: Record<string, string> | null = null;
@@ -185,10 +180,10 @@ export const extractCommand: CommandSpec = {
         out,
       };
     } catch (e) {
-      if (e instanceof StateError && ac.signal.aborted) throw new StateError('Extraction stopped; run the same command again to resume.');
+      if (e instanceof StateError && interrupt.signal.aborted) throw new StateError('Extraction stopped; run the same command again to resume.');
       throw e;
     } finally {
-      process.removeListener('SIGINT', onSigint);
+      interrupt.dispose();
       bars.stop();
       encoder.dispose();
     }

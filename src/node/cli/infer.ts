@@ -39,7 +39,7 @@ import { loadSashaModel, readTrainingExtractSettings } from '../load_model.js';
 import { readModelManifest, type ModelManifest } from '../model_dir.js';
 import { openSlide, slideIdFromPath } from '../open_slide.js';
 import { canReadInWorker, openSlideInWorker } from '../worker_slide_source.js';
-import { SHARD_FLAG, numberFlag, parseShard, requireString, selectShard, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
+import { SHARD_FLAG, abortOnSigint, numberFlag, parseShard, requireString, selectShard, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
 
@@ -173,12 +173,7 @@ export const inferCommand: CommandSpec = {
 
     const model: SashaModel = await loadSashaModel(modelDir, { budget: budgetFlag, withoutPolicy: full || policyName !== 'learned' });
     let encoder: PatchEncoder | null = null;
-    const ac = new AbortController();
-    const onSigint = () => {
-      io.log('Stopping after the current step (the slide in progress is not written)...');
-      ac.abort();
-    };
-    process.once('SIGINT', onSigint);
+    const interrupt = abortOnSigint(io, 'Stopping after the current step (the slide in progress is not written)...');
     const bars = progressBars(io.interactive);
     const t0 = performance.now();
     try {
@@ -254,7 +249,7 @@ export const inferCommand: CommandSpec = {
       const failed: { id: string; error: string }[] = [];
       let done = 0;
       for (const { file, id } of mine) {
-        if (ac.signal.aborted) throw new StateError('Inference stopped; run the same command again to resume.');
+        if (interrupt.signal.aborted) throw new StateError('Inference stopped; run the same command again to resume.');
         const jsonPath = join(out, 'slides', `${id}.json`);
         const pngPath = join(out, 'heatmaps', `${id}.png`);
         const haveJson = existsSync(jsonPath);
@@ -272,7 +267,7 @@ export const inferCommand: CommandSpec = {
             await writeHeatmap(pngPath, source, heatmapDataFromJson(stored), { maxSide: heatmapSize });
             skipped.push(id);
           } else {
-            const res = await analyzeSlide(model, source, { encoder, config, signal: ac.signal, onProgress: bars.onProgress });
+            const res = await analyzeSlide(model, source, { encoder, config, signal: interrupt.signal, onProgress: bars.onProgress });
             const label = labels?.get(id);
             const json = { id, file: resolve(file), ...(label !== undefined ? { label } : {}), ...analysisToJson(res) };
             await writeFileAtomic(jsonPath, JSON.stringify(json) + '\n');
@@ -280,7 +275,7 @@ export const inferCommand: CommandSpec = {
             analysed.push(id);
           }
         } catch (e) {
-          if (e instanceof StateError && ac.signal.aborted) throw new StateError('Inference stopped; run the same command again to resume.');
+          if (e instanceof StateError && interrupt.signal.aborted) throw new StateError('Inference stopped; run the same command again to resume.');
           const msg = e instanceof SashaError ? e.message : `${(e as Error)?.message ?? String(e)}`;
           failed.push({ id, error: msg.includes(id) ? msg : `Slide '${id}': ${msg}` });
           io.log(`Skipping slide '${id}': ${msg}`);
@@ -352,7 +347,7 @@ export const inferCommand: CommandSpec = {
         out,
       };
     } finally {
-      process.removeListener('SIGINT', onSigint);
+      interrupt.dispose();
       bars.stop();
       encoder?.dispose();
       model.dispose();
