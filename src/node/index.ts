@@ -27,4 +27,7 @@ export * from './synthetic_slide.js';
 export * from './encoder_loader.js';
 export * from './feature_sink.js';
 
+// Digit slides (MNIST digits as pyramidal TIFF cohorts)
+export * from './digit_slides.js';
+
 registerFileRouter();
