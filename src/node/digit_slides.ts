@@ -8,10 +8,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DataError } from '../core/errors.js';
+import { DataError, ValueError } from '../core/errors.js';
 import type { ProgressCallback } from '../core/progress.js';
 import {
   DigitSlideCohort,
+  resolveDigitSlideConfig,
   type DigitBank,
   type DigitSlide,
   type DigitSlideConfig,
@@ -101,7 +102,8 @@ export interface DigitCohortFiles {
  * Slides already present are kept (a rerun resumes), provided `cohort.json` was written with
  * the same config; every file is written to a temporary name and renamed.
  *
- * @param bank the digit images (see {@link loadMnistDigits}).
+ * @param source the digit images (see {@link loadMnistDigits}), or a cohort already built from
+ *   them (then `config` must be empty).
  * @throws DataError when `dir` holds a cohort made with another config.
  * @example
  * ```ts
@@ -113,12 +115,14 @@ export interface DigitCohortFiles {
  */
 export async function writeDigitCohort(
   dir: string,
-  bank: DigitBank,
+  source: DigitBank | DigitSlideCohort,
   config: Partial<DigitSlideConfig> = {},
   options: WriteDigitCohortOptions = {},
 ): Promise<DigitCohortFiles> {
-  const cohort = new DigitSlideCohort(bank, config);
-  const c = cohort.config;
+  if (source instanceof DigitSlideCohort && Object.keys(config).length > 0) {
+    throw new ValueError('Pass either a digit bank and a config, or a built DigitSlideCohort with an empty config.');
+  }
+  const c = source instanceof DigitSlideCohort ? source.config : resolveDigitSlideConfig(config);
   const manifestPath = join(dir, 'cohort.json');
   if (existsSync(manifestPath)) {
     const before = JSON.parse(readFileSync(manifestPath, 'utf8')) as { config?: unknown };
@@ -126,6 +130,7 @@ export async function writeDigitCohort(
       throw new DataError(`'${dir}' holds a digit cohort made with another config (${manifestPath}). Use another directory, or delete it to start over.`);
     }
   }
+  const cohort = source instanceof DigitSlideCohort ? source : new DigitSlideCohort(source, c);
   await mkdir(join(dir, 'slides'), { recursive: true });
   await mkdir(join(dir, 'truth'), { recursive: true });
   const indices = options.indices ?? cohort.ids.map((_, i) => i);
@@ -149,6 +154,7 @@ export async function writeDigitCohort(
       width: slide.width,
       height: slide.height,
       tissuePatches: slide.tissuePatches,
+      fullPatches: slide.fullPatches,
       tumourCells: slide.tumourCells,
       mimicCells: slide.mimicCells,
       tumourPatches: slide.tumourPatches,

@@ -651,6 +651,8 @@ export interface DigitSlide {
   cellShift: Int8Array;
   /** Patches holding at least one tissue cell. */
   tissuePatches: number;
+  /** Patches that are all tissue (lesions lie in these). */
+  fullPatches: number;
   /** Number of tumour and mimic cells. */
   tumourCells: number;
   mimicCells: number;
@@ -849,20 +851,26 @@ export class DigitSlideCohort {
     }
 
     // Lesions: tumour (positives) and mimic, each in a few clusters; at most floor((k - 1) / 2)
-    // lesion cells per patch, so a lesion stays a minority of every patch it touches.
+    // lesion cells per patch, so a lesion stays a minority of every patch it touches. Lesions lie
+    // in patches that are all tissue, which every tissue segmentation keeps (a border patch with
+    // a few tissue cells may be dropped, and with it a slide's only tumour).
     const cap = Math.max(1, Math.floor((k - 1) / 2));
     const perPatch = new Int32Array(pCols * pRows);
     const patchOf = (q: number) => Math.floor(Math.floor(q / cols) / r) * pCols + Math.floor((q % cols) / r);
+    const tissueInPatch = new Int32Array(pCols * pRows);
+    for (const q of tissueList) tissueInPatch[patchOf(q)]++;
+    const lesionCandidates = tissueList.filter((q) => tissueInPatch[patchOf(q)] === k);
+    const fullPatches = tissueInPatch.filter((v) => v === k).length;
     const lesion = (cellKind: number): number => {
       const micro = rng.next() < c.microLesionRate;
       const [mlo, mhi] = c.microLesionCells;
       const quota = Math.min(
-        Math.floor(tissueList.length * 0.25),
+        Math.floor(lesionCandidates.length * 0.25),
         micro ? mlo + rng.int(mhi - mlo + 1) : Math.max(mlo, Math.round(logUniform(rng, c.macroLesionFraction[0], c.macroLesionFraction[1]) * tissueList.length)),
       );
       const clusters = micro ? 1 : 1 + rng.int(c.maxClusters);
       const density = rng.uniform(c.infiltrationRange[0], c.infiltrationRange[1]);
-      return placeClusters(rng, cellKind, quota, clusters, density, cap, kind, tissueList, cols, perPatch, patchOf) > 0 ? clusters : 0;
+      return placeClusters(rng, cellKind, quota, clusters, density, cap, kind, lesionCandidates, cols, perPatch, patchOf) > 0 ? clusters : 0;
     };
     const tumourClusters = label === 1 ? lesion(CELL_TUMOUR) : 0;
     const mimicClusters = rng.next() < (label === 1 ? c.mimicInPositive : c.mimicInNegative) ? lesion(CELL_MIMIC) : 0;
@@ -912,6 +920,7 @@ export class DigitSlideCohort {
       cellImage: image,
       cellShift: shift,
       tissuePatches: tissueP.size,
+      fullPatches,
       tumourCells,
       mimicCells,
       tumourPatches: tumourP.size,
