@@ -10,6 +10,7 @@ const entries: Record<string, string> = {
   'wsi/index': 'src/wsi/index.ts',
   'node/index': 'src/node/index.ts',
   'node/cli/main': 'src/node/cli/main.ts',
+  'node/slide_worker': 'src/node/slide_worker.ts',
 };
 
 export default defineConfig({

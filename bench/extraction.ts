@@ -8,7 +8,9 @@
  * - encoder only: the same batches read beforehand, then only tensor creation + encode;
  * - reading only: the same batches read with no encoder.
  * The ratio end-to-end / encoder-only shows how much of the reading is hidden behind encoding
- * (target <= 1.15). The JPEG decoder is libjpeg-turbo through sharp unless `--decoder geotiff`.
+ * (target <= 1.15); it is taken per repetition against the encoder-only runs just before and
+ * after, then the median is reported. The JPEG decoder is libjpeg-turbo through sharp unless
+ * `--decoder geotiff`.
  *
  * Run: npx tsx bench/extraction.ts [--size 8192x6144] [--reps 3] [--decoder sharp|geotiff] [--input 224]
  */
@@ -113,32 +115,46 @@ try {
     await src.close();
   }
 
+  // Each repetition times the encoder alone right before and right after the two end-to-end
+  // runs, and each end-to-end time is divided by the mean of those two: on a shared machine the
+  // load drifts, and a ratio of neighbouring runs is steadier than a ratio of medians.
   const times = { e2e: [] as number[], e2eMain: [] as number[], encoder: [] as number[], read: [] as number[] };
+  const ratios = { e2e: [] as number[], e2eMain: [] as number[] };
+  const timeEncoder = async (pre: Uint8Array[]) => {
+    const t = performance.now();
+    await encodeAll(pre, encoder);
+    return (performance.now() - t) / 1000;
+  };
   for (let r = 0; r < reps; r++) {
     let src: SlideSource = await openWorker();
     let t = performance.now();
-    await extractFeatures(src, plan, encoder, { config: { batchSize } });
-    times.e2e.push((performance.now() - t) / 1000);
-    await src.close?.();
-
-    src = await open();
-    t = performance.now();
-    await extractFeatures(src, plan, encoder, { config: { batchSize } });
-    times.e2eMain.push((performance.now() - t) / 1000);
-    await src.close?.();
-
-    src = await openWorker();
-    t = performance.now();
     const pre = await readAll(src, plan);
     times.read.push((performance.now() - t) / 1000);
     await src.close?.();
 
-    t = performance.now();
-    await encodeAll(pre, encoder);
-    times.encoder.push((performance.now() - t) / 1000);
+    const before = await timeEncoder(pre);
+
+    // Alternate the order of the two readers between repetitions.
+    const order = r % 2 === 0 ? (['worker', 'main'] as const) : (['main', 'worker'] as const);
+    const got: Record<string, number> = {};
+    for (const which of order) {
+      src = which === 'worker' ? await openWorker() : await open();
+      t = performance.now();
+      await extractFeatures(src, plan, encoder, { config: { batchSize } });
+      got[which] = (performance.now() - t) / 1000;
+      await src.close?.();
+    }
+    const after = await timeEncoder(pre);
+    const enc = (before + after) / 2;
+    times.encoder.push(enc);
+    times.e2e.push(got.worker);
+    times.e2eMain.push(got.main);
+    ratios.e2e.push(got.worker / enc);
+    ratios.e2eMain.push(got.main / enc);
     log(
-      `rep ${r + 1}/${reps}: end-to-end ${times.e2e[r].toFixed(2)} s (reader on the main thread ${times.e2eMain[r].toFixed(2)} s), ` +
-        `encoder only ${times.encoder[r].toFixed(2)} s, reading only ${times.read[r].toFixed(2)} s`,
+      `rep ${r + 1}/${reps}: encoder only ${before.toFixed(2)} / ${after.toFixed(2)} s, end-to-end ${got.worker.toFixed(2)} s ` +
+        `(ratio ${ratios.e2e[r].toFixed(3)}), reader on the main thread ${got.main.toFixed(2)} s (ratio ${ratios.e2eMain[r].toFixed(3)}), ` +
+        `reading only ${times.read[r].toFixed(2)} s`,
     );
   }
   encoder.dispose();
@@ -149,8 +165,8 @@ try {
     encoder: median(times.encoder),
     read: median(times.read),
   };
-  const ratio = m.e2e / m.encoder;
-  const ratioMain = m.e2eMain / m.encoder;
+  const ratio = median(ratios.e2e);
+  const ratioMain = median(ratios.e2eMain);
   const rows: (string | number)[][] = [
     ['end-to-end extraction, slide read in a worker thread (`openSlideInWorker`)', m.e2e.toFixed(2), (images / m.e2e).toFixed(1), (N / m.e2e).toFixed(1), ratio.toFixed(3)],
     ['end-to-end extraction, slide read on the main thread (`openSlide`)', m.e2eMain.toFixed(2), (images / m.e2eMain).toFixed(1), (N / m.e2eMain).toFixed(1), ratioMain.toFixed(3)],
@@ -164,14 +180,16 @@ try {
       `Machine load average (1 min) ${loadStart.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end, on ${cpus().length} cores: ` +
       'hiding the reading needs a core the encoder does not use.',
     '',
-    table(['run', 'seconds', 'patches/s (all)', 'low-res patches/s', 'time / encoder-only'], rows),
+    table(['run', 'seconds (median)', 'patches/s (all)', 'low-res patches/s', 'time / encoder-only (median of per-repetition ratios)'], rows),
+    '',
+    `Per-repetition ratios, worker reader: ${ratios.e2e.map((v) => v.toFixed(3)).join(', ')}; main-thread reader: ${ratios.e2eMain.map((v) => v.toFixed(3)).join(', ')}.`,
     '',
     `End-to-end / encoder-only: **${ratio.toFixed(3)}** with the worker reader (target <= 1.15); ${ratioMain.toFixed(3)} with the main-thread reader.`,
   ].join('\n');
   process.stdout.write(body + '\n');
   if (!values['no-write']) {
     const cmd = `npx tsx bench/extraction.ts --size ${W}x${H} --reps ${reps} --decoder ${decoder} --input ${inputSize} --batch-size ${batchSize}`;
-    writeResults(`extraction-${decoder}`, `Feature extraction speed (${decoder} JPEG decoder)`, cmd, backend, body);
+    writeResults(decoder === 'sharp' ? 'extraction' : `extraction-${decoder}`, `Feature extraction speed (${decoder} JPEG decoder)`, cmd, backend, body);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -18,6 +18,7 @@
  * Run: `npx tsx bench/ppo_update.ts` (add `--quick` for N = 200/400 only, no record).
  */
 import { spawnSync } from 'node:child_process';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AdamW, createRng, initBackend, tf } from '../src/core/index.js';
 import { ActorCritic, RolloutBuffer, resolvePpoConfig, runPpoUpdate, type PpoUpdateMode, type VersionTable } from '../src/ppo/index.js';
@@ -80,6 +81,8 @@ interface ChildResult {
   samples: number;
   versions: number;
   seconds: number[];
+  /** Process CPU seconds (user + system) of each update: less sensitive to other load than wall time. */
+  cpuSeconds: number[];
   peakTensorBytes: number;
   wasmHeapBytes: number;
   maxRssBytes: number;
@@ -99,10 +102,14 @@ async function child(mode: PpoUpdateMode, N: number, reps: number, chunkElements
   const base = tf.memory().numBytes;
   tracker.reset();
   const seconds: number[] = [];
+  const cpuSeconds: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     await runPpoUpdate({ model, actorOptimizer, criticOptimizer, table: data, config });
+    const c = process.cpuUsage(c0);
     seconds.push((performance.now() - t0) / 1000);
+    cpuSeconds.push((c.user + c.system) / 1e6);
   }
   const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm;
   return {
@@ -112,6 +119,7 @@ async function child(mode: PpoUpdateMode, N: number, reps: number, chunkElements
     samples: data.numSamples,
     versions: data.numVersions,
     seconds,
+    cpuSeconds,
     peakTensorBytes: tracker.peak() - base,
     wasmHeapBytes: wasm ? wasm.HEAPU8.length : NaN,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
@@ -133,6 +141,8 @@ function runChild(mode: PpoUpdateMode, N: number, reps: number): ChildResult {
 }
 
 const mb = (b: number) => (b / 2 ** 20).toFixed(1);
+const startLoad = os.loadavg()[0];
+const loadLine = () => startLoad.toFixed(1);
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -150,8 +160,9 @@ async function main(): Promise<void> {
   const describe = (r: ChildResult) => {
     backend = r.backend;
     const s = median(r.seconds);
-    console.error(`${r.mode} N=${r.N}: ${s.toFixed(2)} s, peak tensors ${mb(r.peakTensorBytes)} MB, RSS ${mb(r.maxRssBytes)} MB, wasm heap ${mb(r.wasmHeapBytes)} MB`);
-    rows.push([r.mode, r.N, r.T, r.samples, r.versions, `${s.toFixed(2)} (${r.seconds.length})`, mb(r.peakTensorBytes), mb(r.wasmHeapBytes), mb(r.maxRssBytes)]);
+    const cpu = median(r.cpuSeconds);
+    console.error(`${r.mode} N=${r.N}: ${cpu.toFixed(2)} CPU s (${s.toFixed(2)} s wall), peak tensors ${mb(r.peakTensorBytes)} MB, RSS ${mb(r.maxRssBytes)} MB, wasm heap ${mb(r.wasmHeapBytes)} MB`);
+    rows.push([r.mode, r.N, r.T, r.samples, r.versions, `${cpu.toFixed(2)} (${r.cpuSeconds.length})`, s.toFixed(2), mb(r.peakTensorBytes), mb(r.wasmHeapBytes), mb(r.maxRssBytes)]);
   };
   for (const N of pairs) {
     const es = runChild('event-sourced', N, 3);
@@ -160,6 +171,7 @@ async function main(): Promise<void> {
     describe(dense);
     ratioRows.push([
       N,
+      (median(dense.cpuSeconds) / median(es.cpuSeconds)).toFixed(1) + 'x',
       (median(dense.seconds) / median(es.seconds)).toFixed(1) + 'x',
       (dense.peakTensorBytes / es.peakTensorBytes).toFixed(1) + 'x',
       (dense.wasmHeapBytes / es.wasmHeapBytes).toFixed(1) + 'x',
@@ -172,12 +184,15 @@ async function main(): Promise<void> {
     `episodes of one slide, f = ${FRAC}, d = ${D}, hidden 128, |C| ~ U{2..7} per step. Each row ran in its own process.`,
     '"peak tensors" is the high-water mark of allocated tfjs tensor bytes during the update; "wasm heap" and "max RSS"',
     'are process-wide high-water marks (the RSS includes the runtime, about 100-200 MB, and the JS-side episode data).',
+    'Times are the process CPU seconds of an update (the wasm backend runs on one thread), which other load on this',
+    'shared 2-core machine disturbs less than wall-clock time; wall-clock seconds are shown too. The machine load',
+    `(1-minute load average) was ${loadLine()} at the start of the run.`,
     '',
-    table(['method', 'N', 'T', 'samples', 'row versions R', 'seconds per update (runs)', 'peak tensors MB', 'wasm heap MB', 'max RSS MB'], rows),
+    table(['method', 'N', 'T', 'samples', 'row versions R', 'CPU s per update (runs, median)', 'wall s', 'peak tensors MB', 'wasm heap MB', 'max RSS MB'], rows),
     '',
     'Dense / event-sourced, measured side by side:',
     '',
-    table(['N', 'time', 'peak tensor memory', 'wasm heap', 'max RSS'], ratioRows),
+    table(['N', 'CPU time', 'wall time', 'peak tensor memory', 'wasm heap', 'max RSS'], ratioRows),
   ].join('\n');
   console.log(body);
   if (!quick) writeResults('ppo-update', 'PPO update: event-sourced vs dense', 'npx tsx bench/ppo_update.ts', backend, body);

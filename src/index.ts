@@ -34,3 +34,6 @@ export * from './tsu/index.js';
 export * from './mdp/index.js';
 // PPO
 export * from './ppo/index.js';
+
+// Pipeline
+export * from './pipeline/index.js';

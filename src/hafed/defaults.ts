@@ -35,6 +35,7 @@ export const DEFAULT_HAFED_TRAIN_CONFIG: Readonly<HafedTrainConfig> = Object.fre
   beta2: 0.999, // sasha-reference.md §2.3: AdamW default betas
   epsilon: 1e-8, // sasha-reference.md §2.3: AdamW default eps
   evalEvery: 1, // sasha-reference.md §2.3: validation after every epoch
+  selectionTieBreak: 'valLoss', // ours; the reference keeps the earliest of tied epochs (docs/implementation-details.md HAFED-4)
 });
 
 /**
@@ -78,6 +79,7 @@ export function resolveHafedTrainConfig(partial: Partial<HafedTrainConfig> = {})
     checkNumber(name, c, 'beta2', { min: 0, max: 1, maxExclusive: true });
     checkNumber(name, c, 'epsilon', { min: 0 });
     checkNumber(name, c, 'evalEvery', { min: 1, integer: true });
+    checkOneOf(name, c, 'selectionTieBreak', ['valLoss', 'earliest']);
     if (c.minLr > c.lr) throw new ValueError(`Expected HafedTrainConfig.minLr <= lr, but got minLr ${c.minLr} > lr ${c.lr}.`);
     if (c.warmupEpochs >= c.epochs && c.warmupEpochs > 0) {
       throw new ValueError(`Expected HafedTrainConfig.warmupEpochs < epochs, but got ${c.warmupEpochs} >= ${c.epochs}.`);

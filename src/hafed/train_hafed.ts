@@ -155,8 +155,10 @@ function prefixed(weights: tf.NamedTensorMap, prefix: string): tf.NamedTensorMap
  *   `slide CE + mean branch CE + similarity losses` ({@link hafedLoss});
  * - AdamW (lr 4.14e-4, weight decay 1e-5), the learning rate set at every step from the
  *   half-cosine schedule at fractional epoch `e + i / nSlides`, 50 epochs;
- * - after every epoch, validation; the epoch with the highest `F1 + AUC` is kept (ties keep
- *   the earlier epoch), and the returned model holds its weights;
+ * - after every epoch, validation; the epoch with the highest `F1 + AUC` is kept (among tied
+ *   epochs the one with the lowest validation cross-entropy, or with
+ *   `selectionTieBreak: 'earliest'` the earlier one, as the reference), and the returned model
+ *   holds its weights;
  * - with `checkpoint`, after every epoch the full state (weights, optimizer, history, best
  *   weights) is written as `'last'` and, when the epoch improved, a loadable HAFED as `'best'`;
  *   `resume: true` continues from `'last'` and reproduces the uninterrupted run exactly.
@@ -212,6 +214,12 @@ export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafed
           throw new ValueError(
             'The checkpoint was written for a different HAFED config; resume with the same model settings or remove the checkpoint. ' +
               `Checkpoint: ${JSON.stringify(state.hafed)}; now: ${JSON.stringify(model.config)}.`,
+          );
+        }
+        if (Array.isArray(state.trainIds) && state.trainIds.join('\n') !== train.ids.join('\n')) {
+          throw new ValueError(
+            `The checkpoint was written for another training set (${state.trainIds.length} slides, now ${train.ids.length}); ` +
+              'resume with the same split or remove the checkpoint.',
           );
         }
         if (state.epoch + 1 > tc.epochs) {
@@ -311,12 +319,18 @@ export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafed
       let improved = false;
       const validate = val && ((epoch + 1) % tc.evalEvery === 0 || epoch === tc.epochs - 1);
       if (validate) {
-        const { metrics } = await evaluateHafed(model, val!, { onProgress, task: 'val hafed' });
+        const { metrics, predictions } = await evaluateHafed(model, val!, { onProgress, task: 'val hafed' });
         log.val = metrics;
         log.score = selectionScore(metrics.f1, metrics.auc);
-        if (best === null || log.score > best.score) {
+        log.valLoss = predictions.reduce((s, p) => s - Math.log(Math.max(p.probs[p.label], 1e-12)), 0) / predictions.length;
+        const tie = best !== null && Math.abs(log.score - best.score) < 1e-12;
+        if (
+          best === null ||
+          (log.score > best.score && !tie) ||
+          (tie && tc.selectionTieBreak === 'valLoss' && log.valLoss < (best.valLoss ?? Infinity))
+        ) {
           improved = true;
-          best = { epoch, score: log.score, val: metrics };
+          best = { epoch, score: log.score, val: metrics, valLoss: log.valLoss };
           if (bestWeights) tf.dispose(bestWeights);
           bestWeights = model.getWeights();
         }

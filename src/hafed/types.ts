@@ -68,6 +68,11 @@ export interface HafedTrainConfig {
   epsilon: number;
   /** Validate (and select the model) every this many epochs; the last epoch is always validated. */
   evalEvery: number;
+  /**
+   * How epochs with equal `val F1 + AUC` are ranked: `'valLoss'` prefers the lower validation
+   * cross-entropy; `'earliest'` keeps the earlier epoch (the reference's strict `>`).
+   */
+  selectionTieBreak: 'valLoss' | 'earliest';
 }
 
 /** The outputs of a full HAFED forward pass; every tensor is owned by the caller. */
@@ -118,6 +123,8 @@ export interface HafedEpochLog {
   val?: ClassificationMetrics;
   /** The model-selection score `val.f1 + val.auc` (NaN parts count 0). */
   score?: number;
+  /** Mean validation cross-entropy of the slide predictions. */
+  valLoss?: number;
   /** Wall time of the epoch, including validation, in seconds. */
   seconds: number;
 }
@@ -130,4 +137,6 @@ export interface HafedBest {
   score: number;
   /** Its validation metrics, when validated. */
   val?: ClassificationMetrics;
+  /** Its mean validation cross-entropy, when validated. */
+  valLoss?: number;
 }

@@ -9,7 +9,7 @@ import { ShapeError, StateError, ValueError, assert, fmtShape } from '../core/er
 import { fastTanh, linear, maskedSoftmax, matMul } from '../core/ops.js';
 import { createRng, type Rng } from '../core/random.js';
 import { resolveActorCriticConfig, type ActorCriticConfig } from './defaults.js';
-import { loadNamedTensors, saveNamedTensors, type IOTarget } from './serialization.js';
+import { artifactsToNamedTensors, loadArtifacts, namedTensorsToArtifacts, saveArtifacts, type IOTarget } from './serialization.js';
 
 /** Weights of one gated attention `d -> h -> 1`. */
 interface GatedAttentionWeights {
@@ -260,16 +260,44 @@ export class ActorCritic {
     return fullName.startsWith(this.prefix + '/') ? fullName.slice(this.prefix.length + 1) : fullName;
   }
 
+  /** Config and weights as one `tf.io` artifact (`modelTopology.format` is {@link ACTOR_CRITIC_FORMAT}). */
+  async toArtifacts(): Promise<tf.io.ModelArtifacts> {
+    this.checkAlive();
+    return namedTensorsToArtifacts(ACTOR_CRITIC_FORMAT, { config: { ...this.config } }, this.getWeights());
+  }
+
   /**
-   * Saves config and weights through a `tf.io` handler in one `save` call.
+   * Rebuilds an actor-critic from {@link ActorCritic.toArtifacts}.
+   * @param options.dim the feature width of the data it will see; a different saved d is an error.
+   * @throws ShapeError when the saved d differs from `options.dim`; DataError on other artifacts.
+   */
+  static fromArtifacts(artifacts: tf.io.ModelArtifacts, options: { dim?: number } = {}): ActorCritic {
+    const { description, tensors } = artifactsToNamedTensors(artifacts, ACTOR_CRITIC_FORMAT);
+    try {
+      const config = description.config as ActorCriticConfig;
+      checkDim(config.dim, options.dim);
+      const ac = new ActorCritic(config);
+      try {
+        ac.setWeights(tensors);
+      } catch (e) {
+        ac.dispose();
+        throw e;
+      }
+      return ac;
+    } finally {
+      tf.dispose(Object.values(tensors));
+    }
+  }
+
+  /**
+   * Saves config and weights through a `tf.io` handler (or registered URL) in one `save` call.
    * @example
    * ```ts
-   * await ac.save(tf.io.withSaveHandler(async (artifacts) => { ... }));
+   * await ac.save('file://runs/policy'); // Node, after importing 'sasha-wsi/node'
    * ```
    */
   async save(target: IOTarget): Promise<tf.io.SaveResult> {
-    this.checkAlive();
-    return saveNamedTensors(target, ACTOR_CRITIC_FORMAT, { config: { ...this.config } }, this.getWeights());
+    return saveArtifacts(target, await this.toArtifacts());
   }
 
   /**
@@ -278,16 +306,7 @@ export class ActorCritic {
    * @throws ShapeError when the saved d differs from `options.dim`.
    */
   static async load(target: IOTarget, options: { dim?: number } = {}): Promise<ActorCritic> {
-    const { description, tensors } = await loadNamedTensors(target, ACTOR_CRITIC_FORMAT);
-    try {
-      const config = description.config as ActorCriticConfig;
-      checkDim(config.dim, options.dim);
-      const ac = new ActorCritic(config);
-      ac.setWeights(tensors);
-      return ac;
-    } finally {
-      tf.dispose(Object.values(tensors));
-    }
+    return ActorCritic.fromArtifacts(await loadArtifacts(target), options);
   }
 
   /** Frees the variables. */

@@ -122,7 +122,7 @@ export const DEFAULT_PPO_CONFIG: Readonly<PpoConfig> = Object.freeze({
   adamEpsilon: 1e-8, // PyTorch AdamW default, used by the reference (CleanRL Adam eps 1e-5)
   annealLr: false, // sasha-reference.md §10.11: constant LR, the scheduler is commented out
   updateMode: 'event-sourced', // DESIGN.md §5
-  chunkElements: 1 << 18, // ours: 1 MB per float32 (step, row) tensor; bounds the O(T N) part of the update
+  chunkElements: 1 << 17, // ours: 0.5 MB per float32 (step, row) tensor; bounds the update's temporaries
   seed: 1130, // sasha-reference.md §10.11: RL seed hard-coded at 1130
 } satisfies PpoConfig);
 

@@ -10,19 +10,18 @@
  * `V(S_t) = sum_i softmax(c[ver[t]])_i s[ver[t, i]] + b_value` (the value head is linear, so
  * pooling the scalars `s` equals projecting the pooled state).
  *
- * How it runs (memory O(R d h + chunk N), time O(R d h + T N)):
- * 1. the networks' per-version outputs l, c, s, without a gradient tape;
+ * How it runs (time O(R d h + T N); memory O(R d) for the version table plus one chunk):
+ * 1. the networks' per-version outputs l, c, s, without a gradient tape, in passes of versions;
  * 2. the per-step part, chunk by chunk of steps: its loss and, by autodiff, the loss's
  *    gradient with respect to l, c, s and b_value, summed over chunks;
  * 3. the vector-Jacobian products of the networks: the gradient of `sum(l(X) dl)` for the
  *    actor and of `sum(c(X) dc) + sum(s(X) ds) + b_value db` for the critic, which equal the
- *    gradients of the losses by the chain rule.
+ *    gradients of the losses by the chain rule; again in passes of versions, summed.
  *
  * @see DESIGN.md §5
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';
-import { ShapeError, fmtShape } from '../core/errors.js';
 import { gatherRows } from '../core/ops.js';
 import type { ActorCritic } from './actor_critic.js';
 import { DEFAULT_PPO_CONFIG, type PpoConfig } from './defaults.js';
@@ -41,13 +40,12 @@ export interface PolicyEvaluation {
 
 /** Options of the event-sourced computations. @category PPO */
 export interface EventSourcedOptions {
-  /** Largest number of (step, row) scalars per chunk (default `DEFAULT_PPO_CONFIG.chunkElements`, 2^18). */
-  chunkElements?: number;
   /**
-   * The table's versions as a tensor [R, d], when the caller keeps one across epochs (not
-   * disposed here). Built from `table.values` otherwise.
+   * Bound on every large temporary: at most this many (step, row) scalars per chunk of steps,
+   * and at most `chunkElements / hiddenDim` row versions per pass of the networks (default
+   * `DEFAULT_PPO_CONFIG.chunkElements`, 2^17).
    */
-  versions?: tf.Tensor2D;
+  chunkElements?: number;
 }
 
 /** Tensors of one chunk of steps. */
@@ -100,23 +98,59 @@ function chunkQuantities(
   });
 }
 
-function versionsTensor(table: VersionTable, given?: tf.Tensor2D): tf.Tensor2D {
-  if (given) {
-    if (given.rank !== 2 || given.shape[0] !== table.numVersions || given.shape[1] !== table.dim) {
-      throw new ShapeError(
-        `Expected versions of shape [${table.numVersions}, ${table.dim}], but got ${fmtShape(given.shape)}.`,
-      );
-    }
-    return given;
-  }
-  return tf.tensor2d(table.values, [table.numVersions, table.dim]);
+/** Row ranges [start, end) of the version table, at most `rows` versions each. */
+function rowRanges(table: VersionTable, rows: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let start = 0; start < table.numVersions; start += rows) out.push([start, Math.min(start + rows, table.numVersions)]);
+  return out;
 }
 
-function rowOutputs(model: ActorCritic, X: tf.Tensor2D): [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Scalar] {
-  return tf.tidy(() => {
-    const { attentionLogits, projections } = model.criticRowTerms(X);
-    return [model.actorLogits(X), attentionLogits, projections, tf.reshape(model.valueBias, []) as tf.Scalar];
-  });
+/** The versions [start, end) as a tensor [end - start, d] (a copy; owned by the caller). */
+function versionRows(table: VersionTable, [start, end]: [number, number]): tf.Tensor2D {
+  const d = table.dim;
+  return tf.tensor2d(table.values.slice(start * d, end * d), [end - start, d]);
+}
+
+function rowsPerPass(model: ActorCritic, chunkElements: number): number {
+  return Math.max(1, Math.floor(chunkElements / model.config.hiddenDim));
+}
+
+/**
+ * The networks' per-version outputs, without a tape, in passes of at most `rows` versions:
+ * actor logits l, critic attention logits c and projections s (each [R]), and the value bias b.
+ */
+function rowOutputs(model: ActorCritic, table: VersionTable, rows: number): [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Scalar] {
+  const ls: tf.Tensor1D[] = [];
+  const cs: tf.Tensor1D[] = [];
+  const ss: tf.Tensor1D[] = [];
+  for (const range of rowRanges(table, rows)) {
+    tf.tidy(() => {
+      const X = versionRows(table, range);
+      const { attentionLogits, projections } = model.criticRowTerms(X);
+      ls.push(tf.keep(model.actorLogits(X)));
+      cs.push(tf.keep(attentionLogits));
+      ss.push(tf.keep(projections));
+    });
+  }
+  const cat = (xs: tf.Tensor1D[]) => {
+    const out = xs.length === 1 ? xs[0] : (tf.concat(xs) as tf.Tensor1D);
+    if (xs.length > 1) tf.dispose(xs);
+    return out;
+  };
+  return [cat(ls), cat(cs), cat(ss), tf.tidy(() => tf.reshape(model.valueBias, []) as tf.Scalar)];
+}
+
+/** Sums gradient maps into `acc` (disposing the addends). */
+function accumulateGrads(acc: tf.NamedTensorMap, grads: tf.NamedTensorMap): tf.NamedTensorMap {
+  const out: tf.NamedTensorMap = { ...acc };
+  for (const [k, g] of Object.entries(grads)) {
+    out[k] = acc[k] ? tf.add(acc[k], g) : g;
+    if (acc[k]) {
+      acc[k].dispose();
+      g.dispose();
+    }
+  }
+  return out;
 }
 
 /**
@@ -133,10 +167,10 @@ function rowOutputs(model: ActorCritic, X: tf.Tensor2D): [tf.Tensor1D, tf.Tensor
 export function evaluateEventSourced(model: ActorCritic, table: VersionTable, options: EventSourcedOptions = {}): PolicyEvaluation {
   const B = table.numSamples;
   const out: PolicyEvaluation = { logProbs: new Float32Array(B), entropies: new Float32Array(B), values: new Float32Array(B) };
-  const X = versionsTensor(table, options.versions);
-  const [l, c, s, b] = rowOutputs(model, X);
+  const chunkElements = options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements;
+  const [l, c, s, b] = rowOutputs(model, table, rowsPerPass(model, chunkElements));
   try {
-    for (const chunk of table.stepChunks(options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements)) {
+    for (const chunk of table.stepChunks(chunkElements)) {
       const ch = chunkTensors(chunk);
       const q = chunkQuantities(l, c, s, b, ch);
       out.logProbs.set(q.logProbs.dataSync(), chunk.sampleStart);
@@ -147,7 +181,6 @@ export function evaluateEventSourced(model: ActorCritic, table: VersionTable, op
     }
   } finally {
     tf.dispose([l, c, s, b]);
-    if (X !== options.versions) X.dispose();
   }
   return out;
 }
@@ -174,9 +207,10 @@ export function eventSourcedPpoLoss(
 ): PpoLossResult {
   const { table } = batch;
   const B = table.numSamples;
-  const X = versionsTensor(table, options.versions);
+  const chunkElements = options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements;
+  const rows = rowsPerPass(model, chunkElements);
   // 1. The networks once per row version (no tape)
-  const [l, c, s, b] = rowOutputs(model, X);
+  const [l, c, s, b] = rowOutputs(model, table, rows);
   let dl = tf.zerosLike(l);
   let dc = tf.zerosLike(c);
   let ds = tf.zerosLike(s);
@@ -185,7 +219,7 @@ export function eventSourcedPpoLoss(
   const sums: Record<(typeof names)[number], tf.Scalar> = Object.fromEntries(names.map((n) => [n, tf.scalar(0)])) as never;
   try {
     // 2. The per-step part, chunk by chunk: losses and their gradient w.r.t. l, c, s, b
-    for (const chunk of table.stepChunks(options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements)) {
+    for (const chunk of table.stepChunks(chunkElements)) {
       const ch = chunkTensors(chunk);
       const slice = (a: Float32Array) => tf.tensor1d(a.slice(chunk.sampleStart, chunk.sampleStart + chunk.length));
       const oldLogProbs = slice(batch.oldLogProbs);
@@ -226,13 +260,29 @@ export function eventSourcedPpoLoss(
       tf.dispose([oldLogProbs, advantages, returns, oldValues]);
       disposeChunk(ch);
     }
-    // 3. Vector-Jacobian products into the networks (one more forward pass, with a tape)
-    const actor = tf.variableGrads(() => tf.sum(tf.mul(model.actorLogits(X), dl)) as tf.Scalar, model.actorVariables);
-    const critic = tf.variableGrads(() => {
-      const { attentionLogits, projections } = model.criticRowTerms(X);
-      return tf.addN([tf.sum(tf.mul(attentionLogits, dc)), tf.sum(tf.mul(projections, ds)), tf.sum(tf.mul(model.valueBias, db))]) as tf.Scalar;
-    }, model.criticVariables);
-    tf.dispose([actor.value, critic.value]);
+    // 3. Vector-Jacobian products into the networks (one more forward pass, with a tape), in
+    //    passes of versions: the gradients of sum(l(X) dl) and sum(c(X) dc) + sum(s(X) ds) + b db
+    let actorGrads: tf.NamedTensorMap = {};
+    let criticGrads: tf.NamedTensorMap = {};
+    for (const range of rowRanges(table, rows)) {
+      const X = versionRows(table, range);
+      const [start, end] = range;
+      const part = (v: tf.Tensor1D) => tf.slice(v, [start], [end - start]);
+      const dlc = part(dl as tf.Tensor1D);
+      const dcc = part(dc as tf.Tensor1D);
+      const dsc = part(ds as tf.Tensor1D);
+      const actor = tf.variableGrads(() => tf.sum(tf.mul(model.actorLogits(X), dlc)) as tf.Scalar, model.actorVariables);
+      const critic = tf.variableGrads(() => {
+        const { attentionLogits, projections } = model.criticRowTerms(X);
+        const terms = [tf.sum(tf.mul(attentionLogits, dcc)), tf.sum(tf.mul(projections, dsc))];
+        // the value bias enters once, with the first pass (later passes give it no gradient)
+        if (start === 0) terms.push(tf.sum(tf.mul(model.valueBias, db)));
+        return tf.addN(terms) as tf.Scalar;
+      }, model.criticVariables);
+      actorGrads = accumulateGrads(actorGrads, actor.grads);
+      criticGrads = accumulateGrads(criticGrads, critic.grads);
+      tf.dispose([actor.value, critic.value, X, dlc, dcc, dsc]);
+    }
     const read = (n: (typeof names)[number]) => sums[n].dataSync()[0];
     return {
       actorLoss: read('actorLoss'),
@@ -242,11 +292,10 @@ export function eventSourcedPpoLoss(
       oldApproxKl: read('oldApproxKl'),
       approxKl: read('approxKl'),
       clipFraction: read('clipFraction'),
-      actorGrads: actor.grads,
-      criticGrads: critic.grads,
+      actorGrads,
+      criticGrads,
     };
   } finally {
     tf.dispose([l, c, s, b, dl, dc, ds, db, ...Object.values(sums)]);
-    if (X !== options.versions) X.dispose();
   }
 }

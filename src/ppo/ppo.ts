@@ -19,7 +19,7 @@ import { evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
 import { PPO_METRICS, type Logger } from './logger.js';
 import { ActorCriticPolicy, selectFromLogits } from './policies.js';
 import { RolloutBuffer, buildRolloutBatch, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
-import { loadNamedTensors, saveNamedTensors, type IOTarget } from './serialization.js';
+import { artifactsToNamedTensors, loadArtifacts, namedTensorsToArtifacts, saveArtifacts, type IOTarget } from './serialization.js';
 import type { ActionChoice, SelectOptions, ZoomEnv, ZoomEnvProvider, ZoomObservation } from './types.js';
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
@@ -98,8 +98,7 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
   const { model, actorOptimizer, criticOptimizer, table, config } = args;
   checkDim(model.config.dim, table.dim);
   const eventSourced = config.updateMode === 'event-sourced';
-  const versions = eventSourced ? tf.tensor2d(table.values, [table.numVersions, table.dim]) : undefined;
-  const options = { chunkElements: config.chunkElements, versions };
+  const options = { chunkElements: config.chunkElements };
   const snapshot = await takeSnapshot(model, [actorOptimizer, criticOptimizer]);
   try {
     // Old values, GAE, returns, normalised advantages
@@ -154,7 +153,6 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
     throw err;
   } finally {
     disposeSnapshot(snapshot);
-    versions?.dispose();
   }
 }
 
@@ -183,6 +181,16 @@ export interface LearnOptions {
   callbacks?: TrainerCallback | readonly TrainerCallback[];
   /** Progress events (`task: 'train policy'`, one per update). */
   onProgress?: ProgressCallback;
+}
+
+/** Options of {@link PPO.load} and {@link PPO.fromArtifacts}. @category PPO */
+export interface PpoLoadOptions {
+  env?: ZoomEnv | ZoomEnvProvider;
+  logger?: Logger;
+  /** Overrides of the saved config. */
+  config?: Partial<PpoConfig>;
+  /** The features' d (checked against the saved policy's). */
+  dim?: number;
 }
 
 /** Options of {@link PPO.predict}. @category PPO */
@@ -227,9 +235,11 @@ export class PPO {
   numTimesteps = 0;
   /** Updates completed so far. */
   numUpdates = 0;
+  /** The `metadata` of the checkpoint this trainer was loaded from (null otherwise). */
+  metadata: Record<string, unknown> | null = null;
   private env?: ZoomEnv | ZoomEnvProvider;
   private ownsModel: boolean;
-  private readonly rng: Rng;
+  private rng: Rng;
   private disposed = false;
 
   constructor(options: PpoOptions) {
@@ -252,6 +262,14 @@ export class PPO {
     this.criticOptimizer = opt(this.config.criticLearningRate);
     this.env = options.env;
     this.logger = options.logger;
+  }
+
+  /**
+   * Restarts the trainer's random generator (action sampling, environment reset seeds) from
+   * `seed`. A training loop that reseeds at every epoch resumes from a checkpoint exactly.
+   */
+  setSeed(seed: number): void {
+    this.rng = createRng(seed);
   }
 
   /** Sets the environment (or provider) used by {@link PPO.learn}. */
@@ -423,10 +441,12 @@ export class PPO {
   }
 
   /**
-   * Saves config, counters, actor and critic and (by default) both optimisers' states through a
-   * `tf.io` handler, in one `save` call, so that training can resume from it.
+   * Config, counters, actor and critic and (by default) both optimisers' states as one
+   * `tf.io` artifact, so that training can resume from it.
+   * @param options.metadata JSON kept with the checkpoint (a training loop's own progress);
+   *   {@link PPO.fromArtifacts} returns it as {@link PPO.metadata}.
    */
-  async save(target: IOTarget, options: { includeOptimizer?: boolean } = {}): Promise<tf.io.SaveResult> {
+  async toArtifacts(options: { includeOptimizer?: boolean; metadata?: Record<string, unknown> } = {}): Promise<tf.io.ModelArtifacts> {
     this.checkAlive();
     const includeOptimizer = options.includeOptimizer ?? true;
     const tensors: tf.NamedTensorMap = {};
@@ -446,8 +466,7 @@ export class PPO {
           }
         }
       }
-      return await saveNamedTensors(
-        target,
+      return await namedTensorsToArtifacts(
         PPO_FORMAT,
         {
           config: { ...this.config },
@@ -456,6 +475,7 @@ export class PPO {
           numUpdates: this.numUpdates,
           optimizerIterations: includeOptimizer ? iterations : null,
           learningRates: { actor: this.actorOptimizer.learningRate, critic: this.criticOptimizer.learningRate },
+          metadata: options.metadata ?? null,
         },
         tensors,
       );
@@ -465,18 +485,23 @@ export class PPO {
   }
 
   /**
-   * Rebuilds a trainer from what {@link PPO.save} wrote (a new object; it does not update one
-   * in place). The trainer owns the loaded networks.
+   * Saves what {@link PPO.toArtifacts} gives through a `tf.io` handler (or registered URL), in
+   * one `save` call.
+   */
+  async save(target: IOTarget, options: { includeOptimizer?: boolean; metadata?: Record<string, unknown> } = {}): Promise<tf.io.SaveResult> {
+    return saveArtifacts(target, await this.toArtifacts(options));
+  }
+
+  /**
+   * Rebuilds a trainer from {@link PPO.toArtifacts} (a new object; it does not update one in
+   * place). The trainer owns the loaded networks.
    * @param options.dim the features' d: a policy saved for another d is an error.
    * @param options.config overrides of the saved config (e.g. a new `seed`).
-   * @throws ShapeError when the saved d differs from `options.dim`; DataError on a file that is
-   *   not a saved PPO.
+   * @throws ShapeError when the saved d differs from `options.dim`; DataError on an artifact
+   *   that is not a saved PPO.
    */
-  static async load(
-    target: IOTarget,
-    options: { env?: ZoomEnv | ZoomEnvProvider; logger?: Logger; config?: Partial<PpoConfig>; dim?: number } = {},
-  ): Promise<PPO> {
-    const { description, tensors } = await loadNamedTensors(target, PPO_FORMAT);
+  static async fromArtifacts(artifacts: tf.io.ModelArtifacts, options: PpoLoadOptions = {}): Promise<PPO> {
+    const { description, tensors } = artifactsToNamedTensors(artifacts, PPO_FORMAT);
     let model: ActorCritic | null = null;
     try {
       const acConfig = description.actorCritic as ActorCriticConfig;
@@ -494,6 +519,7 @@ export class PPO {
       ppo.ownsModel = true;
       ppo.numTimesteps = Number(description.numTimesteps ?? 0);
       ppo.numUpdates = Number(description.numUpdates ?? 0);
+      ppo.metadata = (description.metadata as Record<string, unknown> | null) ?? null;
       const iterations = description.optimizerIterations as Record<string, number> | null;
       if (iterations) {
         for (const [which, opt] of [['actor', ppo.actorOptimizer], ['critic', ppo.criticOptimizer]] as const) {
@@ -520,6 +546,13 @@ export class PPO {
     } finally {
       tf.dispose(Object.values(tensors));
     }
+  }
+
+  /**
+   * Rebuilds a trainer from what {@link PPO.save} wrote (see {@link PPO.fromArtifacts}).
+   */
+  static async load(target: IOTarget, options: PpoLoadOptions = {}): Promise<PPO> {
+    return PPO.fromArtifacts(await loadArtifacts(target), options);
   }
 
   /** Frees the optimisers' state and, when the trainer created them, the networks. */

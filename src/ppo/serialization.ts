@@ -33,42 +33,28 @@ function loadHandlerFor(target: IOTarget): tf.io.IOHandler {
 }
 
 /**
- * Encodes `tensors` and `description` into one artifact and hands it to the handler in a
- * single `save` call (a handler that writes to a temporary name and renames never leaves a
- * half-written file).
- * @param format a tag checked by {@link loadNamedTensors}.
+ * Encodes `tensors` and `description` into one `tf.io` artifact (`modelTopology` holds
+ * `{ format, ...description }`).
  * @internal
  */
-export async function saveNamedTensors(
-  target: IOTarget,
+export async function namedTensorsToArtifacts(
   format: string,
   description: Record<string, unknown>,
   tensors: tf.NamedTensorMap,
-): Promise<tf.io.SaveResult> {
-  const handler = saveHandlerFor(target);
-  if (!handler.save) throw new ValueError('Expected a tf.io handler with a save method.');
+): Promise<tf.io.ModelArtifacts> {
   const { data, specs } = await tf.io.encodeWeights(tensors);
-  return handler.save({
-    modelTopology: { format, ...description },
-    format,
-    generatedBy: 'sasha-wsi',
-    weightSpecs: specs,
-    weightData: data,
-  });
+  return { modelTopology: { format, ...description }, format, generatedBy: 'sasha-wsi', weightSpecs: specs, weightData: data };
 }
 
 /**
- * Loads what {@link saveNamedTensors} wrote. Tensors in the result belong to the caller.
+ * Decodes what {@link namedTensorsToArtifacts} encoded. Tensors in the result belong to the caller.
  * @throws DataError when the artifact is not of the expected format.
  * @internal
  */
-export async function loadNamedTensors(
-  target: IOTarget,
+export function artifactsToNamedTensors(
+  artifacts: tf.io.ModelArtifacts,
   format: string,
-): Promise<{ description: Record<string, unknown>; tensors: tf.NamedTensorMap }> {
-  const handler = loadHandlerFor(target);
-  if (!handler.load) throw new ValueError('Expected a tf.io handler with a load method.');
-  const artifacts = await handler.load();
+): { description: Record<string, unknown>; tensors: tf.NamedTensorMap } {
   const topology = artifacts.modelTopology as Record<string, unknown> | undefined;
   if (!topology || topology instanceof ArrayBuffer || topology.format !== format) {
     const got = topology && !(topology instanceof ArrayBuffer) ? String(topology.format) : 'no description';
@@ -79,4 +65,22 @@ export async function loadNamedTensors(
   }
   const tensors = tf.io.decodeWeights(tf.io.CompositeArrayBuffer.join(artifacts.weightData), artifacts.weightSpecs);
   return { description: topology, tensors };
+}
+
+/**
+ * Hands one artifact to the handler in a single `save` call (a handler that writes to a
+ * temporary name and renames never leaves a half-written file).
+ * @internal
+ */
+export async function saveArtifacts(target: IOTarget, artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+  const handler = saveHandlerFor(target);
+  if (!handler.save) throw new ValueError('Expected a tf.io handler with a save method.');
+  return handler.save(artifacts);
+}
+
+/** Loads one artifact through a handler or URL. @internal */
+export async function loadArtifacts(target: IOTarget): Promise<tf.io.ModelArtifacts> {
+  const handler = loadHandlerFor(target);
+  if (!handler.load) throw new ValueError('Expected a tf.io handler with a load method.');
+  return handler.load();
 }

@@ -62,9 +62,13 @@ describe('trainHafed', () => {
     expect(history).toHaveLength(12);
     expect(history[11].loss).toBeLessThan(history[0].loss);
     expect(best.val!.accuracy).toBeGreaterThanOrEqual(0.875);
-    // best = the first epoch with the highest F1 + AUC
+    // best = the highest F1 + AUC; among tied epochs the lowest validation cross-entropy
     const scores = history.map((h) => h.score!);
-    expect(best.epoch).toBe(scores.indexOf(Math.max(...scores)));
+    const top = Math.max(...scores);
+    const tied = history.filter((h) => h.score === top);
+    const expected = tied.reduce((a, b) => (b.valLoss! < a.valLoss! ? b : a));
+    expect(best.epoch).toBe(expected.epoch);
+    expect(best.valLoss).toBe(expected.valLoss);
     // the returned model holds the best epoch's weights
     const { metrics } = await evaluateHafed(model, val);
     expect(metrics.f1 + metrics.auc).toBeCloseTo(best.score, 6);
@@ -75,6 +79,19 @@ describe('trainHafed', () => {
     model.dispose();
     train.dispose();
     val.dispose();
+  });
+
+  it("keeps the earliest of tied epochs with selectionTieBreak 'earliest' (the reference rule)", async () => {
+    const train = new InMemoryDataset(makeBags(1, 16, 't'));
+    const val = new InMemoryDataset(makeBags(2, 8, 'v'));
+    const { model, history, best } = await trainHafed({ train, val, model: MODEL, config: { epochs: 5, lr: 5e-3, selectionTieBreak: 'earliest' }, seed: 3 });
+    const scores = history.map((h) => h.score!);
+    expect(best.epoch).toBe(scores.indexOf(Math.max(...scores)));
+    // the validation loss is the mean -log p(label) of the validation predictions
+    const preds = await predictHafed(model, val);
+    const loss = preds.reduce((s, p) => s - Math.log(p.probs[p.label]), 0) / preds.length;
+    expect(history[best.epoch].valLoss).toBeCloseTo(loss, 5);
+    model.dispose();
   });
 
   it("trains stage 2 on Z alone with input 'lowRes'", async () => {
@@ -141,6 +158,9 @@ describe('trainHafed', () => {
     await expect(
       trainHafed({ train: new InMemoryDataset(makeBags(6, 4, 't')), model: { ...MODEL, numBranches2: 2 }, config: { epochs: 2 }, checkpoint: store, resume: true }),
     ).rejects.toThrow(/different HAFED config/);
+    await expect(
+      trainHafed({ train: new InMemoryDataset(makeBags(6, 5, 't')), model: MODEL, config: { epochs: 2 }, checkpoint: store, resume: true }),
+    ).rejects.toThrow(/another training set/);
   });
 
   describe('bad input: clear errors, no checkpoint written', () => {

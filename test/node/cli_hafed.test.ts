@@ -102,7 +102,7 @@ describe('sasha train hafed / sasha eval --budget 1', () => {
     expect(wrongD.code).toBe(2);
     expect(wrongD.stderr).toMatch(/trained on features with d = 16, k = 16, but .* has d = 32/);
     const budget = await sasha('eval', '--model', model, '--budget', '0.2');
-    expect(budget.stderr).toMatch(/needs a trained zoom policy/);
+    expect(budget.stderr).toMatch(/holds no f_S; run 'sasha train tsu/);
     const notModel = await sasha('eval', '--model', tmp());
     expect(notModel.stderr).toMatch(/is not a model directory: sasha.json is missing/);
   });

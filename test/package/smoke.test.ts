@@ -29,4 +29,16 @@ describe('built package', () => {
     const out = run('cjs', "const { initBackend, matMul, tf } = require('sasha-wsi'); initBackend().then((b) => { const y = matMul(tf.ones([1,2]), tf.ones([2,1])); console.log(b, y.dataSync()[0]); });");
     expect(out).toBe('wasm 2');
   });
+
+  it('loads the Node entry from ESM and CJS, and the CLI runs', () => {
+    const esm = run('esm', "const n = await import('sasha-wsi/node'); console.log(typeof n.H5FeatureDataset, typeof n.openSlide);");
+    expect(esm).toBe('function function');
+    const cjs = run('cjs', "const n = require('sasha-wsi/node'); console.log(typeof n.H5FeatureDataset, typeof n.openSlide);");
+    expect(cjs).toBe('function function');
+    const help = execFileSync(process.execPath, ['dist/node/cli/main.js', '--help'], { cwd: root, encoding: 'utf8' });
+    expect(help).toMatch(/train hafed/);
+    for (const f of ['dist/node/slide_worker.js', 'dist/node/slide_worker.cjs', 'dist/hafed/index.js', 'dist/ppo/index.cjs']) {
+      expect(existsSync(root + f), f).toBe(true);
+    }
+  });
 });

@@ -9,6 +9,15 @@ import { extractCommand } from './extract.js';
 import { tileCommand } from './tile.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand } from './train_tsu.js';
+import { trainAllCommand, trainPolicyCommand } from './train_sasha.js';
 
 /** Every command, by name (`'train hafed'`, `'eval'`, ...). */
-export const COMMANDS: readonly CommandSpec[] = [tileCommand, extractCommand, trainHafedCommand, trainTsuCommand, evalCommand];
+export const COMMANDS: readonly CommandSpec[] = [
+  tileCommand,
+  extractCommand,
+  trainHafedCommand,
+  trainTsuCommand,
+  trainPolicyCommand,
+  trainAllCommand,
+  evalCommand,
+];

@@ -4,7 +4,8 @@
  * `seconds`, ...).
  *
  * With `--budget 1` the model reads every high-resolution patch (HAFED, the upper bound of
- * SASHA). Budgets below 1 need the zoom policy of the SASHA pipeline.
+ * SASHA). Below 1, a zoom policy (`--policy`) chooses the patches and f_S (`--update tsu`) or
+ * the global update rewrites the state (`eval_sasha.ts`).
  *
  * @packageDocumentation
  */
@@ -17,6 +18,7 @@ import { fileIO, writeFileAtomic } from '../io/file_io.js';
 import { readModelManifest } from '../model_dir.js';
 import { numberFlag, requireString, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
+import { evalAtBudget } from './eval_sasha.js';
 
 /** `sasha eval`. */
 export const evalCommand: CommandSpec = {
@@ -29,7 +31,8 @@ export const evalCommand: CommandSpec = {
     split: { type: 'string', help: 'split file (default: the one the model was trained with)' },
     subset: { type: 'string', help: "which subset to evaluate: 'train', 'val' or 'test'", default: 'test' },
     budget: { type: 'string', help: 'fraction of high-res patches read; 1 = all (HAFED)', default: '1' },
-    policy: { type: 'string', help: "zoom policy for budgets < 1: 'learned', 'random', 'top-attention'", default: 'learned' },
+    policy: { type: 'string', help: "zoom policy for budgets < 1: 'learned', 'random', 'top-attention', 'greedy-attention'", default: 'learned' },
+    seed: { type: 'string', help: 'seed of the random policy', default: '0' },
     update: { type: 'string', help: "state update for budgets < 1: 'tsu' or 'global'", default: 'tsu' },
     predictions: { type: 'string', help: 'also write per-slide predictions to this CSV file' },
   },
@@ -38,14 +41,9 @@ export const evalCommand: CommandSpec = {
     const dir = path.resolve(requireString(args, 'model', cmd));
     const manifest = readModelManifest(dir);
     const budget = numberFlag(args, 'budget', 1, { min: 0, minExclusive: true, max: 1 });
-    if (budget < 1) {
-      throw new ValueError(
-        `--budget ${budget} reads only part of the high-res patches and needs a trained zoom policy ` +
-          `('sasha train policy --model ${dir} --budget ${budget}'); this command evaluates --budget 1 (HAFED on all patches).`,
-      );
-    }
     const subset = (args.values.subset ?? 'test') as SplitSubset;
     if (!['train', 'val', 'test'].includes(subset)) throw new ValueError(`Expected --subset to be 'train', 'val' or 'test', but got '${String(subset)}'.`);
+    if (budget < 1) return evalAtBudget(dir, args, io, budget, subset);
     if (!manifest.hafed) throw new DataError(`The model directory '${dir}' holds no HAFED; train one with 'sasha train hafed --out ${dir}'.`);
     const flag = (name: string) => {
       const v = args.values[name];

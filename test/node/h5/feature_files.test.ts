@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,16 @@ import {
 } from '../../../src/node/index.js';
 import { generateSyntheticCohort, SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticCohort } from '../../../src/wsi/index.js';
 import { expectNoLeak } from '../../helpers.js';
+
+/** A fresh temporary directory, removed after the file's tests. */
+const madeDirs: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
+}
+afterAll(() => madeDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 
 const tiny = SYNTHETIC_PRESETS.tiny;
 
@@ -31,7 +41,7 @@ describe('synthetic cohort written and read back', () => {
   let files: SyntheticCohortFiles;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sasha-h5-'));
+    dir = tempDir('sasha-h5-');
     cohort = generateSyntheticCohort(tiny);
     files = await writeSyntheticCohortFiles(dir, cohort);
   });
@@ -84,7 +94,7 @@ describe('synthetic cohort written and read back', () => {
   });
 
   it('writes the same bytes from the lazy dataset as from the in-memory cohort', async () => {
-    const lazyDir = mkdtempSync(join(tmpdir(), 'sasha-h5-lazy-'));
+    const lazyDir = tempDir('sasha-h5-lazy-');
     const lazy = await writeSyntheticCohortFiles(lazyDir, new SyntheticDataset(tiny));
     const a = await H5FeatureDataset.open(files);
     const b = await H5FeatureDataset.open(lazy);
@@ -105,7 +115,7 @@ describe('synthetic cohort written and read back', () => {
   });
 
   it('round-trips V as float32 and float32 feat when asked', async () => {
-    const d2 = mkdtempSync(join(tmpdir(), 'sasha-h5-v-'));
+    const d2 = tempDir('sasha-h5-v-');
     const bags: SlideBag[] = [0, 1].map((s) => ({
       id: `s${s}`,
       label: s,
@@ -141,7 +151,7 @@ describe('bad input gets a clear DataError', () => {
   let files: SyntheticCohortFiles;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sasha-h5-bad-'));
+    dir = tempDir('sasha-h5-bad-');
     cohort = generateSyntheticCohort({ ...tiny, numSlides: 4 });
     files = await writeSyntheticCohortFiles(dir, cohort);
   });
@@ -215,7 +225,7 @@ describe('bad input gets a clear DataError', () => {
   });
 
   it('a failed write leaves no file behind, not even a temporary one', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'sasha-h5-atomic-'));
+    const out = tempDir('sasha-h5-atomic-');
     // The second slide has no high-res features: the write fails after the first slide.
     const bags: SlideBag[] = [
       { ...cohort.bags[0] },
@@ -235,7 +245,7 @@ describe('bad input gets a clear DataError', () => {
 
 describe('H5Writer float16 datasets', () => {
   it('stores halves exactly, odd element counts included, and rejects bad shapes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sasha-h5w-'));
+    const dir = tempDir('sasha-h5w-');
     const path = join(dir, 'half.h5');
     const w = await H5Writer.create(path);
     // 0, -0, 1, 65504, smallest subnormal, infinity, and a rounding case (1 + 2^-11 -> 1).
@@ -269,7 +279,7 @@ describe('H5Writer float16 datasets', () => {
   })();
 
   it.runIf(hasH5py)('writes files that h5py reads as float16 with the same bits (runs where h5py is installed)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sasha-h5py-'));
+    const dir = tempDir('sasha-h5py-');
     const cohort = generateSyntheticCohort({ ...tiny, numSlides: 3 });
     try {
       const files = await writeSyntheticCohortFiles(dir, cohort);

@@ -1,12 +1,22 @@
 // Reads files written by h5py (test/fixtures/make_h5_fixtures.py): the reference code's layout
 // with float16 `feat` and int64 `label` attributes, and CLAM's chunked per-slide files.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { disposeBag, roundToFloat16 } from '../../../src/core/index.js';
 import { ClamFeatureDataset, H5FeatureDataset, readLabelCsv, readSplitFile } from '../../../src/node/index.js';
 import { expectNoLeak } from '../../helpers.js';
+
+/** A fresh temporary directory, removed after the file's tests. */
+const madeDirs: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
+}
+afterAll(() => madeDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 
 const dir = new URL('../../fixtures/h5/', import.meta.url).pathname;
 const SLIDES = [
@@ -68,7 +78,7 @@ describe('h5py-written reference files', () => {
   });
 
   it('reads the reference split JSON (file extensions stripped)', () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'sasha-split-'));
+    const tmp = tempDir('sasha-split-');
     const path = join(tmp, 'split_1.json');
     writeFileSync(path, JSON.stringify({ train_names: ['normal_001.tif', 'tumor_002.tif'], val_names: [], test_names: ['test_003'] }));
     expect(readSplitFile(path, { ids: ['normal_001', 'tumor_002', 'test_003'] })).toEqual({
@@ -85,7 +95,7 @@ describe('h5py-written reference files', () => {
 
 describe('CLAM per-slide feature files', () => {
   it('reads features and coords from h5_files/<id>.h5, labels from a CSV', async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'sasha-clam-'));
+    const tmp = tempDir('sasha-clam-');
     const csv = join(tmp, 'labels.csv');
     writeFileSync(csv, 'case_id,slide_id,label\np1,normal_001,normal_tissue\np2,tumor_002,tumor_tissue\np3,test_003.tif,tumor_tissue\n');
     const labels = readLabelCsv(csv, { labelMap: { normal_tissue: 0, tumor_tissue: 1 } });

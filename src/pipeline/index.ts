@@ -1,0 +1,12 @@
+/**
+ * The SASHA pipeline: V on demand, the staged training recipe (HAFED, f_S, the zoom policy),
+ * the policy stage with model selection, evaluation of any zoom policy at a budget, and the
+ * model bundle.
+ *
+ * @packageDocumentation
+ */
+export * from './aggregated.js';
+export * from './evaluate_sasha.js';
+export * from './train_policy.js';
+export * from './train_sasha.js';
+export * from './sasha_model.js';

@@ -1,0 +1,170 @@
+/**
+ * A trained SASHA model as one bundle: HAFED (stage 1 aggregates zoomed patches, stage 2
+ * classifies), the f_S network of the targeted state update, the zoom policy, and the settings
+ * they were trained with (budget f, tau, update rule).
+ *
+ * @packageDocumentation
+ */
+import { tf } from '../core/tf.js';
+import { DataError, ShapeError, StateError, assert } from '../core/errors.js';
+import type { CheckpointStore } from '../hafed/checkpoint.js';
+import { Hafed } from '../hafed/hafed.js';
+import { resolveWsiEnvConfig, type WsiEnvConfig } from '../mdp/index.js';
+import { ActorCritic } from '../ppo/index.js';
+import { StateMlp } from '../tsu/index.js';
+
+/** Format tag of the bundle's description. */
+export const SASHA_MODEL_FORMAT = 'sasha-wsi/model';
+/** Layout version of a saved bundle; a newer one is refused with a clear error. */
+export const SASHA_MODEL_FORMAT_VERSION = 1;
+
+/** What a saved bundle records besides the weights. @category Pipeline */
+export interface SashaModelInfo {
+  /** d, the feature width. */
+  dim: number;
+  /** k, sub-patches per patch. */
+  k: number;
+  /** C, the number of classes. */
+  numClasses: number;
+  /** The environment settings the policy was trained with (budget f, tau, rewriteOnce, update). */
+  env: WsiEnvConfig;
+  /** Which parts the bundle holds. */
+  parts: { hafed: boolean; tsu: boolean; policy: boolean };
+  /** Free JSON (data paths, training summaries). */
+  extra: Record<string, unknown>;
+}
+
+/**
+ * HAFED, f_S and the zoom policy together. Parts may be missing while training is staged
+ * (after `train hafed` only HAFED exists). The bundle owns its models: {@link SashaModel.dispose}.
+ *
+ * Stored in a {@link CheckpointStore} under the names `'hafed'`, `'tsu'`, `'policy'` and
+ * `'sasha'` (the description, written last); in Node `sashaModelStore(dir)` maps them to a
+ * directory with `sasha.json`.
+ * @example
+ * ```ts
+ * const model = new SashaModel({ hafed, fS, policy, env: { budget: 0.2 } });
+ * await model.save(store);
+ * const again = await SashaModel.load(store, { dim: 384 });
+ * ```
+ * @category Pipeline
+ */
+export class SashaModel {
+  hafed: Hafed | null;
+  fS: StateMlp | null;
+  policy: ActorCritic | null;
+  /** The environment settings (resolved). */
+  env: Readonly<WsiEnvConfig>;
+  /** Free JSON saved with the bundle. */
+  extra: Record<string, unknown>;
+  private disposed = false;
+
+  constructor(parts: { hafed?: Hafed | null; fS?: StateMlp | null; policy?: ActorCritic | null; env?: Partial<WsiEnvConfig>; extra?: Record<string, unknown> }) {
+    this.hafed = parts.hafed ?? null;
+    this.fS = parts.fS ?? null;
+    this.policy = parts.policy ?? null;
+    this.env = resolveWsiEnvConfig(parts.env);
+    this.extra = parts.extra ?? {};
+    const d = this.hafed?.dim;
+    if (d !== undefined && this.fS && this.fS.dim !== d) throw new ShapeError(`Expected f_S of width ${d} (HAFED's), but got ${this.fS.dim}.`);
+    if (d !== undefined && this.policy && this.policy.config.dim !== d) {
+      throw new ShapeError(`Expected a policy of width ${d} (HAFED's), but got ${this.policy.config.dim}.`);
+    }
+  }
+
+  /** The description saved as `'sasha'`. */
+  info(): SashaModelInfo {
+    this.checkAlive();
+    const h = this.hafed;
+    if (!h) throw new StateError('The model has no HAFED yet; train it first (sasha train hafed).');
+    return {
+      dim: h.dim,
+      k: h.config.k,
+      numClasses: h.config.numClasses,
+      env: { ...this.env },
+      parts: { hafed: true, tsu: this.fS !== null, policy: this.policy !== null },
+      extra: this.extra,
+    };
+  }
+
+  /** Requires HAFED, f_S (unless the update is `'none'`) and the policy. @internal */
+  requireParts(...names: ('hafed' | 'tsu' | 'policy')[]): void {
+    const fix: Record<string, string> = { hafed: 'sasha train hafed', tsu: 'sasha train tsu', policy: 'sasha train policy' };
+    for (const n of names) {
+      const have = n === 'hafed' ? this.hafed : n === 'tsu' ? this.fS : this.policy;
+      if (!have) throw new StateError(`The model has no ${n === 'tsu' ? 'TSU (f_S)' : n === 'hafed' ? 'HAFED' : 'policy'} yet; run '${fix[n]}' first.`);
+    }
+  }
+
+  /**
+   * Writes every part present, then the description `'sasha'` last (a reader that finds the
+   * description finds the parts it lists).
+   */
+  async save(store: CheckpointStore): Promise<void> {
+    const info = this.info();
+    if (this.hafed) await store.save('hafed', await this.hafed.toArtifacts());
+    if (this.fS) await store.save('tsu', await this.fS.toArtifacts());
+    if (this.policy) await store.save('policy', await this.policy.toArtifacts());
+    await store.save('sasha', {
+      modelTopology: { format: SASHA_MODEL_FORMAT, formatVersion: SASHA_MODEL_FORMAT_VERSION, ...info },
+      format: SASHA_MODEL_FORMAT,
+      generatedBy: 'sasha-wsi',
+    });
+  }
+
+  /** Reads the description of a saved bundle (null when the store has none). */
+  static async readInfo(store: CheckpointStore): Promise<SashaModelInfo | null> {
+    const a = await store.load('sasha');
+    if (!a) return null;
+    const t = a.modelTopology as (SashaModelInfo & { format?: string; formatVersion?: number }) | undefined;
+    if (!t || t.format !== SASHA_MODEL_FORMAT) throw new DataError(`Expected a SASHA model description (format '${SASHA_MODEL_FORMAT}'), but got '${String(t?.format)}'.`);
+    if (typeof t.formatVersion !== 'number' || t.formatVersion > SASHA_MODEL_FORMAT_VERSION) {
+      throw new DataError(`This SASHA model was saved in layout version ${t.formatVersion}; this library reads up to ${SASHA_MODEL_FORMAT_VERSION}. Upgrade sasha-wsi.`);
+    }
+    return { dim: t.dim, k: t.k, numClasses: t.numClasses, env: t.env, parts: t.parts, extra: t.extra ?? {} };
+  }
+
+  /**
+   * Loads a bundle written by {@link SashaModel.save}.
+   * @param expect the data's d and k: a bundle for other widths is an error naming both.
+   * @throws DataError when the store holds no bundle; ShapeError on a d or k mismatch.
+   */
+  static async load(store: CheckpointStore, expect: { dim?: number; k?: number } = {}): Promise<SashaModel> {
+    const info = await SashaModel.readInfo(store);
+    if (!info) throw new DataError('No SASHA model here (no description). Point to a directory written by sasha train.');
+    if (expect.dim !== undefined && expect.dim !== info.dim) {
+      throw new ShapeError(`Expected a model for features of width d = ${expect.dim}, but this model was trained with d = ${info.dim}.`);
+    }
+    if (expect.k !== undefined && expect.k !== info.k) {
+      throw new ShapeError(`Expected a model for k = ${expect.k} sub-patches per patch, but this model was trained with k = ${info.k}.`);
+    }
+    const part = async <T>(name: string, present: boolean, make: (a: tf.io.ModelArtifacts) => T): Promise<T | null> => {
+      if (!present) return null;
+      const a = await store.load(name);
+      if (!a) throw new DataError(`The SASHA model lists '${name}' but it is missing; the directory is incomplete.`);
+      return make(a);
+    };
+    const hafed = await part('hafed', info.parts.hafed, (a) => Hafed.fromArtifacts(a));
+    try {
+      const fS = await part('tsu', info.parts.tsu, (a) => StateMlp.fromArtifacts(a));
+      const policy = await part('policy', info.parts.policy, (a) => ActorCritic.fromArtifacts(a, { dim: info.dim }));
+      return new SashaModel({ hafed, fS, policy, env: info.env, extra: info.extra });
+    } catch (e) {
+      hafed?.dispose();
+      throw e;
+    }
+  }
+
+  /** Frees every model of the bundle. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.hafed?.dispose();
+    this.fS?.dispose();
+    this.policy?.dispose();
+  }
+
+  private checkAlive(): void {
+    assert(!this.disposed, () => 'This SashaModel was disposed.', StateError);
+  }
+}
