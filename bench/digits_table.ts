@@ -18,7 +18,7 @@
  * interrupted run can be resumed with the same command.
  *
  * Run: `nice -n 10 npx tsx bench/digits_table.ts [--dir bench/out/digits] [--slides 120]
- *   [--min-patches 100] [--max-patches 500] [--seeds 0,1,2] [--hafed-epochs 20] [--tsu-epochs 200]
+ *   [--min-patches 100] [--max-patches 500] [--seeds 0,1,2] [--hafed-epochs 30] [--hafed-lr 2e-3] [--tsu-epochs 200]
  *   [--policy-epochs 10] [--policy-lr 1e-4] [--no-record]`
  */
 import { spawn } from 'node:child_process';
@@ -44,7 +44,8 @@ const numSlides = Number(arg('slides', '120'));
 const minPatches = Number(arg('min-patches', '100'));
 const maxPatches = Number(arg('max-patches', '500'));
 const seeds = arg('seeds', '0,1,2').split(',').map(Number);
-const hafedEpochs = arg('hafed-epochs', '20');
+const hafedEpochs = arg('hafed-epochs', '30');
+const hafedLr = arg('hafed-lr', '2e-3');
 const tsuEpochs = arg('tsu-epochs', '200');
 const policyEpochs = arg('policy-epochs', '10');
 const policyLr = arg('policy-lr', '1e-4');
@@ -212,7 +213,10 @@ async function main(): Promise<void> {
     await stage(`seed ${seed}: sasha train hafed`, hasHafed, () =>
       hasHafed
         ? Promise.resolve({})
-        : sasha(['train', 'hafed', '--lr-h5', lrH5, '--hr-h5', hrH5, '--split', files.split, '--out', model, '--seed', String(seed), '--epochs', hafedEpochs], `seed ${seed} hafed`),
+        : sasha(
+            ['train', 'hafed', '--lr-h5', lrH5, '--hr-h5', hrH5, '--split', files.split, '--out', model, '--seed', String(seed), '--epochs', hafedEpochs, '--lr', hafedLr],
+            `seed ${seed} hafed`,
+          ),
     );
     const hasTsu = Boolean(manifest().tsu);
     await stage(`seed ${seed}: sasha train tsu`, hasTsu, () =>
@@ -234,7 +238,7 @@ async function main(): Promise<void> {
       trainedZ
         ? Promise.resolve({})
         : sasha(
-            ['train', 'hafed', '--input', 'lowRes', '--lr-h5', lrH5, '--split', files.split, '--out', zModel, '--seed', String(seed), '--epochs', hafedEpochs],
+            ['train', 'hafed', '--input', 'lowRes', '--lr-h5', lrH5, '--split', files.split, '--out', zModel, '--seed', String(seed), '--epochs', hafedEpochs, '--lr', hafedLr],
             `seed ${seed} Z only`,
           ),
     );
@@ -288,7 +292,7 @@ async function main(): Promise<void> {
       `Low-res pixel classifier on the kept 9s and 4s (test pool): ${summary.lookalikes.test.lowResAccuracyKept.toFixed(3)}.`,
     `Encoder: d = ${encoder.dim}, trained apart on its own digits; 10-digit accuracy ${encoder.digitAccuracy.toFixed(3)}, ` +
       `9 vs 4 at high res ${encoder.tumourVsMimicHighRes.toFixed(3)}, at low res ${encoder.tumourVsMimicLowRes.toFixed(3)} (unseen digits).`,
-    `Training per seed: HAFED ${hafedEpochs} epochs, f_S ${tsuEpochs} epochs, PPO ${policyEpochs} epochs with lr ${policyLr} (actor and critic), ` +
+    `Training per seed: HAFED ${hafedEpochs} epochs with peak lr ${hafedLr} (also the Z-only classifier), f_S ${tsuEpochs} epochs, PPO ${policyEpochs} epochs with lr ${policyLr} (actor and critic), ` +
       `otherwise the CLI defaults (CAMELYON16 column, tau 0.95, each row rewritten at most once). Seeds ${seeds.join(', ')}.`,
     'Mean ± std over seeds (population std); "x HAFED" is the mean accuracy over the mean HAFED-100% accuracy.',
     '',
