@@ -9,10 +9,10 @@
  * - reading only: the same batches read with no encoder.
  * The ratio end-to-end / encoder-only shows how much of the reading is hidden behind encoding
  * (target <= 1.15); it is taken per repetition against the encoder-only runs just before and
- * after, then the median is reported. The JPEG decoder is libjpeg-turbo through sharp unless
- * `--decoder geotiff`.
+ * after, then the median is reported. The JPEG decoder is openSlide's default (`auto`: libjpeg-turbo
+ * in WebAssembly in the worker, sharp on the main thread) unless `--decoder` names one.
  *
- * Run: npx tsx bench/extraction.ts [--size 8192x6144] [--reps 3] [--decoder sharp|geotiff] [--input 224]
+ * Run: npx tsx bench/extraction.ts [--size 8192x6144] [--reps 3] [--decoder auto|wasm|sharp|geotiff] [--input 224]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -20,9 +20,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf } from '../src/core/index.js';
 import {
+  batchStarts,
   builtinEncoder,
   extractFeatures,
   planFromTiling,
+  resolveExtractConfig,
   tileSlide,
   type ExtractionPlan,
   type PatchEncoder,
@@ -37,7 +39,7 @@ const { values } = parseArgs({
   options: {
     size: { type: 'string', default: '8192x6144' },
     reps: { type: 'string', default: '3' },
-    decoder: { type: 'string', default: 'sharp' },
+    decoder: { type: 'string', default: 'auto' },
     input: { type: 'string', default: '224' },
     'batch-size': { type: 'string', default: '32' },
     'no-write': { type: 'boolean', default: false },
@@ -77,8 +79,10 @@ try {
     const per = 1 + k;
     const size = p.patchSize;
     const out: Uint8Array[] = [];
-    for (let start = 0; start < images; start += batchSize) {
-      const count = Math.min(batchSize, images - start);
+    const starts = batchStarts(images, resolveExtractConfig({ batchSize }));
+    for (let b = 0; b + 1 < starts.length; b++) {
+      const start = starts[b];
+      const count = starts[b + 1] - start;
       const buf = new Uint8Array(count * size * size * 3);
       await Promise.all(
         Array.from({ length: count }, async (_, t) => {
@@ -176,7 +180,7 @@ try {
   const body = [
     `Synthetic ${W} x ${H} slide (JPEG q90, 256-pixel tiles, 2x pyramid), low-res level 1 and high-res level 0 (r = 2, k = ${k}), ` +
       `256-pixel patches: N = ${N} low-res patches and ${N * k} sub-patches (${images} encoded). Built-in CNN (d = ${encoder.dim}, ` +
-      `input ${inputSize}, random weights), batch ${batchSize}, JPEG decoder \`${decoder}\`. Median of ${reps} runs; OS page cache warm. ` +
+      `input ${inputSize}, random weights), batches of ${batchSize} after a first batch of ${resolveExtractConfig({}).firstBatchSize} (doubling), JPEG decoder \`${decoder}\`. Median of ${reps} runs; OS page cache warm. ` +
       `Machine load average (1 min) ${loadStart.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end, on ${cpus().length} cores: ` +
       'hiding the reading needs a core the encoder does not use.',
     '',
@@ -189,7 +193,7 @@ try {
   process.stdout.write(body + '\n');
   if (!values['no-write']) {
     const cmd = `npx tsx bench/extraction.ts --size ${W}x${H} --reps ${reps} --decoder ${decoder} --input ${inputSize} --batch-size ${batchSize}`;
-    writeResults(decoder === 'sharp' ? 'extraction' : `extraction-${decoder}`, `Feature extraction speed (${decoder} JPEG decoder)`, cmd, backend, body);
+    writeResults(decoder === 'auto' ? 'extraction' : `extraction-${decoder}`, `Feature extraction speed (${decoder} JPEG decoder)`, cmd, backend, body);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

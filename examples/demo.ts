@@ -9,8 +9,12 @@
  * 3. Prints test accuracy / AUC / F1 of HAFED on every high-res patch (100%), of SASHA zooming
  *    into 20% of the patches, and of a random 20% zoom, side by side.
  *
- * It takes a few minutes. The policy uses a larger learning rate than the reference (1e-4
- * instead of 1e-5) because the cohort is small; everything else is the reference's recipe.
+ * It takes a few minutes. Two settings differ from the reference because the cohort is small:
+ * HAFED's peak learning rate (2e-3 instead of 4.14e-4, over 30 epochs) and the policy's (1e-4
+ * instead of 1e-5); everything else is the reference's recipe. `bench/sasha_synthetic.ts` runs
+ * the same recipe on larger cohorts of the same preset (96 training and 120 test slides, three
+ * seeds; table in bench/RESULTS.md): with only 36 training slides, as here, HAFED's training
+ * depends on the seed, and SASHA can only be as good as its HAFED.
  *
  * Run: npm run demo
  */
@@ -31,7 +35,8 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const backend = await initBackend();
   const seconds = () => ((performance.now() - t0) / 1000).toFixed(0);
-  const dataset = new SyntheticDataset({ ...SYNTHETIC_PRESETS.small, seed: 1 });
+  const seed = 0;
+  const dataset = new SyntheticDataset({ ...SYNTHETIC_PRESETS.small, seed });
   const { split } = dataset;
   console.log(
     `sasha-wsi demo on tfjs-${backend}: ${dataset.ids.length} synthetic slides (train ${split.train.length}, val ${split.val.length}, test ${split.test.length}), d = ${dataset.dim}, k = ${dataset.k}.`,
@@ -40,13 +45,13 @@ async function main(): Promise<void> {
   const { model, withV } = await trainSasha({
     dataset,
     split,
-    seed: 1,
+    seed,
     config: {
-      hafedTrain: { epochs: 30 },
+      hafedTrain: { epochs: 30, lr: 2e-3 },
       tsu: { epochs: 200 },
       env: { budget: 0.2 },
       ppo: { actorLearningRate: 1e-4, criticLearningRate: 1e-4 },
-      policyEpochs: 8,
+      policyEpochs: 15,
     },
     onProgress: bars.onProgress,
   });
@@ -57,7 +62,7 @@ async function main(): Promise<void> {
   const rows: [string, SashaEvaluation][] = [
     ['HAFED-100% (every high-res patch)', await evaluateFullResolution({ classifier, dataset: withV, ids: split.test })],
     ['SASHA-0.2 (learned zooming)', await evaluateSasha({ classifier, fS: model.fS, policy: new ActorCriticPolicy(model.policy!), dataset: withV, ids: split.test, env })],
-    ['random-0.2 (random zooming)', await evaluateSasha({ classifier, fS: model.fS, policy: new RandomPolicy({ seed: 1 }), dataset: withV, ids: split.test, env })],
+    ['random-0.2 (random zooming)', await evaluateSasha({ classifier, fS: model.fS, policy: new RandomPolicy({ seed }), dataset: withV, ids: split.test, env })],
   ];
   console.log('');
   console.log(`${'method'.padEnd(36)} accuracy    AUC     F1`);

@@ -6,6 +6,7 @@
  * 1. File io (model artifacts in directories, file:// URLs, checkpoint directories).
  * 2. HDF5 feature files.
  * 3. Slides: opening TIFF / SVS files, synthetic slides, encoders from disk, feature sinks.
+ * 4. Inference: loading a trained SASHA model, heatmap PNGs.
  *
  * @packageDocumentation
  */
@@ -22,6 +23,7 @@ export * from './h5/index.js';
 
 // Slides
 export * from './open_slide.js';
+export * from './jpeg_wasm.js';
 export * from './worker_slide_source.js';
 export * from './synthetic_slide.js';
 export * from './encoder_loader.js';
@@ -29,5 +31,9 @@ export * from './feature_sink.js';
 
 // Digit slides (MNIST digits as pyramidal TIFF cohorts)
 export * from './digit_slides.js';
+
+// Inference: trained models from disk, heatmap PNGs
+export * from './load_model.js';
+export * from './heatmap.js';
 
 registerFileRouter();

@@ -1,11 +1,13 @@
 /**
  * The SASHA pipeline: V on demand, the staged training recipe (HAFED, f_S, the zoom policy),
  * the policy stage with model selection, evaluation of any zoom policy at a budget, and the
- * model bundle.
+ * model bundle, and inference on slides from their pixels (lazy zoom, heatmaps).
  *
  * @packageDocumentation
  */
 export * from './aggregated.js';
+export * from './analyze_slide.js';
+export * from './heatmap.js';
 export * from './evaluate_sasha.js';
 export * from './train_policy.js';
 export * from './train_sasha.js';

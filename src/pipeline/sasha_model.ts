@@ -12,6 +12,8 @@ import { Hafed } from '../hafed/hafed.js';
 import { resolveWsiEnvConfig, type WsiEnvConfig } from '../mdp/index.js';
 import { ActorCritic } from '../ppo/index.js';
 import { StateMlp } from '../tsu/index.js';
+import type { SlideSource } from '../wsi/slide_source.js';
+import { analyzeSlide, type AnalyzeSlideOptions, type SlideAnalysis } from './analyze_slide.js';
 
 /** Format tag of the bundle's description. */
 export const SASHA_MODEL_FORMAT = 'sasha-wsi/model';
@@ -153,6 +155,24 @@ export class SashaModel {
       hafed?.dispose();
       throw e;
     }
+  }
+
+  /**
+   * Analyses one slide from its pixels with lazy zoom (see {@link analyzeSlide}): only the k
+   * sub-patches of the T = ceil(f N) patches the policy picks are read at high resolution.
+   * @param source the slide; not closed.
+   * @param options the encoder the training features were extracted with, and settings.
+   * @returns the prediction, visited patches, attention, timings and counts (plain arrays).
+   * @example
+   * ```ts
+   * const model = await loadSashaModel('models/c16', { budget: 0.2 }); // sasha-wsi/node
+   * const res = await model.analyzeSlide(await openSlide('test_001.tif'), { encoder });
+   * res.prediction.label;
+   * ```
+   */
+  analyzeSlide(source: SlideSource, options: AnalyzeSlideOptions): Promise<SlideAnalysis> {
+    this.checkAlive();
+    return analyzeSlide(this, source, options);
   }
 
   /** Frees every model of the bundle. */

@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { InMemorySlideSource, TiffSlideSource, parseTiffResolution, tileSlide, ycbcrToRgb, type TileDecoderFactory } from '../../src/wsi/index.js';
 import { DataError } from '../../src/core/index.js';
 import { loadSharp, openSlide, sharpJpegDecoders, slideIdFromPath } from '../../src/node/open_slide.js';
+import { loadWasmJpeg, wasmJpegDecoders } from '../../src/node/jpeg_wasm.js';
 import { writeRgbTiff, writeSyntheticSlide, type WrittenSyntheticSlide } from '../../src/node/synthetic_slide.js';
 import { tempDir } from '../wsi/fixtures.js';
 
@@ -61,9 +62,9 @@ describe('openSlide on generated pyramidal TIFFs', () => {
     await s.close();
   });
 
-  it('reads JPEG tiles within JPEG error at every level, with both decoders', async () => {
+  it('reads JPEG tiles within JPEG error at every level, with every decoder', async () => {
     const ref = InMemorySlideSource.fromImage(jpeg.image, { levels: 4 });
-    for (const jpegDecoder of ['sharp', 'geotiff'] as const) {
+    for (const jpegDecoder of ['wasm', 'sharp', 'geotiff'] as const) {
       const s = await openSlide(jpeg.path, { jpegDecoder });
       for (let l = 0; l < 4; l++) {
         // a region that straddles tile borders and runs past the slide's right edge
@@ -87,6 +88,47 @@ describe('openSlide on generated pyramidal TIFFs', () => {
     const rb = await b.readRegion(0, 512, 512, 256, 256);
     expect(diff(ra, rb).max).toBeLessThanOrEqual(2); // IDCT rounding differences only
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it('decodes the same pixels with libjpeg-turbo in wasm and in sharp', async () => {
+    const a = await openSlide(jpeg.path, { jpegDecoder: 'wasm' });
+    const b = await openSlide(jpeg.path, { jpegDecoder: 'sharp' });
+    for (let l = 0; l < 3; l++) {
+      const ra = await a.readRegion(l, 300, 200, 600, 400);
+      const rb = await b.readRegion(l, 300, 200, 600, 400);
+      expect(diff(ra, rb).max, `level ${l}`).toBeLessThanOrEqual(1); // the same library: 0 measured
+    }
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('wasm decoder: RGB-photometric tiles as sharp decodes them, a corrupt tile is an error and the decoder goes on', async () => {
+    const codec = await loadWasmJpeg();
+    const sharpMod = await loadSharp();
+    const pixels = new Uint8Array(64 * 48 * 3);
+    for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7 + (i % 3) * 50) & 255;
+    const bytes = await sharp(pixels, { raw: { width: 64, height: 48, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
+    const tile = new Uint8Array(bytes).slice().buffer;
+    for (const photometric of [2, 6]) {
+      const info = { compression: 7, photometric, samplesPerPixel: 3, tileWidth: 64, tileHeight: 48 };
+      const w = await wasmJpegDecoders(codec!)(info)!.decode(tile.slice(0));
+      const s = await sharpJpegDecoders(sharpMod!)(info)!.decode(tile.slice(0));
+      expect(w.length).toBe(64 * 48 * 3);
+      expect(diff(w, s).max, `photometric ${photometric}`).toBeLessThanOrEqual(1);
+    }
+    // photometric 2 skips the YCbCr conversion, so its pixels differ from the YCbCr reading
+    const info6 = { compression: 7, photometric: 6, samplesPerPixel: 3, tileWidth: 64, tileHeight: 48 };
+    const info2 = { ...info6, photometric: 2 };
+    const dec = wasmJpegDecoders(codec!);
+    expect(diff(await dec(info2)!.decode(tile.slice(0)), await dec(info6)!.decode(tile.slice(0))).mean).toBeGreaterThan(5);
+    // other codecs are left to geotiff
+    expect(dec({ ...info6, compression: 5 })).toBeUndefined();
+    const corrupt = new Uint8Array(500).map((_, i) => (i * 37) & 255);
+    corrupt[0] = 0xff;
+    corrupt[1] = 0xd8;
+    await expect(dec(info6)!.decode(corrupt.buffer)).rejects.toThrow(/corrupt or truncated/);
+    await expect(dec(info6)!.decode(new Uint8Array([1, 2, 3, 4]).buffer)).rejects.toThrow(/not a JPEG stream/);
+    const again = await dec(info6)!.decode(tile.slice(0));
+    expect(diff(again, await sharpJpegDecoders(sharpMod!)(info6)!.decode(tile.slice(0))).max).toBeLessThanOrEqual(1);
   });
 
   it('reads only the tiles a region touches, and caches them', async () => {

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   InMemorySlideSource,
   MemoryFeatureSink,
+  batchStarts,
+  resolveExtractConfig,
   builtinEncoder,
   extractCohort,
   extractFeatures,
@@ -71,12 +73,21 @@ describe('extractFeatures', () => {
       { batchSize: 3, prefetch: 1 },
       { batchSize: 7, prefetch: 4 },
       { batchSize: 100, prefetch: 2 },
+      { batchSize: 5, prefetch: 2, firstBatchSize: 1 },
     ]) {
       const f = await extractFeatures(src, plan(src), enc, { config });
       expectAllclose(f.lowRes, ref.lowRes, { rtol: 1e-5, atol: 1e-6 });
       expectAllclose(f.highRes as Float32Array, ref.highRes as Float32Array, { rtol: 1e-5, atol: 1e-6 });
     }
     enc.dispose();
+  });
+
+  it('batches: a small first batch, doubling up to batchSize', () => {
+    expect(batchStarts(70, { batchSize: 32, firstBatchSize: 8 })).toEqual([0, 8, 24, 56, 70]); // 8, 16, 32, 14
+    expect(batchStarts(5, { batchSize: 32, firstBatchSize: 8 })).toEqual([0, 5]);
+    expect(batchStarts(10, { batchSize: 4, firstBatchSize: 8 })).toEqual([0, 4, 8, 10]); // capped by batchSize
+    expect(batchStarts(0, { batchSize: 4, firstBatchSize: 1 })).toEqual([0]);
+    expect(() => resolveExtractConfig({ firstBatchSize: 0 })).toThrow(/firstBatchSize/);
   });
 
   it('reports progress in low-res patches and leaks no tensors', async () => {
@@ -93,7 +104,7 @@ describe('extractFeatures', () => {
     const src = blockSlide(4, 'wide_slide');
     const liar = functionEncoder((x) => tf.concat([tf.mean(x, [1, 2]), tf.zeros([x.shape[0], 1])], 1), { dim: 3, inputSize: 16 });
     await expect(extractFeatures(src, plan(src), liar)).rejects.toThrow(ShapeError);
-    await expect(extractFeatures(src, plan(src), liar)).rejects.toThrow(/\[25, 4\] for a batch of 25 patches of slide 'wide_slide'.*configured as 3/s);
+    await expect(extractFeatures(src, plan(src), liar)).rejects.toThrow(/\[8, 4\] for a batch of 8 patches of slide 'wide_slide'.*configured as 3/s); // the first batch: firstBatchSize 8
     await expect(extractFeatures(src, plan(src), meanColour(), { dim: 384 })).rejects.toThrow(/configured as 384/);
   });
 

@@ -78,11 +78,12 @@ export function commandHelp(spec: CommandSpec): string {
     ['json', { type: 'boolean', help: 'print the results as one JSON object on the last line of stdout' }],
     ['quiet', { type: 'boolean', help: 'no progress bars' }],
   ];
-  for (const [k, f] of all) {
-    const arg = f.type === 'string' ? ` <${k.toUpperCase().replace(/-/g, '_')}>` : '';
+  const heads = all.map(([k, f]) => `  --${k}${f.type === 'string' ? ` <${k.toUpperCase().replace(/-/g, '_')}>` : ''}`);
+  const width = Math.max(...heads.map((h) => h.length)) + 2;
+  all.forEach(([, f], i) => {
     const def = f.default !== undefined ? ` (default ${f.default})` : '';
-    lines.push(`  --${k}${arg}`.padEnd(32) + f.help + def);
-  }
+    lines.push(heads[i].padEnd(width) + f.help + def);
+  });
   return lines.join('\n');
 }
 

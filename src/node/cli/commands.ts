@@ -6,6 +6,7 @@
 import type { CommandSpec } from './args.js';
 import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
+import { inferCommand } from './infer.js';
 import { tileCommand } from './tile.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand } from './train_tsu.js';
@@ -20,4 +21,5 @@ export const COMMANDS: readonly CommandSpec[] = [
   trainPolicyCommand,
   trainAllCommand,
   evalCommand,
+  inferCommand,
 ];
