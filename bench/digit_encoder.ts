@@ -460,7 +460,7 @@ export function encoderTable(r: DigitEncoderReport): string {
       ['tumour (9) vs mimic (4), low-res patch with 4 lesion cells', r.tumourVsMimicLowRes.toFixed(4)],
       ['tissue (glass / normal / lesion), high-res cell', r.tissueAccuracy.toFixed(4)],
       ['embedding width d', r.dim],
-      ['max |trained - saved| embedding', r.parityMaxAbs.toExponential(2)],
+      ['max abs(trained - saved) embedding', r.parityMaxAbs.toExponential(2)],
       ['training time (s)', r.seconds.toFixed(0)],
     ],
   );
