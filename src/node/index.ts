@@ -29,6 +29,9 @@ export * from './synthetic_slide.js';
 export * from './encoder_loader.js';
 export * from './feature_sink.js';
 
+// Digit slides (MNIST digits as pyramidal TIFF cohorts)
+export * from './digit_slides.js';
+
 // Inference: trained models from disk, heatmap PNGs
 export * from './load_model.js';
 export * from './heatmap.js';

@@ -13,3 +13,4 @@ export * from './patch_grid.js';
 export * from './encoders/index.js';
 export * from './extract.js';
 export * from './synthetic/slide_image.js';
+export * from './synthetic/digit_slide.js';
