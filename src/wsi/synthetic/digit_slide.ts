@@ -25,6 +25,7 @@ import { ValueError } from '../../core/errors.js';
 import { Rng } from '../../core/random.js';
 import type { SlideSplit } from '../../core/data.js';
 import type { RgbImage } from '../slide_source.js';
+import { hash2, logUniform, slideSeed, stratifiedSplit } from './seeding.js';
 
 /** Side of an MNIST digit image in pixels. @category Synthetic */
 export const MNIST_SIZE = 28;
@@ -449,14 +450,6 @@ export function randomStain(rng: Rng): DigitStain {
   return { glass: [...s.glass], stroma: vary(s.stroma), lesionStroma: vary(s.lesionStroma), ink: vary(s.ink), lesionInk: vary(s.lesionInk) };
 }
 
-/** Deterministic hash of two integers and a seed, in [0, 1). */
-function hash2(x: number, y: number, seed: number): number {
-  let h = Math.imul(x, 0x27d4eb2d) ^ Math.imul(y, 0x165667b1) ^ Math.imul(seed, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return ((h ^ (h >>> 16)) >>> 0) / 4294967296;
-}
-
 function clampByte(v: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
 }
@@ -670,18 +663,6 @@ export interface DigitSlide {
   mpp: number;
 }
 
-/** A seed for slide `index`, decorrelated from neighbouring indices. */
-function slideSeed(seed: number, index: number): number {
-  let h = (Math.imul(Math.floor(seed) ^ 0x5bd1e995, 0x9e3779b1) + Math.imul(index + 1, 0x85ebca6b)) >>> 0;
-  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
-  h = Math.imul(h ^ (h >>> 12), 0x297a2d39) >>> 0;
-  return (h ^ (h >>> 15)) >>> 0;
-}
-
-function logUniform(rng: Rng, lo: number, hi: number): number {
-  return Math.exp(rng.uniform(Math.log(lo), Math.log(hi)));
-}
-
 /**
  * A cohort of digit slides over a digit bank: ids, labels, a stratified split, the disjoint
  * digit pools, and each slide's layout on demand (from `(seed, index)` alone).
@@ -770,7 +751,7 @@ export class DigitSlideCohort {
     const label = this.labels[index];
     const subset = this.subsetOf.get(id) ?? 'train';
     const pool = subset === 'test' ? 'test' : 'train';
-    const rng = new Rng(slideSeed(c.seed, index));
+    const rng = new Rng(slideSeed(c.seed, index, 0x5bd1e995));
     const r = c.ratio;
     const k = r * r;
 
@@ -937,25 +918,6 @@ export class DigitSlideCohort {
   render(slide: DigitSlide): RgbImage {
     return renderDigitSlide(slide, this.bank);
   }
-}
-
-/** Stratified train / val / test split of ids by label. */
-function stratifiedSplit(ids: readonly string[], labels: readonly number[], fractions: readonly number[], rng: Rng): SlideSplit {
-  const split: SlideSplit = { train: [], val: [], test: [] };
-  for (const cls of [0, 1]) {
-    const members = rng.shuffle(ids.filter((_, i) => labels[i] === cls));
-    const m = members.length;
-    let nVal = Math.round(fractions[1] * m);
-    let nTest = Math.round(fractions[2] * m);
-    if (fractions[1] > 0 && nVal === 0 && m >= 3) nVal = 1;
-    if (fractions[2] > 0 && nTest === 0 && m >= 3) nTest = 1;
-    if (nVal + nTest > m) nTest = Math.max(0, m - nVal);
-    split.val.push(...members.slice(0, nVal));
-    split.test.push(...members.slice(nVal, nVal + nTest));
-    split.train.push(...members.slice(nVal + nTest));
-  }
-  for (const s of [split.train, split.val, split.test]) s.sort();
-  return split;
 }
 
 /**

@@ -14,6 +14,7 @@ import { DataError, ValueError } from '../../core/errors.js';
 import { checkNumber, resolveConfig } from '../../core/config.js';
 import { Rng } from '../../core/random.js';
 import type { SlideBag, SlideDataset, SlidePart, SlideSplit } from '../../core/data.js';
+import { logUniform, slideSeed, stratifiedSplit } from './seeding.js';
 
 /**
  * Parameters of the synthetic feature cohort. Norms are relative: every feature is finally
@@ -362,14 +363,6 @@ function buildWorld(c: SyntheticFeatureConfig): World {
   return world;
 }
 
-/** A seed for slide `index` of the cohort `seed`, decorrelated from neighbouring indices. */
-function slideSeed(seed: number, index: number): number {
-  let h = (Math.imul(Math.floor(seed) ^ 0x2545f491, 0x9e3779b1) + Math.imul(index + 1, 0x85ebca6b)) >>> 0;
-  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
-  h = Math.imul(h ^ (h >>> 12), 0x297a2d39) >>> 0;
-  return (h ^ (h >>> 15)) >>> 0;
-}
-
 /**
  * Slide ids of the cohort: `slide_000`, `slide_001`, ...
  * @category Synthetic
@@ -404,22 +397,7 @@ export function syntheticSplit(config?: Partial<SyntheticFeatureConfig>): SlideS
   const c = resolveSyntheticConfig(config);
   const ids = syntheticIds(c);
   const labels = syntheticLabels(c);
-  const rng = new Rng(c.seed * 131 + 11);
-  const split: SlideSplit = { train: [], val: [], test: [] };
-  for (const cls of [0, 1]) {
-    const members = rng.shuffle(ids.filter((_, i) => labels[i] === cls));
-    const m = members.length;
-    let nVal = Math.round(c.splitFractions[1] * m);
-    let nTest = Math.round(c.splitFractions[2] * m);
-    if (c.splitFractions[1] > 0 && nVal === 0 && m >= 3) nVal = 1;
-    if (c.splitFractions[2] > 0 && nTest === 0 && m >= 3) nTest = 1;
-    if (nVal + nTest > m) nTest = Math.max(0, m - nVal);
-    split.val.push(...members.slice(0, nVal));
-    split.test.push(...members.slice(nVal, nVal + nTest));
-    split.train.push(...members.slice(nVal + nTest));
-  }
-  for (const s of [split.train, split.val, split.test]) s.sort();
-  return split;
+  return stratifiedSplit(ids, labels, c.splitFractions, new Rng(c.seed * 131 + 11));
 }
 
 /** Picks `count` cells of a cols x rows grid that form a few tissue blobs. Returns cell indices. */
@@ -547,10 +525,6 @@ function fieldAt(f: Field, x: number, y: number, out: Float64Array): void {
   }
 }
 
-function logUniform(rng: Rng, lo: number, hi: number): number {
-  return Math.exp(rng.uniform(Math.log(lo), Math.log(hi)));
-}
-
 /**
  * Generates slide `index` of the cohort described by `config`, from `(seed, index)` alone, so
  * that a large cohort can be produced one slide at a time.
@@ -581,7 +555,7 @@ export function syntheticSlide(config: Partial<SyntheticFeatureConfig> | undefin
   const labels = syntheticLabels(c);
   const id = syntheticIds(c)[index];
   const label = labels[index];
-  const rng = new Rng(slideSeed(c.seed, index));
+  const rng = new Rng(slideSeed(c.seed, index, 0x2545f491));
   const { k, dim } = c;
   const r = Math.round(Math.sqrt(k));
   const T = c.numTissueTypes;

@@ -11,6 +11,7 @@
 import { checkNumber, resolveConfig } from '../../core/config.js';
 import { createRng, type Rng } from '../../core/random.js';
 import type { RgbImage } from '../slide_source.js';
+import { hash2 } from './seeding.js';
 
 /** Configuration of {@link generateSyntheticSlideImage}. @category WSI */
 export interface SyntheticImageConfig {
@@ -115,14 +116,6 @@ function insideBlob(b: Blob, x: number, y: number): boolean {
   for (const h of b.harmonics) rr += h.amp * Math.sin(h.k * theta + h.phase);
   const lim = b.r * rr;
   return rho2 < lim * lim;
-}
-
-/** Deterministic 32-bit hash of two integers and a seed, as a float in [0, 1). */
-function hash2(x: number, y: number, seed: number): number {
-  let h = Math.imul(x, 0x27d4eb2d) ^ Math.imul(y, 0x165667b1) ^ Math.imul(seed, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return ((h ^ (h >>> 16)) >>> 0) / 4294967296;
 }
 
 /**
