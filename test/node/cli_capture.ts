@@ -1,9 +1,10 @@
 import { vi } from 'vitest';
 import { runCli } from '../../src/node/cli/main.js';
 
-/** Result of {@link cli}: the exit code, the `--json` object of the last stdout line, and stderr. */
+/** Result of {@link cli}: the exit code, stdout, the `--json` object of its last line, and stderr. */
 export interface CliRun {
   code: number;
+  stdout: string;
   result: Record<string, unknown> | undefined;
   stderr: string;
 }
@@ -16,10 +17,21 @@ export async function cli(argv: string[]): Promise<CliRun> {
   const se = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
   try {
     const code = await runCli(argv);
-    const last = out.join('').trim().split('\n').pop();
-    return { code, result: last?.startsWith('{') ? JSON.parse(last) : undefined, stderr: err.join('') };
+    const stdout = out.join('');
+    const last = stdout.trim().split('\n').pop();
+    return { code, stdout, result: last?.startsWith('{') ? JSON.parse(last) : undefined, stderr: err.join('') };
   } finally {
     so.mockRestore();
     se.mockRestore();
   }
+}
+
+/** {@link cli} with the arguments spread: `sasha('eval', '--model', dir)`. */
+export function sasha(...argv: string[]): Promise<CliRun> {
+  return cli(argv);
+}
+
+/** The JSON object on the last line of a command's stdout (`--json`). */
+export function lastJson(stdout: string): Record<string, any> {
+  return JSON.parse(stdout.trim().split('\n').pop()!);
 }

@@ -4,26 +4,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/index.js';
 import { readModelManifest, writeSyntheticCohortFiles } from '../../src/node/index.js';
-import { runCli } from '../../src/node/cli/main.js';
+import { lastJson, sasha } from './cli_capture.js';
 
-/** Runs the CLI in this process and captures stdout and stderr. */
-async function sasha(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const so = process.stdout.write.bind(process.stdout);
-  const se = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
-  try {
-    const code = await runCli(argv);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    process.stdout.write = so;
-    process.stderr.write = se;
-  }
-}
-
-const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'sasha-cli-'));
 let files: { lrH5: string; hrH5: string; split: string };
 
