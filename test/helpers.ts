@@ -1,4 +1,7 @@
-import { expect } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect } from 'vitest';
 import { tf } from '../src/core/index.js';
 
 /** Reads a tensor or nested array into a flat number array. */
@@ -57,4 +60,18 @@ export async function expectNoLeak(fn: () => unknown | Promise<unknown>): Promis
   const before = tf.memory().numTensors;
   await fn();
   expect(tf.memory().numTensors, 'tensors alive after the call').toBe(before);
+}
+
+/**
+ * A maker of fresh temporary directories for one test file; all of them are removed after the
+ * file's tests.
+ */
+export function tempDirs(): (prefix: string) => string {
+  const made: string[] = [];
+  afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  return (prefix) => {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    made.push(dir);
+    return dir;
+  };
 }

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataError, disposeBag, roundToFloat16, tf, type SlideBag } from '../../../src/core/index.js';
@@ -13,16 +12,10 @@ import {
   type SyntheticCohortFiles,
 } from '../../../src/node/index.js';
 import { generateSyntheticCohort, SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticCohort } from '../../../src/wsi/index.js';
-import { expectNoLeak } from '../../helpers.js';
+import { expectNoLeak, tempDirs } from '../../helpers.js';
 
 /** A fresh temporary directory, removed after the file's tests. */
-const madeDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  madeDirs.push(dir);
-  return dir;
-}
-afterAll(() => madeDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempDir = tempDirs();
 
 
 const tiny = SYNTHETIC_PRESETS.tiny;

@@ -1,21 +1,14 @@
 // Reads files written by h5py (test/fixtures/make_h5_fixtures.py): the reference code's layout
 // with float16 `feat` and int64 `label` attributes, and CLAM's chunked per-slide files.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { disposeBag, roundToFloat16 } from '../../../src/core/index.js';
 import { ClamFeatureDataset, H5FeatureDataset, readLabelCsv, readSplitFile } from '../../../src/node/index.js';
-import { expectNoLeak } from '../../helpers.js';
+import { expectNoLeak, tempDirs } from '../../helpers.js';
 
 /** A fresh temporary directory, removed after the file's tests. */
-const madeDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  madeDirs.push(dir);
-  return dir;
-}
-afterAll(() => madeDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempDir = tempDirs();
 
 
 const dir = new URL('../../fixtures/h5/', import.meta.url).pathname;
