@@ -128,6 +128,11 @@ export async function evaluateSasha(options: EvaluateSashaOptions): Promise<Sash
     }
     onProgress?.({ task: 'eval', done: i + 1, total: ids.length });
   }
+  return summarizeEvaluation(slides, t0);
+}
+
+/** Metrics, mean final cross-entropy and elapsed time of per-slide results (started at `t0`, ms). */
+function summarizeEvaluation(slides: SashaSlideResult[], t0: number): SashaEvaluation {
   const metrics = classificationMetrics(
     slides.map((s) => s.label),
     slides.map((s) => s.probs),
@@ -175,9 +180,5 @@ export async function evaluateFullResolution(options: {
     }
     onProgress?.({ task: 'eval', done: i + 1, total: ids.length });
   }
-  const metrics = classificationMetrics(
-    slides.map((s) => s.label),
-    slides.map((s) => s.probs),
-  );
-  return { metrics, meanCrossEntropy: slides.reduce((a, s) => a + s.crossEntropy, 0) / slides.length, slides, seconds: (performance.now() - t0) / 1000 };
+  return summarizeEvaluation(slides, t0);
 }

@@ -5,6 +5,7 @@
  *
  * @packageDocumentation
  */
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ValueError } from '../../core/errors.js';
 
@@ -165,4 +166,19 @@ export function abortOnSigint(io: CommandIO, message: string): { signal: AbortSi
   };
   process.once('SIGINT', onSigint);
   return { signal: ac.signal, dispose: () => void process.removeListener('SIGINT', onSigint) };
+}
+
+/**
+ * The feature files a command on a model directory reads: `--lr-h5`, `--hr-h5` and `--split`
+ * when given (resolved to absolute paths), else the files recorded in the directory's manifest.
+ */
+export function dataPaths(
+  args: ParsedArgs,
+  recorded: { lrH5: string; hrH5?: string; split: string },
+): { lrH5: string; hrH5?: string; splitPath: string } {
+  const flag = (name: string) => {
+    const v = args.values[name];
+    return typeof v === 'string' && v !== '' ? path.resolve(v) : undefined;
+  };
+  return { lrH5: flag('lr-h5') ?? recorded.lrH5, hrH5: flag('hr-h5') ?? recorded.hrH5, splitPath: flag('split') ?? recorded.split };
 }

@@ -16,7 +16,7 @@ import { Hafed, evaluateHafed } from '../../hafed/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileIO, writeFileAtomic } from '../io/file_io.js';
 import { readModelManifest } from '../model_dir.js';
-import { numberFlag, requireString, type CommandSpec } from './args.js';
+import { dataPaths, numberFlag, requireString, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
 import { evalAtBudget } from './eval_sasha.js';
 
@@ -45,13 +45,7 @@ export const evalCommand: CommandSpec = {
     if (!['train', 'val', 'test'].includes(subset)) throw new ValueError(`Expected --subset to be 'train', 'val' or 'test', but got '${String(subset)}'.`);
     if (budget < 1) return evalAtBudget(dir, args, io, budget, subset);
     if (!manifest.hafed) throw new DataError(`The model directory '${dir}' holds no HAFED; train one with 'sasha train hafed --out ${dir}'.`);
-    const flag = (name: string) => {
-      const v = args.values[name];
-      return typeof v === 'string' && v !== '' ? path.resolve(v) : undefined;
-    };
-    const lrH5 = flag('lr-h5') ?? manifest.data.lrH5;
-    const hrH5 = flag('hr-h5') ?? manifest.data.hrH5;
-    const splitPath = flag('split') ?? manifest.data.split;
+    const { lrH5, hrH5, splitPath } = dataPaths(args, manifest.data);
     const input = manifest.hafed.input;
     if (input === 'highRes' && !hrH5) throw new ValueError("This HAFED reads high-res features: pass --hr-h5.");
 

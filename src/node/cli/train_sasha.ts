@@ -21,7 +21,7 @@ import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp } from '../../tsu/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
-import { numberFlag, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
+import { dataPaths, numberFlag, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand, type TsuManifestEntry } from './train_tsu.js';
 import { progressBars } from './progress_bar.js';
@@ -71,13 +71,7 @@ export async function openModelData(dir: string, args: ParsedArgs): Promise<Mode
   if (manifest.hafed.input !== 'highRes') {
     throw new ValueError(`The HAFED in '${dir}' reads low-res features only (--input lowRes); SASHA needs a HAFED trained on U.`);
   }
-  const flag = (name: string) => {
-    const v = args.values[name];
-    return typeof v === 'string' && v !== '' ? path.resolve(v) : undefined;
-  };
-  const lrH5 = flag('lr-h5') ?? manifest.data.lrH5;
-  const hrH5 = flag('hr-h5') ?? manifest.data.hrH5;
-  const splitPath = flag('split') ?? manifest.data.split;
+  const { lrH5, hrH5, splitPath } = dataPaths(args, manifest.data);
   if (!hrH5) throw new ValueError('SASHA needs the high-res features U: pass --hr-h5.');
   const hafed = await Hafed.load(fileIO(path.join(dir, manifest.hafed.path)));
   // V cached by 'sasha train tsu' (DIR/v.h5), when computed with the current HAFED
