@@ -4,7 +4,7 @@
  *
  * Reading overlaps encoding: while the encoder works on one batch, the next `prefetch` batches
  * are being read (tile reads and decodes run in I/O threads or workers where the source allows:
- * `openSlide` in Node decodes JPEG tiles in libvips's thread pool). A cohort runner writes each
+ * `openSlideInWorker` in Node reads and decodes in a worker thread). A cohort runner writes each
  * slide through a {@link FeatureSink}, skips slides already written, and goes on past a slide
  * that fails.
  *

@@ -56,7 +56,7 @@ export interface TileDecoder {
 /**
  * Chooses a {@link TileDecoder} for a level, or returns undefined to use geotiff's own
  * decoders (pure JavaScript). `openSlide` in `sasha-wsi/node` passes a libjpeg-turbo decoder
- * (through sharp) for JPEG tiles.
+ * (WebAssembly, or sharp) for JPEG tiles.
  * @category WSI
  */
 export type TileDecoderFactory = (info: TiffTileInfo) => TileDecoder | undefined;
