@@ -25,7 +25,7 @@ import { ValueError } from '../../core/errors.js';
 import { Rng } from '../../core/random.js';
 import type { SlideSplit } from '../../core/data.js';
 import type { RgbImage } from '../slide_source.js';
-import { hash2, logUniform, slideSeed, stratifiedSplit } from './seeding.js';
+import { hash2, logUniform, placeClusters, slideSeed, stratifiedSplit } from './seeding.js';
 
 /** Side of an MNIST digit image in pixels. @category Synthetic */
 export const MNIST_SIZE = 28;
@@ -851,7 +851,22 @@ export class DigitSlideCohort {
       );
       const clusters = micro ? 1 : 1 + rng.int(c.maxClusters);
       const density = rng.uniform(c.infiltrationRange[0], c.infiltrationRange[1]);
-      return placeClusters(rng, cellKind, quota, clusters, density, cap, kind, lesionCandidates, cols, perPatch, patchOf) > 0 ? clusters : 0;
+      const placed = placeClusters(rng, {
+        labels: kind,
+        candidates: lesionCandidates,
+        x: (q) => q % cols,
+        y: (q) => Math.floor(q / cols),
+        patchOf,
+        perPatch,
+        eligible: (current) => current === CELL_NORMAL,
+        value: cellKind,
+        quota,
+        clusters,
+        density,
+        cap,
+        jitter: 1.5,
+      });
+      return placed > 0 ? clusters : 0;
     };
     const tumourClusters = label === 1 ? lesion(CELL_TUMOUR) : 0;
     const mimicClusters = rng.next() < (label === 1 ? c.mimicInPositive : c.mimicInNegative) ? lesion(CELL_MIMIC) : 0;
@@ -918,65 +933,6 @@ export class DigitSlideCohort {
   render(slide: DigitSlide): RgbImage {
     return renderDigitSlide(slide, this.bank);
   }
-}
-
-/**
- * Turns `quota` tissue cells into lesion cells of `cellKind`, in `clusters` spatial clusters:
- * each cluster walks the cells outwards from a random centre (elliptic footprint) and takes each
- * normal cell with probability `density`, while its patch holds fewer than `cap` lesion cells.
- * @returns the number of cells placed.
- */
-function placeClusters(
-  rng: Rng,
-  cellKind: number,
-  quota: number,
-  clusters: number,
-  density: number,
-  cap: number,
-  kind: Uint8Array,
-  tissueList: readonly number[],
-  cols: number,
-  perPatch: Int32Array,
-  patchOf: (q: number) => number,
-): number {
-  const weights = Array.from({ length: clusters }, () => rng.uniform(0.3, 1));
-  const wsum = weights.reduce((a, b) => a + b, 0);
-  let placed = 0;
-  for (let cl = 0; cl < clusters; cl++) {
-    const want = cl === clusters - 1 ? quota - placed : Math.max(1, Math.round((quota * weights[cl]) / wsum));
-    if (want <= 0) continue;
-    const centre = tissueList[rng.int(tissueList.length)];
-    const x0 = centre % cols;
-    const y0 = Math.floor(centre / cols);
-    const ang = rng.uniform(0, Math.PI);
-    const stretch = rng.uniform(1, 2.5);
-    const ca = Math.cos(ang);
-    const sa = Math.sin(ang);
-    const dist = new Map<number, number>();
-    for (const q of tissueList) {
-      const dx = (q % cols) - x0;
-      const dy = Math.floor(q / cols) - y0;
-      const u = dx * ca + dy * sa;
-      const v = (-dx * sa + dy * ca) * stretch;
-      dist.set(q, Math.sqrt(u * u + v * v) + 1.5 * rng.next());
-    }
-    const order = [...tissueList].sort((a, b) => dist.get(a)! - dist.get(b)! || a - b);
-    let got = 0;
-    for (let pass = 0; pass < 3 && got < want; pass++) {
-      for (const q of order) {
-        if (got >= want) break;
-        if (kind[q] !== CELL_NORMAL) continue;
-        const p = patchOf(q);
-        if (perPatch[p] >= cap) continue;
-        if (rng.next() >= density) continue;
-        kind[q] = cellKind;
-        perPatch[p]++;
-        got++;
-      }
-    }
-    placed += got;
-  }
-  return placed;
 }
 
 /**

@@ -14,7 +14,7 @@ import { DataError, ValueError } from '../../core/errors.js';
 import { checkNumber, resolveConfig } from '../../core/config.js';
 import { Rng } from '../../core/random.js';
 import type { SlideBag, SlideDataset, SlidePart, SlideSplit } from '../../core/data.js';
-import { logUniform, slideSeed, stratifiedSplit } from './seeding.js';
+import { logUniform, placeClusters, slideSeed, stratifiedSplit } from './seeding.js';
 
 /**
  * Parameters of the synthetic feature cohort. Norms are relative: every feature is finally
@@ -428,68 +428,6 @@ function tissueCells(rng: Rng, cols: number, rows: number, count: number): Int32
   return Int32Array.from(chosen);
 }
 
-/**
- * Places `quota` sub-patches of class `cls` in up to `clusters` spatial clusters. Each cluster
- * walks the sub-patches in order of (anisotropic) distance to its centre and marks each free one
- * with probability `density`, never letting a patch exceed `cap` marked sub-patches of `cls`.
- */
-function placeLesion(
-  rng: Rng,
-  cls: number,
-  quota: number,
-  clusters: number,
-  density: number,
-  cap: number,
-  subClass: Uint8Array,
-  subX: Float64Array,
-  subY: Float64Array,
-  k: number,
-  isLesion: (c: number) => boolean,
-): number {
-  const total = subClass.length;
-  const n = total / k;
-  const perPatch = new Int32Array(n);
-  const weights = Array.from({ length: clusters }, () => rng.uniform(0.3, 1));
-  const wsum = weights.reduce((a, b) => a + b, 0);
-  let placed = 0;
-  for (let cl = 0; cl < clusters; cl++) {
-    const want = cl === clusters - 1 ? quota - placed : Math.max(1, Math.round((quota * weights[cl]) / wsum));
-    if (want <= 0) continue;
-    const centre = rng.int(total);
-    const ang = rng.uniform(0, Math.PI);
-    const stretch = rng.uniform(1, 2.5);
-    const ca = Math.cos(ang);
-    const sa = Math.sin(ang);
-    const x0 = subX[centre];
-    const y0 = subY[centre];
-    const dist = new Float64Array(total);
-    for (let s = 0; s < total; s++) {
-      const dx = subX[s] - x0;
-      const dy = subY[s] - y0;
-      const u = dx * ca + dy * sa;
-      const v = (-dx * sa + dy * ca) * stretch;
-      dist[s] = Math.sqrt(u * u + v * v) + 0.35 * rng.next();
-    }
-    const order = Array.from({ length: total }, (_, i) => i).sort((a, b) => dist[a] - dist[b]);
-    let got = 0;
-    // Walk outwards; a second pass only if the first could not place the quota (crowded slide).
-    for (let pass = 0; pass < 3 && got < want; pass++) {
-      for (const s of order) {
-        if (got >= want) break;
-        if (isLesion(subClass[s])) continue;
-        const p = Math.floor(s / k);
-        if (perPatch[p] >= cap) continue;
-        if (rng.next() >= density) continue;
-        subClass[s] = cls;
-        perPatch[p]++;
-        got++;
-      }
-    }
-    placed += got;
-  }
-  return placed;
-}
-
 /** Random Fourier features of a smooth vector field over the plane. */
 interface Field {
   freqX: Float64Array;
@@ -621,6 +559,7 @@ export function syntheticSlide(config: Partial<SyntheticFeatureConfig> | undefin
   // Lesions: tumour (positives) and benign mimic, each in a few clusters.
   const cap = Math.max(1, Math.floor((k - 1) / 2));
   const isLesion = (cls: number) => cls === MIMIC || cls === TUMOUR;
+  const allSubPatches = Int32Array.from({ length: n * k }, (_, i) => i);
   const lesion = (cls: number): { subs: number; clusters: number } => {
     const micro = rng.next() < c.microLesionRate;
     const [mlo, mhi] = c.microLesionSubPatches;
@@ -630,7 +569,21 @@ export function syntheticSlide(config: Partial<SyntheticFeatureConfig> | undefin
     );
     const clusters = micro ? 1 : 1 + rng.int(c.maxClusters);
     const density = rng.uniform(c.infiltrationRange[0], c.infiltrationRange[1]);
-    const subs = placeLesion(rng, cls, quota, clusters, density, cap, subClass, subX, subY, k, isLesion);
+    const subs = placeClusters(rng, {
+      labels: subClass,
+      candidates: allSubPatches,
+      x: (q) => subX[q],
+      y: (q) => subY[q],
+      patchOf: (q) => Math.floor(q / k),
+      perPatch: new Int32Array(n),
+      eligible: (c) => !isLesion(c),
+      value: cls,
+      quota,
+      clusters,
+      density,
+      cap,
+      jitter: 0.35,
+    });
     return { subs, clusters: subs > 0 ? clusters : 0 };
   };
   const tumour = label === 1 ? lesion(TUMOUR) : { subs: 0, clusters: 0 };

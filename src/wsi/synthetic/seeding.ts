@@ -1,6 +1,7 @@
 /**
- * Small deterministic helpers shared by the synthetic generators: per-slide seeds, hashes,
- * log-uniform draws and the stratified split. Internal to `src/wsi/synthetic`.
+ * Deterministic helpers shared by the synthetic generators: per-slide seeds, hashes,
+ * log-uniform draws, the stratified split and the clustered placement of lesion cells.
+ * Internal to `src/wsi/synthetic`.
  *
  * @packageDocumentation
  */
@@ -53,4 +54,80 @@ export function stratifiedSplit(ids: readonly string[], labels: readonly number[
   }
   for (const s of [split.train, split.val, split.test]) s.sort();
   return split;
+}
+
+/** Where and how {@link placeClusters} marks lesion cells. */
+export interface ClusterPlacement {
+  /** Class of every cell; marked cells get `value`. Modified in place. */
+  labels: Uint8Array;
+  /** The cells a cluster may take, in ascending order. */
+  candidates: ArrayLike<number>;
+  /** Position of cell q in the plane. */
+  x(q: number): number;
+  y(q: number): number;
+  /** Patch of cell q, and the marked cells per patch so far (updated in place). */
+  patchOf(q: number): number;
+  perPatch: Int32Array;
+  /** Whether a cell of this class may be marked. */
+  eligible(label: number): boolean;
+  /** Class written into marked cells. */
+  value: number;
+  /** Cells to mark in all, clusters, probability of marking each eligible cell, per-patch cap. */
+  quota: number;
+  clusters: number;
+  density: number;
+  cap: number;
+  /** Amplitude of the random jitter added to each cell's distance to a cluster centre. */
+  jitter: number;
+}
+
+/**
+ * Marks up to `quota` cells in up to `clusters` spatial clusters. Each cluster takes a random
+ * candidate as centre and walks the candidates in order of anisotropic distance to it (a random
+ * angle and stretch, plus jitter), marking each eligible cell with probability `density` while
+ * its patch holds fewer than `cap` marked cells; up to three passes when a pass falls short.
+ * @returns the number of cells marked.
+ */
+export function placeClusters(rng: Rng, p: ClusterPlacement): number {
+  const { candidates, labels, perPatch } = p;
+  const m = candidates.length;
+  const weights = Array.from({ length: p.clusters }, () => rng.uniform(0.3, 1));
+  const wsum = weights.reduce((a, b) => a + b, 0);
+  let placed = 0;
+  for (let cl = 0; cl < p.clusters; cl++) {
+    const want = cl === p.clusters - 1 ? p.quota - placed : Math.max(1, Math.round((p.quota * weights[cl]) / wsum));
+    if (want <= 0) continue;
+    const centre = candidates[rng.int(m)];
+    const x0 = p.x(centre);
+    const y0 = p.y(centre);
+    const ang = rng.uniform(0, Math.PI);
+    const stretch = rng.uniform(1, 2.5);
+    const ca = Math.cos(ang);
+    const sa = Math.sin(ang);
+    const dist = new Float64Array(m);
+    for (let i = 0; i < m; i++) {
+      const dx = p.x(candidates[i]) - x0;
+      const dy = p.y(candidates[i]) - y0;
+      const u = dx * ca + dy * sa;
+      const v = (-dx * sa + dy * ca) * stretch;
+      dist[i] = Math.sqrt(u * u + v * v) + p.jitter * rng.next();
+    }
+    const order = Array.from({ length: m }, (_, i) => i).sort((a, b) => dist[a] - dist[b] || a - b);
+    let got = 0;
+    for (let pass = 0; pass < 3 && got < want; pass++) {
+      for (const i of order) {
+        if (got >= want) break;
+        const q = candidates[i];
+        if (!p.eligible(labels[q])) continue;
+        const patch = p.patchOf(q);
+        if (perPatch[patch] >= p.cap) continue;
+        if (rng.next() >= p.density) continue;
+        labels[q] = p.value;
+        perPatch[patch]++;
+        got++;
+      }
+    }
+    placed += got;
+  }
+  return placed;
 }
