@@ -172,7 +172,7 @@ export class Hafed {
     this.alive();
     const agg = this.stage1();
     this.checkU(u);
-    const { features, attention } = agg.forward(u);
+    const { features, attention } = agg.aggregate(u);
     attention.dispose();
     return features;
   }
