@@ -66,6 +66,7 @@ def parse_args():
     p.add_argument('--threads', default='1,2', help='thread counts of the official code (default 1,2)')
     p.add_argument('--only', default='hafed,episode,ppo', help='workloads to run (default hafed,episode,ppo)')
     p.add_argument('--work', help='directory for the generated inputs (default: a temporary one, removed at the end)')
+    p.add_argument('--sizes', help='only these N (comma-separated), for a partial run (implies --no-write)')
     p.add_argument('--quick', action='store_true', help='small sizes only, to check the setup (implies --no-write)')
     p.add_argument('--no-write', action='store_true', help='do not write bench/RESULTS.md and summary.json')
     p.add_argument('--skip-heavy', action='store_true', help='skip the official PPO update at N = 2000 (about 11 GB and 500 s)')
@@ -254,7 +255,7 @@ def main():
     args = parse_args()
     threads = [int(t) for t in args.threads.split(',') if t]
     only = set(args.only.split(','))
-    write = not (args.no_write or args.quick)
+    write = not (args.no_write or args.quick or args.sizes)
     ref, commit = ensure_reference(args.reference)
     work = args.work or tempfile.mkdtemp(prefix='sasha-vs-reference-')
     os.makedirs(work, exist_ok=True)
@@ -262,6 +263,10 @@ def main():
         hafed_sizes, episode_sizes, ppo_pairs, ppo_alone = [300], [300], [200], [400]
     else:
         hafed_sizes, episode_sizes, ppo_pairs, ppo_alone = [1000, 3000], [1000, 3000, 10000], [1000, 2000], [10000, 20000]
+    if args.sizes:
+        keep = {int(x) for x in args.sizes.split(',')}
+        hafed_sizes, episode_sizes = [n for n in hafed_sizes if n in keep], [n for n in episode_sizes if n in keep]
+        ppo_pairs, ppo_alone = [n for n in ppo_pairs if n in keep], [n for n in ppo_alone if n in keep]
     load_start = os.getloadavg()
     t_start = time.time()
     log(f'inputs in {work}')

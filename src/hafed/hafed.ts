@@ -215,6 +215,16 @@ export class Hafed {
   }
 
   /**
+   * The stage-2 slide head's weights, `stage2HeadLogits(p) = p kernel + bias` (the environment
+   * uses them to compute a step's slide logits without a tensor call).
+   * @returns copies: `kernel` [d * C] row-major, `bias` [C].
+   */
+  stage2HeadWeights(): { kernel: Float32Array; bias: Float32Array } {
+    this.alive();
+    return this.classifier.headWeights();
+  }
+
+  /**
    * The full forward pass on one slide's input: U `[N, k, d]` (input `'highRes'`) or Z
    * `[N, d]` (input `'lowRes'`). STKIM masking is on when `training` is true.
    * @returns a {@link HafedOutput} of tensors owned by the caller.
