@@ -603,21 +603,6 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
   const { lrLevel, hrLevel, patchSize: p, coords, subCoords } = lay;
   const n = coords.length / 2;
   checkAbort(signal, source.name);
-  const steps = cfg.mode === 'sasha' ? budgetSteps(budget, n) : 0;
-  await onEvent?.({
-    type: 'layout',
-    slide: source.name,
-    mode: cfg.mode,
-    coords,
-    lowResLevel: lrLevel,
-    highResLevel: hrLevel,
-    patchSize: p,
-    patchSizeLevel0: lay.patchSizeLevel0,
-    k,
-    steps,
-    tissue: lay.tissue,
-  });
-  checkAbort(signal, source.name);
   const base = {
     slide: source.name,
     mode: cfg.mode,
@@ -627,6 +612,9 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
     patchSize: p,
     patchSizeLevel0: lay.patchSizeLevel0,
   };
+  const steps = cfg.mode === 'sasha' ? budgetSteps(budget, n) : 0;
+  await onEvent?.({ type: 'layout', ...base, k, steps, tissue: lay.tissue });
+  checkAbort(signal, source.name);
 
   if (cfg.mode === 'fullResolution') {
     t = now();

@@ -264,18 +264,13 @@ export class PortSlideSource implements SlideSource {
     return new PortSlideSource(client, reply.slide, reply.info);
   }
 
-  readRegion(level: number, x: number, y: number, width: number, height: number): Promise<Uint8Array> {
-    if (this.closed) return Promise.reject(new DataError(`Slide '${this.name}' is closed.`));
-    try {
-      checkLevel(this, level);
-      checkRegion(width, height);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this.client.request({ sashaSlide: 'read', slide: this.slide, level, x, y, width, height } as SlidePortRequest).then((reply) => {
-      if (reply.sashaSlide !== 'data') throw new StateError(`The slide reader answered '${reply.sashaSlide}' to a read request.`);
-      return reply.data;
-    });
+  async readRegion(level: number, x: number, y: number, width: number, height: number): Promise<Uint8Array> {
+    if (this.closed) throw new DataError(`Slide '${this.name}' is closed.`);
+    checkLevel(this, level);
+    checkRegion(width, height);
+    const reply = await this.client.request({ sashaSlide: 'read', slide: this.slide, level, x, y, width, height } as SlidePortRequest);
+    if (reply.sashaSlide !== 'data') throw new StateError(`The slide reader answered '${reply.sashaSlide}' to a read request.`);
+    return reply.data;
   }
 
   /** Closes the slide on the worker (the worker itself keeps running). */
