@@ -114,8 +114,9 @@ describe.skipIf(!haveChromium)('the slide viewer in Chromium', () => {
   });
 
   it('analyses the demo slide on wasm as Node does: same visited patches in order, probabilities within 1e-3', async () => {
-    // Node: the same model files, slide bytes and settings, on wasm.
-    expect(tf.getBackend()).toBe('wasm');
+    // Node: the same model files, slide bytes and settings, on wasm (whatever the suite runs on).
+    const suiteBackend = tf.getBackend();
+    await tf.setBackend('wasm');
     const files = modelFilesFromDir(join(DEMO, 'model'));
     const model = await loadSashaModelFrom(files, { budget: 0.2 });
     const settings = await readModelExtractSettings(files);
@@ -125,6 +126,7 @@ describe.skipIf(!haveChromium)('the slide viewer in Chromium', () => {
     await slide.close();
     encoder.dispose();
     model.dispose();
+    await tf.setBackend(suiteBackend);
 
     const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
     const logs: string[] = [];
@@ -179,8 +181,10 @@ describe.skipIf(!haveChromium)('the slide viewer in Chromium', () => {
       const [png] = await Promise.all([page.waitForEvent('download'), page.click('#download-png')]);
       const pngBytes = readFileSync((await png.path())!);
       expect(Array.from(pngBytes.subarray(1, 4), (b) => String.fromCharCode(b)).join('')).toBe('PNG');
+      writeFileSync(join(OUT, 'heatmap.png'), pngBytes);
+      expect(await page.textContent('#phase')).toMatch(new RegExp(`^done: ${json.counts.steps} of ${json.counts.patches} patches zoomed`));
 
-      await page.locator('main').screenshot({ path: join(OUT, 'viewer.png') });
+      await page.screenshot({ path: join(OUT, 'viewer.png') });
       const figures = {
         backend: stats.backend,
         patches: json.counts.patches,

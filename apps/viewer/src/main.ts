@@ -167,12 +167,15 @@ async function act(what: string, run: () => Promise<void>): Promise<void> {
   busy = true;
   refreshControls();
   clearMessage();
-  ui.phase.textContent = what;
+  const before = ui.phase.textContent;
+  ui.phase.textContent = `${what}…`;
   try {
     await run();
+    // an action that did not start an analysis leaves the phase line as it was
+    if (ui.phase.textContent === `${what}…`) ui.phase.textContent = before;
   } catch (e) {
     show(messageOf(e), 'error');
-    ui.phase.textContent = 'idle';
+    ui.phase.textContent = before;
   } finally {
     busy = false;
     refreshControls();
