@@ -15,3 +15,4 @@ export * from './data.js';
 export * from './float16.js';
 export * from './progress.js';
 export * from './model_files.js';
+export * from './torch/index.js';

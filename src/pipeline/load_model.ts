@@ -47,8 +47,12 @@ export interface ModelManifest {
   k: number;
   /** Number of classes. */
   numClasses: number;
-  /** The feature files the models were trained on (absolute paths; names only in a packed directory). */
-  data: { lrH5: string; hrH5?: string; split: string };
+  /**
+   * The feature files the models were trained on (absolute paths; file names only in a
+   * directory written by `packModelDir`). Absent in a directory written by `sasha
+   * import-reference` without `--lr-h5` / `--split`: commands then need them as flags.
+   */
+  data?: { lrH5: string; hrH5?: string; split: string };
   /** The HAFED entry written by `sasha train hafed`. */
   hafed?: {
     /** Directory of the saved model, relative to the model directory. */
