@@ -24,8 +24,9 @@ import { TiffSlideSource, type TiffSlideOptions } from './tiff_source.js';
  */
 export interface SlidePort {
   postMessage(message: unknown, transfer?: Transferable[]): void;
-  addEventListener(type: 'message', listener: (event: MessageEvent) => void): void;
-  removeEventListener(type: 'message', listener: (event: MessageEvent) => void): void;
+  /** `'message'` events carry the replies; a `Worker` also sends `'error'` when its script fails. */
+  addEventListener(type: string, listener: (event: Event) => void): void;
+  removeEventListener(type: string, listener: (event: Event) => void): void;
 }
 
 /** What can be opened over a port: a `Blob` / `File`, the bytes of a file, or a URL. @category WSI */
@@ -93,8 +94,8 @@ export function serveSlides(
   const reply = (msg: SlidePortReply, transfer?: Transferable[]) => port.postMessage(msg, transfer);
   const fail = (id: number, e: unknown) =>
     reply({ sashaSlide: 'error', id, name: (e as Error)?.name ?? 'Error', message: (e as Error)?.message ?? String(e) });
-  const onMessage = (event: MessageEvent) => {
-    const msg = event.data as SlidePortRequest;
+  const onMessage = (event: Event) => {
+    const msg = (event as MessageEvent).data as SlidePortRequest;
     if (!msg || typeof msg !== 'object' || !('sashaSlide' in msg)) return;
     if (msg.sashaSlide === 'open') {
       open(msg.input, msg.options ?? {}).then(
@@ -144,8 +145,8 @@ class PortClient {
   private readonly pending = new Map<number, { resolve(m: SlidePortReply): void; reject(e: Error): void }>();
   private nextId = 1;
   private users = 0;
-  private readonly onMessage = (event: MessageEvent) => {
-    const msg = event.data as SlidePortReply;
+  private readonly onMessage = (event: Event) => {
+    const msg = (event as MessageEvent).data as SlidePortReply;
     if (!msg || typeof msg !== 'object' || !('sashaSlide' in msg)) return;
     const p = this.pending.get(msg.id);
     if (!p) return;
@@ -209,16 +210,10 @@ function clientOf(port: SlidePort): PortClient {
   if (!c) {
     c = new PortClient(port);
     clients.set(port, c);
-    // A Worker whose script fails to load or throws reports it as an 'error' event.
-    const target = port as Partial<Pick<Worker, 'addEventListener'>>;
+    // A Worker whose script fails to load or throws reports it as an 'error' event (a
+    // MessagePort never sends one).
     const client = c;
-    try {
-      target.addEventListener?.('error' as never, ((ev: ErrorEvent) => {
-        client.failAll(new StateError(`The slide reader stopped: ${ev?.message ?? 'the worker failed'}.`));
-      }) as never);
-    } catch {
-      // not an event target with 'error' events (a MessagePort): nothing to watch
-    }
+    port.addEventListener('error', (ev) => client.failAll(new StateError(`The slide reader stopped: ${(ev as ErrorEvent).message ?? 'the worker failed'}.`)));
   }
   return c;
 }

@@ -214,6 +214,10 @@ describe.skipIf(!haveChromium)('the slide viewer in Chromium', () => {
       // WebGPU (and WebGL without a GPU) may be missing here; each skip has its reason
       for (const s of stats.backendSkipped) expect(s).toMatch(/^(webgpu|webgl|wasm): .+/);
       if (stats.backend !== 'webgpu') expect(stats.backendSkipped.some((s) => s.startsWith('webgpu'))).toBe(true);
+      // with --disable-gpu, WebGL is Chromium's software renderer: skipped for wasm, with the reason
+      expect(stats.backend).toBe('wasm');
+      expect(stats.backendSkipped).toEqual(expect.arrayContaining([expect.stringMatching(/^webgl: software renderer \(.*SwiftShader.*\), slower than wasm$/)]));
+      expect(await page.getAttribute('#backend', 'title')).toMatch(/skipped: .*webgl: software renderer/);
     } finally {
       await page.close();
     }
@@ -249,11 +253,19 @@ describe.skipIf(!haveChromium)('the slide viewer in Chromium', () => {
     try {
       await page.goto(`${url}?backend=wasm`);
       await waitForState(page, ['ready']);
-      await page.click('#demo-model');
+      // the model from its URL, typed in
+      await page.fill('#model-url', `${url}demo/model/`);
+      await page.click('#model-url-form button[type=submit]');
       await idle(page);
+      expect(await page.textContent('#model-info')).toMatch(new RegExp(`^${url}demo/model/\\s+d = 64, k = 16`));
 
-      // 1. a non-TIFF file
-      await page.setInputFiles('#slide-file', { name: 'photo.png', mimeType: 'image/png', buffer: png });
+      // 1. a non-TIFF file, dropped on the page
+      await page.evaluate((bytes) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], 'photo.png', { type: 'image/png' }));
+        window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }, Array.from(png));
+      await page.waitForFunction(() => !(document.getElementById('message') as HTMLElement).hidden, undefined, { timeout: 30_000 });
       await idle(page);
       expect(await message()).toMatch(/Slide 'photo\.png' is not a TIFF file \(it looks like a PNG image\)\..*vips tiffsave/);
       expect(await page.getAttribute('#message', 'class')).toBe('error');
@@ -273,7 +285,7 @@ describe.skipIf(!haveChromium)('the slide viewer in Chromium', () => {
       await page.setInputFiles('#model-dir', other);
       await idle(page);
       expect(await message()).toMatch(/gives features of width d = 64, but the model was trained on d = 16/);
-      expect(await page.textContent('#model-info')).toMatch(/^demo model/); // the model before is kept
+      expect(await page.textContent('#model-info')).toMatch(new RegExp(`^${url}demo/model/`)); // the model before is kept
 
       // still usable: the demo slide opens and the analysis starts, and Cancel stops it
       await page.click('#demo-slide');
