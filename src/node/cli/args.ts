@@ -35,7 +35,18 @@ export interface CommandSpec {
    * human summary otherwise).
    */
   run(args: ParsedArgs, io: CommandIO): Promise<Record<string, unknown>>;
+  /**
+   * The human-readable form of a result (without `--json`); undefined (or no `render`) prints
+   * one `key: value` line per field.
+   */
+  render?(result: Record<string, unknown>): string | undefined;
 }
+
+/**
+ * Exit code of a command that ran but could not produce every result it was asked for (for
+ * example `sasha ablate --no-train` with rows left to train); its JSON says which.
+ */
+export const EXIT_INCOMPLETE = 3;
 
 /** What a command gets. */
 export interface ParsedArgs {
