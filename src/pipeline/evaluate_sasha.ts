@@ -140,8 +140,17 @@ export async function evaluateSasha(options: EvaluateSashaOptions): Promise<Sash
   return summarizeEvaluation(slides, t0);
 }
 
-/** Metrics, mean final cross-entropy and elapsed time of per-slide results (started at `t0`, ms). */
-function summarizeEvaluation(slides: SashaSlideResult[], t0: number): SashaEvaluation {
+/**
+ * A {@link SashaEvaluation} of per-slide results: the metrics, the mean final cross-entropy and
+ * the time since `t0` (a `performance.now()` value, ms).
+ * @example
+ * ```ts
+ * const ev = summarizeEvaluation(slides, performance.now());
+ * ev.metrics.accuracy;
+ * ```
+ * @category Pipeline
+ */
+export function summarizeEvaluation(slides: SashaSlideResult[], t0: number): SashaEvaluation {
   const metrics = classificationMetrics(
     slides.map((s) => s.label),
     slides.map((s) => s.probs),

@@ -13,3 +13,4 @@ export * from './train_policy.js';
 export * from './train_sasha.js';
 export * from './sasha_model.js';
 export * from './presets.js';
+export * from './ablation.js';

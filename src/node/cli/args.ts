@@ -99,6 +99,23 @@ export function commandHelp(spec: CommandSpec): string {
   return lines.join('\n');
 }
 
+/** Flags that say where things are or how to print, not how a model is trained. */
+const LOCATION_FLAGS = new Set(['json', 'quiet', 'help', 'resume', 'out', 'model', 'lr-h5', 'hr-h5', 'split', 'predictions']);
+
+/**
+ * The training flags a command ran with (every flag given, except locations and output
+ * switches), for its manifest entry: `sasha ablate` re-runs a stage with the same flags and
+ * one setting changed, so an ablated model differs from the default in that setting only.
+ */
+export function recordedFlags(args: ParsedArgs): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(args.values)) {
+    if (LOCATION_FLAGS.has(k) || v === undefined || typeof v === 'boolean' || Array.isArray(v)) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
 /** Reads a required string flag, or throws naming it. */
 export function requireString(args: ParsedArgs, name: string, cmd: string): string {
   const v = args.values[name];

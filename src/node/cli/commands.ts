@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 import type { CommandSpec } from './args.js';
+import { ablateCommand } from './ablate.js';
 import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
 import { inferCommand } from './infer.js';
@@ -21,5 +22,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   trainPolicyCommand,
   trainAllCommand,
   evalCommand,
+  ablateCommand,
   inferCommand,
 ];

@@ -12,7 +12,7 @@ import { trainHafed, DEFAULT_HAFED_TRAIN_CONFIG, type HafedInput } from '../../h
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { updateModelManifest } from '../model_dir.js';
-import { numberFlag, requireString, type CommandSpec } from './args.js';
+import { numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
 import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
 import { progressBars } from './progress_bar.js';
 
@@ -99,6 +99,7 @@ export const trainHafedCommand: CommandSpec = {
             config: { ...model.config },
             train: { ...DEFAULT_HAFED_TRAIN_CONFIG, epochs, lr, weightDecay },
             seed,
+            flags: recordedFlags(args),
             best: { epoch: best.epoch, score: best.score, val: best.val ?? null },
           },
         });

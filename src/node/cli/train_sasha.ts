@@ -22,7 +22,7 @@ import { StateMlp } from '../../tsu/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
-import { dataPaths, numberFlag, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
+import { dataPaths, numberFlag, recordedFlags, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand, type TsuManifestEntry } from './train_tsu.js';
 import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
@@ -46,6 +46,8 @@ export interface PolicyManifestEntry {
   seed: number;
   bestEpoch: number;
   bestScore: number;
+  /** The training flags it was trained with (see `recordedFlags`); absent in older directories. */
+  flags?: Record<string, string>;
 }
 
 /** The key of a budget in `manifest.policies` and in directory names (`0.2`, `0.1`). */
@@ -191,6 +193,7 @@ export const trainPolicyCommand: CommandSpec = {
           seed,
           bestEpoch: result.bestEpoch,
           bestScore: result.bestScore,
+          flags: recordedFlags(args),
         };
         const prev = (data.manifest.policies ?? {}) as Record<string, PolicyManifestEntry>;
         await updateModelManifest(dir, { policies: { ...prev, [key]: entry } });

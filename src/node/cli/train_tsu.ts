@@ -21,7 +21,7 @@ import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp, trainTsu } from '../../tsu/index.js
 import { H5FeatureDataset, H5Writer, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { readModelManifest, updateModelManifest } from '../model_dir.js';
-import { numberFlag, requireString, type CommandSpec } from './args.js';
+import { numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
 import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
 import { progressBars } from './progress_bar.js';
 
@@ -37,6 +37,8 @@ export interface TsuManifestEntry {
   bestEpoch: number;
   bestValMse: number;
   identityValMse: number;
+  /** The training flags it was trained with (see `recordedFlags`); absent in older directories. */
+  flags?: Record<string, string>;
 }
 
 /** The manifest entry of the cached V. */
@@ -153,6 +155,7 @@ export const trainTsuCommand: CommandSpec = {
               bestEpoch: result.bestEpoch,
               bestValMse: result.bestValMse,
               identityValMse: result.identityValMse,
+              flags: recordedFlags(args),
             } satisfies TsuManifestEntry,
           });
           return {
