@@ -14,3 +14,4 @@ export * from './train_sasha.js';
 export * from './sasha_model.js';
 export * from './presets.js';
 export * from './ablation.js';
+export * from './reference_import.js';

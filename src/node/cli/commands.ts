@@ -7,6 +7,7 @@ import type { CommandSpec } from './args.js';
 import { ablateCommand } from './ablate.js';
 import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
+import { importReferenceCommand } from './import_reference.js';
 import { inferCommand } from './infer.js';
 import { tileCommand } from './tile.js';
 import { trainHafedCommand } from './train_hafed.js';
@@ -24,4 +25,5 @@ export const COMMANDS: readonly CommandSpec[] = [
   evalCommand,
   ablateCommand,
   inferCommand,
+  importReferenceCommand,
 ];
