@@ -24,7 +24,7 @@ import { ABLATION_DESCRIPTIONS, ABLATION_ROWS, alignTo, summarizeEvaluation, typ
 import { H5FeatureDataset } from '../h5/index.js';
 import { fileIO } from '../io/file_io.js';
 import { readModelManifest, type ModelManifest } from '../model_dir.js';
-import { numberFlag, requireString, type CommandSpec, type ParsedArgs } from './args.js';
+import { dataPaths, numberFlag, requireString, type CommandSpec, type ParsedArgs } from './args.js';
 import { evaluateAtBudget } from './model_eval.js';
 import { progressBars } from './progress_bar.js';
 import { trainHafedCommand } from './train_hafed.js';
@@ -142,6 +142,9 @@ export const ablateCommand: CommandSpec = {
   summary: "the paper's ablation table (default, single branch, global update retrained, random, top-attention, Z only); trains what is missing",
   flags: {
     model: { type: 'string', help: "model directory with HAFED and f_S ('sasha train all')" },
+    'lr-h5': { type: 'string', help: 'low-res features Z (default: the file the model was trained on)' },
+    'hr-h5': { type: 'string', help: 'high-res features U (default: the file the model was trained on)' },
+    split: { type: 'string', help: 'split file (default: the one the model was trained with)' },
     budget: { type: 'string', help: 'budget f of every zooming row', default: '0.2' },
     subset: { type: 'string', help: "slides to evaluate: 'train', 'val' or 'test'", default: 'test' },
     rows: { type: 'string', help: `rows to produce, comma-separated (default every row: ${ABLATION_ROWS.join(',')})` },
@@ -166,7 +169,9 @@ export const ablateCommand: CommandSpec = {
     if (!main.hafed) throw new DataError(`The model directory '${dir}' holds no HAFED; train one with 'sasha train all --out ${dir}'.`);
     if (main.hafed.input !== 'highRes') throw new DataError(`The HAFED in '${dir}' reads Z only; the ablation needs SASHA's HAFED trained on U ('sasha train hafed' with --hr-h5).`);
     if (!main.tsu) throw new DataError(`The model directory '${dir}' holds no f_S; run 'sasha train tsu --model ${dir}' first.`);
-    const data = main.data;
+    const paths = dataPaths(args, main.data);
+    if (!paths.hrH5) throw new ValueError('The ablation needs the high-res features U: pass --hr-h5.');
+    const data = { lrH5: paths.lrH5, hrH5: paths.hrH5, split: paths.splitPath };
     const slot = policySlot(budget);
     const globalSlot = policySlot(budget, 'global');
     const singleDir = path.join(dir, ABLATIONS_DIR, 'single-branch');
@@ -239,7 +244,7 @@ export const ablateCommand: CommandSpec = {
     // 2. Evaluate every row that exists on the same slides.
     const evaluations = new Map<AblationRowName, { ev: SashaEvaluation; source: string }>();
     const bars = progressBars(io.interactive);
-    const mainData = await openModelData(dir, { values: {}, positionals: [], json: false });
+    const mainData = await openModelData(dir, { values: { 'lr-h5': data.lrH5, 'hr-h5': data.hrH5, split: data.split }, positionals: [], json: false });
     try {
       const ids = mainData.split[subset];
       if (ids.length === 0) throw new DataError(`The split '${data.split}' has no ${subset} slides.`);
@@ -258,7 +263,7 @@ export const ablateCommand: CommandSpec = {
           const d = evaluations.get('default');
           if (d) evaluations.set('single-branch', { ev: d.ev, source: `${dir} (its HAFED already has M2 = 1)` });
         } else if (have['single-branch']()) {
-          const single = await openModelData(singleDir, { values: {}, positionals: [], json: false });
+          const single = await openModelData(singleDir, { values: { 'lr-h5': data.lrH5, 'hr-h5': data.hrH5, split: data.split }, positionals: [], json: false });
           try {
             const r = await evaluateAtBudget(single, { budget, policy: 'learned', update: 'tsu', ids, seed, onProgress: progress('single-branch'), log: io.log });
             evaluations.set('single-branch', { ev: r.evaluation, source: `${singleDir} policy-${slot}` });
@@ -271,7 +276,7 @@ export const ablateCommand: CommandSpec = {
         const t1 = performance.now();
         const zm = readModelManifest(zDir);
         const model = await Hafed.load(fileIO(path.join(zDir, zm.hafed!.path)));
-        const ds = await H5FeatureDataset.open({ lrH5: zm.data.lrH5 });
+        const ds = await H5FeatureDataset.open({ lrH5: data.lrH5 });
         try {
           const { predictions } = await evaluateHafed(model, subsetDataset(ds, ids), { onProgress: progress('z-only') });
           const slides = predictions.map((p) => ({ id: p.id, label: p.label, probs: p.probs, crossEntropy: -Math.log(Math.max(p.probs[p.label], 1e-30)), actions: [] }));
