@@ -131,7 +131,8 @@ export interface PackedModelDir {
  * another machine: `sasha.json` (training data paths reduced to file names), HAFED, f_S, the
  * policies asked for (no training checkpoints), `extract.json` (the settings the training
  * features were extracted with) and, when the encoder was a tfjs model directory, that model as
- * `encoder/` (with `extract.json` naming it `'encoder'`). `loadSashaModelFrom` reads it from a
+ * `encoder/` (with `extract.json` naming it `'encoder'`; an ONNX file goes to
+ * `encoder/<name>.onnx`, for Node). `loadSashaModelFrom` reads it from a
  * URL or from picked files; `sasha infer --model` reads it from disk.
  *
  * @param dir the trained model directory (`sasha train all --out dir`).
@@ -173,7 +174,15 @@ export async function packModelDir(dir: string, out: string, options: PackModelD
     await cp(path.join(dir, part), path.join(out, part), { recursive: true });
   }
   let encoder = extract.encoder as string;
-  if (!parseBuiltinEncoderName(encoder)) {
+  if (/\.onnx$/i.test(encoder)) {
+    // an ONNX encoder is one file: it goes to encoder/ under its own name (Node reads it; browsers do not)
+    const file = path.isAbsolute(encoder) ? encoder : [path.resolve(encoder), path.resolve(dir, encoder)].find((f) => existsSync(f)) ?? path.resolve(encoder);
+    if (!existsSync(file)) throw new DataError(`The ONNX encoder '${encoder}' named in the extraction settings of '${dir}' is not here; pass options.extract with its path.`);
+    await rm(path.join(out, 'encoder'), { recursive: true, force: true });
+    await mkdir(path.join(out, 'encoder'), { recursive: true });
+    await cp(file, path.join(out, 'encoder', path.basename(file)));
+    encoder = `encoder/${path.basename(file)}`;
+  } else if (!parseBuiltinEncoderName(encoder)) {
     const encDir = path.isAbsolute(encoder) ? encoder : [path.resolve(encoder), path.resolve(dir, encoder)].find((d) => existsSync(d)) ?? path.resolve(encoder);
     const root = existsSync(path.join(encDir, 'model.json')) ? encDir : path.dirname(encDir);
     if (!existsSync(path.join(root, 'model.json'))) {

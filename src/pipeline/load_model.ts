@@ -19,7 +19,17 @@ import { Hafed } from '../hafed/hafed.js';
 import { DEFAULT_WSI_ENV_CONFIG, resolveWsiEnvConfig, type WsiEnvConfig } from '../mdp/index.js';
 import { ActorCritic } from '../ppo/index.js';
 import { StateMlp } from '../tsu/index.js';
-import { builtinEncoder, graphModelEncoder, layersModelEncoder, parseBuiltinEncoderName, type GraphModelLike, type Normalization, type PatchEncoder } from '../wsi/encoders/index.js';
+import {
+  builtinEncoder,
+  graphModelEncoder,
+  layersModelEncoder,
+  onnxEncoder,
+  parseBuiltinEncoderName,
+  type GraphModelLike,
+  type Normalization,
+  type OnnxRuntimeLike,
+  type PatchEncoder,
+} from '../wsi/encoders/index.js';
 import type { PatchGridConfig } from '../wsi/patch_grid.js';
 import type { LevelSpec } from '../wsi/slide_source.js';
 import type { TissueConfig } from '../wsi/tissue.js';
@@ -61,6 +71,8 @@ export interface ModelManifest {
     config: Record<string, unknown>;
     train: Record<string, unknown>;
     seed: number;
+    /** The training flags it was trained with (see `recordedFlags`); absent in older directories. */
+    flags?: Record<string, string>;
     best: Record<string, unknown>;
   };
   [component: string]: unknown;
@@ -270,14 +282,21 @@ export interface LoadModelEncoderOptions {
    * encoder is an error naming the package.
    */
   loadGraphModel?: (handler: tf.io.IOHandler) => Promise<GraphModelLike>;
+  /**
+   * ONNX Runtime for an `.onnx` encoder (`import * as ort from 'onnxruntime-web'` in a browser);
+   * default: the runtime registered with `setOnnxRuntime` (`sasha-wsi/node` registers
+   * `onnxruntime-node`).
+   */
+  onnxRuntime?: OnnxRuntimeLike;
 }
 
 /**
  * The patch encoder named by a model directory's extraction settings
  * ({@link readModelExtractSettings}): a built-in CNN (`'builtin-cnn(d=..,in=..,seed=..)'`,
- * rebuilt from its seed), or a folder of the directory (`'encoder'`, as {@link packModelDir}
- * writes it) holding a tfjs LayersModel or GraphModel. The settings' `normalization`,
- * `inputSize` and `tokenPooling` are applied.
+ * rebuilt from its seed), a folder of the directory (`'encoder'`, as {@link packModelDir}
+ * writes it) holding a tfjs LayersModel or GraphModel, or an ONNX file of the directory
+ * (`'encoder/vit_s16.onnx'`, run by ONNX Runtime with the patch preparation recorded at
+ * extraction). The settings' `normalization`, `inputSize` and `tokenPooling` are applied.
  * @param files the model directory's files.
  * @param settings the extraction settings (at least `encoder`).
  * @returns the encoder, owned by the caller (`dispose()` it).
@@ -299,6 +318,25 @@ export async function loadModelEncoder(files: ModelFiles, settings: Record<strin
   let encoder: PatchEncoder;
   if (builtin) {
     encoder = builtinEncoder({ ...builtin, normalization });
+  } else if (/\.onnx$/i.test(name)) {
+    const bytes = await files.read(name);
+    if (!bytes) throw new DataError(`The ONNX encoder '${name}' named in ${MODEL_EXTRACT_SETTINGS} is not in '${files.name}'.`);
+    // the patch preparation recorded at extraction (sasha extract --encoder x.onnx)
+    const r = (settings.onnx ?? {}) as Record<string, unknown>;
+    const pick = <T>(k: string): T | undefined => (r[k] === undefined ? undefined : (r[k] as T));
+    const tokenPooling = pick<'cls' | 'mean'>('tokenPooling');
+    encoder = await onnxEncoder(bytes, {
+      name: `${files.name.replace(/\/$/, '')}/${name}`,
+      normalization,
+      ...(typeof settings.inputSize === 'number' ? { inputSize: settings.inputSize } : {}),
+      ...(pick<number>('resizeSize') !== undefined ? { resizeSize: pick<number>('resizeSize') } : {}),
+      ...(pick<string>('outputName') !== undefined ? { outputName: pick<string>('outputName') } : {}),
+      ...(tokenPooling !== undefined ? { output: tokenPooling } : {}),
+      ...(pick<number>('prefixTokens') !== undefined ? { prefixTokens: pick<number>('prefixTokens') } : {}),
+      ...(pick<'NCHW' | 'NHWC'>('layout') !== undefined ? { layout: pick<'NCHW' | 'NHWC'>('layout') } : {}),
+      ...(pick<'float32' | 'float16'>('dtype') !== undefined ? { dtype: pick<'float32' | 'float16'>('dtype') } : {}),
+      ...(options.onnxRuntime ? { runtime: options.onnxRuntime } : {}),
+    });
   } else {
     const artifacts = await readModelArtifacts(files, name);
     if (!artifacts) {

@@ -19,6 +19,7 @@ import { builtinEncoder } from '../../src/wsi/index.js';
 import {
   fileCheckpointStore,
   fileIO,
+  loadEncoder,
   loadSashaModel,
   modelFilesFromDir,
   openSlide,
@@ -220,6 +221,31 @@ describe('packModelDir and loading from any files', () => {
     encoder.dispose();
     net.dispose();
     await expect(packModelDir(dir, tmp.path('packed_bad'), { budgets: [0.3] })).rejects.toThrow(/No policy trained for budget 0.3/);
+    await expect(packModelDir(dir, tmp.path('packed_bad'), { extract: { ...settings, encoder: tmp.path('missing_encoder') } })).rejects.toThrow(/is not a tfjs model directory here/);
     await expect(packModelDir(dir, dir)).rejects.toThrow(ValueError);
+  });
+});
+
+describe('packModelDir with an ONNX encoder', () => {
+  it('copies the .onnx file into encoder/, and loads it from the packed files with the recorded patch preparation', async () => {
+    const onnxFile = join(new URL('../fixtures/onnx/', import.meta.url).pathname, 'cnn.onnx'); // [B, 3, 32, 32] -> [B, 8]
+    const settings = { ...readTrainingExtractSettings(readModelManifest(dir))!, encoder: onnxFile, dim: 8, inputSize: 32, onnx: { layout: 'NCHW' } };
+    const packedDir = tmp.path('packed_onnx');
+    const packed = await packModelDir(dir, packedDir, { budgets: [0.2], extract: settings });
+    expect(packed.encoder).toBe('encoder/cnn.onnx');
+    expect(readFileSync(join(packedDir, 'encoder/cnn.onnx'))).toEqual(readFileSync(onnxFile));
+    const picked = modelFilesFromPicked(pickedFiles(packedDir, 'c16'));
+    const encoder = await loadModelEncoder(picked, (await readModelExtractSettings(picked))!, { dim: 8 });
+    const direct = await loadEncoder({ encoder: onnxFile, inputSize: 32 });
+    const px = tf.randomUniform([2, 32, 32, 3], 0, 255, 'float32', 6) as tf.Tensor4D;
+    const a = await (encoder as unknown as { encodeAsync(x: tf.Tensor4D): Promise<tf.Tensor> }).encodeAsync(px);
+    const b = await (direct as unknown as { encodeAsync(x: tf.Tensor4D): Promise<tf.Tensor> }).encodeAsync(px);
+    expect(a.shape).toEqual([2, 8]);
+    expectAllclose(a, b, { rtol: 0, atol: 0 });
+    tf.dispose([a, b, px]);
+    encoder.dispose();
+    direct.dispose();
+    // the CLI reads the packed directory's encoder too
+    expect(readModelDirExtractSettings(packedDir)?.encoder).toBe(join(packedDir, 'encoder/cnn.onnx'));
   });
 });
