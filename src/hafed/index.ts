@@ -16,3 +16,4 @@ export * from './hafed.js';
 export * from './evaluate.js';
 export * from './checkpoint.js';
 export * from './train_hafed.js';
+export * from './sharded.js';
