@@ -16,7 +16,7 @@
  *
  * Run by `run.py`: `npx tsx bench/vs_reference/ours_child.ts TASK --work DIR --n N [--reps K]`.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AdamW, createRng, halfCosineLr, initBackend, tf } from '../../src/core/index.js';
@@ -220,8 +220,10 @@ async function main(): Promise<void> {
       policy.dispose();
       return { actions: r.actions, probs: Array.from(r.last.info.probs) };
     };
-    const wz = readArray('z_warmup');
-    const wv = readArray('v_warmup');
+    // warm-up: one episode on a slide of min(N, 1000) patches (the same for both implementations)
+    const warmTag = existsSync(join(work, `z_${Math.min(n, 1000)}.bin`)) ? String(Math.min(n, 1000)) : 'warmup';
+    const wz = readArray(`z_${warmTag}`);
+    const wv = readArray(`v_${warmTag}`);
     episode(wz.data, wv.data, wz.shape[0]);
     const z = readArray(`z_${n}`);
     const v = readArray(`v_${n}`);

@@ -413,7 +413,8 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         'the runs (range and number of runs in brackets); speed-up = official median / sasha-wsi median (> 1: sasha-wsi faster); '
         'CPU s = process CPU seconds of the timed part (all threads). sasha-wsi at 2 threads splits HAFED stage 1 over its thread and one '
         'worker thread (`createHafedWorkerPool(1)`); its other workloads run on one thread, compared with the official code at 1 and at 2. '
-        'HAFED rows time 3 steps per process after a warm-up step; episodes and updates time one each after a warm-up on N = 100. '
+        'HAFED rows time 3 steps per process after a warm-up step; an episode is timed after a warm-up episode on N = min(N, 1000), '
+        'an update after a warm-up update on N = 100. '
         'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread.',
         '',
         f'Machine load (1-minute average, {_machine.get("short", "")} shared with other jobs): {load_start[0]:.1f} at the start, '

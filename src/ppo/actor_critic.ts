@@ -61,18 +61,21 @@ function gatedAttentionLogits(x: tf.Tensor2D, g: GatedAttentionWeights): tf.Tens
         const [sa, ss] = saved as tf.Tensor2D[];
         const [n, h] = sa.shape;
         const dyc = tf.reshape(dy, [n, 1]) as tf.Tensor2D; // [n, 1]
+        const dyr = tf.reshape(dy, [1, n]) as tf.Tensor2D; // [1, n]
+        const ones = tf.ones([1, n]) as tf.Tensor2D;
         const xT = tf.transpose(x) as tf.Tensor2D; // [d, n]: explicit, the fast matMul path on wasm
-        const dw = tf.tidy(() => tf.matMul(tf.transpose(tf.mul(sa, ss)) as tf.Tensor2D, dyc)); // [h, 1]
+        // dw = p^T dy as (dy^T p)^T, column sums as a row of ones times the columns: no transposes of [n, h]
+        const dw = tf.tidy(() => tf.reshape(tf.matMul(dyr, tf.mul(sa, ss) as tf.Tensor2D), [h, 1])); // [h, 1]
         const dp = tf.mul(dyc, tf.reshape(wK, [1, h])) as tf.Tensor2D; // [n, h]
         const dPreV = tf.tidy(() => tf.mul(tf.mul(dp, ss), tf.sub(1, tf.square(sa))) as tf.Tensor2D); // [n, h]
         const dWv = tf.matMul(xT, dPreV);
-        const dbv = tf.sum(dPreV, 0);
+        const dbv = tf.reshape(tf.matMul(ones, dPreV), [h]);
         dPreV.dispose();
         const dPreU = tf.tidy(() => tf.mul(tf.mul(dp, sa), tf.mul(ss, tf.sub(1, ss))) as tf.Tensor2D); // [n, h]
         dp.dispose();
         const dWu = tf.matMul(xT, dPreU);
-        const dbu = tf.sum(dPreU, 0);
-        tf.dispose([dPreU, xT, dyc]);
+        const dbu = tf.reshape(tf.matMul(ones, dPreU), [h]);
+        tf.dispose([dPreU, xT, dyc, dyr, ones]);
         return [dWv, dbv, dWu, dbu, dw, tf.reshape(tf.sum(dy), [1])];
       },
     };
