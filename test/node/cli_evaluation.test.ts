@@ -224,3 +224,35 @@ describe('policy slots and recorded flags', () => {
     ).toEqual({ epochs: '3', seed: '1', preset: 'tcga' });
   });
 });
+
+describe('sasha compression', () => {
+  it('reports every slide and the cohort from the files, with the pixel size given or recorded', async () => {
+    const r = await sasha('compression', '--model', model, '--sub-patch-size', '256', '--json', '--quiet');
+    expect(r.code, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.slides).toHaveLength(12);
+    expect(j.dtype).toBe('float16');
+    for (const s of j.slides) {
+      expect(s.stateBytes).toBe(s.numPatches * 16 * 2); // tiny cohort: d = 16, float16
+      expect(s.featureRatio).toBe(16);
+      expect(s.pixelRatio).toBe((16 * 256 * 256 * 3) / (16 * 2));
+    }
+    expect(j.cohort.numPatches).toBe(j.slides.reduce((a: number, s: { numPatches: number }) => a + s.numPatches, 0));
+    expect(j.files.hrH5.bytes).toBeGreaterThan(j.files.lrH5.bytes);
+    // the test subset of the split only
+    const t = lastJson((await sasha('compression', '--model', model, '--subset', 'test', '--json', '--quiet')).stdout);
+    expect(t.slides).toHaveLength(3);
+    expect(t.cohort).not.toHaveProperty('pixelRatio');
+    const human = await sasha('compression', '--lr-h5', files.lrH5, '--hr-h5', files.hrH5, '--sub-patch-size', '32', '--quiet');
+    expect(human.stdout).toMatch(/^cohort \(12 slides\) +\d+ +[\d.]+ KiB +[\d.]+ KiB +16\.0 /m);
+  });
+
+  it('bad input: no files, swapped files, a bad subset', async () => {
+    expect((await sasha('compression')).stderr).toMatch(/needs --lr-h5 and --hr-h5/);
+    const swapped = await sasha('compression', '--lr-h5', files.hrH5, '--hr-h5', files.lrH5);
+    expect(swapped.code).toBe(2);
+    expect(swapped.stderr).toMatch(/hr\.h5', slide 'slide_000': expected 'feat' of rank 2 .* This looks like a high-res file/);
+    expect((await sasha('compression', '--model', model, '--subset', 'everything')).stderr).toMatch(/--subset to be 'train', 'val', 'test' or 'all'/);
+    expect((await sasha('compression', '--model', model, '--sub-patch-size', '0')).stderr).toMatch(/--sub-patch-size to be an integer >= 1/);
+  });
+});
