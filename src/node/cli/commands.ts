@@ -6,6 +6,7 @@
 import type { CommandSpec } from './args.js';
 import { ablateCommand } from './ablate.js';
 import { compressionCommand } from './compression.js';
+import { interpretCommand } from './interpret.js';
 import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
 import { importReferenceCommand } from './import_reference.js';
@@ -26,6 +27,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   evalCommand,
   ablateCommand,
   compressionCommand,
+  interpretCommand,
   inferCommand,
   importReferenceCommand,
 ];
