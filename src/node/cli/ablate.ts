@@ -105,6 +105,8 @@ interface RowResult {
   accuracy?: number;
   balancedAccuracy?: number;
   auc?: number;
+  /** One-vs-rest AUC of each class. */
+  perClassAuc?: number[];
   f1?: number;
   ece?: number;
   n?: number;
@@ -309,6 +311,7 @@ export const ablateCommand: CommandSpec = {
         accuracy: mt.accuracy,
         balancedAccuracy: mt.balancedAccuracy,
         auc: mt.auc,
+        perClassAuc: mt.perClassAuc,
         f1: mt.f1,
         ece: mt.ece,
         n: mt.n,

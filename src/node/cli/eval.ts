@@ -84,6 +84,7 @@ export const evalCommand: CommandSpec = {
         accuracy: metrics.accuracy,
         balancedAccuracy: metrics.balancedAccuracy,
         auc: metrics.auc,
+        perClassAuc: metrics.perClassAuc,
         f1: metrics.f1,
         ece: metrics.ece,
         n: metrics.n,

@@ -72,6 +72,7 @@ export async function evalSweep(dir: string, args: ParsedArgs, io: CommandIO, su
         accuracy: ev.metrics.accuracy,
         balancedAccuracy: ev.metrics.balancedAccuracy,
         auc: ev.metrics.auc,
+        perClassAuc: ev.metrics.perClassAuc,
         f1: ev.metrics.f1,
         ece: ev.metrics.ece,
         n: ev.metrics.n,
