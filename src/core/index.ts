@@ -14,3 +14,7 @@ export * from './optim.js';
 export * from './data.js';
 export * from './float16.js';
 export * from './progress.js';
+export * from './io.js';
+export * from './checkpoint.js';
+export * from './init.js';
+export * from './gated_attention.js';

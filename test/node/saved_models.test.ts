@@ -77,15 +77,17 @@ describe('models saved by release 0.1', () => {
       expect(hafed.code, hafed.stderr).toBe(0);
       expect(lastJson(hafed.stdout).epochs).toBe(3);
       // the two restored epochs are the saved ones (their recorded durations included), not re-run
-      expect(history('hafed').history.slice(0, 2)).toEqual(savedHistory('hafed').history);
+      expect(history('hafed').progress.history.slice(0, 2)).toEqual(savedHistory('hafed').history);
 
       const tsu = await sasha('train', 'tsu', '--model', dir, '--epochs', '4', '--seed', '3', '--resume', '--json', '--quiet');
       expect(tsu.code, tsu.stderr).toBe(0);
       expect(lastJson(tsu.stdout).epochs).toBe(4);
+      expect(history('tsu').progress.history.slice(0, 3)).toEqual(savedHistory('tsu').history);
 
       const policy = await sasha('train', 'policy', '--model', dir, '--budget', '0.2', '--epochs', '3', '--seed', '3', '--resume', '--json', '--quiet');
       expect(policy.code, policy.stderr).toBe(0);
       expect(lastJson(policy.stdout).epochs).toBe(3);
+      expect(history('policy-0.2').metadata.progress.history.slice(0, 2)).toEqual(savedHistory('policy-0.2').metadata.history);
     });
   });
 });
