@@ -6,7 +6,7 @@
  * gradients, per-network clipping and AdamW steps. d = 384, hidden 128 (the reference sizes).
  * The episodes are random: S_0 ~ N(0, 1) shared by both episodes (one slide), and each step
  * changes the chosen row and |C| ~ U{2..7} other rows (the |C| measured on real data at
- * tau = 0.95, DESIGN.md §5).
+ * tau = 0.95, docs/implementation-details.md P21).
  *
  * Each configuration runs in its own child process, so that peak memory is measured honestly
  * per method:

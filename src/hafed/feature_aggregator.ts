@@ -44,7 +44,7 @@ export interface FeatureAggregatorOutput {
 }
 
 /**
- * HAFED stage 1 (sasha-reference.md §2.2 step 1; §3): gated multi-branch attention over the k
+ * HAFED stage 1 (docs/reference-code.md §2.2 step 1; §3): gated multi-branch attention over the k
  * sub-patches of each patch, softmax over k, mean over the M1 branches, then pooling:
  * `V_i = sum_j abar_ij U_ij`, `abar_i = mean_m softmax_j(s_mij)`.
  *

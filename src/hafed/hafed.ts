@@ -37,7 +37,7 @@ export interface HafedPrediction {
 }
 
 /**
- * HAFED (sasha-reference.md §2). Stage 1 aggregates each patch's k high-resolution sub-patch
+ * HAFED (docs/reference-code.md §2). Stage 1 aggregates each patch's k high-resolution sub-patch
  * features into one vector; stage 2 classifies the slide from the N vectors with ACMIL-style
  * multi-branch attention. The prediction is `softmax` of the slide head on the
  * branch-averaged attention pooling.

@@ -19,7 +19,7 @@ export interface MultiBranchAttentionArgs extends BaseLayerArgs {
   /** M: number of attention branches, each with its own attention map. Default 1. */
   numBranches?: number;
   /**
-   * D: width of the tanh and sigmoid hidden layers. Default 128 (sasha-reference.md §2.1:
+   * D: width of the tanh and sigmoid hidden layers. Default 128 (docs/reference-code.md §2.1:
    * `Attention_Gated(L, D=128, K)`, used with d = 384).
    */
   attentionDim?: number;

@@ -53,7 +53,7 @@ function linearVariable(name: string, shape: number[], fanIn: number, rng: Rng):
 }
 
 /**
- * HAFED stage 2 (sasha-reference.md §2.2 step 2): gated attention with M branches over the N
+ * HAFED stage 2 (docs/reference-code.md §2.2 step 2): gated attention with M branches over the N
  * patch vectors; each branch m pools `z_m = sum_i a_mi v_i` and has its own head
  * `branchLogits_m = z_m W_m + b_m` (trained only); the slide prediction comes from a separate
  * head on the branch-averaged pooling: `logits = (mean_m z_m) W_s + b_s`

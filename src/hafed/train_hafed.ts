@@ -1,5 +1,5 @@
 /**
- * Training HAFED on a cohort of slides (sasha-reference.md §2.3-2.4): one slide per step
+ * Training HAFED on a cohort of slides (docs/reference-code.md §2.3-2.4): one slide per step
  * (B = 1, no padding), AdamW with the half-cosine schedule evaluated at every step, model
  * selection on validation F1 + AUC, resumable checkpoints.
  *
@@ -122,7 +122,7 @@ function selectionScore(f1: number, auc: number): number {
 
 /**
  * Trains HAFED (both stages jointly on U, or stage 2 on Z with `input: 'lowRes'`) with the
- * reference recipe (CAMELYON16 column of sasha-reference.md §2.3):
+ * reference recipe (CAMELYON16 column of docs/reference-code.md §2.3):
  * - one slide per step in a seeded random order, STKIM masking on, loss
  *   `slide CE + mean branch CE + similarity losses` ({@link hafedLoss});
  * - AdamW (lr 4.14e-4, weight decay 1e-5), the learning rate set at every step from the

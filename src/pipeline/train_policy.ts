@@ -99,7 +99,7 @@ function policyState(metadata: Record<string, unknown> | null): TrainingCheckpoi
   };
 }
 
-/** Default number of policy epochs: sasha-reference.md §6.3 (`train_epoch` 15, CAMELYON16). */
+/** Default number of policy epochs: docs/reference-code.md §6.3 (`train_epoch` 15, CAMELYON16). */
 export const DEFAULT_POLICY_EPOCHS = 15;
 
 /**
@@ -117,7 +117,7 @@ export const DEFAULT_POLICY_EPOCHS = 15;
  * ```ts
  * const { model, bestEpoch } = await trainPolicy({ classifier: hafed, fS, dataset: withV, split, env: { budget: 0.2 } });
  * ```
- * @see sasha-reference.md §6.2
+ * @see docs/reference-code.md §6.2
  * @category Pipeline
  */
 export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPolicyResult> {

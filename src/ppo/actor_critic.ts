@@ -79,7 +79,7 @@ export interface CriticRowTerms {
  * const logits = ac.actorLogits(tf.randomNormal([1000, 384])); // [1000]
  * const v = ac.value(tf.randomNormal([1000, 384]));            // scalar
  * ```
- * @see sasha-reference.md §6.1
+ * @see docs/reference-code.md §6.1
  * @category PPO
  */
 export class ActorCritic {

@@ -18,7 +18,7 @@
  *    actor and of `sum(c(X) dc) + sum(s(X) ds) + b_value db` for the critic, which equal the
  *    gradients of the losses by the chain rule; again in passes of versions, summed.
  *
- * @see DESIGN.md §5
+ * @see docs/implementation-details.md P21
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';

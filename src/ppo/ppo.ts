@@ -96,7 +96,7 @@ function disposeSnapshot(snap: Snapshot): void {
  * to what they were before the update and the error is rethrown.
  *
  * @returns the batch (advantages, returns) and the update's metrics.
- * @see sasha-reference.md §6.2; CleanRL ppo.py lines 215-293.
+ * @see docs/reference-code.md §6.2; CleanRL ppo.py lines 215-293.
  * @category PPO
  */
 export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: RolloutBatch; metrics: UpdateMetrics }> {
@@ -210,7 +210,7 @@ export interface PredictOptions extends SelectOptions {
  * Each update collects `numEpisodesPerUpdate` episodes on the update's environment (the
  * reference: two sequential episodes on one slide), sampling actions from the masked actor;
  * then {@link runPpoUpdate} trains actor and critic with separate AdamW optimisers. The update
- * is event-sourced by default (DESIGN.md §5).
+ * is event-sourced by default (docs/implementation-details.md P21).
  *
  * @example
  * ```ts
@@ -220,7 +220,7 @@ export interface PredictOptions extends SelectOptions {
  * await ppo.save(handler);
  * const again = await PPO.load(handler);
  * ```
- * @see sasha-reference.md §6; CleanRL ppo.py; SB3 ppo/ppo.py
+ * @see docs/reference-code.md §6; CleanRL ppo.py; SB3 ppo/ppo.py
  * @category PPO
  */
 export class PPO {

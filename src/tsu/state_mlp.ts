@@ -57,7 +57,7 @@ let instances = 0;
  * const fS = new StateMlp({ dim: 384 });     // 1,181,568 parameters
  * const y = fS.apply(tf.zeros([5, 1152]));   // [5, 384], caller disposes
  * ```
- * @see sasha-reference.md §4.1
+ * @see docs/reference-code.md §4.1
  * @category TSU
  */
 export class StateMlp implements StateUpdateNet {

@@ -138,7 +138,7 @@ interface Sample {
  *   onProgress: (e) => console.log(e.done, e.info),
  * });
  * ```
- * @see sasha-reference.md §4.2
+ * @see docs/reference-code.md §4.2
  * @category TSU
  */
 export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult> {
