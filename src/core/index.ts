@@ -18,3 +18,4 @@ export * from './io.js';
 export * from './checkpoint.js';
 export * from './init.js';
 export * from './gated_attention.js';
+export * from './torch/index.js';

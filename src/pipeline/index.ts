@@ -12,3 +12,4 @@ export * from './evaluate_sasha.js';
 export * from './train_policy.js';
 export * from './train_sasha.js';
 export * from './sasha_model.js';
+export * from './reference_import.js';

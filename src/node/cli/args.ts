@@ -174,11 +174,18 @@ export function abortOnSigint(io: CommandIO, message: string): { signal: AbortSi
  */
 export function dataPaths(
   args: ParsedArgs,
-  recorded: { lrH5: string; hrH5?: string; split: string },
+  recorded: { lrH5: string; hrH5?: string; split: string } | undefined,
 ): { lrH5: string; hrH5?: string; splitPath: string } {
   const flag = (name: string) => {
     const v = args.values[name];
     return typeof v === 'string' && v !== '' ? path.resolve(v) : undefined;
   };
-  return { lrH5: flag('lr-h5') ?? recorded.lrH5, hrH5: flag('hr-h5') ?? recorded.hrH5, splitPath: flag('split') ?? recorded.split };
+  const lrH5 = flag('lr-h5') ?? recorded?.lrH5;
+  const splitPath = flag('split') ?? recorded?.split;
+  if (!lrH5 || !splitPath) {
+    throw new ValueError(
+      'The model directory records no feature files (it was imported with sasha import-reference): pass --lr-h5, --hr-h5 and --split.',
+    );
+  }
+  return { lrH5, hrH5: flag('hr-h5') ?? recorded?.hrH5, splitPath };
 }

@@ -6,6 +6,7 @@
 import type { CommandSpec } from './args.js';
 import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
+import { importReferenceCommand } from './import_reference.js';
 import { inferCommand } from './infer.js';
 import { tileCommand } from './tile.js';
 import { trainHafedCommand } from './train_hafed.js';
@@ -22,4 +23,5 @@ export const COMMANDS: readonly CommandSpec[] = [
   trainAllCommand,
   evalCommand,
   inferCommand,
+  importReferenceCommand,
 ];

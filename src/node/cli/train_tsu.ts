@@ -73,6 +73,9 @@ export const trainTsuCommand: CommandSpec = {
 
     const manifest = readModelManifest(dir);
     if (!manifest.hafed) throw new DataError(`The model directory '${dir}' holds no HAFED; train one first with 'sasha train hafed --out ${dir}'.`);
+    if (!manifest.data) {
+      throw new DataError(`The model directory '${dir}' records no feature files (it was imported with sasha import-reference); import it again with --lr-h5, --hr-h5 and --split.`);
+    }
     if (manifest.hafed.input !== 'highRes' || !manifest.data.hrH5) {
       throw new DataError(
         `The HAFED in '${dir}' was trained on low-res features only; the TSU needs its stage 1 (V from U). ` +
