@@ -7,3 +7,4 @@
  */
 export * from './metrics.js';
 export * from './statistics.js';
+export * from './plots.js';

@@ -39,5 +39,8 @@ export * from './digit_slides.js';
 export * from './load_model.js';
 export * from './heatmap.js';
 
+// Evaluation outputs: plots
+export * from './plots.js';
+
 registerFileRouter();
 registerNodeOnnxRuntime();
