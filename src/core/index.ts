@@ -18,4 +18,5 @@ export * from './io.js';
 export * from './checkpoint.js';
 export * from './init.js';
 export * from './gated_attention.js';
+export * from './model_files.js';
 export * from './torch/index.js';
