@@ -17,7 +17,7 @@ import type { Rng } from '../core/random.js';
 import { argmax } from '../eval/metrics.js';
 import type { Hafed, HafedPrediction } from './hafed.js';
 import { hafedLoss } from './losses.js';
-import type { ScoreWeights } from './gated_scores.js';
+import type { ScoreWeights } from '../core/gated_attention.js';
 import { subPatchBackward, subPatchForward, type SubPatchSaved } from './sub_patch_pooling.js';
 import { stkimMaskFromRanks } from './multi_branch_attention.js';
 import type { HafedStepResult } from './train_hafed.js';

@@ -15,3 +15,4 @@ export * from './encoders/index.js';
 export * from './extract.js';
 export * from './synthetic/slide_image.js';
 export * from './synthetic/digit_slide.js';
+export * from './annotations.js';
