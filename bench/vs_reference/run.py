@@ -70,6 +70,11 @@ def parse_args():
     p.add_argument('--quick', action='store_true', help='small sizes only, to check the setup (implies --no-write)')
     p.add_argument('--no-write', action='store_true', help='do not write bench/RESULTS.md and summary.json')
     p.add_argument('--skip-heavy', action='store_true', help='skip the official PPO update at N = 2000 (about 11 GB and 500 s)')
+    p.add_argument('--two-threads-max-n', type=int, default=1000,
+                   help='largest N of the greedy episode and the PPO update at which the official code also runs at 2 threads '
+                        '(default 1000; HAFED runs at every thread count)')
+    p.add_argument('--resume', action='store_true',
+                   help='keep the runs already recorded in WORK/runs.jsonl (needs --work) and run only the missing ones')
     return p.parse_args()
 
 
@@ -280,6 +285,8 @@ def main():
     log(machine_line())
     if 'ppo' in only:
         for tag in ['warmup'] + [str(n) for n in ppo_pairs + ppo_alone]:
+            if args.resume and os.path.exists(os.path.join(work, f'episodes_{tag}.json')):
+                continue
             r = run_child(*ours_cmd('prepare-episodes', work, tag, 1), label=f'episodes {tag}')
             log(f'episodes N={tag}: {r["samples"]} steps, {r["changedRows"]} changed rows')
 
@@ -290,16 +297,31 @@ def main():
             # sasha-wsi at 2 threads: stage 1 over this thread and one worker thread
             plan.append(('hafed-train', n, 3, [('ours', t) for t in threads] + [('ref', t) for t in threads]))
             plan.append(('hafed-infer', n, 3, [('ours', t) for t in threads] + [('ref', t) for t in threads]))
+    def ref_threads_at(n):
+        return [t for t in threads if t == 1 or n <= args.two_threads_max_n]
+
     if 'episode' in only:
         for n in episode_sizes:
-            plan.append(('episode', n, 1, [('ours', 1)] + [('ref', t) for t in threads]))
+            plan.append(('episode', n, 1, [('ours', 1)] + [('ref', t) for t in ref_threads_at(n)]))
     if 'ppo' in only:
         for n in ppo_pairs:
             heavy = n >= 2000
-            ref_threads = [] if heavy and args.skip_heavy else [1] if heavy else threads
+            ref_threads = [] if heavy and args.skip_heavy else [1] if heavy else ref_threads_at(n)
             plan.append(('ppo', n, 1, [('ours', 1)] + [('ref', t) for t in ref_threads]))
         for n in ppo_alone:
             plan.append(('ppo', n, 1, [('ours', 1)]))
+
+    # Every run is appended to WORK/runs.jsonl as it ends, so that a cut-short run keeps its figures (--resume).
+    raw_path = os.path.join(work, 'runs.jsonl')
+    done = {}
+    if args.resume and os.path.exists(raw_path):
+        with open(raw_path) as f:
+            for line in f:
+                rec = json.loads(line)
+                done[(rec['task'], rec['n'], rec['who'], rec['threads'], rec['round'])] = rec['result']
+        log(f'resuming: {len(done)} runs already recorded in {raw_path}')
+    elif os.path.exists(raw_path):
+        os.remove(raw_path)
 
     results = {}
     for task, n, inner, contenders in plan:
@@ -317,16 +339,21 @@ def main():
                         log(f'skipping the official PPO update at N={n}: {avail:.1f} GB available, about 12 GB needed')
                         continue
                 label = f'{task} N={n} {f"sasha-wsi {t}T" if who == "ours" else f"official {t}T"} round {rnd + 1}'
+                if (task, n, who, t, rnd) in done:
+                    results[key][(who, t)].append(done[(task, n, who, t, rnd)])
+                    continue
                 cmd, env = ours_cmd(task, work, n, inner, t) if who == 'ours' else reference_cmd(task, work, ref, n, inner, t)
                 r = run_child(cmd, env, label)
                 results[key][(who, t)].append(r)
+                with open(raw_path, 'a') as f:
+                    f.write(json.dumps({'task': task, 'n': n, 'who': who, 'threads': t, 'round': rnd, 'result': r}) + '\n')
                 log(f'{label}: {", ".join(fmt_s(s) for s in r["seconds"])} s (CPU {", ".join(fmt_s(s) for s in r["cpuSeconds"])}), '
                     f'RSS {mb(r["maxRssBytes"])} MB, load {r["loadStart"]:.1f}->{r["loadEnd"]:.1f}')
 
     load_end = os.getloadavg()
     minutes = (time.time() - t_start) / 60
     report(results, threads, load_start, load_end, minutes, commit, write, args)
-    if not args.work:
+    if not args.work and not args.resume:
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -345,8 +372,8 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         """sasha-wsi's thread count compared with the official code at t threads (1 unless it ran at t)."""
         return t if runs(task, n, 'ours', t) else 1
 
-    def speedup(task, n, t=1, ours_t=1):
-        ours, ref = med(secs(task, n, 'ours', ours_t)), med(secs(task, n, 'ref', t))
+    def speedup(task, n, t=1, ours_t=1, cpu=False):
+        ours, ref = med(secs(task, n, 'ours', ours_t, cpu)), med(secs(task, n, 'ref', t, cpu))
         return ref / ours if ours == ours and ref == ref else float('nan')
 
     def x(v):
@@ -369,12 +396,12 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
                        mb(peak(task, n, 'ours', ot))]
                 if rs:
                     row += [f'{fmt_s(med(rs))} ({spread(rs)}, {len(rs)})', fmt_s(med(secs(task, n, 'ref', t, cpu=True))), mb(peak(task, n, 'ref', t)),
-                            x(speedup(task, n, t, ot)), f'{peak(task, n, "ref", t) / peak(task, n, "ours", ot):.1f}x']
+                            x(speedup(task, n, t, ot)), x(speedup(task, n, t, ot, cpu=True)), f'{peak(task, n, "ref", t) / peak(task, n, "ours", ot):.1f}x']
                 else:
-                    row += ['not run', 'n/a', 'n/a', 'n/a', 'n/a']
+                    row += ['not run', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a']
                 rows.append(row)
     header = ['workload', 'N', 'threads (sasha-wsi / official)', 'sasha-wsi s (range, runs)', 'sasha-wsi CPU s', 'sasha-wsi peak RSS MB',
-              'official s (range, runs)', 'official CPU s', 'official peak RSS MB', 'speed-up', 'RSS official / sasha-wsi']
+              'official s (range, runs)', 'official CPU s', 'official peak RSS MB', 'speed-up', 'speed-up in CPU s', 'RSS official / sasha-wsi']
 
     checks = []
     for (task, n), by in results.items():
@@ -411,11 +438,13 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         '1152 -> 768 -> 384; PPO with 2 episodes per slide, 4 epochs, AdamW lr 1e-5. Each run is a fresh process (its peak RSS '
         f'is its own); the contenders alternate within each of {args.reps} rounds. Times are wall-clock seconds, medians over '
         'the runs (range and number of runs in brackets); speed-up = official median / sasha-wsi median (> 1: sasha-wsi faster); '
-        'CPU s = process CPU seconds of the timed part (all threads). sasha-wsi at 2 threads splits HAFED stage 1 over its thread and one '
+        'CPU s = process CPU seconds of the timed part (all threads); "speed-up in CPU s" is the same ratio of the CPU-second medians, '
+        'which load from other jobs on a shared machine disturbs less than wall-clock time (for one thread against one thread). sasha-wsi at 2 threads splits HAFED stage 1 over its thread and one '
         'worker thread (`createHafedWorkerPool(1)`); its other workloads run on one thread, compared with the official code at 1 and at 2. '
         'HAFED rows time 3 steps per process after a warm-up step; an episode is timed after a warm-up episode on N = min(N, 1000), '
         'an update after a warm-up update on N = 100. '
-        'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread.',
+        'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread; the official greedy episode and PPO update ran at '
+        f'2 threads up to N = {args.two_threads_max_n} only (on a loaded 2-core machine its two threads slow it down many times over).',
         '',
         f'Machine load (1-minute average, {_machine.get("short", "")} shared with other jobs): {load_start[0]:.1f} at the start, '
         f'{load_end[0]:.1f} at the end, {min(loads):.1f}-{max(loads):.1f} at the starts and ends of the runs. Whole run: {minutes:.0f} min.',
