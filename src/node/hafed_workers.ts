@@ -12,56 +12,28 @@ import { DataError, SashaError, ShapeError, StateError, ValueError } from '../co
 import type { BackendName } from '../core/backend.js';
 import type { ShardForwardResult, ShardForwardTask, SubPatchWorkers } from '../hafed/sharded.js';
 import type { HafedWorkerReply, HafedWorkerRequest } from './hafed_worker.js';
-import { startWorker } from './worker_module.js';
+import { WorkerRequests, startWorker } from './worker_module.js';
 
 const ERRORS: Record<string, new (m: string) => SashaError> = { DataError, ValueError, ShapeError, StateError };
 
 /** Omit over each member of a union. */
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-interface Pending {
-  resolve(reply: HafedWorkerReply): void;
-  reject(e: Error): void;
-}
-
-/** One worker and its outstanding requests. */
+/** One worker and its requests in flight. */
 class ShardWorker {
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 0;
+  private readonly requests: WorkerRequests<HafedWorkerReply>;
 
   constructor(readonly worker: Worker) {
+    this.requests = new WorkerRequests(worker, () => new StateError('A HAFED worker thread stopped.'));
     worker.on('message', (msg: HafedWorkerReply) => {
       if (msg.type === 'ready') return;
-      const p = this.pending.get(msg.id);
-      if (!p) return;
-      this.pending.delete(msg.id);
-      this.refIfBusy();
-      if (msg.type === 'error') p.reject(new (ERRORS[msg.name] ?? Error)(msg.message));
-      else p.resolve(msg);
+      if (msg.type === 'error') this.requests.settle(msg.id, { error: new (ERRORS[msg.name] ?? Error)(msg.message) });
+      else this.requests.settle(msg.id, { value: msg });
     });
-    worker.on('error', (e) => this.failAll(e));
-    worker.on('exit', () => this.failAll(new StateError('A HAFED worker thread stopped.')));
-    this.refIfBusy();
   }
 
   request(msg: DistributiveOmit<HafedWorkerRequest, 'id'>, transfer: ArrayBuffer[]): Promise<HafedWorkerReply> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.refIfBusy();
-      this.worker.postMessage({ ...msg, id } as HafedWorkerRequest, transfer);
-    });
-  }
-
-  /** Idle workers do not keep the process alive. */
-  private refIfBusy(): void {
-    if (this.pending.size > 0) this.worker.ref();
-    else this.worker.unref();
-  }
-
-  private failAll(e: Error): void {
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
+    return this.requests.start((id) => this.worker.postMessage({ ...msg, id } as HafedWorkerRequest, transfer));
   }
 }
 

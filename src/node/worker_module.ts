@@ -47,3 +47,51 @@ export function startWorker(name: string, workerData: unknown): Worker {
       })
     : new Worker(file, { workerData });
 }
+
+/**
+ * The requests in flight to a worker, by id. The worker keeps the process alive only while some
+ * are pending; when it fails or stops, every pending request is rejected.
+ */
+export class WorkerRequests<T> {
+  private readonly pending = new Map<number, { resolve(value: T): void; reject(e: Error): void }>();
+  private nextId = 0;
+
+  constructor(
+    private readonly worker: Worker,
+    stopped: () => Error,
+  ) {
+    worker.on('error', (e) => this.failAll(e));
+    worker.on('exit', () => this.failAll(stopped()));
+    this.refIfBusy();
+  }
+
+  /** Sends a request: `send(id)` posts it; the promise settles with {@link WorkerRequests.settle}. */
+  start(send: (id: number) => void): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.refIfBusy();
+      send(id);
+    });
+  }
+
+  /** Settles request `id` with a value or an error (an unknown id is ignored). */
+  settle(id: number, result: { value: T } | { error: Error }): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.refIfBusy();
+    if ('error' in result) p.reject(result.error);
+    else p.resolve(result.value);
+  }
+
+  private refIfBusy(): void {
+    if (this.pending.size > 0) this.worker.ref();
+    else this.worker.unref();
+  }
+
+  private failAll(e: Error): void {
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+}

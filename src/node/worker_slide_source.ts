@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 import type { Worker } from 'node:worker_threads';
-import { startWorker, workerModule } from './worker_module.js';
+import { WorkerRequests, startWorker, workerModule } from './worker_module.js';
 import { DataError, SashaError, ShapeError, StateError, ValueError } from '../core/errors.js';
 import { checkLevel, checkRegion, type SlideLevel, type SlideSource } from '../wsi/slide_source.js';
 import type { OpenSlideOptions } from './open_slide.js';
@@ -40,8 +40,7 @@ export class WorkerSlideSource implements SlideSource {
   readonly magnification?: number;
   readonly description?: string;
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve(d: Uint8Array): void; reject(e: Error): void }>();
-  private nextId = 0;
+  private readonly requests: WorkerRequests<Uint8Array>;
   private closed = false;
 
   private constructor(worker: Worker, info: Extract<SlideWorkerReply, { type: 'opened' }>) {
@@ -51,21 +50,12 @@ export class WorkerSlideSource implements SlideSource {
     this.mpp = info.mpp;
     this.magnification = info.magnification;
     this.description = info.description;
+    // Keeps the process alive only while reads are pending.
+    this.requests = new WorkerRequests(worker, () => new StateError(`The reader of slide '${this.name}' stopped.`));
     worker.on('message', (msg: SlideWorkerReply) => {
-      if (msg.type === 'data') {
-        const p = this.pending.get(msg.id);
-        this.pending.delete(msg.id);
-        p?.resolve(msg.data);
-      } else if (msg.type === 'error') {
-        const p = this.pending.get(msg.id);
-        this.pending.delete(msg.id);
-        p?.reject(toError(msg));
-      }
-      this.refIfBusy();
+      if (msg.type === 'data') this.requests.settle(msg.id, { value: msg.data });
+      else if (msg.type === 'error') this.requests.settle(msg.id, { error: toError(msg) });
     });
-    worker.on('error', (e) => this.failAll(e));
-    worker.on('exit', () => this.failAll(new StateError(`The reader of slide '${this.name}' stopped.`)));
-    this.refIfBusy();
   }
 
   /** Starts a worker and opens the slide in it (see {@link openSlideInWorker}). */
@@ -107,12 +97,7 @@ export class WorkerSlideSource implements SlideSource {
     } catch (e) {
       return Promise.reject(e);
     }
-    const id = this.nextId++;
-    return new Promise<Uint8Array>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.refIfBusy();
-      this.worker.postMessage({ type: 'read', id, level, x, y, width, height } satisfies SlideWorkerRequest);
-    });
+    return this.requests.start((id) => this.worker.postMessage({ type: 'read', id, level, x, y, width, height } satisfies SlideWorkerRequest));
   }
 
   async close(): Promise<void> {
@@ -128,17 +113,6 @@ export class WorkerSlideSource implements SlideSource {
       this.worker.postMessage({ type: 'close' } satisfies SlideWorkerRequest);
     });
     await this.worker.terminate();
-  }
-
-  /** Keeps the process alive only while reads are pending. */
-  private refIfBusy(): void {
-    if (this.pending.size > 0) this.worker.ref();
-    else this.worker.unref();
-  }
-
-  private failAll(e: Error): void {
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
   }
 }
 

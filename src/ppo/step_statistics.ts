@@ -84,6 +84,12 @@ class SumTree {
   }
 }
 
+/** Episode `ep` of a table: its log, N, T, first sample and version layout. */
+function layoutOf(table: VersionTable, ep: number) {
+  const episode = table.episodes[ep];
+  return { episode, N: episode.numPatches, T: episode.length, off: table.sampleOffsets[ep], ...table.versionLayout(ep) };
+}
+
 function checkOutputs(table: VersionTable, arrays: ArrayLike<number>[]): void {
   for (const a of arrays) {
     if (a.length !== table.numVersions) {
@@ -134,11 +140,7 @@ export function stepStatistics(table: VersionTable, l: ArrayLike<number>, c: Arr
   const e = shiftedExp(l, m);
   const ec = shiftedExp(c, mc);
   for (let ep = 0; ep < table.episodes.length; ep++) {
-    const episode = table.episodes[ep];
-    const N = episode.numPatches;
-    const T = episode.length;
-    const off = table.sampleOffsets[ep];
-    const { initial, changes } = table.versionLayout(ep);
+    const { episode, N, T, off, initial, changes } = layoutOf(table, ep);
     const ver = new Int32Array(N);
     const mask = episode.initialMask.slice();
     // Z, sum e (l - m), Zc, sum ec s
@@ -230,11 +232,7 @@ export function stepStatisticsGrad(
   const c2 = new Float64Array(R);
   const direct = new Float64Array(R); // the [v = v_t(a_t)] terms of d log pi
   for (let ep = 0; ep < table.episodes.length; ep++) {
-    const episode = table.episodes[ep];
-    const N = episode.numPatches;
-    const T = episode.length;
-    const off = table.sampleOffsets[ep];
-    const { initial, changes } = table.versionLayout(ep);
+    const { episode, N, T, off, initial, changes } = layoutOf(table, ep);
     // prefix sums over the episode's decisions of the per-step weights
     const w1 = new Float64Array(T + 1);
     const w2 = new Float64Array(T + 1);

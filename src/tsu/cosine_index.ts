@@ -32,6 +32,20 @@ const PCA_SAMPLE = 512;
 /** Subspace iterations of the principal directions. */
 const PCA_ITERATIONS = 6;
 
+/** `sum_{j in [from, to)} x[o + j] y[j]`, with four running sums. */
+function dotRange(x: Float32Array, o: number, y: Float32Array, from: number, to: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let j = from;
+  for (; j + 3 < to; j += 4) {
+    s0 += x[o + j] * y[j];
+    s1 += x[o + j + 1] * y[j + 1];
+    s2 += x[o + j + 2] * y[j + 2];
+    s3 += x[o + j + 3] * y[j + 3];
+  }
+  for (; j < to; j++) s0 += x[o + j] * y[j];
+  return s0 + s1 + s2 + s3;
+}
+
 /**
  * k orthonormal directions of largest variance of the unit rows (columns of Q, row-major
  * [d * k]), from a sample of rows, by subspace iteration on their covariance. Any orthonormal Q
@@ -236,24 +250,9 @@ export class CosineIndex {
     for (let i = 0; i < n; i++) {
       if (i === action || visited[i] === 1 || (rewriteOnce && rewritten[i] === 1)) continue;
       const o = i * k;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      let j = 0;
-      for (; j + 3 < k1; j += 4) {
-        s0 += proj[o + j] * yq[j];
-        s1 += proj[o + j + 1] * yq[j + 1];
-        s2 += proj[o + j + 2] * yq[j + 2];
-        s3 += proj[o + j + 3] * yq[j + 3];
-      }
-      for (; j < k1; j++) s0 += proj[o + j] * yq[j];
-      if (headNorm[i] + headQ - 2 * Math.abs(s0 + s1 + s2 + s3) > limit) continue;
-      for (; j + 3 < k; j += 4) {
-        s0 += proj[o + j] * yq[j];
-        s1 += proj[o + j + 1] * yq[j + 1];
-        s2 += proj[o + j + 2] * yq[j + 2];
-        s3 += proj[o + j + 3] * yq[j + 3];
-      }
-      for (; j < k; j++) s0 += proj[o + j] * yq[j];
-      if (projNorm[i] + pq - 2 * Math.abs(s0 + s1 + s2 + s3) > limit) continue;
+      const head = dotRange(proj, o, yq, 0, k1);
+      if (headNorm[i] + headQ - 2 * Math.abs(head) > limit) continue;
+      if (projNorm[i] + pq - 2 * Math.abs(head + dotRange(proj, o, yq, k1, k)) > limit) continue;
       // The exact test of similarSet: raw values, norms floored at 1e-8, the same summation.
       const cos = dotRow(values, i * d, qa, d) / (Math.max(norms[i], COSINE_EPS) * qn);
       if (Math.abs(cos) >= tau) out.push(i);
