@@ -73,6 +73,13 @@ def parse_args():
     p.add_argument('--two-threads-max-n', type=int, default=1000,
                    help='largest N of the greedy episode and the PPO update at which the official code also runs at 2 threads '
                         '(default 1000; HAFED runs at every thread count)')
+    p.add_argument('--long-reps', type=int, default=None,
+                   help='rounds of the long runs: the official greedy episode at N >= 10000, the official PPO update at N = 1000 '
+                        '(about 90 CPU s each) and the PPO update of sasha-wsi at N >= 10000 (default: --reps; the official update '
+                        'at N = 2000 always runs once)')
+    p.add_argument('--ratio-basis', choices=['cpu', 'wall'], default='cpu',
+                   help='what the speed-ups of summary.json divide: process CPU seconds (default; one thread against one thread, '
+                        'which load from other jobs disturbs little) or wall-clock seconds (on an idle machine)')
     p.add_argument('--resume', action='store_true',
                    help='keep the runs already recorded in WORK/runs.jsonl (needs --work) and run only the missing ones')
     return p.parse_args()
@@ -320,6 +327,7 @@ def main():
                 rec = json.loads(line)
                 done[(rec['task'], rec['n'], rec['who'], rec['threads'], rec['round'])] = rec['result']
         log(f'resuming: {len(done)} runs already recorded in {raw_path}')
+        _machine['resumed'] = len(done)
     elif os.path.exists(raw_path):
         os.remove(raw_path)
 
@@ -333,6 +341,10 @@ def main():
                 heavy_ref = who == 'ref' and task == 'ppo' and n >= 2000
                 if heavy_ref and rnd > 0:
                     continue  # about 11 GB and 500 s: one run
+                long_run = (who == 'ref' and ((task == 'episode' and n >= 10000) or (task == 'ppo' and n >= 1000))) or (
+                    who == 'ours' and task == 'ppo' and n >= 10000)
+                if long_run and args.long_reps is not None and rnd >= args.long_reps:
+                    continue
                 if heavy_ref:
                     avail = mem_available_gb()
                     if avail < 14:
@@ -355,6 +367,22 @@ def main():
     report(results, threads, load_start, load_end, minutes, commit, write, args)
     if not args.work and not args.resume:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def command_options():
+    """The options of this run, with the directories left out."""
+    out, argv = [], sys.argv[1:]
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ('--reference', '--work'):
+            skip = True
+            out.append(a + (' SASHA' if a == '--reference' else ' DIR'))
+            continue
+        out.append(a)
+    return (' ' + ' '.join(out)) if out else ''
 
 
 def report(results, threads, load_start, load_end, minutes, commit, write, args):
@@ -446,8 +474,9 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread; the official greedy episode and PPO update ran at '
         f'2 threads up to N = {args.two_threads_max_n} only (on a loaded 2-core machine its two threads slow it down many times over).',
         '',
-        f'Machine load (1-minute average, {_machine.get("short", "")} shared with other jobs): {load_start[0]:.1f} at the start, '
-        f'{load_end[0]:.1f} at the end, {min(loads):.1f}-{max(loads):.1f} at the starts and ends of the runs. Whole run: {minutes:.0f} min.',
+        f'This script ran at nice {os.nice(0)}. Machine load (1-minute average, {_machine.get("short", "")} shared with other jobs): {load_start[0]:.1f} at the start, '
+        f'{load_end[0]:.1f} at the end, {min(loads):.1f}-{max(loads):.1f} at the starts and ends of the runs. Whole run: {minutes:.0f} min'
+        + (f' after a restart with --resume, which kept the {_machine["resumed"]} runs recorded before it.' if _machine.get('resumed') else '.'),
         '',
         table(header, rows),
         '',
@@ -460,14 +489,14 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
             ['PPO update N', 'CPU s', 'wall s', 'peak RSS MB', 'samples', 'row versions'], alone)
     print(body)
     summary = {
-        'hafedTrainSpeedup1000': speedup('hafed-train', 1000),
-        'hafedTrainSpeedup3000': speedup('hafed-train', 3000),
-        'hafedInferSpeedup1000': speedup('hafed-infer', 1000),
-        'episodeSpeedup1000': speedup('episode', 1000),
-        'episodeSpeedup3000': speedup('episode', 3000),
-        'episodeSpeedup10000': speedup('episode', 10000),
-        'ppoUpdateSpeedup1000': speedup('ppo', 1000),
-        'ppoUpdateSpeedup2000': speedup('ppo', 2000),
+        'hafedTrainSpeedup1000': speedup('hafed-train', 1000, cpu=args.ratio_basis == 'cpu'),
+        'hafedTrainSpeedup3000': speedup('hafed-train', 3000, cpu=args.ratio_basis == 'cpu'),
+        'hafedInferSpeedup1000': speedup('hafed-infer', 1000, cpu=args.ratio_basis == 'cpu'),
+        'episodeSpeedup1000': speedup('episode', 1000, cpu=args.ratio_basis == 'cpu'),
+        'episodeSpeedup3000': speedup('episode', 3000, cpu=args.ratio_basis == 'cpu'),
+        'episodeSpeedup10000': speedup('episode', 10000, cpu=args.ratio_basis == 'cpu'),
+        'ppoUpdateSpeedup1000': speedup('ppo', 1000, cpu=args.ratio_basis == 'cpu'),
+        'ppoUpdateSpeedup2000': speedup('ppo', 2000, cpu=args.ratio_basis == 'cpu'),
         'ppoUpdateMemoryRatio2000': peak('ppo', 2000, 'ref') / peak('ppo', 2000, 'ours') if runs('ppo', 2000, 'ref') else float('nan'),
         'ppoUpdate10000Seconds': med(secs('ppo', 10000, 'ours', cpu=True)),
         'ppoUpdate20000Seconds': med(secs('ppo', 20000, 'ours', cpu=True)),
@@ -478,11 +507,12 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
     summary = {k: (round(v, 3) if isinstance(v, float) and v == v else None if isinstance(v, float) else v) for k, v in summary.items()}
     print(json.dumps(summary, indent=2))
     if write:
-        body += ('\n\n`bench/vs_reference/summary.json` holds the ratios at one thread of the official code (speed-ups as above; '
+        basis = 'in CPU seconds' if args.ratio_basis == 'cpu' else 'in wall-clock seconds'
+        body += (f'\n\n`bench/vs_reference/summary.json` holds the ratios at one thread of the official code (speed-ups {basis}; '
                  '`ppoUpdateMemoryRatio2000` = official peak RSS / ours; `ppoUpdate*Seconds` are sasha-wsi CPU seconds; '
                  '`ppoUpdate20000PeakMB` its peak RSS).')
         write_results('vs-reference', 'sasha-wsi vs the official SASHA code, side by side',
-                      'nice -n 10 /usr/bin/python3 bench/vs_reference/run.py' + (f' --reps {args.reps}' if args.reps != 3 else ''), body)
+                      'nice -n 10 /usr/bin/python3 bench/vs_reference/run.py' + command_options(), body)
         with open(os.path.join(HERE, 'summary.json'), 'w') as f:
             json.dump(summary, f, indent=2)
             f.write('\n')
