@@ -80,6 +80,8 @@ def parse_args():
     p.add_argument('--ratio-basis', choices=['cpu', 'wall'], default='cpu',
                    help='what the speed-ups of summary.json divide: process CPU seconds (default; one thread against one thread, '
                         'which load from other jobs disturbs little) or wall-clock seconds (on an idle machine)')
+    p.add_argument('--report-only', action='store_true',
+                   help='run nothing: report the runs recorded in WORK/runs.jsonl (needs --work; what was not run shows as such)')
     p.add_argument('--resume', action='store_true',
                    help='keep the runs already recorded in WORK/runs.jsonl (needs --work) and run only the missing ones')
     return p.parse_args()
@@ -268,6 +270,10 @@ def main():
     args = parse_args()
     threads = [int(t) for t in args.threads.split(',') if t]
     only = set(args.only.split(','))
+    if args.report_only:
+        args.resume = True
+    if args.resume and not args.work:
+        sys.exit('--resume and --report-only need --work DIR, the directory of the run to continue.')
     write = not (args.no_write or args.quick or args.sizes)
     ref, commit = ensure_reference(args.reference)
     work = args.work or tempfile.mkdtemp(prefix='sasha-vs-reference-')
@@ -283,14 +289,22 @@ def main():
     load_start = os.getloadavg()
     t_start = time.time()
     log(f'inputs in {work}')
-    make_inputs(work, hafed_sizes, sorted(set(episode_sizes + ppo_pairs + ppo_alone)))
-    prep = run_child(reference_cmd('prepare', work, ref, 0, 1, 1)[0], reference_cmd('prepare', work, ref, 0, 1, 1)[1], 'prepare')
+    prep_path = os.path.join(work, 'prepare.json')
+    if args.resume and os.path.exists(prep_path):
+        # the same seed gives the same inputs and weights: keep those of the first start
+        with open(prep_path) as f:
+            prep = json.load(f)
+    else:
+        make_inputs(work, hafed_sizes, sorted(set(episode_sizes + ppo_pairs + ppo_alone)))
+        prep = run_child(reference_cmd('prepare', work, ref, 0, 1, 1)[0], reference_cmd('prepare', work, ref, 0, 1, 1)[1], 'prepare')
+        with open(prep_path, 'w') as f:
+            json.dump(prep, f)
     if not any('openblas' in b for b in prep['blas']):
         sys.exit(f'torch uses {prep["blas"] or "an unknown BLAS"}, not OpenBLAS: the official code would run about 20x slower than it '
                  'does for its users. Install it: apt-get install -y libopenblas0-pthread')
     describe_machine(prep)
     log(machine_line())
-    if 'ppo' in only:
+    if 'ppo' in only and not args.report_only:
         for tag in ['warmup'] + [str(n) for n in ppo_pairs + ppo_alone]:
             if args.resume and os.path.exists(os.path.join(work, f'episodes_{tag}.json')):
                 continue
@@ -353,6 +367,8 @@ def main():
                 label = f'{task} N={n} {f"sasha-wsi {t}T" if who == "ours" else f"official {t}T"} round {rnd + 1}'
                 if (task, n, who, t, rnd) in done:
                     results[key][(who, t)].append(done[(task, n, who, t, rnd)])
+                    continue
+                if args.report_only:
                     continue
                 cmd, env = ours_cmd(task, work, n, inner, t) if who == 'ours' else reference_cmd(task, work, ref, n, inner, t)
                 r = run_child(cmd, env, label)
@@ -455,7 +471,7 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
 
     alone = [[n, fmt_s(med(secs('ppo', n, 'ours', cpu=True))), fmt_s(med(secs('ppo', n, 'ours'))), mb(peak('ppo', n, 'ours')),
               runs('ppo', n, 'ours')[0]['numSamples'], runs('ppo', n, 'ours')[0]['numVersions']]
-             for n in sizes if ('ppo', n) in results and not any(w == 'ref' for (w, _t) in results[('ppo', n)])]
+             for n in sizes if ('ppo', n) in results and not any(w == 'ref' for (w, _t) in results[('ppo', n)]) and runs('ppo', n, 'ours')]
 
     loads = [r['loadStart'] for by in results.values() for rs in by.values() for r in rs] + [r['loadEnd'] for by in results.values() for rs in by.values() for r in rs]
     body = '\n'.join([
@@ -471,8 +487,12 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         'worker thread (`createHafedWorkerPool(1)`); its other workloads run on one thread, compared with the official code at 1 and at 2. '
         'HAFED rows time 3 steps per process after a warm-up step; an episode is timed after a warm-up episode on N = min(N, 1000), '
         'an update after a warm-up update on N = 100. '
-        'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread; the official greedy episode and PPO update ran at '
-        f'2 threads up to N = {args.two_threads_max_n} only (on a loaded 2-core machine its two threads slow it down many times over).',
+        'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread; '
+        + (f'the official greedy episode and PPO update ran at 2 threads up to N = {args.two_threads_max_n} only'
+           if args.two_threads_max_n > 0 else 'the official greedy episode and PPO update ran at one thread only')
+        + ' (on a loaded 2-core machine two threads slow it down many times over).'
+        + (f' The long runs (official episode at N = 10000, official PPO update at N = 1000, ours at N >= 10000) ran {args.long_reps} '
+           'time(s) each.' if args.long_reps is not None else ''),
         '',
         f'This script ran at nice {os.nice(0)}. Machine load (1-minute average, {_machine.get("short", "")} shared with other jobs): {load_start[0]:.1f} at the start, '
         f'{load_end[0]:.1f} at the end, {min(loads):.1f}-{max(loads):.1f} at the starts and ends of the runs. Whole run: {minutes:.0f} min'
