@@ -13,6 +13,16 @@
  * same set. Features with structure (clusters, a few dominant directions, as patch embeddings
  * have) leave few survivors; the bound holds for any data.
  *
+ * The rows are also grouped in about sqrt(N) buckets of nearby projections (one k-means step from
+ * evenly spaced rows), each with a centre c and a radius r (the largest projected distance of a
+ * member to c). By the triangle inequality every member of a bucket lies at a projected distance
+ * of at least `||c -+ y|| - r` from the query y and its opposite, so a bucket whose bound exceeds
+ * `sqrt(2 - 2 tau)` is dropped whole: a search costs k multiply-adds per bucket plus the rows of
+ * the buckets near the query, instead of a pass over all N rows. A row whose value changes leaves
+ * its bucket for a short list searched every time (the radii never need to grow), and rows that
+ * can never be in a similar set again (visited, or rewritten under `rewriteOnce`) leave the
+ * search as they are met.
+ *
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';
@@ -31,6 +41,8 @@ const FIRST_STAGE = 12;
 const PCA_SAMPLE = 512;
 /** Subspace iterations of the principal directions. */
 const PCA_ITERATIONS = 6;
+/** Slack on the bucket radii (float32 projections, float64 centres). */
+const RADIUS_SLACK = 1e-5;
 
 /** `sum_{j in [from, to)} x[o + j] y[j]`, with four running sums. */
 function dotRange(x: Float32Array, o: number, y: Float32Array, from: number, to: number): number {
@@ -124,6 +136,7 @@ export class CosineIndex {
   private readonly projNorm: Float64Array; // ||Q^T unit(x_i)||^2, [N]
   private readonly headNorm: Float64Array; // the part of projNorm on the first stage's directions, [N]
   private table: Float32Array | null = null; // projections of a second set of rows (setTable), [N * k]
+  private buckets!: Buckets;
 
   /** Builds the index of `state`: its principal directions and every row's projection. */
   constructor(state: TsuState) {
@@ -137,6 +150,11 @@ export class CosineIndex {
     this.projNorm = new Float64Array(n);
     this.headNorm = new Float64Array(n);
     this.projectAll(unit);
+  }
+
+  /** The rows grouped by their projections (see the file documentation); all rows searchable. */
+  private bucketAll(): void {
+    this.buckets = makeBuckets(this.proj, this.numRows, this.numDirections);
   }
 
   /** Re-indexes every row of `state` (after a reset of the state), in place, on the same directions. */
@@ -156,6 +174,7 @@ export class CosineIndex {
     this.proj.set(other.proj);
     this.projNorm.set(other.projNorm);
     this.headNorm.set(other.headNorm);
+    this.buckets = copyBuckets(other.buckets);
   }
 
   /** A copy of this index (to restore later with {@link CosineIndex.copyFrom}). */
@@ -170,6 +189,7 @@ export class CosineIndex {
       projNorm: this.projNorm.slice(),
       headNorm: this.headNorm.slice(),
       table: this.table,
+      buckets: copyBuckets(this.buckets),
     });
     return out;
   }
@@ -197,6 +217,7 @@ export class CosineIndex {
     for (let r = 0; r < n; r++) {
       this.proj.set(y.subarray(r * k, r * k + k), rows[r] * k);
       this.setNorms(rows[r]);
+      loosen(this.buckets, rows[r]);
     }
   }
 
@@ -226,6 +247,7 @@ export class CosineIndex {
     if (!this.table) throw new ShapeError('useTableRow needs a table: call setTable first.');
     this.proj.set(this.table.subarray(i * k, i * k + k), i * k);
     this.setNorms(i);
+    loosen(this.buckets, i);
   }
 
   /**
@@ -234,7 +256,7 @@ export class CosineIndex {
    * rewritten rows. Ascending.
    */
   similar(state: TsuState, action: number, tau: number, rewriteOnce: boolean): Int32Array {
-    const { numRows: n, dim: d, numDirections: k, proj, projNorm, headNorm } = this;
+    const { numRows: n, dim: d, numDirections: k, proj, projNorm, headNorm, buckets: b } = this;
     const headQ = headNorm[action];
     const { values, norms, visited, rewritten } = state;
     const limit = 2 - 2 * tau + PRUNE_MARGIN;
@@ -247,17 +269,51 @@ export class CosineIndex {
     // is a bound by itself and drops most rows; all k directions run on the rows that survive.
     const k1 = Math.min(FIRST_STAGE, k);
     const out: number[] = [];
-    for (let i = 0; i < n; i++) {
-      if (i === action || visited[i] === 1 || (rewriteOnce && rewritten[i] === 1)) continue;
+    const test = (i: number): void => {
       const o = i * k;
       const head = dotRange(proj, o, yq, 0, k1);
-      if (headNorm[i] + headQ - 2 * Math.abs(head) > limit) continue;
-      if (projNorm[i] + pq - 2 * Math.abs(head + dotRange(proj, o, yq, k1, k)) > limit) continue;
+      if (headNorm[i] + headQ - 2 * Math.abs(head) > limit) return;
+      if (projNorm[i] + pq - 2 * Math.abs(head + dotRange(proj, o, yq, k1, k)) > limit) return;
       // The exact test of similarSet: raw values, norms floored at 1e-8, the same summation.
       const cos = dotRow(values, i * d, qa, d) / (Math.max(norms[i], COSINE_EPS) * qn);
       if (Math.abs(cos) >= tau) out.push(i);
+    };
+    if (b.droppedRewritten && !rewriteOnce) {
+      // rewritten rows left the buckets under rewriteOnce: search every row
+      for (let i = 0; i < n; i++) if (i !== action && visited[i] !== 1) test(i);
+      return Int32Array.from(out);
     }
-    return Int32Array.from(out);
+    // rows that can never be similar again leave the search as they are met
+    const gone = (i: number): boolean => visited[i] === 1 || (rewriteOnce && rewritten[i] === 1);
+    if (rewriteOnce) b.droppedRewritten = true;
+    for (let p = 0; p < b.looseCount; ) {
+      const i = b.loose[p];
+      if (gone(i)) {
+        removeLoose(b, p);
+        continue;
+      }
+      if (i !== action) test(i);
+      p++;
+    }
+    const reach = Math.sqrt(limit);
+    for (let c = 0; c < b.count; c++) {
+      if (b.live[c] === 0) continue;
+      let cy = 0;
+      for (let j = 0; j < k; j++) cy += b.centres[c * k + j] * yq[j];
+      // the nearer of y and -y to the centre, minus the radius: a bound for every member
+      if (Math.sqrt(Math.max(0, b.centreNorm[c] + pq - 2 * Math.abs(cy))) - b.radius[c] > reach) continue;
+      const start = b.start[c];
+      for (let p = start; p < start + b.live[c]; ) {
+        const i = b.order[p];
+        if (gone(i)) {
+          removeFromBucket(b, i);
+          continue;
+        }
+        if (i !== action) test(i);
+        p++;
+      }
+    }
+    return Int32Array.from(out).sort();
   }
 
   private projectAll(unit: Float32Array): void {
@@ -267,6 +323,7 @@ export class CosineIndex {
     this.proj.set(y);
     yt.dispose();
     for (let i = 0; i < n; i++) this.setNorms(i);
+    this.bucketAll();
   }
 
   private setNorms(i: number): void {
@@ -296,5 +353,136 @@ export class CosineIndex {
     }
     for (let c = 0; c < k; c++) proj[i * k + c] = y[c];
     this.setNorms(i);
+    loosen(this.buckets, i);
   }
+}
+
+/**
+ * The rows of a {@link CosineIndex} grouped by their projections: bucket c holds the rows
+ * `order[start[c] .. start[c] + live[c])` (its searchable members; removed ones follow them),
+ * within `radius[c]` of `centres[c]`; rows whose value changed since the grouping are in `loose`.
+ */
+interface Buckets {
+  count: number;
+  centres: Float64Array; // [B * k]
+  centreNorm: Float64Array; // ||c||^2, [B]
+  radius: Float64Array; // [B]
+  start: Int32Array; // [B + 1]
+  live: Int32Array; // [B]
+  order: Int32Array; // [N]
+  pos: Int32Array; // row -> its position in order, [N]
+  where: Int32Array; // row -> its bucket, or -1 (loose or removed), [N]
+  loose: Int32Array; // [N]
+  looseCount: number;
+  /** Whether rewritten rows were removed (a search without rewriteOnce must then scan every row). */
+  droppedRewritten: boolean;
+}
+
+/** Groups n projected rows [n * k] in about sqrt(n) buckets: evenly spaced rows as centres, one k-means step. */
+function makeBuckets(proj: Float32Array, n: number, k: number): Buckets {
+  const B = Math.max(1, Math.min(n, Math.round(Math.sqrt(n))));
+  const centres = new Float64Array(B * k);
+  for (let c = 0; c < B; c++) {
+    const i = Math.floor((c * n) / B);
+    for (let j = 0; j < k; j++) centres[c * k + j] = proj[i * k + j];
+  }
+  const where = new Int32Array(n);
+  const nearest = () => {
+    // argmin_c ||c||^2 - 2 p.c, the products on the tensor backend
+    const cn = new Float64Array(B);
+    for (let c = 0; c < B; c++) for (let j = 0; j < k; j++) cn[c] += centres[c * k + j] ** 2;
+    const ct = new Float32Array(k * B); // the centres as columns (no transposed product on wasm)
+    for (let c = 0; c < B; c++) for (let j = 0; j < k; j++) ct[j * B + c] = centres[c * k + j];
+    const pc = tf.tidy(() => tf.matMul(tf.tensor2d(proj, [n, k]), tf.tensor2d(ct, [k, B])));
+    const dots = pc.dataSync();
+    pc.dispose();
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      let bestD = Infinity;
+      for (let c = 0; c < B; c++) {
+        const dist = cn[c] - 2 * dots[i * B + c];
+        if (dist < bestD) {
+          bestD = dist;
+          best = c;
+        }
+      }
+      where[i] = best;
+    }
+  };
+  nearest();
+  // one k-means step: centres become their members' means (an empty bucket keeps its centre)
+  const sizes = new Int32Array(B);
+  const sums = new Float64Array(B * k);
+  for (let i = 0; i < n; i++) {
+    sizes[where[i]]++;
+    for (let j = 0; j < k; j++) sums[where[i] * k + j] += proj[i * k + j];
+  }
+  for (let c = 0; c < B; c++) if (sizes[c] > 0) for (let j = 0; j < k; j++) centres[c * k + j] = sums[c * k + j] / sizes[c];
+  nearest();
+  const start = new Int32Array(B + 1);
+  for (let i = 0; i < n; i++) start[where[i] + 1]++;
+  for (let c = 0; c < B; c++) start[c + 1] += start[c];
+  const order = new Int32Array(n);
+  const pos = new Int32Array(n);
+  const fill = start.slice(0, B);
+  for (let i = 0; i < n; i++) {
+    pos[i] = fill[where[i]]++;
+    order[pos[i]] = i;
+  }
+  const live = new Int32Array(B);
+  const radius = new Float64Array(B);
+  const centreNorm = new Float64Array(B);
+  for (let c = 0; c < B; c++) {
+    live[c] = start[c + 1] - start[c];
+    for (let j = 0; j < k; j++) centreNorm[c] += centres[c * k + j] ** 2;
+  }
+  for (let i = 0; i < n; i++) {
+    const c = where[i];
+    let s = 0;
+    for (let j = 0; j < k; j++) s += (proj[i * k + j] - centres[c * k + j]) ** 2;
+    radius[c] = Math.max(radius[c], Math.sqrt(s));
+  }
+  for (let c = 0; c < B; c++) radius[c] = radius[c] * (1 + RADIUS_SLACK) + RADIUS_SLACK;
+  return { count: B, centres, centreNorm, radius, start, live, order, pos, where, loose: new Int32Array(n), looseCount: 0, droppedRewritten: false };
+}
+
+function copyBuckets(b: Buckets): Buckets {
+  return {
+    ...b,
+    centres: b.centres.slice(),
+    centreNorm: b.centreNorm.slice(),
+    radius: b.radius.slice(),
+    start: b.start.slice(),
+    live: b.live.slice(),
+    order: b.order.slice(),
+    pos: b.pos.slice(),
+    where: b.where.slice(),
+    loose: b.loose.slice(),
+  };
+}
+
+/** Takes row i out of its bucket's searchable members (swapping it behind them). */
+function removeFromBucket(b: Buckets, i: number): void {
+  const c = b.where[i];
+  const last = b.start[c] + b.live[c] - 1;
+  const p = b.pos[i];
+  const j = b.order[last];
+  b.order[p] = j;
+  b.pos[j] = p;
+  b.order[last] = i;
+  b.pos[i] = last;
+  b.live[c]--;
+  b.where[i] = -1;
+}
+
+/** Row i's value changed: it leaves its bucket (whose radius no longer covers it) for the loose list. */
+function loosen(b: Buckets, i: number): void {
+  if (b.where[i] >= 0) {
+    removeFromBucket(b, i);
+    b.loose[b.looseCount++] = i;
+  }
+}
+
+function removeLoose(b: Buckets, p: number): void {
+  b.loose[p] = b.loose[--b.looseCount];
 }
