@@ -17,7 +17,7 @@ import { StateMlp } from '../tsu/index.js';
 import type { PolicyManifestEntry } from './cli/train_sasha.js';
 import type { TsuManifestEntry } from './cli/train_tsu.js';
 import { fileCheckpointStore, fileIO, MODEL_JSON } from './io/file_io.js';
-import { MODEL_MANIFEST, readModelManifest, type ModelManifest } from './model_dir.js';
+import { MODEL_MANIFEST, modelComponentPath, readModelManifest, type ModelManifest } from './model_dir.js';
 
 /**
  * Options of {@link loadSashaModel}.
@@ -108,12 +108,12 @@ export async function loadSashaModel(dir: string, options: LoadSashaModelOptions
     );
   }
   if (!tsuEntry && !withoutPolicy) throw new DataError(`The model directory '${dir}' holds no f_S; run 'sasha train tsu --model ${dir}' first.`);
-  const hafed = await Hafed.load(fileIO(path.join(dir, manifest.hafed.path)));
+  const hafed = await Hafed.load(fileIO(modelComponentPath(dir, manifest.hafed.path, 'HAFED')));
   let fS: StateMlp | null = null;
   let policy: ActorCritic | null = null;
   try {
-    if (tsuEntry) fS = await StateMlp.load(fileIO(path.join(dir, tsuEntry.path)));
-    if (entry) policy = await ActorCritic.load(fileIO(path.join(dir, entry.path)), { dim: hafed.dim });
+    if (tsuEntry) fS = await StateMlp.load(fileIO(modelComponentPath(dir, tsuEntry.path, 'f_S')));
+    if (entry) policy = await ActorCritic.load(fileIO(modelComponentPath(dir, entry.path, 'policy')), { dim: hafed.dim });
     const f = entry?.budget ?? budget ?? DEFAULT_WSI_ENV_CONFIG.budget;
     const env = resolveWsiEnvConfig({
       ...(entry?.env ?? {}),

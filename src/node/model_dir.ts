@@ -10,10 +10,10 @@
  *
  * @packageDocumentation
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DataError } from '../core/errors.js';
-import { writeFileAtomic } from './io/file_io.js';
+import { resolveInside, writeFileAtomic } from './io/file_io.js';
 
 /** Name of the manifest file in a model directory. */
 export const MODEL_MANIFEST = 'sasha.json';
@@ -45,9 +45,16 @@ export interface ModelManifest {
   [component: string]: unknown;
 }
 
+/** Largest `sasha.json` read (a manifest is a few kB). */
+const MAX_MANIFEST_BYTES = 16 * 2 ** 20;
+
 /**
- * Reads `DIR/sasha.json`.
- * @throws DataError naming the fix when the directory holds no model or another format.
+ * Reads `DIR/sasha.json` and checks its fields: `dim`, `k` and `numClasses` are positive
+ * integers, `data` names the feature files, and the folder of every component entry (`path`)
+ * stays inside `DIR` (see {@link modelComponentPath}).
+ * @throws DataError naming the fix when the directory holds no model, another format, or a
+ *   damaged manifest.
+ * @category Node
  */
 export function readModelManifest(dir: string): ModelManifest {
   const file = path.join(dir, MODEL_MANIFEST);
@@ -56,20 +63,65 @@ export function readModelManifest(dir: string): ModelManifest {
   }
   let json: ModelManifest;
   try {
+    const size = statSync(file).size;
+    if (size > MAX_MANIFEST_BYTES) throw new Error(`${size} bytes, more than a manifest has`);
     json = JSON.parse(readFileSync(file, 'utf8')) as ModelManifest;
   } catch (e) {
-    throw new DataError(`Cannot parse '${file}': ${(e as Error).message}.`);
+    throw new DataError(`Cannot parse '${file}': ${(e as Error).message}. The manifest is damaged; train the model again or restore the file.`);
   }
-  if (json.format !== MODEL_MANIFEST_FORMAT) {
-    throw new DataError(`'${file}' is not a sasha-wsi model manifest (format '${String(json.format)}').`);
+  if (json === null || typeof json !== 'object' || Array.isArray(json) || json.format !== MODEL_MANIFEST_FORMAT) {
+    throw new DataError(`'${file}' is not a sasha-wsi model manifest (format '${String((json as ModelManifest | null)?.format)}').`);
   }
   if (typeof json.formatVersion !== 'number' || json.formatVersion > 1) {
     throw new DataError(`'${file}' was written by a newer sasha-wsi (layout version ${json.formatVersion}); upgrade to read it.`);
   }
+  const damaged = (why: string) => new DataError(`'${file}' is damaged: ${why}. Train the model again or restore the file.`);
+  for (const key of ['dim', 'k', 'numClasses'] as const) {
+    if (json[key] !== undefined && !(Number.isSafeInteger(json[key]) && json[key] > 0)) throw damaged(`'${key}' is ${JSON.stringify(json[key])}, not a positive integer`);
+  }
+  if (json.numClasses !== undefined && json.numClasses < 2) throw damaged(`'numClasses' is ${json.numClasses}; a classifier has at least 2 classes`);
+  const d = json.data as Record<string, unknown> | undefined;
+  if (d !== undefined && (d === null || typeof d !== 'object' || typeof d.lrH5 !== 'string' || typeof d.split !== 'string' || (d.hrH5 !== undefined && typeof d.hrH5 !== 'string'))) {
+    throw damaged("'data' does not name the feature files (lrH5, split)");
+  }
+  const entries: [string, unknown][] = [];
+  for (const key of ['hafed', 'tsu', 'aggregated']) if (json[key] !== undefined) entries.push([key, json[key]]);
+  if (json.policies !== undefined) {
+    if (json.policies === null || typeof json.policies !== 'object' || Array.isArray(json.policies)) throw damaged("'policies' is not an object");
+    for (const [k, v] of Object.entries(json.policies as Record<string, unknown>)) {
+      entries.push([`policies.${k}`, v]);
+      const budget = (v as { budget?: unknown } | null)?.budget;
+      if (typeof budget !== 'number' || !(budget > 0 && budget <= 1)) throw damaged(`policy '${k}' has the budget ${JSON.stringify(budget)}, not a number in (0, 1]`);
+    }
+  }
+  for (const [key, entry] of entries) {
+    if (entry === null || typeof entry !== 'object') throw damaged(`the entry '${key}' is not an object`);
+    resolveInside(dir, (entry as { path?: unknown }).path, `path of '${key}'`);
+  }
   return json;
 }
 
-/** Writes `DIR/sasha.json` atomically, keeping the keys of an existing manifest that `update` does not set. */
+/**
+ * The folder or file of a component entry of a model directory (`manifest.hafed.path`,
+ * `manifest.tsu.path`, a policy's path), resolved inside `dir`.
+ * @throws DataError when the path is absolute, leaves `dir` through `..`, or is a symbolic link
+ *   that points out of it.
+ * @example
+ * ```ts
+ * const m = readModelManifest('runs/c16');
+ * const hafed = await Hafed.load(fileIO(modelComponentPath('runs/c16', m.hafed!.path, 'HAFED')));
+ * ```
+ * @category Node
+ */
+export function modelComponentPath(dir: string, rel: string, what: string): string {
+  return resolveInside(dir, rel, `${what} path in ${MODEL_MANIFEST}`);
+}
+
+/**
+ * Writes `DIR/sasha.json` crash-safely, keeping the keys of an existing manifest that `update`
+ * does not set. Runs writing one model directory hold its folder lock (`lockFolder`).
+ * @category Node
+ */
 export async function updateModelManifest(dir: string, update: Omit<Partial<ModelManifest>, 'format' | 'formatVersion'>): Promise<ModelManifest> {
   const file = path.join(dir, MODEL_MANIFEST);
   const prev = existsSync(file) ? readModelManifest(dir) : {};

@@ -7,6 +7,7 @@ import type { CommandSpec } from './args.js';
 import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
 import { inferCommand } from './infer.js';
+import { mergeCommand } from './merge.js';
 import { tileCommand } from './tile.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand } from './train_tsu.js';
@@ -22,4 +23,5 @@ export const COMMANDS: readonly CommandSpec[] = [
   trainAllCommand,
   evalCommand,
   inferCommand,
+  mergeCommand,
 ];

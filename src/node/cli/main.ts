@@ -8,6 +8,7 @@ import { SashaError } from '../../core/errors.js';
 import { initBackend } from '../../core/backend.js';
 import { commandHelp, parseCommandArgs, type CommandSpec } from './args.js';
 import { COMMANDS } from './commands.js';
+import { lockFolder } from '../io/folder_lock.js';
 
 /** Finds the command named by the first one or two words of argv. */
 function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | undefined {
@@ -55,7 +56,14 @@ export async function runCli(argv: string[]): Promise<number> {
       },
       interactive: !args.values.quiet,
     };
-    const result = await spec.run(args, io);
+    const target = spec.lock?.(args);
+    const lock = target ? lockFolder(target.dir, target.purpose, target.name) : undefined;
+    let result: Record<string, unknown>;
+    try {
+      result = await spec.run(args, io);
+    } finally {
+      lock?.release();
+    }
     if (args.json) {
       process.stdout.write(JSON.stringify(result) + '\n');
     } else {

@@ -11,7 +11,7 @@ import { describeLevels, levelMpp, tileSlide, type SlideTiling, type TissueSegme
 import { H5Writer } from '../h5/h5_writer.js';
 import { writeFileAtomic } from '../io/file_io.js';
 import { loadSharp, openSlide, slideIdFromPath } from '../open_slide.js';
-import { SHARD_FLAG, parseShard, requireString, selectShard, type CommandSpec } from './args.js';
+import { SHARD_COUNT_FLAG, SHARD_FLAG, cohortLock, parseShard, requireString, selectShard, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
 
@@ -100,10 +100,13 @@ export const tileCommand: CommandSpec = {
     ...TISSUE_FLAGS,
     'no-masks': { type: 'boolean', help: 'do not write mask images' },
     shard: SHARD_FLAG,
+    'shard-count': SHARD_COUNT_FLAG,
   },
+  lock: (args) => cohortLock(args, 'tile'),
   async run(args, io) {
     const out = requireString(args, 'out', 'tile');
-    const files = selectShard(listSlides(args.positionals, 'tile'), parseShard(args));
+    const shard = parseShard(args);
+    const files = selectShard(listSlides(args.positionals, 'tile'), shard);
     const tissue = tissueFromFlags(args);
     const grid = gridFromFlags(args);
     const lowRes = levelFromFlags(args, '', { level: 3 });
@@ -157,7 +160,6 @@ export const tileCommand: CommandSpec = {
     } finally {
       bars.stop();
     }
-    const shard = parseShard(args);
     const name = shard.count > 1 ? `tiling.shard-${shard.index}-of-${shard.count}.json` : 'tiling.json';
     await writeFileAtomic(join(out, name), JSON.stringify(records, null, 2) + '\n');
     const ok = records.filter((r) => r.status === 'ok');

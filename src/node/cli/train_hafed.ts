@@ -12,7 +12,7 @@ import { trainHafed, DEFAULT_HAFED_TRAIN_CONFIG, type HafedInput } from '../../h
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { updateModelManifest } from '../model_dir.js';
-import { numberFlag, requireString, type CommandSpec } from './args.js';
+import { folderLockOf, numberFlag, requireString, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
 
 /** `sasha train hafed`. */
@@ -33,6 +33,7 @@ export const trainHafedCommand: CommandSpec = {
     input: { type: 'string', help: "'highRes' (HAFED on U) or 'lowRes' (stage 2 on Z only, a baseline)", default: 'highRes' },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/hafed/last when it exists' },
   },
+  lock: (args) => folderLockOf(args, 'out', 'train hafed'),
   async run(args, io) {
     const cmd = 'train hafed';
     const input = (args.values.input ?? 'highRes') as HafedInput;

@@ -20,8 +20,8 @@ import { DEFAULT_POLICY_EPOCHS, trainPolicy, withAggregated, type AggregatedData
 import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp } from '../../tsu/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
-import { readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
-import { dataPaths, numberFlag, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
+import { modelComponentPath, readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
+import { dataPaths, folderLockOf, numberFlag, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand, type TsuManifestEntry } from './train_tsu.js';
 import { progressBars } from './progress_bar.js';
@@ -73,10 +73,10 @@ export async function openModelData(dir: string, args: ParsedArgs): Promise<Mode
   }
   const { lrH5, hrH5, splitPath } = dataPaths(args, manifest.data);
   if (!hrH5) throw new ValueError('SASHA needs the high-res features U: pass --hr-h5.');
-  const hafed = await Hafed.load(fileIO(path.join(dir, manifest.hafed.path)));
+  const hafed = await Hafed.load(fileIO(modelComponentPath(dir, manifest.hafed.path, 'HAFED')));
   // V cached by 'sasha train tsu' (DIR/v.h5), when computed with the current HAFED
   const cached = manifest.aggregated as { path: string; hafedBest: unknown } | undefined;
-  const vH5 = cached && JSON.stringify(cached.hafedBest) === JSON.stringify(manifest.hafed.best) ? path.join(dir, cached.path) : undefined;
+  const vH5 = cached && JSON.stringify(cached.hafedBest) === JSON.stringify(manifest.hafed.best) ? modelComponentPath(dir, cached.path, 'V file') : undefined;
   let dataset: H5FeatureDataset | null = null;
   try {
     dataset = await H5FeatureDataset.open({ lrH5, hrH5, ...(vH5 && existsSync(vH5) ? { vH5 } : {}) });
@@ -128,6 +128,7 @@ export const trainPolicyCommand: CommandSpec = {
     lr: { type: 'string', help: 'AdamW learning rate of actor and critic', default: '1e-5' },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/policy-<f>/last when it exists' },
   },
+  lock: (args) => folderLockOf(args, 'model', 'train policy'),
   async run(args, io) {
     const dir = path.resolve(requireString(args, 'model', 'train policy'));
     const budget = numberFlag(args, 'budget', DEFAULT_WSI_ENV_CONFIG.budget, { min: 0, minExclusive: true, max: 1 });
@@ -144,7 +145,7 @@ export const trainPolicyCommand: CommandSpec = {
       data.close();
       throw new DataError(`The model directory '${dir}' holds no f_S; run 'sasha train tsu --model ${dir}' first.`);
     }
-    const fS = await StateMlp.load(fileIO(path.join(dir, tsuEntry.path)));
+    const fS = await StateMlp.load(fileIO(modelComponentPath(dir, tsuEntry.path, 'f_S')));
     const bars = progressBars(io.interactive);
     const key = budgetKey(budget);
     try {
@@ -229,6 +230,7 @@ export const trainAllCommand: CommandSpec = {
     preset: { type: 'string', help: "'camelyon16' or 'tcga' (PPO lambda and clip)", default: 'camelyon16' },
     resume: { type: 'boolean', help: 'skip finished stages and continue an interrupted one from its checkpoint' },
   },
+  lock: (args) => folderLockOf(args, 'out', 'train all'),
   async run(args, io) {
     const out = path.resolve(requireString(args, 'out', 'train all'));
     const budget = numberFlag(args, 'budget', DEFAULT_WSI_ENV_CONFIG.budget, { min: 0, minExclusive: true, max: 1 });

@@ -14,7 +14,7 @@
  *
  * @packageDocumentation
  */
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type * as H5 from 'h5wasm';
 import { tf } from '../../core/tf.js';
@@ -23,6 +23,7 @@ import { checkSplit, parseSplit, type SlideBag, type SlideDataset, type SlidePar
 import type { ProgressCallback } from '../../core/progress.js';
 import type { SyntheticCohort, SyntheticDataset } from '../../wsi/synthetic/features.js';
 import { bytesToFloat32, bytesToInt32, datasetInfo, hasGroup, openH5, readNumberAttr, readRaw, type H5DatasetInfo } from './h5file.js';
+import { writeFileAtomicSync } from '../io/file_io.js';
 import { H5Writer } from './h5_writer.js';
 
 /**
@@ -508,19 +509,12 @@ function subPatchCoords(coords: Int32Array, n: number, k: number, side: number):
   return out;
 }
 
-/** Writes a JSON file atomically. */
-function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, path);
-}
-
 /**
  * Writes a split in the reference JSON layout (`train_names`, `val_names`, `test_names`).
  * @category IO
  */
 export function writeSplitFile(path: string, split: SlideSplit): void {
-  writeJsonAtomic(path, { train_names: split.train, val_names: split.val, test_names: split.test });
+  writeFileAtomicSync(path, JSON.stringify({ train_names: split.train, val_names: split.val, test_names: split.test }, null, 2) + '\n');
 }
 
 /** Paths written by {@link writeSyntheticCohortFiles}. @category IO */
