@@ -51,7 +51,8 @@ export const evalCommand: CommandSpec = {
 
     const t0 = Date.now();
     const model = await Hafed.load(fileIO(modelComponentPath(dir, manifest.hafed.path, 'HAFED')));
-    const dataset = await H5FeatureDataset.open({ lrH5, ...(input === 'highRes' ? { hrH5 } : {}) });
+    // A high-res file (given or recorded) is opened with --input lowRes too, so that it is checked against the low-res file.
+    const dataset = await H5FeatureDataset.open({ lrH5, ...(hrH5 ? { hrH5 } : {}) });
     const bars = progressBars(io.interactive);
     try {
       if (dataset.dim !== model.dim || (input === 'highRes' && dataset.k !== model.k)) {

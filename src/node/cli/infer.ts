@@ -315,6 +315,7 @@ export const inferCommand: CommandSpec = {
         let source: SlideSource | undefined;
         try {
           source = await open(file);
+          for (const w of source.warnings ?? []) io.log(w);
           if (haveJson) {
             // Results exist; only the heatmap is missing.
             const stored = JSON.parse(readFileSync(jsonPath, 'utf8')) as SlideJson;

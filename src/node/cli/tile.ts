@@ -29,6 +29,8 @@ interface TileRecord {
   tissueFraction?: number;
   regions?: number;
   patches?: number;
+  /** What the reader found odd but readable (empty tiles). */
+  warnings?: string[];
 }
 
 /**
@@ -124,6 +126,8 @@ export const tileCommand: CommandSpec = {
         const rec: TileRecord = { id, file, status: 'ok' };
         try {
           const slide = await openSlide(file);
+          for (const w of slide.warnings) io.log(w);
+          if (slide.warnings.length > 0) rec.warnings = [...slide.warnings];
           try {
             const t = await tileSlide(slide, { tissue, grid, lowRes });
             await writeCoordsFile(join(out, 'patches', `${id}.h5`), t);

@@ -224,6 +224,7 @@ export const trainAllCommand: CommandSpec = {
     budget: { type: 'string', help: 'fraction f of the patches zoomed into', default: String(DEFAULT_WSI_ENV_CONFIG.budget) },
     seed: { type: 'string', help: 'seed of every stage', default: '5' },
     'hafed-epochs': { type: 'string', help: 'HAFED epochs', default: '50' },
+    'num-classes': { type: 'string', help: 'number of classes C; every label must be a class index 0..C-1', default: '2' },
     'tsu-epochs': { type: 'string', help: 'f_S epochs', default: String(DEFAULT_TRAIN_TSU_CONFIG.epochs) },
     'policy-epochs': { type: 'string', help: 'PPO passes over the training slides', default: String(DEFAULT_POLICY_EPOCHS) },
     tau: { type: 'string', help: 'cosine threshold of the targeted update', default: String(DEFAULT_WSI_ENV_CONFIG.tau) },
@@ -251,7 +252,16 @@ export const trainAllCommand: CommandSpec = {
     } else {
       results.hafed = await runWith(
         trainHafedCommand,
-        { 'lr-h5': str('lr-h5'), 'hr-h5': str('hr-h5'), split: str('split'), out, epochs: str('hafed-epochs') ?? '50', seed: str('seed'), resume },
+        {
+          'lr-h5': str('lr-h5'),
+          'hr-h5': str('hr-h5'),
+          split: str('split'),
+          out,
+          epochs: str('hafed-epochs') ?? '50',
+          seed: str('seed'),
+          'num-classes': str('num-classes'),
+          resume,
+        },
         io,
       );
     }

@@ -172,6 +172,31 @@ export class H5FeatureDataset implements SlideDataset {
     return f;
   }
 
+  /**
+   * Reads the features of `parts` of the slides `ids` once, without making tensors, and checks
+   * that every value is finite: for files a later stage reads (the low-res Z that `train hafed`
+   * records for the TSU and the policy), so that a NaN is found before hours of training.
+   * @throws DataError naming the file, the slide and the first bad value.
+   * @example
+   * ```ts
+   * await ds.verifyFinite(split.train, ['lowRes']);
+   * ```
+   */
+  async verifyFinite(ids: readonly string[] = this.ids, parts: readonly SlidePart[] = ['lowRes'], onProgress?: ProgressCallback): Promise<void> {
+    let done = 0;
+    for (const id of ids) {
+      this.slideMeta(id);
+      for (const part of parts) {
+        if (part === 'coords') continue;
+        const key = part === 'lowRes' ? 'lrH5' : part === 'highRes' ? 'hrH5' : 'vH5';
+        if (!this.files[key]) throw new DataError(`Slide '${id}': this dataset has no ${part} features (it has ${this.parts.join(', ')}). ${partHint(part)}`);
+        const raw = await readRaw(this.file(key), `${id}/feat`);
+        checkFinite(bytesToFloat32(raw.bytes, raw.type), this.paths[key]!, id);
+      }
+      onProgress?.({ task: 'check features', done: ++done, total: ids.length });
+    }
+  }
+
   /** Closes the files. */
   close(): void {
     for (const f of Object.values(this.files)) f?.close();
