@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DataError, ValueError } from '../core/errors.js';
+import { DataError, SashaError, ValueError } from '../core/errors.js';
 import { Hafed } from '../hafed/index.js';
 import { DEFAULT_WSI_ENV_CONFIG, resolveWsiEnvConfig } from '../mdp/index.js';
 import { ActorCritic } from '../ppo/index.js';
@@ -16,8 +16,8 @@ import { SashaModel } from '../pipeline/index.js';
 import { StateMlp } from '../tsu/index.js';
 import type { PolicyManifestEntry } from './cli/train_sasha.js';
 import type { TsuManifestEntry } from './cli/train_tsu.js';
-import { fileCheckpointStore, fileIO, MODEL_JSON } from './io/file_io.js';
-import { MODEL_MANIFEST, modelComponentPath, readModelManifest, type ModelManifest } from './model_dir.js';
+import { fileCheckpointStore, MODEL_JSON } from './io/file_io.js';
+import { MODEL_MANIFEST, loadModelComponent, readModelManifest, type ModelManifest } from './model_dir.js';
 
 /**
  * Options of {@link loadSashaModel}.
@@ -108,12 +108,12 @@ export async function loadSashaModel(dir: string, options: LoadSashaModelOptions
     );
   }
   if (!tsuEntry && !withoutPolicy) throw new DataError(`The model directory '${dir}' holds no f_S; run 'sasha train tsu --model ${dir}' first.`);
-  const hafed = await Hafed.load(fileIO(modelComponentPath(dir, manifest.hafed.path, 'HAFED')));
+  const hafed = await loadModelComponent(dir, manifest.hafed.path, 'HAFED', (io) => Hafed.load(io));
   let fS: StateMlp | null = null;
   let policy: ActorCritic | null = null;
   try {
-    if (tsuEntry) fS = await StateMlp.load(fileIO(modelComponentPath(dir, tsuEntry.path, 'f_S')));
-    if (entry) policy = await ActorCritic.load(fileIO(modelComponentPath(dir, entry.path, 'policy')), { dim: hafed.dim });
+    if (tsuEntry) fS = await loadModelComponent(dir, tsuEntry.path, 'f_S', (io) => StateMlp.load(io));
+    if (entry) policy = await loadModelComponent(dir, entry.path, 'policy', (io) => ActorCritic.load(io, { dim: hafed.dim }));
     const f = entry?.budget ?? budget ?? DEFAULT_WSI_ENV_CONFIG.budget;
     const env = resolveWsiEnvConfig({
       ...(entry?.env ?? {}),
@@ -132,7 +132,14 @@ export async function loadSashaModel(dir: string, options: LoadSashaModelOptions
 }
 
 async function loadBundle(dir: string, budget: number | undefined, withoutPolicy: boolean): Promise<SashaModel> {
-  const model = await SashaModel.load(fileCheckpointStore(dir));
+  let model: SashaModel;
+  try {
+    model = await SashaModel.load(fileCheckpointStore(dir));
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    const why = e instanceof SashaError ? e.message : `${(e as Error)?.name ?? 'Error'}: ${(e as Error)?.message ?? String(e)}`;
+    throw new DataError(`The SASHA model saved in '${dir}' cannot be loaded: ${why} The folder is damaged or of another version; save it again.`);
+  }
   if (budget !== undefined && Math.abs(budget - model.env.budget) > 1e-9) {
     if (model.policy && !withoutPolicy) {
       const own = model.env.budget;

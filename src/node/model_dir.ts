@@ -12,8 +12,8 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { DataError } from '../core/errors.js';
-import { resolveInside, writeFileAtomic } from './io/file_io.js';
+import { DataError, SashaError } from '../core/errors.js';
+import { fileIO, resolveInside, writeFileAtomic } from './io/file_io.js';
 
 /** Name of the manifest file in a model directory. */
 export const MODEL_MANIFEST = 'sasha.json';
@@ -115,6 +115,28 @@ export function readModelManifest(dir: string): ModelManifest {
  */
 export function modelComponentPath(dir: string, rel: string, what: string): string {
   return resolveInside(dir, rel, `${what} path in ${MODEL_MANIFEST}`);
+}
+
+/**
+ * Loads a component of a model directory (`manifest.hafed.path`, a policy's path) with its
+ * class's `load` (`Hafed.load`, `StateMlp.load`, `ActorCritic.load`): the path is resolved
+ * inside `dir` ({@link modelComponentPath}), and any failure is a `DataError` naming the folder.
+ * @returns the loaded model, owned by the caller.
+ * @example
+ * ```ts
+ * const hafed = await loadModelComponent('runs/c16', m.hafed!.path, 'HAFED', (io) => Hafed.load(io));
+ * ```
+ * @category Node
+ */
+export async function loadModelComponent<T>(dir: string, rel: string, what: string, load: (io: ReturnType<typeof fileIO>) => Promise<T>): Promise<T> {
+  const sub = modelComponentPath(dir, rel, what);
+  try {
+    return await load(fileIO(sub));
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    const why = e instanceof SashaError ? e.message : `${(e as Error)?.name ?? 'Error'}: ${(e as Error)?.message ?? String(e)}`;
+    throw new DataError(`The ${what} saved in '${sub}' cannot be loaded: ${why} The folder is damaged or of another version; train or save it again.`);
+  }
 }
 
 /**

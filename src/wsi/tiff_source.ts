@@ -528,7 +528,8 @@ async function makeReader(image: GeoTIFFImage, level: number, name: string, opti
     throw new DataError(`Expected the size of ${where} to be 1 to ${maxSide} pixels on a side, but got ${w} x ${h}. The file is damaged.`);
   }
   if (!(Number.isSafeInteger(tileWidth) && Number.isSafeInteger(tileHeight) && tileWidth >= 1 && tileHeight >= 1)) {
-    throw new DataError(`Expected the tiles of ${where} to be at least 1 x 1 pixels, but got ${tileWidth} x ${tileHeight}. The file is damaged.`);
+    const show = (v: unknown) => (typeof v === 'number' ? String(v) : `${JSON.stringify(v)}`.slice(0, 24));
+    throw new DataError(`Expected the tiles of ${where} to be at least 1 x 1 pixels, but got ${show(tileWidth)} x ${show(tileHeight)}. The file is damaged.`);
   }
   if ((isTiled && (tileWidth > maxTileSide || tileHeight > maxTileSide)) || tileWidth * tileHeight * Math.max(3, spp) > maxTileBytes) {
     throw new DataError(

@@ -12,8 +12,8 @@ import { resolveWsiEnvConfig } from '../../mdp/index.js';
 import { ActorCritic } from '../../ppo/index.js';
 import { POLICY_NAMES, evaluateSasha, makePolicy, type PolicyName } from '../../pipeline/index.js';
 import { StateMlp } from '../../tsu/index.js';
-import { fileIO, writeFileAtomic } from '../io/file_io.js';
-import { modelComponentPath } from '../model_dir.js';
+import { writeFileAtomic } from '../io/file_io.js';
+import { loadModelComponent } from '../model_dir.js';
 import type { CommandIO, ParsedArgs } from './args.js';
 import { progressBars } from './progress_bar.js';
 import { budgetKey, openModelData, tsuTau, type PolicyManifestEntry } from './train_sasha.js';
@@ -43,8 +43,8 @@ export async function evalAtBudget(dir: string, args: ParsedArgs, io: CommandIO,
           `Run 'sasha train policy --model ${dir} --budget ${budget}', or evaluate with --policy random|top-attention.`,
       );
     }
-    fS = await StateMlp.load(fileIO(modelComponentPath(dir, tsuEntry.path, 'f_S')));
-    if (policyName === 'learned') model = await ActorCritic.load(fileIO(modelComponentPath(dir, entry.path, 'policy')), { dim: data.dataset.dim });
+    fS = await loadModelComponent(dir, tsuEntry.path, 'f_S', (io) => StateMlp.load(io));
+    if (policyName === 'learned') model = await loadModelComponent(dir, entry.path, 'policy', (io) => ActorCritic.load(io, { dim: data.dataset.dim }));
     const ids = data.split[subset];
     if (ids.length === 0) throw new DataError(`The split has no ${subset} slides.`);
     const env = resolveWsiEnvConfig({ ...(entry?.env ?? {}), budget, tau: entry?.env.tau ?? tsuTau(tsuEntry), update });

@@ -20,7 +20,7 @@ import { DEFAULT_POLICY_EPOCHS, trainPolicy, withAggregated, type AggregatedData
 import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp } from '../../tsu/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
-import { modelComponentPath, readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
+import { loadModelComponent, modelComponentPath, readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
 import { dataPaths, folderLockOf, numberFlag, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand, type TsuManifestEntry } from './train_tsu.js';
@@ -73,7 +73,7 @@ export async function openModelData(dir: string, args: ParsedArgs): Promise<Mode
   }
   const { lrH5, hrH5, splitPath } = dataPaths(args, manifest.data);
   if (!hrH5) throw new ValueError('SASHA needs the high-res features U: pass --hr-h5.');
-  const hafed = await Hafed.load(fileIO(modelComponentPath(dir, manifest.hafed.path, 'HAFED')));
+  const hafed = await loadModelComponent(dir, manifest.hafed.path, 'HAFED', (io) => Hafed.load(io));
   // V cached by 'sasha train tsu' (DIR/v.h5), when computed with the current HAFED
   const cached = manifest.aggregated as { path: string; hafedBest: unknown } | undefined;
   const vH5 = cached && JSON.stringify(cached.hafedBest) === JSON.stringify(manifest.hafed.best) ? modelComponentPath(dir, cached.path, 'V file') : undefined;
@@ -145,7 +145,7 @@ export const trainPolicyCommand: CommandSpec = {
       data.close();
       throw new DataError(`The model directory '${dir}' holds no f_S; run 'sasha train tsu --model ${dir}' first.`);
     }
-    const fS = await StateMlp.load(fileIO(modelComponentPath(dir, tsuEntry.path, 'f_S')));
+    const fS = await loadModelComponent(dir, tsuEntry.path, 'f_S', (io) => StateMlp.load(io));
     const bars = progressBars(io.interactive);
     const key = budgetKey(budget);
     try {

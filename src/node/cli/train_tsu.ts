@@ -20,7 +20,7 @@ import { Hafed } from '../../hafed/index.js';
 import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp, trainTsu } from '../../tsu/index.js';
 import { H5FeatureDataset, H5Writer, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
-import { modelComponentPath, readModelManifest, updateModelManifest } from '../model_dir.js';
+import { loadModelComponent, readModelManifest, updateModelManifest } from '../model_dir.js';
 import { folderLockOf, numberFlag, requireString, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
 
@@ -88,7 +88,7 @@ export const trainTsuCommand: CommandSpec = {
       const previous = manifest.aggregated as AggregatedManifestEntry | undefined;
       const fresh = previous && existsSync(vH5) && JSON.stringify(previous.hafedBest) === JSON.stringify(manifest.hafed.best);
       if (!fresh) {
-        const hafed = await Hafed.load(fileIO(modelComponentPath(dir, manifest.hafed.path, 'HAFED')));
+        const hafed = await loadModelComponent(dir, manifest.hafed.path, 'HAFED', (io) => Hafed.load(io));
         const source = await H5FeatureDataset.open({ lrH5, hrH5 });
         try {
           const ids = source.ids;
