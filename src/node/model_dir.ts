@@ -13,37 +13,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DataError, SashaError } from '../core/errors.js';
+import { MODEL_MANIFEST, MODEL_MANIFEST_FORMAT, modelManifestEntries, parseModelManifest, type ModelManifest } from '../pipeline/load_model.js';
 import { fileIO, resolveInside, writeFileAtomic } from './io/file_io.js';
 
-/** Name of the manifest file in a model directory. */
-export const MODEL_MANIFEST = 'sasha.json';
-/** The `format` field of the manifest. */
-export const MODEL_MANIFEST_FORMAT = 'sasha-model';
-
-/** The manifest of a model directory (`DIR/sasha.json`). Components add their own keys. */
-export interface ModelManifest {
-  format: typeof MODEL_MANIFEST_FORMAT;
-  formatVersion: number;
-  /** Feature width d. */
-  dim: number;
-  /** Sub-patches per patch k. */
-  k: number;
-  /** Number of classes. */
-  numClasses: number;
-  /** The feature files the models were trained on (absolute paths). */
-  data: { lrH5: string; hrH5?: string; split: string };
-  /** The HAFED entry written by `sasha train hafed`. */
-  hafed?: {
-    /** Directory of the saved model, relative to the model directory. */
-    path: string;
-    input: 'highRes' | 'lowRes';
-    config: Record<string, unknown>;
-    train: Record<string, unknown>;
-    seed: number;
-    best: Record<string, unknown>;
-  };
-  [component: string]: unknown;
-}
+export { MODEL_MANIFEST, MODEL_MANIFEST_FORMAT, type ModelManifest } from '../pipeline/load_model.js';
 
 /** Largest `sasha.json` read (a manifest is a few kB). */
 const MAX_MANIFEST_BYTES = 16 * 2 ** 20;
@@ -61,44 +34,18 @@ export function readModelManifest(dir: string): ModelManifest {
   if (!existsSync(file)) {
     throw new DataError(`'${dir}' is not a model directory: ${MODEL_MANIFEST} is missing. Train one with 'sasha train hafed --out ${dir}'.`);
   }
-  let json: ModelManifest;
+  let json: unknown;
   try {
     const size = statSync(file).size;
     if (size > MAX_MANIFEST_BYTES) throw new Error(`${size} bytes, more than a manifest has`);
-    json = JSON.parse(readFileSync(file, 'utf8')) as ModelManifest;
+    json = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new DataError(`Cannot parse '${file}': ${(e as Error).message}. The manifest is damaged; train the model again or restore the file.`);
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json) || json.format !== MODEL_MANIFEST_FORMAT) {
-    throw new DataError(`'${file}' is not a sasha-wsi model manifest (format '${String((json as ModelManifest | null)?.format)}').`);
-  }
-  if (typeof json.formatVersion !== 'number' || json.formatVersion > 1) {
-    throw new DataError(`'${file}' was written by a newer sasha-wsi (layout version ${json.formatVersion}); upgrade to read it.`);
-  }
-  const damaged = (why: string) => new DataError(`'${file}' is damaged: ${why}. Train the model again or restore the file.`);
-  for (const key of ['dim', 'k', 'numClasses'] as const) {
-    if (json[key] !== undefined && !(Number.isSafeInteger(json[key]) && json[key] > 0)) throw damaged(`'${key}' is ${JSON.stringify(json[key])}, not a positive integer`);
-  }
-  if (json.numClasses !== undefined && json.numClasses < 2) throw damaged(`'numClasses' is ${json.numClasses}; a classifier has at least 2 classes`);
-  const d = json.data as Record<string, unknown> | undefined;
-  if (d !== undefined && (d === null || typeof d !== 'object' || typeof d.lrH5 !== 'string' || typeof d.split !== 'string' || (d.hrH5 !== undefined && typeof d.hrH5 !== 'string'))) {
-    throw damaged("'data' does not name the feature files (lrH5, split)");
-  }
-  const entries: [string, unknown][] = [];
-  for (const key of ['hafed', 'tsu', 'aggregated']) if (json[key] !== undefined) entries.push([key, json[key]]);
-  if (json.policies !== undefined) {
-    if (json.policies === null || typeof json.policies !== 'object' || Array.isArray(json.policies)) throw damaged("'policies' is not an object");
-    for (const [k, v] of Object.entries(json.policies as Record<string, unknown>)) {
-      entries.push([`policies.${k}`, v]);
-      const budget = (v as { budget?: unknown } | null)?.budget;
-      if (typeof budget !== 'number' || !(budget > 0 && budget <= 1)) throw damaged(`policy '${k}' has the budget ${JSON.stringify(budget)}, not a number in (0, 1]`);
-    }
-  }
-  for (const [key, entry] of entries) {
-    if (entry === null || typeof entry !== 'object') throw damaged(`the entry '${key}' is not an object`);
-    resolveInside(dir, (entry as { path?: unknown }).path, `path of '${key}'`);
-  }
-  return json;
+  const manifest = parseModelManifest(json, file);
+  // the browser-safe parser checks the paths as text; on disk, symbolic links must not leave DIR either
+  for (const [key, entry] of modelManifestEntries(manifest)) resolveInside(dir, entry.path, `path of '${key}'`);
+  return manifest;
 }
 
 /**

@@ -4,8 +4,12 @@
  * @packageDocumentation
  */
 import type { CommandSpec } from './args.js';
+import { ablateCommand } from './ablate.js';
+import { compressionCommand } from './compression.js';
+import { interpretCommand } from './interpret.js';
 import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
+import { importReferenceCommand } from './import_reference.js';
 import { inferCommand } from './infer.js';
 import { mergeCommand } from './merge.js';
 import { tileCommand } from './tile.js';
@@ -22,6 +26,10 @@ export const COMMANDS: readonly CommandSpec[] = [
   trainPolicyCommand,
   trainAllCommand,
   evalCommand,
+  ablateCommand,
+  compressionCommand,
+  interpretCommand,
   inferCommand,
+  importReferenceCommand,
   mergeCommand,
 ];

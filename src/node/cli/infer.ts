@@ -29,13 +29,13 @@ import {
   type SlideAnalysisJson,
   type SashaModel,
 } from '../../pipeline/index.js';
-import type { Normalization, PatchEncoder } from '../../wsi/index.js';
+import { parseBuiltinEncoderName, type Normalization, type PatchEncoder } from '../../wsi/index.js';
 import type { LevelSpec, SlideSource } from '../../wsi/slide_source.js';
 import { readLabelCsv } from '../h5/feature_files.js';
 import { loadEncoder } from '../encoder_loader.js';
 import { writeHeatmap } from '../heatmap.js';
 import { writeFileAtomic } from '../io/file_io.js';
-import { loadSashaModel, readTrainingExtractSettings } from '../load_model.js';
+import { loadSashaModel, readModelDirExtractSettings } from '../load_model.js';
 import { readModelManifest, type ModelManifest } from '../model_dir.js';
 import { openSlide, slideIdFromPath } from '../open_slide.js';
 import { canReadInWorker, openSlideInWorker } from '../worker_slide_source.js';
@@ -53,6 +53,7 @@ import {
   type CommandSpec,
   type ParsedArgs,
 } from './args.js';
+import { ENCODER_FLAGS, encoderOptionsFromFlags, isOnnxPath, type OnnxExtractSettings } from './encoder_flags.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
 
@@ -73,22 +74,17 @@ interface InferSettings {
 /** One slide's JSON as written: its id, file and label (when known), then {@link analysisToJson}. */
 export type SlideJson = { id: string; file: string; label?: number } & SlideAnalysisJson;
 
-const BUILTIN_NAME = /^builtin-cnn\(d=(\d+),in=(\d+),seed=(-?\d+)\)$/;
-
 function flagGiven(args: ParsedArgs, names: string[]): boolean {
   return names.some((n) => args.values[n] !== undefined);
 }
 
 /** The encoder: --encoder, else the one the training features were extracted with, else the built-in CNN. */
 async function encoderFor(args: ParsedArgs, extract: Record<string, unknown> | null, dim: number, io: CommandIO): Promise<PatchEncoder> {
-  const normalization = (args.values.normalization as Normalization | undefined) ?? ((extract?.normalization as Normalization | undefined) ?? 'imagenet');
-  const pooling = args.values['token-pooling'] as string | undefined;
-  if (pooling !== undefined && pooling !== 'cls' && pooling !== 'mean') throw new ValueError(`Expected --token-pooling to be cls or mean, but got '${pooling}'.`);
+  const flags = encoderOptionsFromFlags(args);
+  const recordedOnnx = (extract?.onnx ?? {}) as OnnxExtractSettings;
   const common = {
-    normalization,
-    outputName: args.values['output-name'] as string | undefined,
-    tokenPooling: pooling as 'cls' | 'mean' | undefined,
-    inputSize: args.values['input-size'] !== undefined ? numberFlag(args, 'input-size', 0, { integer: true, min: 1 }) : undefined,
+    ...flags,
+    normalization: flags.normalization ?? ((extract?.normalization as Normalization | undefined) ?? 'imagenet'),
   };
   const given = args.values.encoder as string | undefined;
   if (given !== undefined) {
@@ -97,11 +93,11 @@ async function encoderFor(args: ParsedArgs, extract: Record<string, unknown> | n
   }
   const name = typeof extract?.encoder === 'string' ? extract.encoder : undefined;
   if (name) {
-    const m = BUILTIN_NAME.exec(name);
-    if (m) {
-      return loadEncoder({ ...common, encoder: 'builtin', dim: Number(m[1]), inputSize: common.inputSize ?? Number(m[2]), seed: Number(m[3]) });
-    }
-    return loadEncoder({ ...common, encoder: name, inputSize: common.inputSize ?? (extract?.inputSize as number | undefined) });
+    const b = parseBuiltinEncoderName(name);
+    if (b) return loadEncoder({ ...common, encoder: 'builtin', dim: b.dim, inputSize: common.inputSize ?? b.inputSize, seed: b.seed });
+    // an ONNX encoder prepares patches as recorded at extraction, unless a flag says otherwise
+    const onnx = isOnnxPath(name) ? { ...recordedOnnx, ...flags } : {};
+    return loadEncoder({ ...common, ...onnx, encoder: name, inputSize: common.inputSize ?? (extract?.inputSize as number | undefined) });
   }
   io.log("No encoder given and none recorded with the model's training features: using the built-in CNN (seed 0). Pass --encoder.");
   return loadEncoder({ ...common, encoder: 'builtin', dim, seed: numberFlag(args, 'seed', 0, { integer: true }) });
@@ -170,11 +166,9 @@ export const inferCommand: CommandSpec = {
     full: { type: 'boolean', help: 'full-resolution baseline: encode every sub-patch and run HAFED on V (no zoom)' },
     'no-heatmap': { type: 'boolean', help: 'do not write heatmaps/<id>.png (attention over the thumbnail, zoomed patches numbered)' },
     'heatmap-size': { type: 'string', help: 'longest side of the heatmap thumbnail level', default: '2048' },
-    encoder: { type: 'string', help: "'builtin' or a tfjs model directory", default: "the training features' encoder (extract.json)" },
-    'input-size': { type: 'string', help: 'encoder input side' },
-    normalization: { type: 'string', help: 'imagenet, unit or none' },
-    'output-name': { type: 'string', help: 'GraphModel output node with the features' },
-    'token-pooling': { type: 'string', help: 'cls or mean, for encoders that return tokens [B, T, d]' },
+    encoder: { type: 'string', help: "'builtin', an .onnx file (ONNX Runtime) or a tfjs model directory", default: "the training features' encoder (extract.json)" },
+    ...ENCODER_FLAGS,
+    normalization: { ...ENCODER_FLAGS.normalization, default: "the training features' (else imagenet)" },
     seed: { type: 'string', help: 'seed of the builtin encoder (with --encoder builtin) and of the random policy', default: '0' },
     'lr-level': { type: 'string', help: 'low-res level by index', default: "the training features' (else 3)" },
     'lr-mpp': { type: 'string', help: 'low-res level by micrometres per pixel' },
@@ -236,7 +230,7 @@ export const inferCommand: CommandSpec = {
       } catch {
         manifest = null;
       }
-      const extract = manifest ? readTrainingExtractSettings(manifest) : null;
+      const extract = readModelDirExtractSettings(modelDir, manifest);
       const hafed = model.hafed!;
       encoder = await encoderFor(args, extract, hafed.dim, io);
       if (encoder.dim !== hafed.dim) {

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { tf } from '../../core/tf.js';
 import { DataError } from '../../core/errors.js';
+import { readModelArtifacts, type ModelFiles } from '../../core/model_files.js';
 import type { CheckpointStore } from '../../hafed/checkpoint.js';
 import { hostTag } from './host.js';
 
@@ -169,127 +170,6 @@ export function pathFromFileUrl(url: string): string {
   return url.startsWith('file://') ? url.slice('file://'.length) : url;
 }
 
-/** Largest `model.json` read (a layers topology of a large network is a few MB). */
-export const MAX_MODEL_JSON_BYTES = 256 * 2 ** 20;
-
-/** Bytes per element of each weight dtype tfjs stores (after quantization, if any). */
-const WEIGHT_DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };
-
-/**
- * Checks the parsed `model.json` of directory `dir`: a JSON object whose `weightsManifest` is a
- * list of groups of weight files (`paths`, names inside `dir`) and weight entries (`name`, an
- * integer `shape`, a known `dtype`).
- */
-function checkModelJson(json: unknown, file: string): asserts json is tf.io.ModelJSON {
-  const bad = (why: string) => new DataError(`'${file}' is not a saved model: ${why}. The file is corrupt or of another kind; save the model again.`);
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bad('expected a JSON object');
-  const j = json as Record<string, unknown>;
-  if (j.modelTopology === undefined || j.modelTopology === null || typeof j.modelTopology !== 'object') throw bad("'modelTopology' is missing");
-  if (j.weightsManifest === undefined) return;
-  if (!Array.isArray(j.weightsManifest)) throw bad("'weightsManifest' is not a list");
-  for (const [g, group] of (j.weightsManifest as unknown[]).entries()) {
-    const gr = group as Record<string, unknown> | null;
-    if (gr === null || typeof gr !== 'object' || !Array.isArray(gr.paths) || !Array.isArray(gr.weights)) {
-      throw bad(`weights group ${g} needs the lists 'paths' and 'weights'`);
-    }
-    if (gr.paths.some((p) => typeof p !== 'string')) throw bad(`weights group ${g} has a path that is not a string`);
-    for (const w of gr.weights as unknown[]) {
-      const e = w as Record<string, unknown> | null;
-      if (e === null || typeof e !== 'object' || typeof e.name !== 'string') throw bad(`weights group ${g} has an entry without a name`);
-      if (!Array.isArray(e.shape) || e.shape.length > 8 || e.shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) {
-        throw bad(`weight '${e.name}' has the shape ${JSON.stringify(e.shape)}, not a list of non-negative integers`);
-      }
-      if (typeof e.dtype !== 'string' || !(e.dtype in WEIGHT_DTYPE_BYTES || e.dtype === 'string')) {
-        throw bad(`weight '${e.name}' has the unknown dtype ${JSON.stringify(e.dtype)}`);
-      }
-      const q = e.quantization as Record<string, unknown> | undefined;
-      if (q !== undefined && (q === null || typeof q !== 'object' || !['uint8', 'uint16', 'float16'].includes(q.dtype as string))) {
-        throw bad(`weight '${e.name}' has an unknown quantization ${JSON.stringify(q)}`);
-      }
-    }
-  }
-}
-
-/** Bytes of one weight entry in its file, or undefined for string weights (variable length). */
-function weightBytes(e: tf.io.WeightsManifestEntry): number | undefined {
-  if (e.dtype === 'string') return undefined;
-  const size = e.shape.reduce((a, b) => a * b, 1);
-  return size * WEIGHT_DTYPE_BYTES[e.quantization?.dtype ?? e.dtype];
-}
-
-/**
- * Reads and checks `dir/model.json` and its weight files: every weights path stays inside
- * `dir` ({@link resolveInside}), and the files of each group hold exactly the bytes its weight
- * entries describe (checked on the file sizes before anything is read).
- * @throws DataError naming the file and the fix.
- */
-async function readModelDir(dir: string): Promise<{ json: tf.io.ModelJSON; groups: { specs: tf.io.WeightsManifestEntry[]; data: ArrayBuffer }[] }> {
-  const file = path.join(dir, MODEL_JSON);
-  let text: string;
-  try {
-    const st = await fsp.stat(file);
-    if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-    if (st.size > MAX_MODEL_JSON_BYTES) {
-      throw new DataError(`'${file}' has ${st.size} bytes, more than the ${MAX_MODEL_JSON_BYTES} a model description may have. Point to the folder of a saved model.`);
-    }
-    text = await fsp.readFile(file, 'utf8');
-  } catch (e) {
-    if (e instanceof DataError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DataError(
-      code === 'ENOENT'
-        ? `No saved model in '${dir}': ${MODEL_JSON} is missing. Point to the directory a model was saved to.`
-        : `Cannot read '${file}': ${(e as Error).message}. The file is corrupt; save the model again.`,
-    );
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new DataError(`Cannot read '${file}': ${(e as Error).message}. The file is corrupt; save the model again.`);
-  }
-  checkModelJson(json, file);
-  const groups: { specs: tf.io.WeightsManifestEntry[]; data: ArrayBuffer }[] = [];
-  for (const group of json.weightsManifest ?? []) {
-    const files = group.paths.map((p) => resolveInside(dir, p, 'weights path'));
-    const sizes: number[] = [];
-    for (const f of files) {
-      try {
-        const st = await fsp.stat(f);
-        if (!st.isFile()) throw new Error('not a file');
-        sizes.push(st.size);
-      } catch (e) {
-        throw new DataError(`Cannot read weights file '${f}': ${(e as Error).message}. The saved model is incomplete; save it again.`);
-      }
-    }
-    const have = sizes.reduce((a, b) => a + b, 0);
-    const need = group.weights.map(weightBytes);
-    if (need.every((n) => n !== undefined)) {
-      const want = (need as number[]).reduce((a, b) => a + b, 0);
-      if (have !== want) {
-        throw new DataError(
-          `Weights file${files.length > 1 ? 's' : ''} '${files.join("', '")}' hold${files.length > 1 ? '' : 's'} ${have} bytes, but '${file}' describes ${want} ` +
-            `(${group.weights.length} weights). The file is truncated or belongs to another model; save the model again.`,
-        );
-      }
-    }
-    const data = new Uint8Array(have);
-    let off = 0;
-    for (const [i, f] of files.entries()) {
-      const handle = await fsp.open(f, 'r');
-      try {
-        const { bytesRead } = await handle.read(data, off, sizes[i], 0);
-        if (bytesRead !== sizes[i]) throw new DataError(`Weights file '${f}' changed while it was read. Load the model again.`);
-      } finally {
-        await handle.close();
-      }
-      off += sizes[i];
-    }
-    groups.push({ specs: group.weights, data: data.buffer });
-  }
-  return { json, groups };
-}
-
 /**
  * A `tf.io` handler that saves to and loads from directory `dir`:
  * `dir/model.json` (the tfjs model JSON layout: topology, format, weights manifest) and
@@ -344,11 +224,9 @@ export function fileIO(dir: string): Required<Pick<tf.io.IOHandler, 'save' | 'lo
     },
 
     async load(): Promise<tf.io.ModelArtifacts> {
-      const { json, groups } = await readModelDir(dir);
-      return tf.io.getModelArtifactsForJSON(json, async () => [
-        groups.flatMap((g) => g.specs),
-        tf.io.CompositeArrayBuffer.join(groups.map((g) => g.data)),
-      ]);
+      const artifacts = await readModelArtifacts(modelFilesFromDir(dir), '');
+      if (!artifacts) throw new DataError(`No saved model in '${dir}': ${MODEL_JSON} is missing. Point to the directory a model was saved to.`);
+      return artifacts;
     },
   };
 }
@@ -392,6 +270,35 @@ export function fileCheckpointStore(dir: string): CheckpointStore {
       const sub = resolveInside(dir, name, 'checkpoint name');
       if (!existsSync(path.join(sub, MODEL_JSON))) return null;
       return fileIO(sub).load();
+    },
+  };
+}
+
+/**
+ * {@link ModelFiles} of a directory on disk, for the browser-safe loaders
+ * (`loadSashaModelFrom`, `readModelArtifacts`).
+ * @param dir the model directory.
+ * @example
+ * ```ts
+ * const model = await loadSashaModelFrom(modelFilesFromDir('runs/c16'));
+ * ```
+ * @category Node
+ */
+export function modelFilesFromDir(dir: string): ModelFiles {
+  const root = path.resolve(dir);
+  return {
+    name: dir,
+    async read(rel: string): Promise<Uint8Array | null> {
+      // inside the directory, also through symbolic links
+      const file = resolveInside(root, rel, 'file');
+      try {
+        const buf = await fsp.readFile(file);
+        return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+        throw new DataError(`Cannot read '${file}': ${(e as Error).message}.`);
+      }
     },
   };
 }
