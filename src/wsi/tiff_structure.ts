@@ -72,12 +72,14 @@ export async function checkTiffStructure(
   const size = byteLength ?? Number.MAX_SAFE_INTEGER;
   const corrupt = (why: string) =>
     new DataError(`Slide '${name}' is corrupt: ${why}. The file is damaged or truncated; copy or convert it again.`);
+  const truncated = (why: string) =>
+    new DataError(`Slide '${name}' is truncated or corrupt: ${why}. Copy or download the file again.`);
   const readExactly = async (offset: number, length: number, what: string): Promise<DataView> => {
     if (offset < 0 || offset + length > size) {
-      throw corrupt(`${what} needs bytes ${offset} to ${offset + length}, but the file has ${size} bytes`);
+      throw truncated(`${what} needs bytes ${offset} to ${offset + length}, but the file has ${size} bytes`);
     }
     const b = await read(offset, length);
-    if (b.length < length) throw corrupt(`${what} needs bytes ${offset} to ${offset + length}, but the file ends at ${offset + b.length}`);
+    if (b.length < length) throw truncated(`${what} needs bytes ${offset} to ${offset + length}, but the file ends at ${offset + b.length}`);
     return new DataView(b.buffer, b.byteOffset, length);
   };
   const head = await readExactly(0, 16 <= size ? 16 : 8, 'the header');
@@ -124,8 +126,9 @@ export async function checkTiffStructure(
       }
       if (bytes > inlineBytes) {
         const off = big ? u64(body, at + 4 + 8) : body.getUint32(at + 8, le);
-        if (off + bytes > size || off < headerBytes) {
-          throw corrupt(`tag ${tag} of image directory ${k} needs bytes ${off} to ${off + bytes}, outside the file of ${size} bytes`);
+        if (off < headerBytes) throw corrupt(`tag ${tag} of image directory ${k} points at byte ${off}, inside the header`);
+        if (off + bytes > size) {
+          throw truncated(`tag ${tag} of image directory ${k} needs bytes ${off} to ${off + bytes}, outside the file of ${size} bytes`);
         }
       }
     }

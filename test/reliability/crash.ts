@@ -213,8 +213,8 @@ export async function crashTraining(files: { lrH5: string; hrH5: string; split: 
   return report;
 }
 
-/** Every dataset and numeric attribute of every slide group of an h5 feature file. */
-async function h5Contents(path: string): Promise<string> {
+/** Every dataset and numeric attribute of every slide group of an h5 feature file, as one string (slide order included). */
+export async function h5Contents(path: string): Promise<string> {
   const f = await openH5(path);
   try {
     const out: Record<string, unknown> = {};

@@ -3,8 +3,9 @@
  * target reads a folder (one slide, a pair of feature files, a model directory, ...) the way
  * the CLI does; the fuzzer copies a seed folder, damages one file in it, and calls `read`.
  */
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { tf } from '../../src/core/index.js';
 import { Hafed } from '../../src/hafed/index.js';
 import { ActorCritic } from '../../src/ppo/index.js';
@@ -28,6 +29,8 @@ import {
 } from '../../src/node/index.js';
 import { loadH5 } from '../../src/node/h5/h5file.js';
 import { loadWasmJpeg } from '../../src/node/jpeg_wasm.js';
+import { loadNodeOnnxRuntime, loadOnnxEncoder } from '../../src/node/onnx_encoder.js';
+import { actorCriticFromReference, hafedFromReference, stateMlpFromReference } from '../../src/pipeline/index.js';
 import type { FileKind } from './mutate.js';
 
 /** A seed input: a folder and the files in it the fuzzer may damage. */
@@ -52,6 +55,7 @@ export interface FuzzTarget {
 export async function warmUp(): Promise<void> {
   await loadH5();
   await loadWasmJpeg();
+  await loadNodeOnnxRuntime();
 }
 
 const SLIDE = { width: 768, height: 512 };
@@ -313,8 +317,54 @@ const labelsTarget: FuzzTarget = {
   },
 };
 
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
+
+/** PyTorch checkpoints of the official code (zip, pickle, tensor storages), as `sasha import-reference` reads them. */
+const torchTarget: FuzzTarget = {
+  name: 'torch-reference',
+  reader: 'hafedFromReference, stateMlpFromReference and actorCriticFromReference on checkpoints of the official code (zip with CRCs, pickle, storages)',
+  async makeSeeds(dir) {
+    const root = join(dir, 'reference');
+    mkdirSync(root, { recursive: true });
+    for (const f of ['hafed.pt', 'tsu.pt', 'policy.pt']) cpSync(join(FIXTURES, 'reference', f), join(root, f));
+    return [{ name: 'reference', files: ['hafed.pt', 'tsu.pt', 'policy.pt'].map((path) => ({ path, kind: 'pt' as const })) }];
+  },
+  async read(root) {
+    const load = (f: string) => ({ bytes: new Uint8Array(readFileSync(join(root, f))), name: f });
+    hafedFromReference(load('hafed.pt'), { k: 16 }).model.dispose();
+    stateMlpFromReference(load('tsu.pt')).model.dispose();
+    actorCriticFromReference(load('policy.pt')).model.dispose();
+  },
+};
+
+/** ONNX encoders, as `sasha extract --encoder model.onnx` loads and runs them (ONNX Runtime in Node). */
+const onnxTarget: FuzzTarget = {
+  name: 'onnx',
+  reader: 'loadOnnxEncoder (checks, then an ONNX Runtime session), then encodeAsync of two 32-pixel patches',
+  async makeSeeds(dir) {
+    const root = join(dir, 'onnx');
+    mkdirSync(root, { recursive: true });
+    for (const f of ['cnn.onnx', 'cnn_fp16.onnx']) cpSync(join(FIXTURES, 'onnx', f), join(root, f));
+    return [
+      { name: 'onnx', files: ['cnn.onnx', 'cnn_fp16.onnx'].map((path) => ({ path, kind: 'onnx' as const })) },
+    ];
+  },
+  async read(root) {
+    for (const f of ['cnn.onnx', 'cnn_fp16.onnx']) {
+      const enc = await loadOnnxEncoder(join(root, f), { inputSize: 32 });
+      const x = tf.zeros([2, 32, 32, 3]) as tf.Tensor4D;
+      try {
+        (await enc.encodeAsync(x)).dispose();
+      } finally {
+        x.dispose();
+        await enc.release();
+      }
+    }
+  },
+};
+
 /** Every target, by name. */
-export const FUZZ_TARGETS: readonly FuzzTarget[] = [tiffTarget, h5Target, partsTarget, clamTarget, modelTarget, splitTarget, labelsTarget];
+export const FUZZ_TARGETS: readonly FuzzTarget[] = [tiffTarget, h5Target, partsTarget, clamTarget, modelTarget, splitTarget, labelsTarget, torchTarget, onnxTarget];
 
 /** The target named `name`. */
 export function fuzzTarget(name: string): FuzzTarget {

@@ -5,6 +5,7 @@
  * of the bytes and a {@link Rng}, so a case is reproduced from its seed and index.
  */
 import { Rng } from '../../src/core/random.js';
+import { crc32 } from '../../src/core/torch/zip.js';
 import { tiffLayout, type TiffLayout } from './tiff_layout.js';
 
 /** A mutated file and the name of the mutation that made it. */
@@ -78,7 +79,7 @@ export function mutateBytes(src: Uint8Array, rng: Rng): Mutation {
     }
     default: {
       const out = new Uint8Array(n === 0 ? 0 : rng.int(Math.min(n, 8192)) + 1).map(() => rng.int(256));
-      if (out.length > 1 && src.length > 4) out.set(src.subarray(0, 4)); // keep the magic sometimes
+      if (out.length >= 4 && src.length >= 4 && rng.int(2) === 0) out.set(src.subarray(0, 4)); // keep the magic half of the time
       return { kind: 'random-bytes', bytes: out };
     }
   }
@@ -228,12 +229,57 @@ export function mutateCsv(src: Uint8Array, rng: Rng): Mutation {
   return { kind: `csv-${c}`, bytes: new TextEncoder().encode(lines.join('\n')) };
 }
 
+/**
+ * Damage inside one member of a zip archive stored uncompressed (a PyTorch checkpoint: its
+ * pickle or a tensor storage), with the member's CRC-32 rewritten in its local and central
+ * headers, so that the damage reaches the pickle reader and the tensor decoding instead of
+ * stopping at the checksum.
+ */
+export function mutateZipMember(src: Uint8Array, rng: Rng): Mutation {
+  const b = Uint8Array.from(src);
+  const v = view(b);
+  let eocd = -1;
+  for (let o = b.length - 22; o >= 0; o--) if (v.getUint32(o, true) === 0x06054b50) {
+    eocd = o;
+    break;
+  }
+  if (eocd < 0) return mutateBytes(src, rng);
+  const count = v.getUint16(eocd + 10, true);
+  let o = v.getUint32(eocd + 16, true);
+  const members: { central: number; local: number; size: number; name: string }[] = [];
+  for (let i = 0; i < count && o + 46 <= b.length; i++) {
+    const nameLen = v.getUint16(o + 28, true);
+    const name = new TextDecoder().decode(b.subarray(o + 46, o + 46 + nameLen));
+    members.push({ central: o, local: v.getUint32(o + 42, true), size: v.getUint32(o + 20, true), name });
+    o += 46 + nameLen + v.getUint16(o + 30, true) + v.getUint16(o + 32, true);
+  }
+  const usable = members.filter((m) => m.size > 0 && m.local + 30 <= b.length);
+  if (usable.length === 0) return mutateBytes(src, rng);
+  // the pickle half of the time: its opcodes drive everything else
+  const pkl = usable.filter((m) => m.name.endsWith('.pkl'));
+  const m = pkl.length > 0 && rng.int(2) === 0 ? pkl[0] : usable[rng.int(usable.length)];
+  const start = m.local + 30 + v.getUint16(m.local + 26, true) + v.getUint16(m.local + 28, true);
+  if (start + m.size > b.length) return mutateBytes(src, rng);
+  const data = b.subarray(start, start + m.size);
+  const inner = mutateBytes(data, rng);
+  // keep the member's size (a resized member would only break the archive's offsets)
+  const same = new Uint8Array(data.length);
+  same.set(inner.bytes.subarray(0, data.length));
+  if (inner.bytes.length < data.length) same.fill(0, inner.bytes.length);
+  data.set(same);
+  const crc = crc32(data);
+  v.setUint32(m.local + 14, crc, true);
+  v.setUint32(m.central + 16, crc, true);
+  return { kind: `zip-member-${m.name.endsWith('.pkl') ? 'pickle' : 'storage'}-${inner.kind}`, bytes: b };
+}
+
 /** One mutation of a file of `kind`: structure-aware half of the time where the structure is known. */
 export function mutate(src: Uint8Array, kind: FileKind, rng: Rng): Mutation {
   const aware = rng.int(2) === 0;
   if (aware && kind === 'tiff') return mutateTiff(src, rng);
   if (aware && kind === 'json') return mutateJson(src, rng);
   if (aware && kind === 'csv') return mutateCsv(src, rng);
+  if (aware && kind === 'pt') return mutateZipMember(src, rng);
   return mutateBytes(src, rng);
 }
 

@@ -5,7 +5,22 @@
  *
  * @packageDocumentation
  */
-import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { StateError } from '../../core/errors.js';
@@ -32,15 +47,23 @@ export interface FolderLock {
   release(): void;
 }
 
+/** A held lock's file is touched this often, so that other hosts can tell a live holder from a dead one. */
+export const LOCK_HEARTBEAT_MS = 20_000;
+/** A lock whose file was not touched for this long is stale: its holder is gone (any host). */
+export const LOCK_STALE_MS = 120_000;
+
 /** Locks held by this process, by lock file, with a count so that nested commands can re-enter. */
-const held = new Map<string, { count: number; token: string; created?: string }>();
+const held = new Map<string, { count: number; token: string; created?: string; heartbeat: NodeJS.Timeout }>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const [file, h] of held) removeIfOurs(file, h.token);
+    for (const [file, h] of held) {
+      clearInterval(h.heartbeat);
+      removeIfOurs(file, h.token);
+    }
     held.clear();
   });
 }
@@ -66,10 +89,11 @@ function removeIfOurs(file: string, token: string): void {
 /**
  * Takes the lock `name` in folder `dir` (created if missing), or throws naming the run that
  * holds it. The lock file is written completely under a temporary name and linked into place
- * (an atomic create-if-absent), so a reader never sees a half-written lock. A lock left by a
- * killed process of this host (its pid is gone) is taken over; one of another host (a shared
- * file system) is reported with the command that removes it. Locks taken again by the same
- * process nest (a command that runs others keeps one lock).
+ * (an atomic create-if-absent), so a reader never sees a half-written lock. The holder touches
+ * the file every {@link LOCK_HEARTBEAT_MS}; a lock is taken over when its holder is gone: a
+ * process of this host whose pid no longer exists, or any lock left untouched for
+ * {@link LOCK_STALE_MS} (a holder on another host of a shared file system, a killed pod).
+ * Locks taken again by the same process nest (a command that runs others keeps one lock).
  *
  * @param purpose what the run does, shown to a second run (`'sasha train hafed'`).
  * @param name lock file name (default `.sasha.lock`); shards of one cohort use one per shard.
@@ -111,7 +135,8 @@ export function lockFolder(dir: string, purpose: string, name = '.sasha.lock'): 
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw e;
       }
       const other = readOwner(file);
-      const stale = other ? other.host === os.hostname() && !alive(other.pid) : ageSeconds(file) > 60;
+      const idle = ageSeconds(file) * 1000 > LOCK_STALE_MS;
+      const stale = idle || (other !== null && other.host === os.hostname() && !alive(other.pid));
       if (!stale) throw busy(dir, file, other);
       // Move the stale lock aside (one of several racing takers wins the rename), then retry.
       try {
@@ -125,7 +150,16 @@ export function lockFolder(dir: string, purpose: string, name = '.sasha.lock'): 
     rmSync(tmp, { force: true });
   }
   fsyncDir(path.dirname(file));
-  held.set(file, { count: 1, token, created });
+  const heartbeat = setInterval(() => {
+    try {
+      const now = new Date();
+      utimesSync(file, now, now);
+    } catch {
+      // the folder is gone; the lock is released with it
+    }
+  }, LOCK_HEARTBEAT_MS);
+  heartbeat.unref();
+  held.set(file, { count: 1, token, created, heartbeat });
   installExitHook();
   return releaser(file);
 }
@@ -161,6 +195,7 @@ function releaser(file: string): FolderLock {
       if (!h) return;
       if (--h.count > 0) return;
       held.delete(file);
+      clearInterval(h.heartbeat);
       removeIfOurs(file, h.token);
       if (h.created) removeEmptyFolders(path.dirname(file), h.created);
     },
@@ -171,9 +206,11 @@ function busy(dir: string, file: string, other: LockOwner | null): StateError {
   const who = other
     ? `'${other.purpose}' (pid ${other.pid} on host ${other.host}, since ${other.since})`
     : 'another run (its lock file cannot be read)';
+  const age = Math.round(ageSeconds(file));
   return new StateError(
-    `The folder '${dir}' is in use by ${who}. Two runs writing into one folder would mix their files: ` +
-      `wait for it to finish, or use another output folder. If that run is gone, delete '${file}' and start again.`,
+    `The folder '${dir}' is in use by ${who}, alive ${age} s ago. Two runs writing into one folder would mix their files: ` +
+      `wait for it to finish, or use another output folder. A lock that stays idle for ${LOCK_STALE_MS / 1000} s is taken over ` +
+      `(its holder is gone); to take it over now, delete '${file}'.`,
   );
 }
 
