@@ -15,6 +15,7 @@ import { updateModelManifest } from '../model_dir.js';
 import { folderLockOf, numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
 import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
 import { progressBars } from './progress_bar.js';
+import { createHafedWorkerPool } from '../hafed_workers.js';
 
 /**
  * Checks that every slide of `ids` has a label that is a class index below `numClasses`.
@@ -55,6 +56,7 @@ export const trainHafedCommand: CommandSpec = {
     input: { type: 'string', help: "'highRes' (HAFED on U) or 'lowRes' (stage 2 on Z only, a baseline)", default: 'highRes' },
     'num-classes': { type: 'string', help: 'number of classes C; every label must be a class index 0..C-1', default: '2' },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/hafed/last when it exists' },
+    workers: { type: 'string', help: 'worker threads for stage 1 besides this one (0: none; 1 uses 2 cores)', default: '0' },
   },
   lock: (args) => folderLockOf(args, 'out', 'train hafed'),
   async run(args, io) {
@@ -79,12 +81,14 @@ export const trainHafedCommand: CommandSpec = {
     const numBranches2 = numberFlag(args, 'branches', preset.hafed.numBranches2, { min: 1, integer: true });
     const maskDrop = numberFlag(args, 'mask-drop', preset.hafed.maskDrop, { min: 0, max: 1 });
     const numClasses = numberFlag(args, 'num-classes', 2, { min: 2, integer: true });
+    const workerCount = numberFlag(args, 'workers', 0, { min: 0, integer: true });
 
     const t0 = Date.now();
     // A high-res file given with --input lowRes is recorded for the later stages: it is opened
     // too, so that its slides, N and d are checked against the low-res file now.
     const dataset = await H5FeatureDataset.open({ lrH5, ...(hrH5 ? { hrH5 } : {}) });
     const bars = progressBars(io.interactive);
+    const workers = workerCount > 0 && input === 'highRes' ? await createHafedWorkerPool(workerCount) : undefined;
     try {
       const split = readSplitFile(splitPath, dataset);
       if (split.train.length === 0) throw new ValueError(`The split '${splitPath}' lists no training slide.`);
@@ -111,6 +115,7 @@ export const trainHafedCommand: CommandSpec = {
         checkpoint,
         resume: Boolean(args.values.resume),
         onProgress: bars.onProgress,
+        workers,
       });
       const params = model.countParams();
       try {
@@ -154,6 +159,7 @@ export const trainHafedCommand: CommandSpec = {
     } finally {
       bars.stop();
       dataset.close();
+      await workers?.close();
     }
   },
 };

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { tf } from '../../core/tf.js';
 import { DataError } from '../../core/errors.js';
 import { readModelArtifacts, type ModelFiles } from '../../core/model_files.js';
-import type { CheckpointStore } from '../../hafed/checkpoint.js';
+import type { CheckpointStore } from '../../core/checkpoint.js';
 import { hostTag } from './host.js';
 
 /** Name of the JSON file of a saved model. */
