@@ -208,7 +208,7 @@ def spread(xs):
 
 
 def mb(b):
-    return f'{b / 2 ** 20:.0f}'
+    return 'n/a' if b != b else f'{b / 2 ** 20:.0f}'
 
 
 def table(header, rows):
@@ -495,8 +495,10 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
            'time(s) each.' if args.long_reps is not None else ''),
         '',
         f'This script ran at nice {os.nice(0)}. Machine load (1-minute average, {_machine.get("short", "")} shared with other jobs): {load_start[0]:.1f} at the start, '
-        f'{load_end[0]:.1f} at the end, {min(loads):.1f}-{max(loads):.1f} at the starts and ends of the runs. Whole run: {minutes:.0f} min'
-        + (f' after a restart with --resume, which kept the {_machine["resumed"]} runs recorded before it.' if _machine.get('resumed') else '.'),
+        f'{load_end[0]:.1f} at the end, {min(loads):.1f}-{max(loads):.1f} at the starts and ends of the runs'
+        + ('' if args.report_only else f'. Whole run: {minutes:.0f} min')
+        + (f'; the tables were written with --report-only from the {_machine["resumed"]} runs recorded.' if args.report_only
+           else f' after a restart with --resume, which kept the {_machine["resumed"]} runs recorded before it.' if _machine.get('resumed') else '.'),
         '',
         table(header, rows),
         '',
