@@ -233,6 +233,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   private readonly pool0: PoolSnapshot;
   private readonly head0: { slideLogits: Float32Array; probs: Float32Array; crossEntropy: number };
   private readonly mask: Uint8Array;
+  private readonly changed: Uint8Array;
   private readonly pooledBuf: Float32Array;
   private t = 0;
   private active = false;
@@ -280,6 +281,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     const slideLogits = slideLogitsOf(this.classifier, this.pool.pooled(this.pooledBuf));
     this.head0 = { slideLogits, ...headOutputs(slideLogits, r.label) };
     this.mask = new Uint8Array(r.n);
+    this.changed = new Uint8Array(r.n);
     this.actionSpace = new Discrete(r.n);
     this.observationSpace = new WsiObservationSpace(r.n, r.d, r.budget);
   }
@@ -318,6 +320,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     this.rowLogits.scores.set(this.logits0);
     this.pool.restore(this.pool0);
     this.mask.fill(1);
+    this.changed.fill(0);
     this.t = 0;
     this.active = true;
     const actionMask = this.mask.slice();
@@ -329,6 +332,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
         actionMask,
         changedRows: EMPTY_ROWS,
         changedValues: EMPTY_VALUES,
+        changedScores: EMPTY_VALUES,
         similarSet: EMPTY_ROWS,
         slideLogits: this.head0.slideLogits.slice(),
         probs: this.head0.probs.slice(),
@@ -383,6 +387,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
       oldLogits.set(this.rowLogits.scores.subarray(rows[r] * m, rows[r] * m + m), r * m);
     }
     applyStateUpdate(s, action, change);
+    for (let r = 0; r < nr; r++) this.changed[rows[r]] = 1;
     this.index.updateRows(s, rows);
     this.rowLogits.write(rows, newLogits);
     this.pool.update(rows, oldLogits, oldValues);
@@ -405,6 +410,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
         actionMask,
         changedRows: rows,
         changedValues: change.values,
+        changedScores: newLogits,
         similarSet: change.similarSet,
         slideLogits,
         probs,
@@ -441,6 +447,9 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
       budget: this.budget,
       actionMask,
       state: this.state.values,
+      numScores: this.rowLogits.width,
+      rowScores: this.rowLogits.scores,
+      changed: this.changed,
     };
   }
 

@@ -139,29 +139,33 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
     ppo = new PPO({ policy: { ...options.policy, dim: classifier.dim }, config: { seed, ...options.ppo }, logger: options.logger });
   }
 
-  // One environment per update: the slide of this update in the epoch's order.
+  // The environments of an update: the next numEnvsPerUpdate slides in the epoch's order.
+  const perUpdate = ppo.config.numEnvsPerUpdate;
   let order: string[] = [];
-  let current: { env: WsiEnv; bag: SlideBag } | null = null;
+  let current: { env: WsiEnv; bag: SlideBag }[] = [];
   let epochStartUpdates = 0;
   const release = () => {
-    if (current) {
-      current.env.close();
-      disposeBag(current.bag);
-      current = null;
+    for (const { env, bag } of current) {
+      env.close();
+      disposeBag(bag);
     }
+    current = [];
   };
-  ppo.setEnv(async (update: number) => {
-    release();
-    const id = order[(update - epochStartUpdates) % order.length];
+  ppo.setEnv(async (update: number, index: number) => {
+    if (index === 0) release();
+    const position = (update - epochStartUpdates) * perUpdate + index;
+    if (index > 0 && position >= order.length) return null;
+    const id = order[position % order.length];
     const bag = await dataset.load(id, ['lowRes', 'aggregated']);
     if (bag.label === undefined || !bag.lowRes || !bag.aggregated) {
       disposeBag(bag);
       throw new DataError(`Slide '${id}' needs a label, Z and V for policy training.`);
     }
     const env = new WsiEnv({ classifier, fS, lowRes: bag.lowRes, aggregated: bag.aggregated, label: bag.label, config: envConfig });
-    current = { env, bag };
+    current.push({ env, bag });
     return env;
   });
+  const updatesPerEpoch = Math.ceil(split.train.length / perUpdate);
 
   try {
     for (let epoch = progress.epoch + 1; epoch < epochs; epoch++) {
@@ -175,7 +179,7 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
       const finals: number[] = [];
       let updates = 0;
       await ppo.learn({
-        totalUpdates: order.length,
+        totalUpdates: updatesPerEpoch,
         callbacks: [
           ...(options.callbacks ?? []),
           {
@@ -183,7 +187,7 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
               returns.push(...ctx.episodeReturns);
               finals.push(ctx.metrics['charts/final_reward']);
               updates += 1;
-              onProgress?.({ task: 'train policy', done: epoch * order.length + updates, total: epochs * order.length, info: { epoch: epoch + 1 } });
+              onProgress?.({ task: 'train policy', done: epoch * updatesPerEpoch + updates, total: epochs * updatesPerEpoch, info: { epoch: epoch + 1 } });
             },
           },
         ],

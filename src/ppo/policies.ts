@@ -161,8 +161,9 @@ export class ActorCriticPolicy implements ZoomPolicy {
   startEpisode(observation: ZoomObservation): void {
     checkObservation(observation);
     checkDim(this.model.config.dim, observation.dim);
-    const { numPatches: N, dim: d } = observation;
-    this.logits = tf.tidy(() => this.model.actorLogits(tf.tensor2d(observation.state, [N, d])).dataSync() as Float32Array).slice();
+    const N = observation.numPatches;
+    const rows = this.model.rowInputs(observation);
+    this.logits = tf.tidy(() => this.model.actorLogits(tf.tensor2d(rows, [N, this.model.inputDim])).dataSync() as Float32Array).slice();
   }
 
   selectAction(observation: ZoomObservation, options: SelectOptions = {}): ActionChoice {
@@ -184,7 +185,8 @@ export class ActorCriticPolicy implements ZoomPolicy {
     if (changes.changedValues.length !== rows.length * d) {
       throw new ShapeError(`Expected ${rows.length} x ${d} changed values, but got ${changes.changedValues.length}.`);
     }
-    const fresh = tf.tidy(() => this.model.actorLogits(tf.tensor2d(changes.changedValues, [rows.length, d])).dataSync() as Float32Array);
+    const inputs = this.model.changedInputs(changes);
+    const fresh = tf.tidy(() => this.model.actorLogits(tf.tensor2d(inputs, [rows.length, this.model.inputDim])).dataSync() as Float32Array);
     const logits = this.logits;
     for (let k = 0; k < rows.length; k++) logits[rows[k]] = fresh[k];
   }

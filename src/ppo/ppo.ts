@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';
-import { DataError, StateError, ValueError, assert } from '../core/errors.js';
+import { DataError, ShapeError, StateError, ValueError, assert } from '../core/errors.js';
 import { AdamW, clipByGlobalNorm } from '../core/optim.js';
 import type { ProgressCallback } from '../core/progress.js';
 import { createRng, type Rng } from '../core/random.js';
@@ -18,7 +18,7 @@ import { densePpoLoss, evaluateDense } from './dense_reference.js';
 import { evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
 import { PPO_METRICS, type Logger } from './logger.js';
 import { ActorCriticPolicy, selectFromLogits } from './policies.js';
-import { RolloutBuffer, buildRolloutBatch, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
+import { RolloutBuffer, buildRolloutBatch, sliceRolloutBatch, slideGroups, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
 import { artifactsToNamedTensors, loadArtifacts, namedTensorsToArtifacts, saveArtifacts, type IOTarget } from './serialization.js';
 import type { ActionChoice, SelectOptions, ZoomEnv, ZoomEnvProvider, ZoomObservation } from './types.js';
 
@@ -51,6 +51,8 @@ export interface PpoUpdateArgs {
   /** The finished episodes of the update. */
   table: VersionTable;
   config: Readonly<PpoConfig>;
+  /** Random numbers for the minibatch order (default: a generator seeded with `config.seed`). */
+  rng?: Rng;
 }
 
 interface Snapshot {
@@ -82,9 +84,11 @@ function disposeSnapshot(snap: Snapshot): void {
 
 /**
  * One PPO update on a set of finished episodes: the old values (critic before the update), GAE
- * and returns, advantage normalisation, then `updateEpochs` full-batch epochs, each computing
- * the actor's and the critic's loss and gradients, clipping each network's gradients to
- * `maxGradNorm` separately, and stepping each network's optimiser.
+ * and returns, advantage normalisation over the whole batch, then `updateEpochs` epochs. An
+ * epoch splits the update's slides (in a random order) into `numMinibatches` groups (one group,
+ * the full batch, by default) and, per group, computes the actor's and the critic's loss and
+ * gradients, clips each network's gradients to `maxGradNorm` separately, and steps each
+ * network's optimiser.
  *
  * All or nothing: gradients of both networks are checked before either is applied, and if
  * anything fails (a non-finite loss or gradient) the weights and optimiser states are restored
@@ -96,7 +100,11 @@ function disposeSnapshot(snap: Snapshot): void {
  */
 export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: RolloutBatch; metrics: UpdateMetrics }> {
   const { model, actorOptimizer, criticOptimizer, table, config } = args;
-  checkDim(model.config.dim, table.dim);
+  if (table.dim !== model.inputDim) {
+    throw new ShapeError(
+      `Expected episodes recorded with rows of width ${model.inputDim} (the policy's input), but they have ${table.dim}. Record them through PPO or ActorCritic.rowInputs.`,
+    );
+  }
   const eventSourced = config.updateMode === 'event-sourced';
   const options = { chunkElements: config.chunkElements };
   const snapshot = await takeSnapshot(model, [actorOptimizer, criticOptimizer]);
@@ -117,36 +125,47 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
       epochs: 0,
     };
     let clipFractionSum = 0;
-    for (let epoch = 0; epoch < config.updateEpochs; epoch++) {
-      const r = eventSourced ? eventSourcedPpoLoss(model, batch, config, options) : densePpoLoss(model, batch, config);
-      // Global gradient clipping, per network (the reference clips actor and critic separately)
-      const actor = clipByGlobalNorm(r.actorGrads, config.maxGradNorm);
-      const critic = clipByGlobalNorm(r.criticGrads, config.maxGradNorm);
-      tf.dispose([...Object.values(r.actorGrads), ...Object.values(r.criticGrads)]);
-      const finite = [r.actorLoss, r.valueLoss, actor.globalNorm, critic.globalNorm].every(Number.isFinite);
-      if (!finite) {
+    let steps = 0;
+    const groups = slideGroups(table);
+    const numMinibatches = Math.min(config.numMinibatches, groups.length);
+    const rng = args.rng ?? createRng(config.seed);
+    epochs: for (let epoch = 0; epoch < config.updateEpochs; epoch++) {
+      // Minibatches: the slides in a random order, split into numMinibatches groups
+      const order = numMinibatches > 1 ? rng.shuffle(groups.map((_, i) => i)) : groups.map((_, i) => i);
+      for (let m = 0; m < numMinibatches; m++) {
+        const picked = order.filter((_, i) => i % numMinibatches === m).sort((a, b) => a - b);
+        const mb = numMinibatches > 1 ? sliceRolloutBatch(batch, picked.flatMap((g) => groups[g])) : batch;
+        const r = eventSourced ? eventSourcedPpoLoss(model, mb, config, options) : densePpoLoss(model, mb, config);
+        // Global gradient clipping, per network (the reference clips actor and critic separately)
+        const actor = clipByGlobalNorm(r.actorGrads, config.maxGradNorm);
+        const critic = clipByGlobalNorm(r.criticGrads, config.maxGradNorm);
+        tf.dispose([...Object.values(r.actorGrads), ...Object.values(r.criticGrads)]);
+        const finite = [r.actorLoss, r.valueLoss, actor.globalNorm, critic.globalNorm].every(Number.isFinite);
+        if (!finite) {
+          tf.dispose([...Object.values(actor.grads), ...Object.values(critic.grads)]);
+          throw new DataError(
+            `PPO update produced a non-finite value at epoch ${epoch} (actor loss ${r.actorLoss}, value loss ${r.valueLoss}, gradient norms ${actor.globalNorm} / ${critic.globalNorm}); the update was rolled back. Check the rewards and features for NaN or huge values.`,
+          );
+        }
+        actorOptimizer.applyGradients(actor.grads);
+        criticOptimizer.applyGradients(critic.grads);
         tf.dispose([...Object.values(actor.grads), ...Object.values(critic.grads)]);
-        throw new DataError(
-          `PPO update produced a non-finite value at epoch ${epoch} (actor loss ${r.actorLoss}, value loss ${r.valueLoss}, gradient norms ${actor.globalNorm} / ${critic.globalNorm}); the update was rolled back. Check the rewards and features for NaN or huge values.`,
-        );
+        Object.assign(metrics, {
+          policyLoss: r.policyLoss,
+          valueLoss: r.valueLoss,
+          entropy: r.entropy,
+          oldApproxKl: r.oldApproxKl,
+          approxKl: r.approxKl,
+          actorGradNorm: actor.globalNorm,
+          criticGradNorm: critic.globalNorm,
+          epochs: epoch + 1,
+        });
+        clipFractionSum += r.clipFraction;
+        steps += 1;
+        if (config.targetKl !== null && r.approxKl > config.targetKl) break epochs;
       }
-      actorOptimizer.applyGradients(actor.grads);
-      criticOptimizer.applyGradients(critic.grads);
-      tf.dispose([...Object.values(actor.grads), ...Object.values(critic.grads)]);
-      Object.assign(metrics, {
-        policyLoss: r.policyLoss,
-        valueLoss: r.valueLoss,
-        entropy: r.entropy,
-        oldApproxKl: r.oldApproxKl,
-        approxKl: r.approxKl,
-        actorGradNorm: actor.globalNorm,
-        criticGradNorm: critic.globalNorm,
-        epochs: epoch + 1,
-      });
-      clipFractionSum += r.clipFraction;
-      if (config.targetKl !== null && r.approxKl > config.targetKl) break;
     }
-    metrics.clipFraction = clipFractionSum / metrics.epochs;
+    metrics.clipFraction = clipFractionSum / steps;
     return { batch, metrics };
   } catch (err) {
     await restoreSnapshot(model, snapshot);
@@ -307,9 +326,9 @@ export class PPO {
         this.actorOptimizer.learningRate = frac * this.config.actorLearningRate;
         this.criticOptimizer.learningRate = frac * this.config.criticLearningRate;
       }
-      const env = typeof this.env === 'function' ? await this.env(this.numUpdates) : this.env;
+      const envs = await this.updateEnvs();
       await callbacks.onRolloutStart(ctx());
-      const rollout = await this.collectRollouts(env, callbacks);
+      const rollout = await this.collectRollouts(envs, callbacks);
       await callbacks.onRolloutEnd(ctx());
       if (rollout.stopped) {
         this.numTimesteps += rollout.steps;
@@ -321,6 +340,7 @@ export class PPO {
         criticOptimizer: this.criticOptimizer,
         table: rollout.buffer.versionTable(),
         config: this.config,
+        rng: this.rng,
       });
       this.numTimesteps += rollout.steps;
       this.numUpdates += 1;
@@ -365,7 +385,7 @@ export class PPO {
    * @internal
    */
   private async collectRollouts(
-    env: ZoomEnv,
+    envs: readonly ZoomEnv[],
     callbacks: CallbackList,
   ): Promise<{ buffer: RolloutBuffer; returns: number[]; lengths: number[]; finalRewards: number[]; steps: number; stopped: boolean }> {
     const buffer = new RolloutBuffer();
@@ -373,11 +393,12 @@ export class PPO {
     const lengths: number[] = [];
     const finalRewards: number[] = [];
     let steps = 0;
-    for (let e = 0; e < this.config.numEpisodesPerUpdate; e++) {
+    for (const env of envs) for (let e = 0; e < this.config.numEpisodesPerUpdate; e++) {
       let { observation } = env.reset({ seed: this.rng.seedInt() });
       checkDim(this.model.config.dim, observation.dim);
       this.policy.startEpisode(observation);
-      buffer.startEpisode(observation);
+      // the buffer keeps the rows the networks read (the state, or state and classifier scores)
+      buffer.startEpisode({ ...observation, dim: this.model.inputDim, state: this.model.rowInputs(observation) });
       let ret = 0;
       for (let t = 0; ; t++) {
         if (t >= observation.numPatches) {
@@ -386,7 +407,8 @@ export class PPO {
         const actionMask = observation.actionMask.slice(); // the view is invalidated by step()
         const choice = this.policy.selectAction(observation, { mode: 'sample', rng: this.rng });
         const result = env.step(choice.action);
-        buffer.recordStep({ actionMask, action: choice.action, logProb: choice.logProb, reward: result.reward, changes: result.info });
+        const changes = { changedRows: result.info.changedRows, changedValues: this.model.changedInputs(result.info) };
+        buffer.recordStep({ actionMask, action: choice.action, logProb: choice.logProb, reward: result.reward, changes });
         this.policy.observeStep(result.info);
         steps += 1;
         ret += result.reward;
@@ -415,6 +437,22 @@ export class PPO {
     return { buffer, returns, lengths, finalRewards, steps, stopped: false };
   }
 
+  /** The environments of the next update: the single env, or the provider's (index 0, 1, ...). */
+  private async updateEnvs(): Promise<ZoomEnv[]> {
+    const source = this.env as ZoomEnv | ZoomEnvProvider;
+    if (typeof source !== 'function') return [source];
+    const envs: ZoomEnv[] = [];
+    for (let i = 0; i < this.config.numEnvsPerUpdate; i++) {
+      const env = await source(this.numUpdates, i);
+      if (env === null || env === undefined) {
+        if (i === 0) throw new StateError(`The environment provider returned no environment for update ${this.numUpdates}.`);
+        break;
+      }
+      envs.push(env);
+    }
+    return envs;
+  }
+
   /**
    * The action for one observation (stateless: scores all N rows). Deterministic (argmax) by
    * default; `{ deterministic: false }` samples; `mode: 'topK' | 'topP'` as the reference's
@@ -425,8 +463,9 @@ export class PPO {
     this.checkAlive();
     checkDim(this.model.config.dim, observation.dim);
     const { deterministic = true, ...select } = options;
-    const { numPatches: N, dim: d } = observation;
-    const logits = tf.tidy(() => this.model.actorLogits(tf.tensor2d(observation.state, [N, d])).dataSync() as Float32Array);
+    const N = observation.numPatches;
+    const rows = this.model.rowInputs(observation);
+    const logits = tf.tidy(() => this.model.actorLogits(tf.tensor2d(rows, [N, this.model.inputDim])).dataSync() as Float32Array);
     return selectFromLogits(logits, observation.actionMask, {
       ...select,
       mode: select.mode ?? (deterministic ? 'argmax' : 'sample'),
@@ -437,7 +476,8 @@ export class PPO {
   /** The critic's value of an observation's state. */
   stateValue(observation: ZoomObservation): number {
     checkDim(this.model.config.dim, observation.dim);
-    return tf.tidy(() => this.model.value(tf.tensor2d(observation.state, [observation.numPatches, observation.dim])).dataSync()[0]);
+    const rows = this.model.rowInputs(observation);
+    return tf.tidy(() => this.model.value(tf.tensor2d(rows, [observation.numPatches, this.model.inputDim])).dataSync()[0]);
   }
 
   /**

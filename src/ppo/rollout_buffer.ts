@@ -472,6 +472,60 @@ export function buildRolloutBatch(
 }
 
 /**
+ * The episodes of a table grouped by slide: consecutive episodes that share their S_0 array
+ * (as a {@link RolloutBuffer} records episodes of one slide) form one group.
+ * @returns episode indices per group, in table order.
+ * @category PPO
+ */
+export function slideGroups(table: VersionTable): number[][] {
+  const groups: number[][] = [];
+  table.episodes.forEach((e, i) => {
+    const prev = i > 0 ? table.episodes[i - 1] : null;
+    if (prev && prev.initialState === e.initialState) groups[groups.length - 1].push(i);
+    else groups.push([i]);
+  });
+  return groups;
+}
+
+/**
+ * The part of a batch that belongs to some of its episodes (a minibatch): a version table of
+ * those episodes and the per-sample arrays gathered in the same order. Advantages are kept as
+ * they are (normalised over the whole batch).
+ * @param episodes indices into `batch.table.episodes`, ascending.
+ * @returns a new batch (arrays owned by the caller).
+ * @category PPO
+ */
+export function sliceRolloutBatch(batch: RolloutBatch, episodes: readonly number[]): RolloutBatch {
+  const { table } = batch;
+  const sub = VersionTable.fromEpisodes(episodes.map((e) => table.episodes[e]));
+  const B = sub.numSamples;
+  const pick = <T extends Float32Array | Int32Array>(src: T, make: (n: number) => T): T => {
+    const out = make(B);
+    let k = 0;
+    for (const e of episodes) {
+      const off = table.sampleOffsets[e];
+      const len = table.episodes[e].length;
+      out.set(src.subarray(off, off + len), k);
+      k += len;
+    }
+    return out;
+  };
+  const f32 = (n: number) => new Float32Array(n);
+  const oldValues = pick(batch.oldValues, f32);
+  const returns = pick(batch.returns, f32);
+  return {
+    table: sub,
+    actions: pick(batch.actions, (n) => new Int32Array(n)),
+    oldLogProbs: pick(batch.oldLogProbs, f32),
+    oldValues,
+    advantages: pick(batch.advantages, f32),
+    returns,
+    rewards: pick(batch.rewards, f32),
+    explainedVariance: explainedVariance(oldValues, returns),
+  };
+}
+
+/**
  * Collects the episodes of one update. Consecutive episodes on the same slide share S_0.
  * @example
  * ```ts
