@@ -43,10 +43,24 @@ const variantNames = arg('variants', '').split(',').filter(Boolean);
 const log = (m: string) => process.stderr.write(`[lab ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
 type Variant = Omit<Partial<TrainPolicyOptions>, 'classifier' | 'fS' | 'dataset' | 'split'>;
-const VARIANTS: Record<string, Variant> = {
-  reference: { epochs: 15 },
-  lr1e4: { epochs: 15, ppo: { actorLearningRate: 1e-4, criticLearningRate: 1e-4 } },
-  lr3e4: { epochs: 30, ppo: { actorLearningRate: 3e-4, criticLearningRate: 3e-4, annealLr: true } },
+const lr = (x: number) => ({ actorLearningRate: x, criticLearningRate: x });
+const VARIANTS: Record<string, (M: number) => Variant> = {
+  reference: () => ({ epochs: 15 }),
+  lr1e4: () => ({ epochs: 15, ppo: lr(1e-4) }),
+  lr3e4: () => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true } }),
+  batch8: () => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2 } }),
+  prior: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true }, policy: { numScores: M, attentionPrior: 1 } }),
+  priorBatch8: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2 }, policy: { numScores: M, attentionPrior: 1 } }),
+  full: (M) => ({
+    epochs: 30,
+    ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
+    policy: { numScores: M, attentionPrior: 1 },
+  }),
+  fullNoPrior: (M) => ({
+    epochs: 30,
+    ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
+  }),
+  feat: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true }, policy: { numScores: M, attentionPrior: 0 } }),
 };
 
 interface Truth {
@@ -159,7 +173,7 @@ async function main() {
     await record('greedy-attention', await evalPolicy(new GreedyAttentionPolicy(hafed)));
   }
   for (const name of variantNames) {
-    const v = VARIANTS[name];
+    const v = VARIANTS[name]?.(hafed.numBranches);
     if (!v) throw new Error(`unknown variant ${name}: ${Object.keys(VARIANTS).join(', ')}`);
     const t1 = performance.now();
     const trained = await trainPolicy({

@@ -99,6 +99,17 @@ export interface PpoConfig {
    * IMPORTANT: the clip range is in reward units.
    */
   clipValueLoss: boolean;
+  /**
+   * `'budget'` divides every reward by the episode's budget T, so that a return is a mean reward
+   * per step and slides of any N weigh alike in a batch; `'none'` keeps the environment's rewards.
+   */
+  rewardScale: 'none' | 'budget';
+  /**
+   * The critic predicts the value per remaining step: `V(S_t) = rho_t (h . w + b)` with
+   * `rho_t = T - t` (or `(T - t) / T` with `rewardScale: 'budget'`). With gamma 1 a return is a sum
+   * over the remaining steps, so this removes the part of the value the state cannot show.
+   */
+  criticTimeScale: boolean;
   /** Stop an update's epochs early once the approximate KL exceeds this (null: never). */
   targetKl: number | null;
   /** AdamW learning rate of the actor. */
@@ -143,6 +154,8 @@ export const DEFAULT_PPO_CONFIG: Readonly<PpoConfig> = Object.freeze({
   maxGradNorm: 0.5, // sasha-reference.md §6.2: clip_grad_norm_ 0.5 per network (CleanRL 0.5, joint)
   normAdvantage: true, // sasha-reference.md §6.2 step 5: (A - mean) / (std + 1e-8) over the 2T samples
   clipValueLoss: false, // sasha-reference.md §6.2: L_critic = MSE(V_new, returns) (CleanRL clip_vloss = True)
+  rewardScale: 'none', // sasha-reference.md §5.3: reward = -CE at every step
+  criticTimeScale: false, // sasha-reference.md §10.10: the critic sees no time information
   targetKl: null, // sasha-reference.md §6.2: no early stop (CleanRL target_kl = None)
   actorLearningRate: 1e-5, // sasha-reference.md §6.3: lr 1e-5
   criticLearningRate: 1e-5, // sasha-reference.md §6.3: lr 1e-5
@@ -192,7 +205,8 @@ export function resolvePpoConfig(partial?: Partial<PpoConfig>): Readonly<PpoConf
     checkNumber(name, c, 'chunkElements', { min: 1, integer: true });
     checkNumber(name, c, 'seed', {});
     checkOneOf(name, c, 'updateMode', ['event-sourced', 'dense']);
-    for (const key of ['normAdvantage', 'clipValueLoss', 'annealLr'] as const) {
+    checkOneOf(name, c, 'rewardScale', ['none', 'budget']);
+    for (const key of ['normAdvantage', 'clipValueLoss', 'annealLr', 'criticTimeScale'] as const) {
       if (typeof c[key] !== 'boolean') throw new ValueError(`Expected ${name}.${key} to be a boolean, but got ${String(c[key])}.`);
     }
     if (c.targetKl !== null) checkNumber(name, c, 'targetKl', { min: 0, minExclusive: true });

@@ -46,6 +46,11 @@ export interface EventSourcedOptions {
    * `DEFAULT_PPO_CONFIG.chunkElements`, 2^17).
    */
   chunkElements?: number;
+  /**
+   * `rho_t` of every sample ([B], from `valueScales`): the critic's values are then
+   * `rho_t (sum_i alpha_i s_i + b)`. Absent or null: factor 1.
+   */
+  valueScales?: Float32Array | null;
 }
 
 /** Tensors of one chunk of steps. */
@@ -53,22 +58,24 @@ interface ChunkTensors {
   versions: tf.Tensor1D; // int32 [tc * N]
   mask: tf.Tensor2D; // bool [tc, N]
   actionIndex: tf.Tensor1D; // int32 [tc]
+  valueScale: tf.Tensor1D | null; // [tc]
   length: number;
   numPatches: number;
 }
 
-function chunkTensors(chunk: StepChunk): ChunkTensors {
+function chunkTensors(chunk: StepChunk, valueScales: Float32Array | null | undefined): ChunkTensors {
   return {
     versions: tf.tensor1d(chunk.versions, 'int32'),
     mask: tf.tensor2d(chunk.mask, [chunk.length, chunk.numPatches], 'bool'),
     actionIndex: tf.tensor1d(chunk.actionIndex, 'int32'),
+    valueScale: valueScales ? tf.tensor1d(valueScales.slice(chunk.sampleStart, chunk.sampleStart + chunk.length)) : null,
     length: chunk.length,
     numPatches: chunk.numPatches,
   };
 }
 
 function disposeChunk(t: ChunkTensors): void {
-  tf.dispose([t.versions, t.mask, t.actionIndex]);
+  tf.dispose([t.versions, t.mask, t.actionIndex, ...(t.valueScale ? [t.valueScale] : [])]);
 }
 
 /**
@@ -93,7 +100,8 @@ function chunkQuantities(
     // Critic: attention pooling of the per-row projections
     const alpha = tf.softmax(tf.reshape(gatherRows(c, ch.versions), shape)); // [tc, N]
     const proj = tf.reshape(gatherRows(s, ch.versions), shape); // [tc, N]
-    const values = tf.add(tf.sum(tf.mul(alpha, proj), 1), b) as tf.Tensor1D; // [tc]
+    const pooled = tf.add(tf.sum(tf.mul(alpha, proj), 1), b) as tf.Tensor1D; // [tc]
+    const values = ch.valueScale ? (tf.mul(pooled, ch.valueScale) as tf.Tensor1D) : pooled;
     return { logProbs, entropies, values };
   });
 }
@@ -171,7 +179,7 @@ export function evaluateEventSourced(model: ActorCritic, table: VersionTable, op
   const [l, c, s, b] = rowOutputs(model, table, rowsPerPass(model, chunkElements));
   try {
     for (const chunk of table.stepChunks(chunkElements)) {
-      const ch = chunkTensors(chunk);
+      const ch = chunkTensors(chunk, options.valueScales);
       const q = chunkQuantities(l, c, s, b, ch);
       out.logProbs.set(q.logProbs.dataSync(), chunk.sampleStart);
       out.entropies.set(q.entropies.dataSync(), chunk.sampleStart);
@@ -220,7 +228,7 @@ export function eventSourcedPpoLoss(
   try {
     // 2. The per-step part, chunk by chunk: losses and their gradient w.r.t. l, c, s, b
     for (const chunk of table.stepChunks(chunkElements)) {
-      const ch = chunkTensors(chunk);
+      const ch = chunkTensors(chunk, options.valueScales);
       const slice = (a: Float32Array) => tf.tensor1d(a.slice(chunk.sampleStart, chunk.sampleStart + chunk.length));
       const oldLogProbs = slice(batch.oldLogProbs);
       const advantages = slice(batch.advantages);

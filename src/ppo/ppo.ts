@@ -18,7 +18,7 @@ import { densePpoLoss, evaluateDense } from './dense_reference.js';
 import { evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
 import { PPO_METRICS, type Logger } from './logger.js';
 import { ActorCriticPolicy, selectFromLogits } from './policies.js';
-import { RolloutBuffer, buildRolloutBatch, sliceRolloutBatch, slideGroups, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
+import { RolloutBuffer, buildRolloutBatch, sliceRolloutBatch, slideGroups, valueScales, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
 import { artifactsToNamedTensors, loadArtifacts, namedTensorsToArtifacts, saveArtifacts, type IOTarget } from './serialization.js';
 import type { ActionChoice, SelectOptions, ZoomEnv, ZoomEnvProvider, ZoomObservation } from './types.js';
 
@@ -106,11 +106,11 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
     );
   }
   const eventSourced = config.updateMode === 'event-sourced';
-  const options = { chunkElements: config.chunkElements };
+  const options = { chunkElements: config.chunkElements, valueScales: valueScales(table, config) };
   const snapshot = await takeSnapshot(model, [actorOptimizer, criticOptimizer]);
   try {
     // Old values, GAE, returns, normalised advantages
-    const old = eventSourced ? evaluateEventSourced(model, table, options) : evaluateDense(model, table);
+    const old = eventSourced ? evaluateEventSourced(model, table, options) : evaluateDense(model, table, options.valueScales);
     const batch = buildRolloutBatch(table, old.values, config);
     const metrics: UpdateMetrics = {
       policyLoss: NaN,
@@ -135,7 +135,8 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
       for (let m = 0; m < numMinibatches; m++) {
         const picked = order.filter((_, i) => i % numMinibatches === m).sort((a, b) => a - b);
         const mb = numMinibatches > 1 ? sliceRolloutBatch(batch, picked.flatMap((g) => groups[g])) : batch;
-        const r = eventSourced ? eventSourcedPpoLoss(model, mb, config, options) : densePpoLoss(model, mb, config);
+        const mbOptions = mb === batch ? options : { ...options, valueScales: valueScales(mb.table, config) };
+        const r = eventSourced ? eventSourcedPpoLoss(model, mb, config, mbOptions) : densePpoLoss(model, mb, config, mbOptions.valueScales);
         // Global gradient clipping, per network (the reference clips actor and critic separately)
         const actor = clipByGlobalNorm(r.actorGrads, config.maxGradNorm);
         const critic = clipByGlobalNorm(r.criticGrads, config.maxGradNorm);
@@ -407,8 +408,9 @@ export class PPO {
         const actionMask = observation.actionMask.slice(); // the view is invalidated by step()
         const choice = this.policy.selectAction(observation, { mode: 'sample', rng: this.rng });
         const result = env.step(choice.action);
+        const reward = this.config.rewardScale === 'budget' ? result.reward / observation.budget : result.reward;
         const changes = { changedRows: result.info.changedRows, changedValues: this.model.changedInputs(result.info) };
-        buffer.recordStep({ actionMask, action: choice.action, logProb: choice.logProb, reward: result.reward, changes });
+        buffer.recordStep({ actionMask, action: choice.action, logProb: choice.logProb, reward, changes });
         this.policy.observeStep(result.info);
         steps += 1;
         ret += result.reward;
@@ -477,7 +479,9 @@ export class PPO {
   stateValue(observation: ZoomObservation): number {
     checkDim(this.model.config.dim, observation.dim);
     const rows = this.model.rowInputs(observation);
-    return tf.tidy(() => this.model.value(tf.tensor2d(rows, [observation.numPatches, this.model.inputDim])).dataSync()[0]);
+    const { budget: T, t } = observation;
+    const rho = this.config.criticTimeScale ? (T - t) / (this.config.rewardScale === 'budget' ? T : 1) : 1;
+    return rho * tf.tidy(() => this.model.value(tf.tensor2d(rows, [observation.numPatches, this.model.inputDim])).dataSync()[0]);
   }
 
   /**

@@ -35,6 +35,8 @@ export class EpisodeLog {
   readonly initialState: Float32Array;
   /** The action mask at the first decision, [N] (1 = allowed). */
   readonly initialMask: Uint8Array;
+  /** T, the episode's budget of steps (the observation's `budget`). */
+  readonly budget: number;
   /** a_t. */
   readonly actions: number[] = [];
   /** log pi_old(a_t | S_t) under the masked distribution, from the rollout. */
@@ -74,6 +76,7 @@ export class EpisodeLog {
       prev && prev.numPatches === N && prev.dim === d && sameValues(prev.initialState, state) ? prev.initialState : state.slice();
     this.initialMask = actionMask.slice();
     this.mask = actionMask.slice();
+    this.budget = observation.budget;
   }
 
   /** T, the number of recorded steps. */
@@ -469,6 +472,23 @@ export function buildRolloutBatch(
     rewards,
     explainedVariance: explainedVariance(old, returns),
   };
+}
+
+/**
+ * The factor `rho_t` of every sample's value when the critic predicts the value per remaining
+ * step (`criticTimeScale`): `T - t`, or `(T - t) / T` with `rewardScale: 'budget'`; null
+ * when the critic's output is the value itself.
+ * @returns [B] in sample order, or null.
+ * @category PPO
+ */
+export function valueScales(table: VersionTable, config: { criticTimeScale: boolean; rewardScale: 'none' | 'budget' }): Float32Array | null {
+  if (!config.criticTimeScale) return null;
+  const out = new Float32Array(table.numSamples);
+  table.episodes.forEach((e, i) => {
+    const T = Math.max(e.budget, e.length);
+    for (let t = 0; t < e.length; t++) out[table.sampleOffsets[i] + t] = (T - t) / (config.rewardScale === 'budget' ? T : 1);
+  });
+  return out;
 }
 
 /**
