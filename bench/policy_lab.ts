@@ -56,7 +56,7 @@ const VARIANTS: Record<string, (M: number) => Variant> = {
     ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
     policy: { numScores: M, attentionPrior: 1 },
   }),
-  fullNoPrior: (M) => ({
+  fullNoPrior: () => ({
     epochs: 30,
     ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
   }),
