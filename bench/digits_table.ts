@@ -50,6 +50,8 @@ const tsuEpochs = arg('tsu-epochs', '200');
 const policyEpochs = arg('policy-epochs', '10');
 const policyLr = arg('policy-lr', '1e-4');
 const record = !process.argv.includes('--no-record');
+const cohortSeed = Number(arg('cohort-seed', '0'));
+const dataOnly = process.argv.includes('--data-only');
 const log = (m: string) => process.stderr.write(`[digits ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
 /** Runs `sasha <args> --json` (the CLI from source) and returns its JSON result. */
@@ -141,7 +143,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const load0 = loadavg()[0];
   await mkdir(dir, { recursive: true });
-  const encoderDir = join(dir, 'encoder');
+  const encoderDir = resolve(arg('encoder', join(dir, 'encoder')));
   const cohortDir = join(dir, 'cohort');
   const tilesDir = join(dir, 'tiles');
   const featDir = join(dir, 'features');
@@ -156,7 +158,7 @@ async function main(): Promise<void> {
   });
 
   // 2. The slides.
-  const cohortConfig = { ...DEFAULT_DIGIT_SLIDE_CONFIG, numSlides, minPatches, maxPatches };
+  const cohortConfig = { ...DEFAULT_DIGIT_SLIDE_CONFIG, numSlides, minPatches, maxPatches, seed: cohortSeed };
   const slidesCached = existsSync(join(cohortDir, 'cohort.json')) && existsSync(join(cohortDir, 'slides', `digits_${String(numSlides - 1).padStart(3, '0')}.tif`));
   const files = await stage('write the slides (writeDigitCohort)', slidesCached, async () =>
     writeDigitCohort(cohortDir, await loadMnistDigits(), cohortConfig, {
@@ -202,6 +204,7 @@ async function main(): Promise<void> {
         ),
   );
 
+  if (dataOnly) return;
   // 5-6. Training and evaluation per seed.
   const results: Record<Method, EvalResult>[] = [];
   const zoom: Record<string, { tumourPatchRecall: number; slideHitRate: number }[]> = {};
