@@ -33,9 +33,9 @@ export interface StateClassifier {
    */
   stage2RowLogits(x: tf.Tensor2D): tf.Tensor2D;
   /**
-   * The slide head on a pooled embedding.
+   * The slide head on pooled embeddings, one per row (a slide's pooled embedding is one row).
    *
-   * **Input shape:** `pooled` [1, d]. **Output shape:** [1, C].
+   * **Input shape:** `pooled` [n, d]. **Output shape:** [n, C].
    * @returns a new tensor owned by the caller.
    */
   stage2HeadLogits(pooled: tf.Tensor2D): tf.Tensor2D;

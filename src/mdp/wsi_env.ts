@@ -234,6 +234,8 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   private readonly head0: { slideLogits: Float32Array; probs: Float32Array; crossEntropy: number };
   private readonly mask: Uint8Array;
   private readonly changed: Uint8Array;
+  /** The classifier's attention logits of V (for {@link WsiEnv.zoomLookahead}), [N * M]. */
+  private vLogits: Float32Array | null = null;
   private readonly pooledBuf: Float32Array;
   private t = 0;
   private active = false;
@@ -298,6 +300,44 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   attention(): Float32Array {
     this.checkOpen();
     return this.pool.attention();
+  }
+
+  /**
+   * One-step lookahead for a teacher in training: the cross-entropy `-log p(y | S')` of the
+   * classifier on the state S' where one allowed patch i alone is zoomed into next (its row
+   * replaced by V(i), no state update), for every patch; `Infinity` for patches already chosen.
+   * Needs the label and the cached V (a training env). Costs O(N M d) plus one batched run of
+   * the classifier head; the env is not changed.
+   * @returns a new array [N].
+   * @throws StateError outside an episode; ValueError without a label or cached V.
+   */
+  zoomLookahead(): Float64Array {
+    this.checkOpen();
+    if (!this.active) throw new StateError('Call reset() before zoomLookahead(), and use it before the episode terminates.');
+    if (this.label === undefined || !this.v) {
+      throw new ValueError('zoomLookahead() needs the slide label and the cached V (a training environment).');
+    }
+    const n = this.numPatches;
+    const rows: number[] = [];
+    for (let i = 0; i < n; i++) if (this.mask[i]) rows.push(i);
+    const out = new Float64Array(n).fill(Infinity);
+    if (rows.length === 0) return out;
+    this.vLogits ??= this.rowLogits.score(this.v, n);
+    const m = this.rowLogits.width;
+    const d = this.dim;
+    const newLogits = new Float32Array(rows.length * m);
+    const newValues = new Float32Array(rows.length * d);
+    rows.forEach((i, r) => {
+      newLogits.set(this.vLogits!.subarray(i * m, i * m + m), r * m);
+      newValues.set(this.v!.subarray(i * d, i * d + d), r * d);
+    });
+    const pooled = this.pool.pooledIfReplaced(rows, newLogits, newValues);
+    const logits = tf.tidy(() => this.classifier.stage2HeadLogits(tf.tensor2d(pooled, [rows.length, d])).dataSync() as Float32Array);
+    const C = this.classifier.numClasses;
+    rows.forEach((i, r) => {
+      out[i] = headOutputs(logits.subarray(r * C, r * C + C), this.label).crossEntropy;
+    });
+    return out;
   }
 
   /**
