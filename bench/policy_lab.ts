@@ -60,6 +60,18 @@ const VARIANTS: Record<string, (M: number) => Variant> = {
     epochs: 30,
     ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
   }),
+  bcLookOnly: (M) => ({
+    epochs: 1,
+    imitation: { teacher: 'lookahead', epochs: 10 },
+    ppo: { ...lr(3e-4), numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
+    policy: { numScores: M, attentionPrior: 1 },
+  }),
+  bcLookFull: (M) => ({
+    epochs: 30,
+    imitation: { teacher: 'lookahead', epochs: 10 },
+    ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
+    policy: { numScores: M, attentionPrior: 1 },
+  }),
   feat: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true }, policy: { numScores: M, attentionPrior: 0 } }),
 };
 
@@ -184,7 +196,7 @@ async function main() {
       env,
       seed,
       ...v,
-      onEpochEnd: (l) => log(`${name} epoch ${l.epoch}: return ${l.meanReturn.toFixed(2)} val acc ${l.val?.accuracy.toFixed(3)} score ${l.val?.score.toFixed(3)} (${l.seconds.toFixed(0)} s)`),
+      onEpochEnd: (l) => log(`${name} ${l.phase} epoch ${l.epoch}: return ${l.meanReturn.toFixed(2)} val acc ${l.val?.accuracy.toFixed(3)} score ${l.val?.score.toFixed(3)} (${l.seconds.toFixed(0)} s)`),
     });
     const seconds = (performance.now() - t1) / 1000;
     const ev = await evalPolicy(new ActorCriticPolicy(trained.model));

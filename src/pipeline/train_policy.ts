@@ -18,14 +18,17 @@ import {
   type Logger,
   type PpoConfig,
   type TrainerCallback,
+  type ZoomTeacher,
 } from '../ppo/index.js';
 import type { StateUpdateNet } from '../tsu/types.js';
 import { evaluateSasha, policySelectionScore } from './evaluate_sasha.js';
 
 /** One epoch of {@link trainPolicy}. @category Pipeline */
 export interface PolicyEpochLog {
-  /** 0-based epoch. */
+  /** 0-based epoch (imitation epochs first). */
   epoch: number;
+  /** Whether the epoch imitated a teacher or ran PPO. */
+  phase: 'imitation' | 'ppo';
   /** Mean return of the epoch's training episodes. */
   meanReturn: number;
   /** Mean final reward (-CE of the final state) of the training episodes. */
@@ -52,8 +55,16 @@ export interface TrainPolicyOptions {
   ppo?: Partial<PpoConfig>;
   /** Sizes of a new actor-critic (d is the classifier's). */
   policy?: Partial<Omit<ActorCriticConfig, 'dim'>>;
-  /** Passes over the training slides (the reference: 15 on CAMELYON16, 25 on TCGA). */
+  /** Passes of PPO over the training slides (the reference: 15 on CAMELYON16, 25 on TCGA). */
   epochs?: number;
+  /**
+   * A warm start by imitation before PPO: `epochs` passes over the training slides in which the
+   * episodes follow `teacher` and the policy is trained to choose as it does
+   * ({@link PPO.imitate}). Teachers: `'lookahead'` (label-aware, training only: zoom where the
+   * classifier's cross-entropy drops most, {@link WsiEnv.zoomLookahead}), `'greedy-attention'`
+   * (the classifier's highest attention on the current state), or a function.
+   */
+  imitation?: { teacher: PolicyTeacher; epochs: number };
   /** Seed of the slide order, the environments and the PPO sampling. Default 5. */
   seed?: number;
   /** Where `'last'` (resumable PPO state) and `'best'` (the selected actor-critic) go. */
@@ -89,6 +100,22 @@ interface PolicyProgress {
   [key: string]: unknown;
 }
 
+/** A teacher of {@link TrainPolicyOptions.imitation}. @category Pipeline */
+export type PolicyTeacher = 'lookahead' | 'greedy-attention' | ZoomTeacher;
+
+/** The teacher function of a {@link PolicyTeacher}. @category Pipeline */
+export function teacherFunction(teacher: PolicyTeacher): ZoomTeacher {
+  if (typeof teacher === 'function') return teacher;
+  const best = (scores: ArrayLike<number>, mask: Uint8Array, sign: number) => {
+    let a = -1;
+    for (let i = 0; i < scores.length; i++) if (mask[i] && (a < 0 || sign * scores[i] > sign * scores[a])) a = i;
+    return a;
+  };
+  if (teacher === 'lookahead') return (env, obs) => best((env as WsiEnv).zoomLookahead(), obs.actionMask, -1);
+  if (teacher === 'greedy-attention') return (env, obs) => best((env as WsiEnv).attention(), obs.actionMask, 1);
+  throw new ValueError(`Expected the teacher to be 'lookahead', 'greedy-attention' or a function, but got '${String(teacher)}'.`);
+}
+
 /** Default number of policy epochs: sasha-reference.md §6.3 (`train_epoch` 15, CAMELYON16). */
 export const DEFAULT_POLICY_EPOCHS = 15;
 
@@ -112,9 +139,15 @@ export const DEFAULT_POLICY_EPOCHS = 15;
  */
 export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPolicyResult> {
   const { classifier, fS, dataset, split, checkpoint, onProgress, onEpochEnd } = options;
-  const epochs = options.epochs ?? DEFAULT_POLICY_EPOCHS;
+  const ppoEpochs = options.epochs ?? DEFAULT_POLICY_EPOCHS;
+  const imitationEpochs = options.imitation?.epochs ?? 0;
+  const teacher = options.imitation ? teacherFunction(options.imitation.teacher) : null;
+  const epochs = imitationEpochs + ppoEpochs;
+  if (!(Number.isInteger(imitationEpochs) && imitationEpochs >= 0)) {
+    throw new ValueError(`Expected imitation.epochs to be a non-negative integer, but got ${imitationEpochs}.`);
+  }
   const seed = options.seed ?? 5;
-  if (!(Number.isInteger(epochs) && epochs >= 1)) throw new ValueError(`Expected epochs to be a positive integer, but got ${epochs}.`);
+  if (!(Number.isInteger(ppoEpochs) && ppoEpochs >= 1)) throw new ValueError(`Expected epochs to be a positive integer, but got ${ppoEpochs}.`);
   if (split.train.length === 0) throw new ValueError('Expected at least one training slide for the policy, but the split has none.');
   const envConfig = resolveWsiEnvConfig(options.env);
   if (dataset.dim !== classifier.dim) {
@@ -178,7 +211,11 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
       const returns: number[] = [];
       const finals: number[] = [];
       let updates = 0;
-      await ppo.learn({
+      const imitating = teacher !== null && epoch < imitationEpochs;
+      const ppoEpoch = epoch - imitationEpochs;
+      await (imitating ? ppo.imitate.bind(ppo) : ppo.learn.bind(ppo))({
+        teacher: teacher as ZoomTeacher,
+        annealSpan: [Math.max(0, ppoEpoch) / ppoEpochs, Math.max(0, ppoEpoch + 1) / ppoEpochs],
         totalUpdates: updatesPerEpoch,
         callbacks: [
           ...(options.callbacks ?? []),
@@ -195,6 +232,7 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
       release();
       const log: PolicyEpochLog = {
         epoch,
+        phase: imitating ? 'imitation' : 'ppo',
         meanReturn: returns.reduce((a, b) => a + b, 0) / Math.max(1, returns.length),
         meanFinalReward: finals.reduce((a, b) => a + b, 0) / Math.max(1, finals.length),
         seconds: 0,

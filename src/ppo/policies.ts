@@ -121,6 +121,26 @@ export function selectFromLogits(logits: ArrayLike<number>, mask: ArrayLike<numb
   throw new ValueError(`Expected mode to be one of 'sample', 'argmax', 'topK', 'topP', but got '${String(mode)}'.`);
 }
 
+/**
+ * `log pi(action)` under the masked softmax of `logits` (the distribution {@link selectFromLogits}
+ * samples from): `l_a - log sum_{j allowed} exp(l_j)`.
+ * @param logits [N]; @param mask [N], 1 = allowed; @param action an allowed row.
+ * @throws ValueError when the action is not allowed.
+ * @example
+ * ```ts
+ * maskedLogProb([0, 2, 1], Uint8Array.from([1, 0, 1]), 2); // log(e / (1 + e)) = -0.3133
+ * ```
+ * @category PPO
+ */
+export function maskedLogProb(logits: ArrayLike<number>, mask: ArrayLike<number>, action: number): number {
+  if (!mask[action]) throw new ValueError(`Expected an allowed action, but patch ${action} is masked.`);
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (mask[i] && logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) if (mask[i]) sum += Math.exp(logits[i] - max);
+  return logits[action] - max - Math.log(sum);
+}
+
 function checkObservation(observation: ZoomObservation): void {
   const { numPatches: N, dim: d, state, actionMask } = observation;
   if (state.length !== N * d || actionMask.length !== N) {

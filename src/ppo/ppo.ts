@@ -17,10 +17,10 @@ import { resolvePpoConfig, type ActorCriticConfig, type PpoConfig } from './defa
 import { densePpoLoss, evaluateDense } from './dense_reference.js';
 import { evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
 import { PPO_METRICS, type Logger } from './logger.js';
-import { ActorCriticPolicy, selectFromLogits } from './policies.js';
+import { ActorCriticPolicy, maskedLogProb, selectFromLogits } from './policies.js';
 import { RolloutBuffer, buildRolloutBatch, sliceRolloutBatch, slideGroups, valueScales, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
 import { artifactsToNamedTensors, loadArtifacts, namedTensorsToArtifacts, saveArtifacts, type IOTarget } from './serialization.js';
-import type { ActionChoice, SelectOptions, ZoomEnv, ZoomEnvProvider, ZoomObservation } from './types.js';
+import type { ActionChoice, SelectOptions, ZoomEnv, ZoomEnvProvider, ZoomObservation, ZoomTeacher } from './types.js';
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
 
@@ -53,6 +53,13 @@ export interface PpoUpdateArgs {
   config: Readonly<PpoConfig>;
   /** Random numbers for the minibatch order (default: a generator seeded with `config.seed`). */
   rng?: Rng;
+  /**
+   * `'imitation'`: the episodes hold a teacher's actions, and the actor's step is behaviour
+   * cloning: every advantage is 1 and the ratio is not clipped, so the surrogate's gradient at
+   * ratio 1 is `-mean grad log pi(a*_t | S_t)`, the gradient of the cross-entropy to the
+   * teacher's choices (the critic trains on the returns as in PPO). Default `'ppo'`.
+   */
+  mode?: 'ppo' | 'imitation';
 }
 
 interface Snapshot {
@@ -111,7 +118,13 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
   try {
     // Old values, GAE, returns, normalised advantages
     const old = eventSourced ? evaluateEventSourced(model, table, options) : evaluateDense(model, table, options.valueScales);
+    const imitation = args.mode === 'imitation';
     const batch = buildRolloutBatch(table, old.values, config);
+    if (imitation) {
+      batch.advantages.fill(1);
+      batch.oldLogProbs.set(old.logProbs);
+    }
+    const lossConfig = imitation ? { ...config, clipCoef: Infinity } : config;
     const metrics: UpdateMetrics = {
       policyLoss: NaN,
       valueLoss: NaN,
@@ -136,7 +149,7 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
         const picked = order.filter((_, i) => i % numMinibatches === m).sort((a, b) => a - b);
         const mb = numMinibatches > 1 ? sliceRolloutBatch(batch, picked.flatMap((g) => groups[g])) : batch;
         const mbOptions = mb === batch ? options : { ...options, valueScales: valueScales(mb.table, config) };
-        const r = eventSourced ? eventSourcedPpoLoss(model, mb, config, mbOptions) : densePpoLoss(model, mb, config, mbOptions.valueScales);
+        const r = eventSourced ? eventSourcedPpoLoss(model, mb, lossConfig, mbOptions) : densePpoLoss(model, mb, lossConfig, mbOptions.valueScales);
         // Global gradient clipping, per network (the reference clips actor and critic separately)
         const actor = clipByGlobalNorm(r.actorGrads, config.maxGradNorm);
         const critic = clipByGlobalNorm(r.criticGrads, config.maxGradNorm);
@@ -201,6 +214,12 @@ export interface LearnOptions {
   callbacks?: TrainerCallback | readonly TrainerCallback[];
   /** Progress events (`task: 'train policy'`, one per update). */
   onProgress?: ProgressCallback;
+  /**
+   * With `annealLr`: the part [start, end) of the whole run that this call covers, so that a
+   * caller that calls `learn` once per epoch anneals over all epochs (the learning rate goes
+   * from `(1 - start) lr` to `(1 - end) lr` in this call). Default [0, 1): this call is the run.
+   */
+  annealSpan?: readonly [number, number];
 }
 
 /** Options of {@link PPO.load} and {@link PPO.fromArtifacts}. @category PPO */
@@ -304,6 +323,28 @@ export class PPO {
    * @returns this trainer.
    */
   async learn(options: LearnOptions = {}): Promise<this> {
+    return this.train(options, null);
+  }
+
+  /**
+   * Warm start by imitation: like {@link PPO.learn}, but every episode follows `teacher` and each
+   * update is behaviour cloning of the teacher's actions (see {@link runPpoUpdate} mode
+   * `'imitation'`; the critic learns the teacher's returns). Then {@link PPO.learn} continues
+   * from the imitating policy.
+   * @example
+   * ```ts
+   * // a label-aware teacher in training: zoom where the classifier's cross-entropy drops most
+   * await ppo.imitate({ teacher: (env) => argmin((env as WsiEnv).zoomLookahead()), totalUpdates: 96 });
+   * await ppo.learn({ totalUpdates: 960 });
+   * ```
+   * @returns this trainer.
+   */
+  async imitate(options: LearnOptions & { teacher: ZoomTeacher }): Promise<this> {
+    if (typeof options?.teacher !== 'function') throw new ValueError('Expected options.teacher: (env, observation) => action.');
+    return this.train(options, options.teacher);
+  }
+
+  private async train(options: LearnOptions, teacher: ZoomTeacher | null): Promise<this> {
     this.checkAlive();
     const { totalTimesteps, totalUpdates } = options;
     if ((totalTimesteps === undefined) === (totalUpdates === undefined)) {
@@ -323,13 +364,14 @@ export class PPO {
     while (progress() < 1) {
       const t0 = performance.now();
       if (this.config.annealLr) {
-        const frac = 1 - progress();
+        const [a, b] = options.annealSpan ?? [0, 1];
+        const frac = 1 - (a + (b - a) * progress());
         this.actorOptimizer.learningRate = frac * this.config.actorLearningRate;
         this.criticOptimizer.learningRate = frac * this.config.criticLearningRate;
       }
       const envs = await this.updateEnvs();
       await callbacks.onRolloutStart(ctx());
-      const rollout = await this.collectRollouts(envs, callbacks);
+      const rollout = await this.collectRollouts(envs, callbacks, teacher);
       await callbacks.onRolloutEnd(ctx());
       if (rollout.stopped) {
         this.numTimesteps += rollout.steps;
@@ -342,6 +384,7 @@ export class PPO {
         table: rollout.buffer.versionTable(),
         config: this.config,
         rng: this.rng,
+        mode: teacher ? 'imitation' : 'ppo',
       });
       this.numTimesteps += rollout.steps;
       this.numUpdates += 1;
@@ -388,6 +431,7 @@ export class PPO {
   private async collectRollouts(
     envs: readonly ZoomEnv[],
     callbacks: CallbackList,
+    teacher: ZoomTeacher | null,
   ): Promise<{ buffer: RolloutBuffer; returns: number[]; lengths: number[]; finalRewards: number[]; steps: number; stopped: boolean }> {
     const buffer = new RolloutBuffer();
     const returns: number[] = [];
@@ -406,7 +450,7 @@ export class PPO {
           throw new StateError(`The environment did not end its episode after ${t} steps on ${observation.numPatches} patches.`);
         }
         const actionMask = observation.actionMask.slice(); // the view is invalidated by step()
-        const choice = this.policy.selectAction(observation, { mode: 'sample', rng: this.rng });
+        const choice = teacher ? this.teacherChoice(teacher, env, observation) : this.policy.selectAction(observation, { mode: 'sample', rng: this.rng });
         const result = env.step(choice.action);
         const reward = this.config.rewardScale === 'budget' ? result.reward / observation.budget : result.reward;
         const changes = { changedRows: result.info.changedRows, changedValues: this.model.changedInputs(result.info) };
@@ -437,6 +481,15 @@ export class PPO {
       }
     }
     return { buffer, returns, lengths, finalRewards, steps, stopped: false };
+  }
+
+  /** The teacher's action, with its log-probability under the current policy. */
+  private teacherChoice(teacher: ZoomTeacher, env: ZoomEnv, observation: ZoomObservation): ActionChoice {
+    const action = teacher(env, observation);
+    if (!(Number.isInteger(action) && action >= 0 && action < observation.numPatches && observation.actionMask[action])) {
+      throw new ValueError(`Expected the teacher to choose an allowed patch, but it chose ${action}.`);
+    }
+    return { action, logProb: maskedLogProb(this.policy.currentLogits() as Float32Array, observation.actionMask, action) };
   }
 
   /** The environments of the next update: the single env, or the provider's (index 0, 1, ...). */

@@ -124,3 +124,11 @@ export interface ActionChoice {
    */
   logProb: number;
 }
+
+/**
+ * A teacher for imitation ({@link PPO.imitate}): chooses the action at an observation of an
+ * environment, possibly from what only the training environment knows (a label-aware
+ * lookahead, for example).
+ * @category PPO
+ */
+export type ZoomTeacher = (env: ZoomEnv, observation: ZoomObservation) => number;
