@@ -158,7 +158,9 @@ async function main(): Promise<void> {
   });
 
   // 2. The slides.
-  const cohortConfig = { ...DEFAULT_DIGIT_SLIDE_CONFIG, numSlides, minPatches, maxPatches, seed: cohortSeed };
+  const splitArg = arg('split', '');
+  const splitFractions = splitArg ? (splitArg.split(',').map(Number) as [number, number, number]) : DEFAULT_DIGIT_SLIDE_CONFIG.splitFractions;
+  const cohortConfig = { ...DEFAULT_DIGIT_SLIDE_CONFIG, numSlides, minPatches, maxPatches, seed: cohortSeed, splitFractions };
   const slidesCached = existsSync(join(cohortDir, 'cohort.json')) && existsSync(join(cohortDir, 'slides', `digits_${String(numSlides - 1).padStart(3, '0')}.tif`));
   const files = await stage('write the slides (writeDigitCohort)', slidesCached, async () =>
     writeDigitCohort(cohortDir, await loadMnistDigits(), cohortConfig, {

@@ -72,6 +72,22 @@ const VARIANTS: Record<string, (M: number) => Variant> = {
     ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
     policy: { numScores: M, attentionPrior: 1 },
   }),
+  full1e3: (M) => ({
+    epochs: 30,
+    ppo: { ...lr(1e-3), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
+    policy: { numScores: M, attentionPrior: 1 },
+  }),
+  full1e3mb8: (M) => ({
+    epochs: 30,
+    ppo: { ...lr(1e-3), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 8, rewardScale: 'budget', criticTimeScale: true },
+    policy: { numScores: M, attentionPrior: 1 },
+  }),
+  bcLook1e3: (M) => ({
+    epochs: 30,
+    imitation: { teacher: 'lookahead', epochs: 5 },
+    ppo: { ...lr(1e-3), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
+    policy: { numScores: M, attentionPrior: 1 },
+  }),
   feat: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true }, policy: { numScores: M, attentionPrior: 0 } }),
 };
 
@@ -187,6 +203,8 @@ async function main() {
   for (const name of variantNames) {
     const v = VARIANTS[name]?.(hafed.numBranches);
     if (!v) throw new Error(`unknown variant ${name}: ${Object.keys(VARIANTS).join(', ')}`);
+    if (arg('epochs', '')) v.epochs = Number(arg('epochs', ''));
+    if (arg('imitation-epochs', '') && v.imitation) v.imitation = { ...v.imitation, epochs: Number(arg('imitation-epochs', '')) };
     const t1 = performance.now();
     const trained = await trainPolicy({
       classifier: hafed,

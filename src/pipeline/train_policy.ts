@@ -17,6 +17,7 @@ import {
   type ActorCriticConfig,
   type Logger,
   type PpoConfig,
+  type LearnOptions,
   type TrainerCallback,
   type ZoomTeacher,
 } from '../ppo/index.js';
@@ -51,10 +52,14 @@ export interface TrainPolicyOptions {
   split: { readonly train: readonly string[]; readonly val: readonly string[] };
   /** Environment settings (budget f, tau, rewriteOnce, update). */
   env?: Partial<WsiEnvConfig>;
-  /** PPO settings. */
+  /** The recipe the other settings override: `'default'` (the library's) or `'reference'`. */
+  recipe?: keyof typeof POLICY_RECIPES;
+  /** PPO settings (over the recipe's). */
   ppo?: Partial<PpoConfig>;
-  /** Sizes of a new actor-critic (d is the classifier's). */
-  policy?: Partial<Omit<ActorCriticConfig, 'dim'>>;
+  /** Settings of a new actor-critic (over the recipe's; d and M are the classifier's). */
+  policy?: Partial<Omit<ActorCriticConfig, 'dim' | 'numScores'>>;
+  /** The networks read the classifier's attention logits besides the state (default: the recipe's). */
+  observeAttention?: boolean;
   /** Passes of PPO over the training slides (the reference: 15 on CAMELYON16, 25 on TCGA). */
   epochs?: number;
   /**
@@ -116,8 +121,64 @@ export function teacherFunction(teacher: PolicyTeacher): ZoomTeacher {
   throw new ValueError(`Expected the teacher to be 'lookahead', 'greedy-attention' or a function, but got '${String(teacher)}'.`);
 }
 
-/** Default number of policy epochs: sasha-reference.md §6.3 (`train_epoch` 15, CAMELYON16). */
-export const DEFAULT_POLICY_EPOCHS = 15;
+/**
+ * How the policy is trained: every setting of {@link trainPolicy} that is not the data. A recipe
+ * is the base; the options of a call override it field by field.
+ * @category Pipeline
+ */
+export interface PolicyRecipe {
+  /** PPO epochs (passes over the training slides). */
+  epochs: number;
+  /** Imitation epochs before PPO, and the teacher (0 epochs: none). */
+  imitation: { teacher: PolicyTeacher; epochs: number };
+  /** PPO settings over {@link DEFAULT_PPO_CONFIG}. */
+  ppo: Readonly<Partial<PpoConfig>>;
+  /** Actor-critic settings (d and M come from the classifier). */
+  policy: Readonly<Partial<Omit<ActorCriticConfig, 'dim' | 'numScores'>>>;
+  /** The networks read the classifier's attention logits of every row besides the state. */
+  observeAttention: boolean;
+}
+
+/**
+ * The reference's recipe (CAMELYON16 column): 15 PPO epochs, one slide per update with two
+ * episodes, lr 1e-5, the state alone as observation. `--preset reference` on the CLI.
+ * @see docs/reference-code.md (RL training)
+ * @category Pipeline
+ */
+export const REFERENCE_POLICY_RECIPE: Readonly<PolicyRecipe> = Object.freeze({
+  epochs: 15,
+  imitation: Object.freeze({ teacher: 'lookahead' as PolicyTeacher, epochs: 0 }),
+  ppo: Object.freeze({}),
+  policy: Object.freeze({}),
+  observeAttention: false,
+});
+
+/**
+ * The library's default recipe (see docs/implementation-details.md, "the policy recipe", for
+ * what each setting changes and its measured effect).
+ * @category Pipeline
+ */
+export const DEFAULT_POLICY_RECIPE: Readonly<PolicyRecipe> = Object.freeze({
+  epochs: 30,
+  imitation: Object.freeze({ teacher: 'lookahead' as PolicyTeacher, epochs: 0 }),
+  ppo: Object.freeze({
+    actorLearningRate: 3e-4,
+    criticLearningRate: 3e-4,
+    annealLr: true,
+    numEnvsPerUpdate: 8,
+    numMinibatches: 2,
+    rewardScale: 'budget' as const,
+    criticTimeScale: true,
+  }),
+  policy: Object.freeze({ attentionPrior: 1 }),
+  observeAttention: true,
+});
+
+/** The recipes by name. @category Pipeline */
+export const POLICY_RECIPES = Object.freeze({ default: DEFAULT_POLICY_RECIPE, reference: REFERENCE_POLICY_RECIPE });
+
+/** Default number of PPO epochs of the policy (the default recipe's). */
+export const DEFAULT_POLICY_EPOCHS = DEFAULT_POLICY_RECIPE.epochs;
 
 /**
  * Trains the zoom policy as the reference's step 6 does: for every epoch, the training slides
@@ -139,9 +200,15 @@ export const DEFAULT_POLICY_EPOCHS = 15;
  */
 export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPolicyResult> {
   const { classifier, fS, dataset, split, checkpoint, onProgress, onEpochEnd } = options;
-  const ppoEpochs = options.epochs ?? DEFAULT_POLICY_EPOCHS;
-  const imitationEpochs = options.imitation?.epochs ?? 0;
-  const teacher = options.imitation ? teacherFunction(options.imitation.teacher) : null;
+  const recipeName = options.recipe ?? 'default';
+  const recipe = POLICY_RECIPES[recipeName];
+  if (!recipe) throw new ValueError(`Expected recipe to be one of ${Object.keys(POLICY_RECIPES).join(', ')}, but got '${String(recipeName)}'.`);
+  const ppoEpochs = options.epochs ?? recipe.epochs;
+  const imitation = options.imitation ?? recipe.imitation;
+  const imitationEpochs = imitation.epochs;
+  const teacher = imitationEpochs > 0 ? teacherFunction(imitation.teacher) : null;
+  const observeAttention = options.observeAttention ?? recipe.observeAttention;
+  const policyConfig = { ...recipe.policy, ...options.policy, dim: classifier.dim, numScores: observeAttention ? classifier.numBranches : 0 };
   const epochs = imitationEpochs + ppoEpochs;
   if (!(Number.isInteger(imitationEpochs) && imitationEpochs >= 0)) {
     throw new ValueError(`Expected imitation.epochs to be a non-negative integer, but got ${imitationEpochs}.`);
@@ -169,7 +236,7 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
     }
   }
   if (!ppo) {
-    ppo = new PPO({ policy: { ...options.policy, dim: classifier.dim }, config: { seed, ...options.ppo }, logger: options.logger });
+    ppo = new PPO({ policy: policyConfig, config: { seed, ...recipe.ppo, ...options.ppo }, logger: options.logger });
   }
 
   // The environments of an update: the next numEnvsPerUpdate slides in the epoch's order.
@@ -213,8 +280,7 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
       let updates = 0;
       const imitating = teacher !== null && epoch < imitationEpochs;
       const ppoEpoch = epoch - imitationEpochs;
-      await (imitating ? ppo.imitate.bind(ppo) : ppo.learn.bind(ppo))({
-        teacher: teacher as ZoomTeacher,
+      const learnOptions: LearnOptions = {
         annealSpan: [Math.max(0, ppoEpoch) / ppoEpochs, Math.max(0, ppoEpoch + 1) / ppoEpochs],
         totalUpdates: updatesPerEpoch,
         callbacks: [
@@ -228,7 +294,9 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
             },
           },
         ],
-      });
+      };
+      if (imitating) await ppo.imitate({ ...learnOptions, teacher: teacher as ZoomTeacher });
+      else await ppo.learn(learnOptions);
       release();
       const log: PolicyEpochLog = {
         epoch,
