@@ -14,3 +14,4 @@ export * from './optim.js';
 export * from './data.js';
 export * from './float16.js';
 export * from './progress.js';
+export * from './torch/index.js';

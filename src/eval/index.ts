@@ -1,6 +1,10 @@
 /**
- * Evaluation: classification metrics on plain arrays (browser-safe, no model imports).
+ * Evaluation: classification metrics and the statistics that compare models (bootstrap
+ * intervals, McNemar, paired AUC bootstrap, Mann-Whitney U), on plain arrays (browser-safe,
+ * no model imports).
  *
  * @packageDocumentation
  */
 export * from './metrics.js';
+export * from './statistics.js';
+export * from './plots.js';

@@ -1,6 +1,7 @@
 /**
- * Loading a patch encoder from disk for the CLI and scripts: the built-in CNN, or a tfjs model
- * directory (LayersModel, or GraphModel through the optional `@tensorflow/tfjs-converter`).
+ * Loading a patch encoder from disk for the CLI and scripts: the built-in CNN, an ONNX model
+ * (`.onnx`, through the optional `onnxruntime-node`), or a tfjs model directory (LayersModel, or
+ * GraphModel through the optional `@tensorflow/tfjs-converter`).
  *
  * @packageDocumentation
  */
@@ -17,10 +18,11 @@ import {
   type PatchEncoder,
 } from '../wsi/encoders/index.js';
 import { fileIO } from './io/file_io.js';
+import { loadOnnxEncoder } from './onnx_encoder.js';
 
 /** What {@link loadEncoder} loads. @category Encoders */
 export interface EncoderSpec {
-  /** `'builtin'`, or a directory (or its `model.json`) holding a tfjs LayersModel or GraphModel. */
+  /** `'builtin'`, an `.onnx` file, or a directory (or its `model.json`) holding a tfjs LayersModel or GraphModel. */
   encoder: string;
   /** Feature width: the built-in CNN's d; for models, checked against the model (default: the model's). */
   dim?: number;
@@ -28,23 +30,37 @@ export interface EncoderSpec {
   inputSize?: number;
   /** Input normalisation (default `'imagenet'`). */
   normalization?: Normalization;
-  /** GraphModel output node holding the features. */
+  /** Output holding the features (GraphModel node, ONNX output name). */
   outputName?: string;
-  /** Reduction of token outputs `[B, T, d]`. */
+  /** Reduction of token outputs `[B, T, d]` (ONNX: `'mean'` skips `prefixTokens`). */
   tokenPooling?: 'cls' | 'mean';
+  /** ONNX: tokens skipped by `tokenPooling: 'mean'` (1 for a ViT's CLS token). */
+  prefixTokens?: number;
+  /** ONNX: resize to this side, then centre-crop to `inputSize`. */
+  resizeSize?: number;
+  /** ONNX: input layout (default from the model). */
+  layout?: 'NCHW' | 'NHWC';
+  /** ONNX: element type of the input (default the model's). */
+  dtype?: 'float32' | 'float16';
+  /** ONNX: patches per session run. */
+  batchSize?: number;
+  /** ONNX: intra-op threads (default ONNX Runtime's). */
+  threads?: number;
   /** Seed of the built-in CNN. */
   seed?: number;
 }
 
 /**
- * Loads a {@link PatchEncoder}: the built-in CNN (examples and tests only), or a converted
- * model directory (`model.json` with `format` `layers-model` or `graph-model`).
+ * Loads a {@link PatchEncoder}: the built-in CNN (examples and tests only), an ONNX model
+ * (a path ending in `.onnx`, run by ONNX Runtime), or a converted model directory
+ * (`model.json` with `format` `layers-model` or `graph-model`).
  *
  * @throws DataError naming the path when it holds no model, or a GraphModel without
  *   `@tensorflow/tfjs-converter` installed.
  * @example
  * ```ts
  * const enc = await loadEncoder({ encoder: 'models/vit_s16', tokenPooling: 'cls' });
+ * const vit = await loadEncoder({ encoder: 'models/vit_s16.onnx', threads: 2 }); // ONNX Runtime
  * ```
  * @category Encoders
  */
@@ -57,11 +73,26 @@ export async function loadEncoder(spec: EncoderSpec): Promise<PatchEncoder> {
       ...(spec.seed !== undefined ? { seed: spec.seed } : {}),
     });
   }
+  if (/\.onnx$/i.test(spec.encoder)) {
+    return loadOnnxEncoder(spec.encoder, {
+      ...(spec.dim !== undefined ? { dim: spec.dim } : {}),
+      ...(spec.inputSize !== undefined ? { inputSize: spec.inputSize } : {}),
+      ...(spec.resizeSize !== undefined ? { resizeSize: spec.resizeSize } : {}),
+      ...(spec.normalization !== undefined ? { normalization: spec.normalization } : {}),
+      ...(spec.outputName !== undefined ? { outputName: spec.outputName } : {}),
+      ...(spec.tokenPooling !== undefined ? { output: spec.tokenPooling } : {}),
+      ...(spec.prefixTokens !== undefined ? { prefixTokens: spec.prefixTokens } : {}),
+      ...(spec.layout !== undefined ? { layout: spec.layout } : {}),
+      ...(spec.dtype !== undefined ? { dtype: spec.dtype } : {}),
+      ...(spec.batchSize !== undefined ? { batchSize: spec.batchSize } : {}),
+      ...(spec.threads !== undefined ? { threads: spec.threads } : {}),
+    });
+  }
   const dir = existsSync(spec.encoder) && statSync(spec.encoder).isDirectory() ? spec.encoder : dirname(spec.encoder);
   const jsonPath = join(dir, 'model.json');
   if (!existsSync(jsonPath)) {
     throw new DataError(
-      `No encoder model at '${spec.encoder}': expected a directory with model.json (a tfjs LayersModel or GraphModel), or 'builtin'. ` +
+      `No encoder model at '${spec.encoder}': expected an .onnx file, a directory with model.json (a tfjs LayersModel or GraphModel), or 'builtin'. ` +
         'See docs/guides/encoders.md to convert a Keras or PyTorch model.',
     );
   }

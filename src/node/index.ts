@@ -1,6 +1,7 @@
 /**
  * sasha-wsi/node: the parts of the library that need Node (files on disk, h5 feature files,
- * the CLI helpers). Importing it registers the `file://` scheme with `tf.io`.
+ * the CLI helpers). Importing it registers the `file://` scheme with `tf.io` and
+ * `onnxruntime-node` as the runtime of `onnxEncoder`.
  *
  * Sections:
  * 1. File io (model artifacts in directories, file:// URLs, checkpoint directories).
@@ -11,6 +12,7 @@
  * @packageDocumentation
  */
 import { registerFileRouter } from './io/file_io.js';
+import { registerNodeOnnxRuntime } from './onnx_encoder.js';
 
 // File io
 export * from './io/file_io.js';
@@ -27,6 +29,7 @@ export * from './jpeg_wasm.js';
 export * from './worker_slide_source.js';
 export * from './synthetic_slide.js';
 export * from './encoder_loader.js';
+export * from './onnx_encoder.js';
 export * from './feature_sink.js';
 
 // Digit slides (MNIST digits as pyramidal TIFF cohorts)
@@ -36,4 +39,8 @@ export * from './digit_slides.js';
 export * from './load_model.js';
 export * from './heatmap.js';
 
+// Evaluation outputs: plots
+export * from './plots.js';
+
 registerFileRouter();
+registerNodeOnnxRuntime();

@@ -30,8 +30,11 @@ export interface ModelManifest {
   k: number;
   /** Number of classes. */
   numClasses: number;
-  /** The feature files the models were trained on (absolute paths). */
-  data: { lrH5: string; hrH5?: string; split: string };
+  /**
+   * The feature files the models were trained on (absolute paths). Absent in a directory
+   * written by `sasha import-reference` without `--lr-h5` / `--split`: commands then need them as flags.
+   */
+  data?: { lrH5: string; hrH5?: string; split: string };
   /** The HAFED entry written by `sasha train hafed`. */
   hafed?: {
     /** Directory of the saved model, relative to the model directory. */
@@ -40,6 +43,8 @@ export interface ModelManifest {
     config: Record<string, unknown>;
     train: Record<string, unknown>;
     seed: number;
+    /** The training flags it was trained with (see `recordedFlags`); absent in older directories. */
+    flags?: Record<string, string>;
     best: Record<string, unknown>;
   };
   [component: string]: unknown;

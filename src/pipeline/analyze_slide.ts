@@ -15,7 +15,7 @@ import { WsiEnv, budgetSteps, type WsiEnvConfig } from '../mdp/index.js';
 import type { ZoomPolicy } from '../ppo/index.js';
 import type { StateUpdateNet } from '../tsu/types.js';
 import { extractFeatures } from '../wsi/extract.js';
-import type { PatchEncoder } from '../wsi/encoders/types.js';
+import { encodePatches, type PatchEncoder } from '../wsi/encoders/types.js';
 import { levelRatio, subPatchCoords, tileSlide, type PatchGridConfig } from '../wsi/patch_grid.js';
 import { checkLevel, describeLevels, resolveLevel, type LevelSpec, type SlideSource } from '../wsi/slide_source.js';
 import type { TissueConfig } from '../wsi/tissue.js';
@@ -300,7 +300,7 @@ function checkModel(
     throw new ValueError("The model's HAFED reads low-resolution features only (input 'lowRes'); analysing slides needs a HAFED trained on U.");
   }
   const { dim, k } = hafed;
-  if (!encoder || typeof encoder.encode !== 'function') throw new ValueError('Expected options.encoder to be a PatchEncoder (builtinEncoder(), layersModelEncoder(model), ...).');
+  if (!encoder || typeof encoder.encode !== 'function') throw new ValueError('Expected options.encoder to be a PatchEncoder (builtinEncoder(), layersModelEncoder(model), await onnxEncoder(bytes), ...).');
   if (encoder.dim !== dim) {
     throw new ShapeError(
       `Cannot analyse slide '${slide}': the encoder '${encoder.name}' gives features of width d = ${encoder.dim}, but the model was trained on d = ${dim}. ` +
@@ -615,7 +615,7 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
       for (const c of candidates) reader.prefetch(c);
 
       t = now();
-      const va = encodeAndAggregate(encoder, hafed, pixels, k, p, dim, source.name);
+      const va = await encodeAndAggregate(encoder, hafed, pixels, k, p, dim, source.name);
       timings.zoomEncode += now() - t;
 
       t = now();
@@ -649,14 +649,23 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
 }
 
 /** Encodes one patch's k sub-patches and aggregates them with HAFED stage 1: V_a `[d]`. */
-function encodeAndAggregate(encoder: PatchEncoder, hafed: Hafed, pixels: Uint8Array, k: number, p: number, dim: number, name: string): Float32Array {
-  const v = tf.tidy(() => {
-    const u = encoder.encode(tf.tensor4d(Float32Array.from(pixels), [k, p, p, 3]));
+async function encodeAndAggregate(encoder: PatchEncoder, hafed: Hafed, pixels: Uint8Array, k: number, p: number, dim: number, name: string): Promise<Float32Array> {
+  const x = tf.tensor4d(Float32Array.from(pixels), [k, p, p, 3]);
+  let u: tf.Tensor2D;
+  try {
+    u = await encodePatches(encoder, x);
+  } finally {
+    x.dispose();
+  }
+  let v: tf.Tensor2D;
+  try {
     if (u.rank !== 2 || u.shape[0] !== k || u.shape[1] !== dim) {
       throw new ShapeError(`Encoder '${encoder.name}' returned ${fmtShape(u.shape)} for ${k} sub-patches of slide '${name}', expected [${k}, ${dim}].`);
     }
-    return hafed.aggregate(tf.reshape(u, [1, k, dim]) as tf.Tensor3D);
-  });
+    v = tf.tidy(() => hafed.aggregate(tf.reshape(u, [1, k, dim]) as tf.Tensor3D));
+  } finally {
+    u.dispose();
+  }
   try {
     return new Float32Array(v.dataSync());
   } finally {

@@ -14,7 +14,7 @@ import { tf } from '../core/tf.js';
 import { checkNumber, resolveConfig } from '../core/config.js';
 import { DataError, SashaError, ShapeError, StateError, ValueError } from '../core/errors.js';
 import type { ProgressCallback } from '../core/progress.js';
-import type { PatchEncoder } from './encoders/types.js';
+import { encodePatches, type PatchEncoder } from './encoders/types.js';
 import { tileSlide, type SlideTiling, type TilingConfig } from './patch_grid.js';
 import { checkLevel, type SlideSource } from './slide_source.js';
 
@@ -251,10 +251,13 @@ export async function extractFeatures(
       if (options.signal?.aborted) throw new StateError(`Extraction of slide '${source.name}' was aborted.`);
       const batch = await (queue.shift() as Promise<ReadBatch>);
       fill();
-      const out = tf.tidy(() => {
-        const x = tf.tensor4d(new Float32Array(batch.pixels), [batch.count, p, p, 3]);
-        return encoder.encode(x);
-      });
+      const x = tf.tensor4d(new Float32Array(batch.pixels), [batch.count, p, p, 3]);
+      let out: tf.Tensor2D;
+      try {
+        out = await encodePatches(encoder, x);
+      } finally {
+        x.dispose();
+      }
       let data: Float32Array;
       try {
         if (out.rank !== 2 || out.shape[0] !== batch.count || out.shape[1] !== dim) {

@@ -4,8 +4,10 @@
  * @packageDocumentation
  */
 import type { CommandSpec } from './args.js';
+import { ablateCommand } from './ablate.js';
 import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
+import { importReferenceCommand } from './import_reference.js';
 import { inferCommand } from './infer.js';
 import { tileCommand } from './tile.js';
 import { trainHafedCommand } from './train_hafed.js';
@@ -21,5 +23,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   trainPolicyCommand,
   trainAllCommand,
   evalCommand,
+  ablateCommand,
   inferCommand,
+  importReferenceCommand,
 ];

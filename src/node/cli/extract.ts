@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DataError, StateError, ValueError } from '../../core/errors.js';
 import { extractCohort, type CohortSlide, type Normalization } from '../../wsi/index.js';
 import { readLabelCsv } from '../h5/feature_files.js';
@@ -15,6 +15,7 @@ import { writeFileAtomic } from '../io/file_io.js';
 import { openSlide, slideIdFromPath } from '../open_slide.js';
 import { canReadInWorker, openSlideInWorker } from '../worker_slide_source.js';
 import { SHARD_FLAG, abortOnSigint, numberFlag, parseShard, requireString, selectShard, type CommandSpec } from './args.js';
+import { ENCODER_FLAGS, encoderOptionsFromFlags, isOnnxPath, onnxSettings, type OnnxExtractSettings } from './encoder_flags.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
 
@@ -29,6 +30,8 @@ interface ExtractSettings {
   tissue: unknown;
   grid: unknown;
   dtype: 'float16' | 'float32';
+  /** How patches were prepared for an ONNX encoder (so that inference prepares them the same way). */
+  onnx?: OnnxExtractSettings;
 }
 
 /** The `sasha extract` command. */
@@ -38,7 +41,7 @@ export const extractCommand: CommandSpec = {
   positionals: 'SLIDE...',
   flags: {
     out: { type: 'string', help: 'output directory (parts/{lr,hr}/<id>.h5, then lr.h5 and hr.h5)' },
-    encoder: { type: 'string', help: "'builtin' (random CNN, for tests) or a tfjs model directory", default: 'builtin' },
+    encoder: { type: 'string', help: "'builtin' (random CNN, for tests), an .onnx file (ONNX Runtime) or a tfjs model directory", default: 'builtin' },
     'lr-level': { type: 'string', help: 'low-res level by index', default: '3' },
     'lr-mpp': { type: 'string', help: 'low-res level by micrometres per pixel' },
     'lr-magnification': { type: 'string', help: 'low-res level by magnification' },
@@ -47,10 +50,7 @@ export const extractCommand: CommandSpec = {
     'hr-magnification': { type: 'string', help: 'high-res level by magnification' },
     'no-hr': { type: 'boolean', help: 'low-res features only' },
     dim: { type: 'string', help: 'feature width d (builtin: its width; a model: checked)' },
-    'input-size': { type: 'string', help: 'encoder input side (default: the model’s; builtin 224)' },
-    normalization: { type: 'string', help: 'imagenet, unit or none', default: 'imagenet' },
-    'output-name': { type: 'string', help: 'GraphModel output node with the features' },
-    'token-pooling': { type: 'string', help: 'cls or mean, for encoders that return tokens [B, T, d]' },
+    ...ENCODER_FLAGS,
     seed: { type: 'string', help: 'seed of the builtin encoder', default: '0' },
     'batch-size': { type: 'string', help: 'patches per encoder call', default: '32' },
     reader: { type: 'string', help: "where slides are read: 'worker' (a worker thread, beside the encoder) or 'main'", default: 'worker' },
@@ -75,12 +75,11 @@ export const extractCommand: CommandSpec = {
     const grid = gridFromFlags(args);
     const dtype = (args.values.dtype as string | undefined) ?? 'float16';
     if (dtype !== 'float16' && dtype !== 'float32') throw new ValueError(`Expected --dtype to be float16 or float32, but got '${dtype}'.`);
-    const normalization = ((args.values.normalization as string | undefined) ?? 'imagenet') as Normalization;
-    if (!['imagenet', 'unit', 'none'].includes(normalization as string)) {
-      throw new ValueError(`Expected --normalization to be imagenet, unit or none, but got '${String(normalization)}'.`);
-    }
-    const pooling = args.values['token-pooling'] as string | undefined;
-    if (pooling !== undefined && pooling !== 'cls' && pooling !== 'mean') throw new ValueError(`Expected --token-pooling to be cls or mean, but got '${pooling}'.`);
+    const encoderOptions = encoderOptionsFromFlags(args);
+    const normalization: Normalization = encoderOptions.normalization ?? 'imagenet';
+    const encoderArg = (args.values.encoder as string | undefined) ?? 'builtin';
+    // recorded in extract.json: an absolute path lets 'sasha infer' find the model from anywhere
+    const encoderPath = isOnnxPath(encoderArg) ? resolve(encoderArg) : encoderArg;
 
     let labels: Map<string, number> | undefined;
     if (typeof args.values.labels === 'string') {
@@ -89,12 +88,10 @@ export const extractCommand: CommandSpec = {
     }
 
     const encoder = await loadEncoder({
-      encoder: (args.values.encoder as string | undefined) ?? 'builtin',
+      ...encoderOptions,
+      encoder: encoderPath,
       dim: args.values.dim !== undefined ? numberFlag(args, 'dim', 0, { integer: true, min: 1 }) : undefined,
-      inputSize: args.values['input-size'] !== undefined ? numberFlag(args, 'input-size', 0, { integer: true, min: 1 }) : undefined,
       normalization,
-      outputName: args.values['output-name'] as string | undefined,
-      tokenPooling: pooling as 'cls' | 'mean' | undefined,
       seed: numberFlag(args, 'seed', 0, { integer: true }),
     });
     const interrupt = abortOnSigint(io, 'Stopping after the current batch (the slide in progress is not written)...');
@@ -113,6 +110,7 @@ export const extractCommand: CommandSpec = {
         tissue,
         grid,
         dtype,
+        ...(isOnnxPath(encoderPath) ? { onnx: onnxSettings(encoderOptions) } : {}),
       };
       mkdirSync(out, { recursive: true });
       const settingsPath = join(out, 'extract.json');

@@ -40,6 +40,7 @@ import { readModelManifest, type ModelManifest } from '../model_dir.js';
 import { openSlide, slideIdFromPath } from '../open_slide.js';
 import { canReadInWorker, openSlideInWorker } from '../worker_slide_source.js';
 import { SHARD_FLAG, abortOnSigint, numberFlag, parseShard, requireString, selectShard, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
+import { ENCODER_FLAGS, encoderOptionsFromFlags, isOnnxPath, type OnnxExtractSettings } from './encoder_flags.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
 
@@ -68,14 +69,11 @@ function flagGiven(args: ParsedArgs, names: string[]): boolean {
 
 /** The encoder: --encoder, else the one the training features were extracted with, else the built-in CNN. */
 async function encoderFor(args: ParsedArgs, extract: Record<string, unknown> | null, dim: number, io: CommandIO): Promise<PatchEncoder> {
-  const normalization = (args.values.normalization as Normalization | undefined) ?? ((extract?.normalization as Normalization | undefined) ?? 'imagenet');
-  const pooling = args.values['token-pooling'] as string | undefined;
-  if (pooling !== undefined && pooling !== 'cls' && pooling !== 'mean') throw new ValueError(`Expected --token-pooling to be cls or mean, but got '${pooling}'.`);
+  const flags = encoderOptionsFromFlags(args);
+  const recordedOnnx = (extract?.onnx ?? {}) as OnnxExtractSettings;
   const common = {
-    normalization,
-    outputName: args.values['output-name'] as string | undefined,
-    tokenPooling: pooling as 'cls' | 'mean' | undefined,
-    inputSize: args.values['input-size'] !== undefined ? numberFlag(args, 'input-size', 0, { integer: true, min: 1 }) : undefined,
+    ...flags,
+    normalization: flags.normalization ?? ((extract?.normalization as Normalization | undefined) ?? 'imagenet'),
   };
   const given = args.values.encoder as string | undefined;
   if (given !== undefined) {
@@ -88,7 +86,9 @@ async function encoderFor(args: ParsedArgs, extract: Record<string, unknown> | n
     if (m) {
       return loadEncoder({ ...common, encoder: 'builtin', dim: Number(m[1]), inputSize: common.inputSize ?? Number(m[2]), seed: Number(m[3]) });
     }
-    return loadEncoder({ ...common, encoder: name, inputSize: common.inputSize ?? (extract?.inputSize as number | undefined) });
+    // an ONNX encoder prepares patches as recorded at extraction, unless a flag says otherwise
+    const onnx = isOnnxPath(name) ? { ...recordedOnnx, ...flags } : {};
+    return loadEncoder({ ...common, ...onnx, encoder: name, inputSize: common.inputSize ?? (extract?.inputSize as number | undefined) });
   }
   io.log("No encoder given and none recorded with the model's training features: using the built-in CNN (seed 0). Pass --encoder.");
   return loadEncoder({ ...common, encoder: 'builtin', dim, seed: numberFlag(args, 'seed', 0, { integer: true }) });
@@ -119,11 +119,9 @@ export const inferCommand: CommandSpec = {
     full: { type: 'boolean', help: 'full-resolution baseline: encode every sub-patch and run HAFED on V (no zoom)' },
     'no-heatmap': { type: 'boolean', help: 'do not write heatmaps/<id>.png (attention over the thumbnail, zoomed patches numbered)' },
     'heatmap-size': { type: 'string', help: 'longest side of the heatmap thumbnail level', default: '2048' },
-    encoder: { type: 'string', help: "'builtin' or a tfjs model directory", default: "the training features' encoder (extract.json)" },
-    'input-size': { type: 'string', help: 'encoder input side' },
-    normalization: { type: 'string', help: 'imagenet, unit or none' },
-    'output-name': { type: 'string', help: 'GraphModel output node with the features' },
-    'token-pooling': { type: 'string', help: 'cls or mean, for encoders that return tokens [B, T, d]' },
+    encoder: { type: 'string', help: "'builtin', an .onnx file (ONNX Runtime) or a tfjs model directory", default: "the training features' encoder (extract.json)" },
+    ...ENCODER_FLAGS,
+    normalization: { ...ENCODER_FLAGS.normalization, default: "the training features' (else imagenet)" },
     seed: { type: 'string', help: 'seed of the builtin encoder (with --encoder builtin) and of the random policy', default: '0' },
     'lr-level': { type: 'string', help: 'low-res level by index', default: "the training features' (else 3)" },
     'lr-mpp': { type: 'string', help: 'low-res level by micrometres per pixel' },

@@ -7,3 +7,4 @@
 export * from './types.js';
 export * from './adapters.js';
 export * from './builtin.js';
+export * from './onnx.js';

@@ -29,8 +29,31 @@ export interface PatchEncoder {
    * @returns `[B, dim]` features, owned by the caller.
    */
   encode(batch: tf.Tensor4D): tf.Tensor2D;
+  /**
+   * Encodes a batch asynchronously. Encoders backed by an asynchronous runtime (ONNX Runtime,
+   * {@link onnxEncoder}) implement it and their `encode` throws; the library's pipelines
+   * (`extractFeatures`, `analyzeSlide`) call it through {@link encodePatches} when present.
+   * @param batch `[B, h, w, 3]` float32 RGB in [0, 255]; not disposed.
+   * @returns `[B, dim]` features, owned by the caller.
+   */
+  encodeAsync?(batch: tf.Tensor4D): Promise<tf.Tensor2D>;
   /** Frees the model's weights. */
   dispose(): void;
+}
+
+/**
+ * Encodes a batch with any {@link PatchEncoder}: `encoder.encodeAsync` when the encoder has it
+ * (ONNX Runtime encoders), else `encoder.encode`.
+ * @param batch `[B, h, w, 3]` float32 RGB in [0, 255]; not disposed.
+ * @returns `[B, dim]` features, owned by the caller.
+ * @example
+ * ```ts
+ * const z = await encodePatches(encoder, tf.zeros([4, 256, 256, 3])); // [4, encoder.dim]
+ * ```
+ * @category Encoders
+ */
+export async function encodePatches(encoder: PatchEncoder, batch: tf.Tensor4D): Promise<tf.Tensor2D> {
+  return encoder.encodeAsync ? encoder.encodeAsync(batch) : encoder.encode(batch);
 }
 
 /** ImageNet channel means (on [0, 1] pixels), as torchvision normalises. @category Encoders */
@@ -52,10 +75,24 @@ export type Normalization = 'imagenet' | 'unit' | 'none' | { mean: readonly numb
 /** Where the channel axis of the model's input is. PyTorch models converted through ONNX take `channelsFirst`. */
 export type DataFormat = 'channelsLast' | 'channelsFirst';
 
+/** Interpolation of {@link PreprocessOptions.resizeMethod}. @category Encoders */
+export type ResizeMethod = 'bilinear' | 'nearest';
+
 /** How patches are prepared for a model. @category Encoders */
 export interface PreprocessOptions {
-  /** Side the patches are resized to (bilinear, half-pixel centres as PyTorch's `align_corners=False`). */
+  /** Side of the model input (patches are resized to it, or to `resizeSize` and then centre-cropped to it). */
   inputSize: number;
+  /**
+   * Side the patches are resized to before a centre crop of `inputSize` (torchvision
+   * `Resize(resizeSize)` + `CenterCrop(inputSize)`, as timm's evaluation transform with
+   * `crop_pct < 1`). Default `inputSize` (resize only, no crop). Must be >= `inputSize`.
+   */
+  resizeSize?: number;
+  /**
+   * Interpolation of the resize: `'bilinear'` (default; half-pixel centres, PyTorch's
+   * `align_corners=False`) or `'nearest'`.
+   */
+  resizeMethod?: ResizeMethod;
   /** Input normalisation (default `'imagenet'`). */
   normalization?: Normalization;
   /** Channel axis of the model input (default `'channelsLast'`, `[B, H, W, 3]`). */
@@ -101,10 +138,24 @@ export function preprocessPatches(batch: tf.Tensor4D, options: PreprocessOptions
   if (batch.rank !== 4 || batch.shape[3] !== 3) {
     throw new ShapeError(`Expected a patch batch of shape [B, h, w, 3], but got ${fmtShape(batch.shape)}.`);
   }
+  const s = options.inputSize;
+  const r = options.resizeSize ?? s;
+  const method = options.resizeMethod ?? 'bilinear';
+  if (!(Number.isInteger(s) && s > 0 && Number.isInteger(r) && r >= s)) {
+    throw new ValueError(`Expected inputSize to be a positive integer and resizeSize an integer >= inputSize, but got inputSize ${s}, resizeSize ${r}.`);
+  }
+  if (method !== 'bilinear' && method !== 'nearest') throw new ValueError(`Expected resizeMethod to be 'bilinear' or 'nearest', but got '${String(method)}'.`);
   return tf.tidy(() => {
-    const s = options.inputSize;
     let x: tf.Tensor4D = tf.cast(batch, 'float32');
-    if (batch.shape[1] !== s || batch.shape[2] !== s) x = tf.image.resizeBilinear(x, [s, s], false, true);
+    if (batch.shape[1] !== r || batch.shape[2] !== r) {
+      x = method === 'bilinear' ? tf.image.resizeBilinear(x, [r, r], false, true) : tf.image.resizeNearestNeighbor(x, [r, r], false, true);
+    }
+    if (r > s) {
+      // torchvision CenterCrop: top-left at round((r - s) / 2), Python's round half to even
+      const half = (r - s) / 2;
+      const o = Number.isInteger(half) ? half : Math.floor(half) % 2 === 0 ? Math.floor(half) : Math.ceil(half);
+      x = tf.slice(x, [0, o, o, 0], [-1, s, s, 3]);
+    }
     if (norm === 'unit') x = tf.div(x, 255);
     else if (norm !== 'none') {
       const mean = norm === 'imagenet' ? IMAGENET_MEAN : norm.mean;
