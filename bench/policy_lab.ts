@@ -88,6 +88,18 @@ const VARIANTS: Record<string, (M: number) => Variant> = {
     ppo: { ...lr(1e-3), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
     policy: { numScores: M, attentionPrior: 1 },
   }),
+  bcOnly: (M) => ({
+    epochs: 0,
+    imitation: { teacher: 'lookahead', epochs: 8 },
+    ppo: { ...lr(1e-3), numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
+    policy: { numScores: M, attentionPrior: 1 },
+  }),
+  bcGreedyFull: (M) => ({
+    epochs: 20,
+    imitation: { teacher: 'greedy-attention', epochs: 4 },
+    ppo: { ...lr(1e-3), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
+    policy: { numScores: M, attentionPrior: 1 },
+  }),
   feat: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true }, policy: { numScores: M, attentionPrior: 0 } }),
 };
 
@@ -203,7 +215,7 @@ async function main() {
   for (const name of variantNames) {
     const v = VARIANTS[name]?.(hafed.numBranches);
     if (!v) throw new Error(`unknown variant ${name}: ${Object.keys(VARIANTS).join(', ')}`);
-    if (arg('epochs', '')) v.epochs = Number(arg('epochs', ''));
+    if (arg('epochs', '') && v.epochs) v.epochs = Number(arg('epochs', ''));
     if (arg('imitation-epochs', '') && v.imitation) v.imitation = { ...v.imitation, epochs: Number(arg('imitation-epochs', '')) };
     const t1 = performance.now();
     const trained = await trainPolicy({

@@ -53,7 +53,7 @@ export interface TrainPolicyOptions {
   /** Environment settings (budget f, tau, rewriteOnce, update). */
   env?: Partial<WsiEnvConfig>;
   /** The recipe the other settings override: `'default'` (the library's) or `'reference'`. */
-  recipe?: keyof typeof POLICY_RECIPES;
+  recipe?: PolicyRecipeName;
   /** PPO settings (over the recipe's). */
   ppo?: Partial<PpoConfig>;
   /** Settings of a new actor-critic (over the recipe's; d and M are the classifier's). */
@@ -177,6 +177,9 @@ export const DEFAULT_POLICY_RECIPE: Readonly<PolicyRecipe> = Object.freeze({
 /** The recipes by name. @category Pipeline */
 export const POLICY_RECIPES = Object.freeze({ default: DEFAULT_POLICY_RECIPE, reference: REFERENCE_POLICY_RECIPE });
 
+/** A recipe's name. @category Pipeline */
+export type PolicyRecipeName = keyof typeof POLICY_RECIPES;
+
 /** Default number of PPO epochs of the policy (the default recipe's). */
 export const DEFAULT_POLICY_EPOCHS = DEFAULT_POLICY_RECIPE.epochs;
 
@@ -213,8 +216,9 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
   if (!(Number.isInteger(imitationEpochs) && imitationEpochs >= 0)) {
     throw new ValueError(`Expected imitation.epochs to be a non-negative integer, but got ${imitationEpochs}.`);
   }
+  if (epochs === 0) throw new ValueError('Expected at least one epoch of PPO or of imitation, but both counts are 0.');
   const seed = options.seed ?? 5;
-  if (!(Number.isInteger(ppoEpochs) && ppoEpochs >= 1)) throw new ValueError(`Expected epochs to be a positive integer, but got ${ppoEpochs}.`);
+  if (!(Number.isInteger(ppoEpochs) && ppoEpochs >= 0)) throw new ValueError(`Expected epochs to be a non-negative integer, but got ${ppoEpochs}.`);
   if (split.train.length === 0) throw new ValueError('Expected at least one training slide for the policy, but the split has none.');
   const envConfig = resolveWsiEnvConfig(options.env);
   if (dataset.dim !== classifier.dim) {
@@ -281,7 +285,7 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
       const imitating = teacher !== null && epoch < imitationEpochs;
       const ppoEpoch = epoch - imitationEpochs;
       const learnOptions: LearnOptions = {
-        annealSpan: [Math.max(0, ppoEpoch) / ppoEpochs, Math.max(0, ppoEpoch + 1) / ppoEpochs],
+        annealSpan: [Math.max(0, ppoEpoch) / Math.max(1, ppoEpochs), Math.max(0, ppoEpoch + 1) / Math.max(1, ppoEpochs)],
         totalUpdates: updatesPerEpoch,
         callbacks: [
           ...(options.callbacks ?? []),

@@ -140,7 +140,7 @@ export const trainPolicyCommand: CommandSpec = {
     seed: { type: 'string', help: 'seed of slide order, sampling and initialisation', default: '5' },
     update: { type: 'string', help: "state update: 'tsu' (targeted) or 'global' (ablation, saved apart as policy-<f>-global)", default: 'tsu' },
     preset: PRESET_FLAG,
-    lr: { type: 'string', help: 'AdamW learning rate of actor and critic', default: '1e-5' },
+    lr: { type: 'string', help: "AdamW learning rate of actor and critic (default: the preset's recipe, 1e-3 for default, 1e-5 for reference)" },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/policy-<slot>/last when it exists' },
   },
   async run(args, io) {
@@ -149,7 +149,9 @@ export const trainPolicyCommand: CommandSpec = {
     const { name: presetName, preset } = presetFromFlag(args, readModelManifest(dir).preset);
     const epochs = numberFlag(args, 'epochs', preset.policyEpochs, { min: 1, integer: true });
     const seed = numberFlag(args, 'seed', 5, { integer: true });
-    const lr = numberFlag(args, 'lr', 1e-5, { min: 0, minExclusive: true });
+    const recipe = POLICY_RECIPES[preset.policyRecipe];
+    const recipeLr = recipe.ppo.actorLearningRate ?? DEFAULT_PPO_CONFIG.actorLearningRate;
+    const lr = numberFlag(args, 'lr', recipeLr, { min: 0, minExclusive: true });
     const update = updateFlag(args);
     const t0 = Date.now();
     const data = await openModelData(dir, args);
@@ -163,7 +165,7 @@ export const trainPolicyCommand: CommandSpec = {
     const key = policySlot(budget, update);
     try {
       const env = resolveWsiEnvConfig({ budget, tau: tsuTau(tsuEntry), update });
-      const ppo = resolvePpoConfig({ ...preset.ppo, actorLearningRate: lr, criticLearningRate: lr, seed });
+      const ppo = resolvePpoConfig({ ...recipe.ppo, ...preset.ppo, actorLearningRate: lr, criticLearningRate: lr, seed });
       io.log(
         `Training the policy for f = ${budget} (${update} update, tau = ${env.tau}, preset ${presetName}) on ${data.split.train.length} slides, ` +
           `validating on ${data.split.val.length}, ${epochs} epochs; it goes to policy-${key}/.`,
@@ -174,6 +176,7 @@ export const trainPolicyCommand: CommandSpec = {
         dataset: data.withV,
         split: data.split,
         env,
+        recipe: preset.policyRecipe,
         ppo,
         epochs,
         seed,
@@ -244,7 +247,7 @@ export const trainAllCommand: CommandSpec = {
     'tsu-epochs': { type: 'string', help: presetDefaultHelp('f_S epochs', (p) => p.tsu.epochs) },
     'policy-epochs': { type: 'string', help: presetDefaultHelp('PPO passes over the training slides', (p) => p.policyEpochs) },
     tau: { type: 'string', help: presetDefaultHelp('cosine threshold of the targeted update', (p) => p.tsu.tau) },
-    preset: { ...PRESET_FLAG, help: "dataset settings of every stage (HAFED, f_S, PPO): 'camelyon16' or 'tcga'", default: 'camelyon16' },
+    preset: PRESET_FLAG,
     resume: { type: 'boolean', help: 'skip finished stages and continue an interrupted one from its checkpoint' },
   },
   async run(args, io) {
