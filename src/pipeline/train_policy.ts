@@ -162,8 +162,8 @@ export const DEFAULT_POLICY_RECIPE: Readonly<PolicyRecipe> = Object.freeze({
   epochs: 30,
   imitation: Object.freeze({ teacher: 'lookahead' as PolicyTeacher, epochs: 0 }),
   ppo: Object.freeze({
-    actorLearningRate: 3e-4,
-    criticLearningRate: 3e-4,
+    actorLearningRate: 1e-3,
+    criticLearningRate: 1e-3,
     annealLr: true,
     numEnvsPerUpdate: 8,
     numMinibatches: 2,
