@@ -79,14 +79,13 @@ async function prepareCohort(seed: number, encoderDir: string): Promise<{ cohort
       : await timed('write the slides', async () => writeDigitCohort(slidesDir, await loadMnistDigits(), config));
   const wsiFlags = ['--patch-size', '32', '--a-t', '0.5', '--a-h', '0.5'];
   if (!existsSync(join(tilesDir, 'tiling.json'))) {
-    await timed('sasha tile', () => sasha(['tile', join(slidesDir, 'slides'), '--out', tilesDir, '--level', '2', ...wsiFlags], `c${seed} tile`, log));
+    await timed('sasha tile', () => sasha(['tile', join(slidesDir, 'slides'), '--out', tilesDir, '--level', '2', ...wsiFlags], `c${seed} tile`));
   }
   if (!(existsSync(lrH5) && existsSync(hrH5))) {
     await timed('sasha extract', () =>
       sasha(
         ['extract', join(slidesDir, 'slides'), '--out', featDir, '--encoder', encoderDir, '--lr-level', '2', '--hr-level', '0', '--labels', files.labels, '--batch-size', '128', ...wsiFlags],
         `c${seed} extract`,
-        log,
       ),
     );
   }

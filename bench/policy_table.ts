@@ -16,13 +16,11 @@
  * <cohort>/predictions/      one CSV per row (sasha eval --predictions)
  * ```
  */
-import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { binaryAuc, bootstrapInterval, mcnemarExact, pairedBootstrapAuc } from '../src/eval/index.js';
 import { table } from './results.js';
-
-const ROOT = resolve(new URL('..', import.meta.url).pathname);
+import { sashaCli } from './sasha_cli.js';
 
 /** One cohort's feature files. */
 export interface Cohort {
@@ -91,33 +89,9 @@ export interface SlidePrediction {
 
 type Log = (m: string) => void;
 
-/** Runs `sasha <args> --json` from source and returns its JSON result. */
-export function sasha(args: string[], label: string, log: Log): Promise<Record<string, unknown>> {
-  return new Promise((res, rej) => {
-    const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), [join(ROOT, 'src', 'node', 'cli', 'main.ts'), ...args, '--json'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    let partial = '';
-    child.stderr.on('data', (b: Buffer) => {
-      partial += b.toString();
-      const lines = partial.split(/[\n\r]/);
-      partial = lines.pop() ?? '';
-      for (const line of lines) if (line.trim() !== '' && !/\d+\/\d+ *$/.test(line)) log(`  [${label}] ${line}`);
-    });
-    child.on('error', rej);
-    child.on('close', (code) => {
-      const last = out.trim().split('\n').pop() ?? '';
-      if (code !== 0) return rej(new Error(`sasha ${args.slice(0, 2).join(' ')} (${label}) exited with code ${code}`));
-      try {
-        res(JSON.parse(last) as Record<string, unknown>);
-      } catch {
-        rej(new Error(`sasha ${args.slice(0, 2).join(' ')}: no JSON result on stdout: ${last.slice(0, 200)}`));
-      }
-    });
-  });
+/** Runs `sasha <args> --json` from source (stderr relayed with a label) and returns its JSON result. */
+export async function sasha(args: string[], label: string): Promise<Record<string, unknown>> {
+  return (await sashaCli(args, label)).result!;
 }
 
 /** Time of every stage run (not cached), for the table's time section. */
@@ -162,7 +136,7 @@ export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection,
     if (done) return;
     log(`${c.name}: ${name}...`);
     const t0 = performance.now();
-    await sasha(args, `${c.name} ${name}`, log);
+    await sasha(args, `${c.name} ${name}`);
     const seconds = (performance.now() - t0) / 1000;
     stageTimes.push({ cohort: c.name, stage: name, seconds });
     log(`${c.name}: ${name}: ${seconds.toFixed(0)} s`);

@@ -14,4 +14,5 @@ export * from './optim.js';
 export * from './data.js';
 export * from './float16.js';
 export * from './progress.js';
+export * from './model_files.js';
 export * from './torch/index.js';

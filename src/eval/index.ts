@@ -8,3 +8,5 @@
 export * from './metrics.js';
 export * from './statistics.js';
 export * from './plots.js';
+export * from './compression.js';
+export * from './interpretability.js';

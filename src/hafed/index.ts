@@ -9,6 +9,7 @@ export * from './defaults.js';
 export * from './gated_scores.js';
 export * from './multi_branch_attention.js';
 export * from './feature_aggregator.js';
+export * from './sub_patch_pooling.js';
 export * from './slide_classifier.js';
 export * from './losses.js';
 export * from './hafed.js';

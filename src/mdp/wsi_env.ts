@@ -227,15 +227,18 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   private readonly v: Float32Array | null;
   private readonly state: TsuState;
   private readonly index: CosineIndex;
+  private readonly index0: CosineIndex;
   private readonly rowLogits: RowScoreCache;
+  /** The classifier's row logits of every V row, [N * M] (when V is given): a chosen row's new logits. */
+  private readonly vLogits: Float32Array | null;
+  /** The slide head's weights when it is linear (`stage2HeadWeights`), else null (a tensor call). */
+  private readonly head: { kernel: Float32Array; bias: Float32Array } | null;
   private readonly logits0: Float32Array;
   private readonly pool: IncrementalAttentionPool;
   private readonly pool0: PoolSnapshot;
   private readonly head0: { slideLogits: Float32Array; probs: Float32Array; crossEntropy: number };
   private readonly mask: Uint8Array;
   private readonly changed: Uint8Array;
-  /** The classifier's attention logits of V (for {@link WsiEnv.zoomLookahead}), [N * M]. */
-  private vLogits: Float32Array | null = null;
   private readonly pooledBuf: Float32Array;
   private t = 0;
   private active = false;
@@ -276,11 +279,25 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
       throw new ShapeError(`Expected stage2RowLogits to return [n, ${r.numBranches}] (numBranches), but got width ${this.rowLogits.width}.`);
     }
     this.logits0 = this.rowLogits.scores.slice();
+    if (this.v) {
+      // the rows a step chooses become V rows: score them all at once, in large products
+      const vCache = new RowScoreCache((x) => this.classifier.stage2RowLogits(x), r.n, r.d);
+      vCache.scoreAll(this.v);
+      this.vLogits = vCache.scores;
+      this.index.setTable(this.v);
+    } else {
+      this.vLogits = null;
+    }
+    this.index0 = this.index.clone();
+    this.head = typeof opts.classifier.stage2HeadWeights === 'function' ? opts.classifier.stage2HeadWeights() : null;
+    if (this.head && (this.head.kernel.length !== r.d * r.numClasses || this.head.bias.length !== r.numClasses)) {
+      throw new ShapeError(`Expected stage2HeadWeights to return a kernel of ${r.d} x ${r.numClasses} and a bias of ${r.numClasses} values.`);
+    }
     this.pool = new IncrementalAttentionPool(r.n, r.d, r.numBranches);
     this.pool.attach(this.rowLogits.scores, this.state.values);
     this.pool0 = this.pool.snapshot();
     this.pooledBuf = new Float32Array(r.d);
-    const slideLogits = slideLogitsOf(this.classifier, this.pool.pooled(this.pooledBuf));
+    const slideLogits = this.slideLogits();
     this.head0 = { slideLogits, ...headOutputs(slideLogits, r.label) };
     this.mask = new Uint8Array(r.n);
     this.changed = new Uint8Array(r.n);
@@ -322,7 +339,6 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     for (let i = 0; i < n; i++) if (this.mask[i]) rows.push(i);
     const out = new Float64Array(n).fill(Infinity);
     if (rows.length === 0) return out;
-    this.vLogits ??= this.rowLogits.score(this.v, n);
     const m = this.rowLogits.width;
     const d = this.dim;
     const newLogits = new Float32Array(rows.length * m);
@@ -332,8 +348,21 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
       newValues.set(this.v!.subarray(i * d, i * d + d), r * d);
     });
     const pooled = this.pool.pooledIfReplaced(rows, newLogits, newValues);
-    const logits = tf.tidy(() => this.classifier.stage2HeadLogits(tf.tensor2d(pooled, [rows.length, d])).dataSync() as Float32Array);
     const C = this.classifier.numClasses;
+    let logits: Float32Array;
+    if (this.head) {
+      const { kernel, bias } = this.head;
+      logits = new Float32Array(rows.length * C);
+      for (let r = 0; r < rows.length; r++) {
+        for (let c = 0; c < C; c++) {
+          let acc = bias[c];
+          for (let j = 0; j < d; j++) acc += pooled[r * d + j] * kernel[j * C + c];
+          logits[r * C + c] = acc;
+        }
+      }
+    } else {
+      logits = tf.tidy(() => this.classifier.stage2HeadLogits(tf.tensor2d(pooled, [rows.length, d])).dataSync() as Float32Array);
+    }
     rows.forEach((i, r) => {
       out[i] = headOutputs(logits.subarray(r * C, r * C + C), this.label).crossEntropy;
     });
@@ -356,7 +385,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     s.norms.set(this.norms0);
     s.visited.fill(0);
     s.rewritten.fill(0);
-    this.index.rebuild(s);
+    this.index.copyFrom(this.index0);
     this.rowLogits.scores.set(this.logits0);
     this.pool.restore(this.pool0);
     this.mask.fill(1);
@@ -417,9 +446,17 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     const change = computeStateUpdate(s, action, va, this.fS, { update, tau, rewriteOnce }, this.index);
     const { rows } = change;
     const nr = rows.length;
-    // Re-score the changed rows only.
-    const newLogits = this.rowLogits.score(change.values, nr);
+    // Re-score the changed rows only; a cached V row's logits are known already.
     const m = this.rowLogits.width;
+    let newLogits: Float32Array;
+    const fromCache = v === undefined && this.vLogits !== null;
+    if (fromCache) {
+      newLogits = new Float32Array(nr * m);
+      newLogits.set(this.vLogits.subarray(action * m, action * m + m));
+      if (nr > 1) newLogits.set(this.rowLogits.score(change.values.subarray(d), nr - 1), m);
+    } else {
+      newLogits = this.rowLogits.score(change.values, nr);
+    }
     const oldValues = new Float32Array(nr * d);
     const oldLogits = new Float32Array(nr * m);
     for (let r = 0; r < nr; r++) {
@@ -428,7 +465,12 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     }
     applyStateUpdate(s, action, change);
     for (let r = 0; r < nr; r++) this.changed[rows[r]] = 1;
-    this.index.updateRows(s, rows);
+    if (fromCache) {
+      this.index.useTableRow(action);
+      this.index.updateRows(s, rows.subarray(1));
+    } else {
+      this.index.updateRows(s, rows);
+    }
     this.rowLogits.write(rows, newLogits);
     this.pool.update(rows, oldLogits, oldValues);
 
@@ -436,7 +478,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     this.mask[action] = 0;
     const terminated = this.t >= this.budget;
     if (terminated) this.active = false;
-    const slideLogits = slideLogitsOf(this.classifier, this.pool.pooled(this.pooledBuf));
+    const slideLogits = this.slideLogits();
     const { probs, crossEntropy } = headOutputs(slideLogits, this.label);
     const actionMask = this.mask.slice();
     return {
@@ -468,6 +510,21 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   close(): void {
     this.closed = true;
     this.active = false;
+  }
+
+  /** The slide logits of the current pooled embedding: in plain arithmetic for a linear head. */
+  private slideLogits(): Float32Array {
+    const pooled = this.pool.pooled(this.pooledBuf);
+    if (!this.head) return slideLogitsOf(this.classifier, pooled);
+    const { kernel, bias } = this.head;
+    const C = bias.length;
+    const out = new Float32Array(C);
+    for (let c = 0; c < C; c++) {
+      let s = bias[c];
+      for (let j = 0; j < pooled.length; j++) s += pooled[j] * kernel[j * C + c];
+      out[c] = s;
+    }
+    return out;
   }
 
   private resolveV(action: number, v: ArrayLike<number> | undefined): ArrayLike<number> {

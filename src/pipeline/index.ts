@@ -12,6 +12,7 @@ export * from './evaluate_sasha.js';
 export * from './train_policy.js';
 export * from './train_sasha.js';
 export * from './sasha_model.js';
+export * from './load_model.js';
 export * from './presets.js';
 export * from './ablation.js';
 export * from './reference_import.js';

@@ -12,6 +12,7 @@ export { ActorCritic, ACTOR_CRITIC_FORMAT, type CriticRowTerms } from './actor_c
 export * from './rollout_buffer.js';
 export { type PpoLossResult } from './ppo_loss.js';
 export * from './event_sourced.js';
+export * from './step_statistics.js';
 export * from './dense_reference.js';
 export * from './policies.js';
 export * from './callbacks.js';

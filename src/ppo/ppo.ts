@@ -520,7 +520,9 @@ export class PPO {
     const { deterministic = true, ...select } = options;
     const N = observation.numPatches;
     const rows = this.model.rowInputs(observation);
-    const logits = tf.tidy(() => this.model.actorLogits(tf.tensor2d(rows, [N, this.model.inputDim])).dataSync() as Float32Array);
+    const scored = tf.tidy(() => this.model.actorLogits(tf.tensor2d(rows, [N, this.model.inputDim])));
+    const logits = scored.dataSync() as Float32Array;
+    scored.dispose();
     return selectFromLogits(logits, observation.actionMask, {
       ...select,
       mode: select.mode ?? (deterministic ? 'argmax' : 'sample'),

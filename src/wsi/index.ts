@@ -7,6 +7,7 @@
 export * from './synthetic/features.js';
 export * from './slide_source.js';
 export * from './tiff_source.js';
+export * from './port_slide_source.js';
 export * from './image_ops.js';
 export * from './tissue.js';
 export * from './patch_grid.js';
@@ -14,3 +15,4 @@ export * from './encoders/index.js';
 export * from './extract.js';
 export * from './synthetic/slide_image.js';
 export * from './synthetic/digit_slide.js';
+export * from './annotations.js';
