@@ -168,7 +168,7 @@ export class ActorCritic {
     this.criticAttention = gated('critic');
     this.valueKernel = make('critic/value_fc/kernel', [d, 1], d);
     this.valueBias = make('critic/value_fc/bias', [1], d);
-    this.priorWeight = numScores > 0 ? tf.variable(tf.tensor1d([attentionPrior]), true, `${this.prefix}/actor/prior_weight`) : null;
+    this.priorWeight = numScores > 0 ? tf.tidy(() => tf.variable(tf.tensor1d([attentionPrior]), true, `${this.prefix}/actor/prior_weight`)) : null;
   }
 
   /**

@@ -87,7 +87,7 @@ describe('PPO on WsiEnv learns where the lesion is', () => {
     classifier = new LesionClassifier();
     const bags: SlideBag[] = [];
     let s = 0;
-    for (const [subset, count] of [['train', 24], ['val', 8], ['test', 80]] as const) {
+    for (const [subset, count] of [['train', 24], ['val', 8], ['test', 60]] as const) {
       for (let i = 0; i < count; i++) {
         const id = `${subset}_${i}`;
         const b = slide(id, i % 2, 1000 + s++);
@@ -121,11 +121,11 @@ describe('PPO on WsiEnv learns where the lesion is', () => {
       split: ids,
       env: { budget: 0.25, update: 'none' },
       imitation: { teacher: 'lookahead', epochs: 0 }, // PPO alone; the library's default recipe otherwise
+      epochs: 12,
       seed: 1,
     });
     const learned = await hitRate(new ActorCriticPolicy(model));
     model.dispose();
-    console.log({ random, top, learned });
     // measured: random 0.45 (the 0.446 of the module doc), top-attention 0.20; the learned
     // policy finds the tumour on every positive slide
     expect(random).toBeGreaterThan(0.25);
@@ -134,5 +134,5 @@ describe('PPO on WsiEnv learns where the lesion is', () => {
     expect(learned).toBeGreaterThanOrEqual(0.9);
     expect(learned - Math.max(random, top)).toBeGreaterThanOrEqual(0.3);
     expect(tf.memory().numTensors).toBe(before);
-  });
+  }, 240_000); // 38 s measured on 2 cores at load average 20 (wasm); the bound leaves room for a loaded machine
 });

@@ -61,7 +61,8 @@ describe('trainSasha on the tiny synthetic cohort', () => {
     expect(again.hafed).toEqual({ loaded: true });
     expect(again.tsu).toEqual({ loaded: true });
     expect(again.policy).toEqual({ loaded: true });
-    const x = tf.randomNormal([5, dataset.dim], 0, 1, 'float32', 1) as tf.Tensor2D;
+    // the default recipe's policy reads each row's state and the classifier's attention logits (inputDim wide)
+    const x = tf.randomNormal([5, model.policy!.inputDim], 0, 1, 'float32', 1) as tf.Tensor2D;
     tf.tidy(() => expectAllclose(again.model.policy!.actorLogits(x), model.policy!.actorLogits(x), { rtol: 0, atol: 0 }));
     x.dispose();
     again.model.dispose();
