@@ -6,8 +6,9 @@
  */
 import { tf, tfl } from '../core/tf.js';
 import { matMul, MASK_LOGIT } from '../core/ops.js';
-import { gatedScores, type ScoreWeights } from './gated_scores.js';
+import { gatedScores, type ScoreWeights } from '../core/gated_attention.js';
 import { Rng, createRng } from '../core/random.js';
+import { linearInit } from '../core/init.js';
 import { ShapeError, ValueError, fmtShape } from '../core/errors.js';
 
 /** The base arguments of every tfjs-layers layer (`name`, `trainable`, ...). */
@@ -18,7 +19,7 @@ export interface MultiBranchAttentionArgs extends BaseLayerArgs {
   /** M: number of attention branches, each with its own attention map. Default 1. */
   numBranches?: number;
   /**
-   * D: width of the tanh and sigmoid hidden layers. Default 128 (sasha-reference.md §2.1:
+   * D: width of the tanh and sigmoid hidden layers. Default 128 (docs/reference-code.md §2.1:
    * `Attention_Gated(L, D=128, K)`, used with d = 384).
    */
   attentionDim?: number;
@@ -66,14 +67,6 @@ export interface MultiBranchAttentionOutput {
 }
 
 let defaultSeedCounter = 0;
-
-/** Uniform initial values in [-bound, bound) drawn from `rng`. */
-function uniformValues(rng: Rng, shape: number[], bound: number): tf.Tensor {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(size);
-  for (let i = 0; i < size; i++) values[i] = rng.uniform(-bound, bound);
-  return tf.tensor(values, shape, 'float32');
-}
 
 /** Swaps the last two axes. */
 function swapLastAxes(x: tf.Tensor): tf.Tensor {
@@ -206,7 +199,7 @@ export class MultiBranchAttention extends tfl.layers.Layer {
     const M = this.numBranches;
     const add = (name: string, shape: number[], fanIn: number) => {
       const w = this.addWeight(name, shape, 'float32', tfl.initializers.zeros());
-      const init = uniformValues(this.rng, shape, 1 / Math.sqrt(fanIn));
+      const init = linearInit(this.rng, shape, fanIn);
       w.write(init);
       init.dispose();
       this.named.set(name, w);

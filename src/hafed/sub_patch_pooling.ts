@@ -18,7 +18,7 @@
 import { tf } from '../core/tf.js';
 import { MASK_LOGIT, fastTanh } from '../core/ops.js';
 import { ShapeError, fmtShape } from '../core/errors.js';
-import type { ScoreWeights } from './gated_scores.js';
+import type { ScoreWeights } from '../core/gated_attention.js';
 
 /** What {@link poolSubPatches} returns; tensors owned by the caller. */
 export interface SubPatchPooling {

@@ -19,7 +19,7 @@
  * 3. one backward pass: the per-step part's exact gradient with respect to l, c, s in
  *    O(R + B), then through the networks.
  *
- * @see docs/implementation-details.md
+ * @see docs/implementation-details.md P21
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { tf, ValueError } from '../../src/core/index.js';
-import { gatedScores, setAttentionGradMode, type ScoreWeights } from '../../src/hafed/index.js';
+import { gatedScores, setAttentionGradMode, type ScoreWeights } from '../../src/core/index.js';
 import { expectAllclose, expectNoLeak } from '../helpers.js';
 
 function weights(gated: boolean, d: number, D: number, M: number, seed: number): ScoreWeights {

@@ -1,15 +1,17 @@
 /**
  * The scoring network of gated attention, `s = W_w (tanh(x W_V + b_V) * sigmoid(x W_U + b_U)) + b_w`,
- * as one op with a hand-written gradient. Compared with differentiating the composed ops it
- * skips the gradient of the input when the input is data (HAFED stage 1 reads the features U),
- * and it replaces the dozen elementwise backward ops of `tanh`, `sigmoid`, the product, the
- * concatenation and the split by a few. The gradient equals the composed ops' (tested).
+ * as one op with a hand-written gradient, shared by HAFED and the zoom policy. Compared with
+ * differentiating the composed ops it skips the gradient of the input when the input is data
+ * (HAFED stage 1 reads the features U, the policy reads the state), keeps two activations
+ * instead of about ten intermediates for the backward pass, and replaces the dozen elementwise
+ * backward ops of `tanh`, `sigmoid`, the product, the concatenation and the split by a few.
+ * The gradient equals the composed ops' (tested).
  *
  * @packageDocumentation
  */
-import { tf } from '../core/tf.js';
-import { fastTanh, linear } from '../core/ops.js';
-import { ValueError } from '../core/errors.js';
+import { tf } from './tf.js';
+import { fastTanh, linear } from './ops.js';
+import { ValueError } from './errors.js';
 
 /** How the attention scores are differentiated. */
 export type AttentionGradMode = 'fused' | 'autodiff';
@@ -21,7 +23,7 @@ let gradMode: AttentionGradMode = 'fused';
  * of {@link gatedScores}; default) or `'autodiff'` (tfjs differentiates the composed ops, whose
  * matrix products follow `setMatMulGradMode`). Benchmarks switch it to compare both.
  * @returns the previous mode.
- * @category HAFED
+ * @category Utils
  */
 export function setAttentionGradMode(mode: AttentionGradMode): AttentionGradMode {
   if (mode !== 'fused' && mode !== 'autodiff') {
@@ -68,13 +70,28 @@ function autodiffScores(x: tf.Tensor2D, w: ScoreWeights): tf.Tensor2D {
 /**
  * Attention scores of every row, `[R, d] -> [R, M]`:
  * `s = W_w (tanh(x W_V + b_V) * sigmoid(x W_U + b_U)) + b_w` (gated), or
- * `s = W_w tanh(x W_V + b_V) + b_w` (without `kernelU`).
+ * `s = W_w tanh(x W_V + b_V) + b_w` (without `kernelU`). HAFED's multi-branch attention
+ * (M branches) and the actor and critic of the zoom policy (M = 1) all score rows with it.
+ *
+ * The gradient is written by hand. The forward keeps only the activations `t = tanh(.)` and
+ * `s = sigmoid(.)` ([R, D] each, and x when its gradient is needed); backward, with `g = t s`
+ * and `dg = ds W_w^T`:
+ * `dW_w = g^T ds`, `db_w = sum_rows ds`, `dh_V = dg s (1 - t^2)`, `dh_U = dg t s (1 - s)`,
+ * `dW_V = x^T dh_V`, `dW_U = x^T dh_U`, `db_V`, `db_U` their column sums, and
+ * `dx = dh_V W_V^T + dh_U W_U^T`. It equals the gradient of the composed ops (tested against
+ * them and against finite differences).
  *
  * @param x the rows, [R, d].
+ * @param w the weights (kernels `[in, out]`).
  * @param inputGrad whether a gradient with respect to `x` is needed (false when `x` is data:
- *   the gradient pass then skips the `[R, 2D] x [2D, d]` product).
- * @returns a new tensor owned by the caller.
- * @category HAFED
+ *   the gradient pass then skips the `[R, 2D] x [2D, d]` product, and `x` must stay alive
+ *   until the gradient is computed).
+ * @returns a new tensor owned by the caller, [R, M].
+ * @example
+ * ```ts
+ * const scores = gatedScores(rows, { kernelV, biasV, kernelU, biasU, kernelW, biasW }, false); // [R, M]
+ * ```
+ * @category Utils
  */
 export function gatedScores(x: tf.Tensor2D, w: ScoreWeights, inputGrad = true): tf.Tensor2D {
   if (gradMode === 'autodiff') return autodiffScores(x, w);
@@ -90,42 +107,48 @@ export function gatedScores(x: tf.Tensor2D, w: ScoreWeights, inputGrad = true): 
     const s = gated ? (tf.sigmoid(tf.add(tf.matMul(xs, w.kernelU as tf.Tensor2D), w.biasU!)) as tf.Tensor2D) : null; // [R, D]
     const g = s ? tf.mul(t, s) : t; // [R, D]
     const value = tf.add(tf.matMul(g, w.kernelW as tf.Tensor2D), w.biasW) as tf.Tensor2D; // [R, M]
-    save(s ? [xs, t, s, g] : [xs, t]);
+    // the engine runs this in a tidy: only the value and the saved tensors survive
+    const kept = s ? [t, s] : [t];
+    save(inputGrad ? [xs, ...kept] : kept);
     return {
       value,
       gradFunc: (ds: tf.Tensor2D, saved: tf.Tensor[]) => {
-        const [sx, st] = saved as tf.Tensor2D[];
-        const ss = s ? (saved[2] as tf.Tensor2D) : null;
-        const sg = s ? (saved[3] as tf.Tensor2D) : st;
+        // One [R, D] temporary at a time where possible: the backward pass bounds peak memory.
+        const sx = inputGrad ? (saved[0] as tf.Tensor2D) : x;
+        const st = saved[inputGrad ? 1 : 0] as tf.Tensor2D;
+        const ss = s ? (saved[inputGrad ? 2 : 1] as tf.Tensor2D) : null;
         // Output layer. On wasm the second operand of a product is packed anew whenever it is a
         // new tensor, so the large [R, .] operands go first and small ones second.
-        const dkW = tf.matMul(tf.transpose(sg) as tf.Tensor2D, ds); // [D, M]
+        const dkW = tf.tidy(() => tf.matMul(tf.transpose(ss ? tf.mul(st, ss) : st) as tf.Tensor2D, ds)); // [D, M]
         const dbW = tf.sum(ds, 0); // [M]
         const dg = tf.matMul(ds, tf.transpose(w.kernelW) as tf.Tensor2D); // [R, D]
         // Gates: d tanh = 1 - t^2; d sigmoid = s (1 - s); g = t s.
-        const dTanh = tf.mul(dg, tf.sub(1, tf.square(st)));
-        const dhv = (ss ? tf.mul(dTanh, ss) : dTanh) as tf.Tensor2D; // [R, D]
-        const dhu = ss ? (tf.mul(tf.mul(dg, sg), tf.sub(1, ss)) as tf.Tensor2D) : null; // [R, D]
+        const dhv = tf.tidy(() => {
+          const dTanh = tf.mul(dg, tf.sub(1, tf.square(st)));
+          return (ss ? tf.mul(dTanh, ss) : dTanh) as tf.Tensor2D;
+        }); // [R, D]
+        const dhu = ss ? tf.tidy(() => tf.mul(tf.mul(dg, st), tf.mul(ss, tf.sub(1, ss))) as tf.Tensor2D) : null; // [R, D]
+        dg.dispose();
         // Kernel gradients x^T dh: with x narrower than dh, compute (dh^T x)^T so that the
         // operand packed is x (once, reused for both kernels); otherwise pack dh.
         const d = sx.shape[1];
         const D = dhv.shape[1];
-        let kernelGrad: (dh: tf.Tensor2D) => tf.Tensor;
-        if (d < D) {
-          kernelGrad = (dh) => tf.transpose(tf.matMul(tf.transpose(dh) as tf.Tensor2D, sx));
-        } else {
-          const sxT = tf.transpose(sx) as tf.Tensor2D;
-          kernelGrad = (dh) => tf.matMul(sxT, dh);
-        }
+        const sxT = d < D ? null : (tf.transpose(sx) as tf.Tensor2D);
+        const kernelGrad = (dh: tf.Tensor2D): tf.Tensor =>
+          sxT ? tf.matMul(sxT, dh) : tf.tidy(() => tf.transpose(tf.matMul(tf.transpose(dh) as tf.Tensor2D, sx)));
         const grads: tf.Tensor[] = [];
         if (inputGrad) {
-          let dx = tf.matMul(dhv, tf.transpose(w.kernelV) as tf.Tensor2D); // [R, d]
-          if (dhu) dx = tf.add(dx, tf.matMul(dhu, tf.transpose(w.kernelU!) as tf.Tensor2D));
-          grads.push(dx);
+          grads.push(
+            tf.tidy(() => {
+              const dx = tf.matMul(dhv, tf.transpose(w.kernelV) as tf.Tensor2D); // [R, d]
+              return dhu ? tf.add(dx, tf.matMul(dhu, tf.transpose(w.kernelU!) as tf.Tensor2D)) : dx;
+            }),
+          );
         }
         grads.push(kernelGrad(dhv), tf.sum(dhv, 0));
         if (dhu) grads.push(kernelGrad(dhu), tf.sum(dhu, 0));
         grads.push(dkW, dbW);
+        tf.dispose([dhv, ...(dhu ? [dhu] : []), ...(sxT ? [sxT] : [])]);
         return grads;
       },
     };
