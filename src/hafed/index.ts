@@ -14,3 +14,4 @@ export * from './losses.js';
 export * from './hafed.js';
 export * from './evaluate.js';
 export * from './train_hafed.js';
+export * from './sharded.js';
