@@ -45,7 +45,8 @@ const log = (m: string) => process.stderr.write(`[lab ${new Date().toISOString()
 type Variant = Omit<Partial<TrainPolicyOptions>, 'classifier' | 'fS' | 'dataset' | 'split'>;
 const lr = (x: number) => ({ actorLearningRate: x, criticLearningRate: x });
 const VARIANTS: Record<string, (M: number) => Variant> = {
-  reference: () => ({ epochs: 15 }),
+  reference: () => ({ recipe: 'reference' }),
+  default: () => ({}),
   lr1e4: () => ({ epochs: 15, ppo: lr(1e-4) }),
   lr3e4: () => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true } }),
   batch8: () => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2 } }),

@@ -169,8 +169,8 @@ export const REFERENCE_POLICY_RECIPE: Readonly<PolicyRecipe> = Object.freeze({
  * @category Pipeline
  */
 export const DEFAULT_POLICY_RECIPE: Readonly<PolicyRecipe> = Object.freeze({
-  epochs: 30,
-  imitation: Object.freeze({ teacher: 'lookahead' as PolicyTeacher, epochs: 0 }),
+  epochs: 6,
+  imitation: Object.freeze({ teacher: 'lookahead' as PolicyTeacher, epochs: 3 }),
   ppo: Object.freeze({
     actorLearningRate: 1e-3,
     criticLearningRate: 1e-3,

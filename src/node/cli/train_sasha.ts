@@ -42,7 +42,10 @@ export interface PolicyManifestEntry {
   update?: WsiEnvConfig['update'];
   env: WsiEnvConfig;
   ppo: Record<string, unknown>;
+  /** PPO epochs. */
   epochs: number;
+  /** Imitation epochs before PPO (absent in directories written before it was recorded: 0). */
+  imitationEpochs?: number;
   seed: number;
   bestEpoch: number;
   bestScore: number;
@@ -136,7 +139,11 @@ export const trainPolicyCommand: CommandSpec = {
   flags: {
     model: { type: 'string', help: "model directory with HAFED and f_S ('sasha train hafed', 'sasha train tsu')" },
     budget: { type: 'string', help: 'fraction f of the patches zoomed into (T = ceil(f N) steps)', default: String(DEFAULT_WSI_ENV_CONFIG.budget) },
-    epochs: { type: 'string', help: presetDefaultHelp('passes over the training slides', (p) => p.policyEpochs) },
+    epochs: { type: 'string', help: presetDefaultHelp('PPO passes over the training slides', (p) => p.policyEpochs) },
+    'imitation-epochs': {
+      type: 'string',
+      help: "passes of imitation of the lookahead teacher before PPO (default: the preset's recipe, 3 for default, 0 for reference)",
+    },
     seed: { type: 'string', help: 'seed of slide order, sampling and initialisation', default: '5' },
     update: { type: 'string', help: "state update: 'tsu' (targeted) or 'global' (ablation, saved apart as policy-<f>-global)", default: 'tsu' },
     preset: PRESET_FLAG,
@@ -147,9 +154,13 @@ export const trainPolicyCommand: CommandSpec = {
     const dir = path.resolve(requireString(args, 'model', 'train policy'));
     const budget = numberFlag(args, 'budget', DEFAULT_WSI_ENV_CONFIG.budget, { min: 0, minExclusive: true, max: 1 });
     const { name: presetName, preset } = presetFromFlag(args, readModelManifest(dir).preset);
-    const epochs = numberFlag(args, 'epochs', preset.policyEpochs, { min: 1, integer: true });
+    const epochs = numberFlag(args, 'epochs', preset.policyEpochs, { min: 0, integer: true });
     const seed = numberFlag(args, 'seed', 5, { integer: true });
     const recipe = POLICY_RECIPES[preset.policyRecipe];
+    const imitationEpochs = numberFlag(args, 'imitation-epochs', recipe.imitation.epochs, { min: 0, integer: true });
+    if (epochs + imitationEpochs === 0) {
+      throw new ValueError('--epochs and --imitation-epochs are both 0: give at least one epoch of PPO or of imitation.');
+    }
     const recipeLr = recipe.ppo.actorLearningRate ?? DEFAULT_PPO_CONFIG.actorLearningRate;
     const lr = numberFlag(args, 'lr', recipeLr, { min: 0, minExclusive: true });
     const update = updateFlag(args);
@@ -177,6 +188,7 @@ export const trainPolicyCommand: CommandSpec = {
         split: data.split,
         env,
         recipe: preset.policyRecipe,
+        imitation: { teacher: recipe.imitation.teacher, epochs: imitationEpochs },
         ppo,
         epochs,
         seed,
@@ -193,6 +205,7 @@ export const trainPolicyCommand: CommandSpec = {
           env: { ...env },
           ppo: { ...ppo },
           epochs,
+          imitationEpochs,
           seed,
           bestEpoch: result.bestEpoch,
           bestScore: result.bestScore,
