@@ -18,7 +18,8 @@
  *
  * Run: `nice -n 10 npx tsx bench/digits_table.ts [--dir bench/out/digits] [--cohorts 0,1,2,3,4]
  *   [--slides 160] [--split 0.5,0.1,0.4] [--min-patches 100] [--max-patches 300] [--hafed-epochs 30]
- *   [--hafed-lr 2e-3] [--tsu-epochs 200] [--rows all|policy|base] [--data-only] [--no-record]`
+ *   [--hafed-lr 2e-3] [--tsu-epochs 200] [--rows all|core|policy|ablation|base|ROW,ROW] [--section digits-table]
+ *   [--data-only] [--no-record]`
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -43,9 +44,25 @@ const minPatches = Number(arg('min-patches', '100'));
 const maxPatches = Number(arg('max-patches', '300'));
 const settings = { hafedEpochs: arg('hafed-epochs', '30'), hafedLr: arg('hafed-lr', '2e-3'), tsuEpochs: arg('tsu-epochs', '200'), policyFlags: [] as string[] };
 const BASE_ROWS: Row[] = ['HAFED-100%', 'top-attention-0.2', 'top-attention-0.1', 'greedy-attention-0.2', 'greedy-attention-0.1', 'random-0.2', 'random-0.1', 'Z only (no zoom)'];
-const POLICY_ROWS: Row[] = ROWS.filter((r) => !['global update retrained-0.2', 'single branch-0.2'].includes(r));
+const ROW_SETS: Record<string, readonly Row[]> = {
+  all: ROWS,
+  base: BASE_ROWS,
+  // the default recipe against the heuristics at both budgets
+  core: ['SASHA-0.2', 'SASHA-0.1', ...BASE_ROWS],
+  // the core rows with the reference recipe beside them
+  policy: ROWS.filter((r) => !['global update retrained-0.2', 'single branch-0.2'].includes(r)),
+  // the paper's ablation table at f = 0.2
+  ablation: ['HAFED-100%', 'SASHA-0.2', 'SASHA-0.2 (reference recipe)', 'top-attention-0.2', 'random-0.2', 'global update retrained-0.2', 'single branch-0.2', 'Z only (no zoom)'],
+};
 const rowArg = arg('rows', 'all');
-const rows = new Set<Row>(rowArg === 'all' ? ROWS : rowArg === 'policy' ? POLICY_ROWS : BASE_ROWS);
+const rows = new Set<Row>(
+  ROW_SETS[rowArg] ??
+    rowArg.split(',').map((r) => {
+      if (!(ROWS as readonly string[]).includes(r)) throw new Error(`--rows: '${r}' is neither a set (${Object.keys(ROW_SETS).join(', ')}) nor a row (${ROWS.join(', ')})`);
+      return r as Row;
+    }),
+);
+const section = arg('section', 'digits-table');
 const dataOnly = process.argv.includes('--data-only');
 const record = !process.argv.includes('--no-record');
 const log = (m: string) => process.stderr.write(`[digits ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -142,7 +159,7 @@ async function main(): Promise<void> {
     `Encoder: d = ${encoder.dim}, trained apart on its own digits; 10-digit accuracy ${encoder.digitAccuracy.toFixed(3)}, ` +
       `9 vs 4 at high res ${encoder.tumourVsMimicHighRes.toFixed(3)}, at low res ${encoder.tumourVsMimicLowRes.toFixed(3)} (unseen digits).`,
     `Training per cohort, through the CLI: HAFED ${settings.hafedEpochs} epochs at peak lr ${settings.hafedLr} (also the Z-only classifier), f_S ${settings.tsuEpochs} epochs, ` +
-      'the policies with the default recipe (`sasha train policy`) and with `--preset reference`; every stage seeded with the cohort seed.',
+      `the policies with the default recipe (\`sasha train policy\`)${rows.has('SASHA-0.2 (reference recipe)') ? ' and with `--preset reference`' : ''}; every stage seeded with the cohort seed.`,
     'Accuracy and AUC over the pooled test slides with 95 % percentile-bootstrap intervals (10 000 resamples for accuracy, 2 000 for AUC and the ratio); ' +
       '"x HAFED" is accuracy over HAFED-100 % accuracy on the same slides. The paired tests compare each row with the learned policy at the same budget on the same slides: ' +
       'exact McNemar on per-slide correctness ("a vs b slides right only": the learned policy, then the row) and the paired, label-stratified bootstrap of the AUC difference (learned minus the row).',
@@ -165,7 +182,11 @@ async function main(): Promise<void> {
   console.log('\n' + encoderTable(encoder));
   if (record) {
     const cmd = `nice -n 10 npx tsx bench/digits_table.ts ${process.argv.slice(2).join(' ')}`.trim();
-    writeResults('digits-table', 'SASHA on digit slides through the whole pixel pipeline: the policy against the heuristics, over cohort seeds', cmd, 'wasm', body);
+    const title =
+      section === 'digits-table'
+        ? 'SASHA on digit slides through the whole pixel pipeline: the policy against the heuristics, over cohort seeds'
+        : `SASHA on digit slides: ${rowArg} rows on cohorts ${cohortSeeds.join(', ')}`;
+    writeResults(section, title, cmd, 'wasm', body);
   }
 }
 

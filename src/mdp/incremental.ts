@@ -241,6 +241,9 @@ export class IncrementalAttentionPool {
     for (let r = 0; r < nr; r++) {
       const i = rows[r];
       acc.fill(0);
+      // the old and new rows' weights summed over the branches: the rows enter every branch alike
+      let oldWeight = 0;
+      let newWeight = 0;
       for (let b = 0; b < m; b++) {
         // a common shift for the branch's sums and the new term: c' = max(c_m, L'_im)
         const lNew = newLogits[r * m + b];
@@ -249,9 +252,15 @@ export class IncrementalAttentionPool {
         const wOld = Math.exp(logits[i * m + b] - c);
         const wNew = Math.exp(lNew - c);
         const z = norm[b] * scale - wOld + wNew;
-        for (let j = 0; j < d; j++) acc[j] += (sums[b * d + j] * scale - wOld * values[i * d + j] + wNew * newValues[r * d + j]) / z;
+        const sumWeight = scale / z;
+        oldWeight += wOld / z;
+        newWeight += wNew / z;
+        const off = b * d;
+        for (let j = 0; j < d; j++) acc[j] += sums[off + j] * sumWeight;
       }
-      for (let j = 0; j < d; j++) out[r * d + j] = acc[j] / m;
+      const vi = i * d;
+      const vr = r * d;
+      for (let j = 0; j < d; j++) out[vr + j] = (acc[j] - oldWeight * values[vi + j] + newWeight * newValues[vr + j]) / m;
     }
     return out;
   }

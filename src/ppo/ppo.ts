@@ -17,7 +17,7 @@ import { resolvePpoConfig, type ActorCriticConfig, type PpoConfig } from './defa
 import { densePpoLoss, evaluateDense } from './dense_reference.js';
 import { VersionRows, evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
 import { PPO_METRICS, type Logger } from './logger.js';
-import { ActorCriticPolicy, maskedLogProb, selectFromLogits } from './policies.js';
+import { ActorCriticPolicy, selectFromLogits } from './policies.js';
 import { RolloutBuffer, buildRolloutBatch, sliceRolloutBatch, slideGroups, valueScales, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
 import { decodeArtifacts, encodeArtifacts, loadArtifacts, saveArtifacts, type ArtifactFormat, type IOTarget } from '../core/io.js';
 import { optimizerTensors, restoreOptimizer } from '../core/checkpoint.js';
@@ -497,7 +497,9 @@ export class PPO {
     if (!(Number.isInteger(action) && action >= 0 && action < observation.numPatches && observation.actionMask[action])) {
       throw new ValueError(`Expected the teacher to choose an allowed patch, but it chose ${action}.`);
     }
-    return { action, logProb: maskedLogProb(this.policy.currentLogits() as Float32Array, observation.actionMask, action) };
+    // No log-probability is needed: an imitation update evaluates the old policy's log-probabilities
+    // itself (runPpoUpdate, mode 'imitation'), so the policy is not scored while the teacher acts.
+    return { action, logProb: 0 };
   }
 
   /** The environments of the next update: the single env, or the provider's (index 0, 1, ...). */
