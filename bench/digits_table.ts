@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path';
 import { digitTruthAt, DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/index.js';
 import { H5FeatureDataset, loadMnistDigits, readDigitTruth, writeDigitCohort } from '../src/node/index.js';
 import { encoderTable, trainDigitEncoder, type DigitEncoderReport } from './digit_encoder.js';
-import { ROWS, pooledTable, runCohort, sasha, stageTimeTable, stageTimes, zoomTable, type Cohort, type Row, type SlidePrediction } from './policy_table.js';
+import { parseRows, pooledTable, runCohort, sasha, stageTimeTable, stageTimes, zoomTable, type Cohort, type Row, type SlidePrediction } from './policy_table.js';
 import { table, writeResults } from './results.js';
 
 function arg(name: string, fallback: string): string {
@@ -43,25 +43,8 @@ const splitFractions = arg('split', '0.5,0.1,0.4').split(',').map(Number) as [nu
 const minPatches = Number(arg('min-patches', '100'));
 const maxPatches = Number(arg('max-patches', '300'));
 const settings = { hafedEpochs: arg('hafed-epochs', '30'), hafedLr: arg('hafed-lr', '2e-3'), tsuEpochs: arg('tsu-epochs', '200'), policyFlags: [] as string[] };
-const BASE_ROWS: Row[] = ['HAFED-100%', 'top-attention-0.2', 'top-attention-0.1', 'greedy-attention-0.2', 'greedy-attention-0.1', 'random-0.2', 'random-0.1', 'Z only (no zoom)'];
-const ROW_SETS: Record<string, readonly Row[]> = {
-  all: ROWS,
-  base: BASE_ROWS,
-  // the default recipe against the heuristics at both budgets
-  core: ['SASHA-0.2', 'SASHA-0.1', ...BASE_ROWS],
-  // the core rows with the reference recipe beside them
-  policy: ROWS.filter((r) => !['global update retrained-0.2', 'single branch-0.2'].includes(r)),
-  // the paper's ablation table at f = 0.2
-  ablation: ['HAFED-100%', 'SASHA-0.2', 'SASHA-0.2 (reference recipe)', 'top-attention-0.2', 'random-0.2', 'global update retrained-0.2', 'single branch-0.2', 'Z only (no zoom)'],
-};
 const rowArg = arg('rows', 'all');
-const rows = new Set<Row>(
-  ROW_SETS[rowArg] ??
-    rowArg.split(',').map((r) => {
-      if (!(ROWS as readonly string[]).includes(r)) throw new Error(`--rows: '${r}' is neither a set (${Object.keys(ROW_SETS).join(', ')}) nor a row (${ROWS.join(', ')})`);
-      return r as Row;
-    }),
-);
+const rows = parseRows(rowArg);
 const section = arg('section', 'digits-table');
 const dataOnly = process.argv.includes('--data-only');
 const record = !process.argv.includes('--no-record');

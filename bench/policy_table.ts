@@ -63,6 +63,32 @@ export const ROWS = [
 ] as const;
 export type Row = (typeof ROWS)[number];
 
+const BASE_ROWS: readonly Row[] = ['HAFED-100%', 'top-attention-0.2', 'top-attention-0.1', 'greedy-attention-0.2', 'greedy-attention-0.1', 'random-0.2', 'random-0.1', 'Z only (no zoom)'];
+
+/** Named sets of rows for `--rows`. */
+export const ROW_SETS: Readonly<Record<string, readonly Row[]>> = {
+  all: ROWS,
+  base: BASE_ROWS,
+  // the default recipe against the heuristics at both budgets
+  core: ['SASHA-0.2', 'SASHA-0.1', ...BASE_ROWS],
+  // the core rows with the reference recipe beside them
+  policy: ROWS.filter((r) => !['global update retrained-0.2', 'single branch-0.2'].includes(r)),
+  // the paper's ablation table at f = 0.2
+  ablation: ['HAFED-100%', 'SASHA-0.2', 'SASHA-0.2 (reference recipe)', 'top-attention-0.2', 'random-0.2', 'global update retrained-0.2', 'single branch-0.2', 'Z only (no zoom)'],
+};
+
+/** The rows of a `--rows` value: a set's name or a comma-separated list of rows. */
+export function parseRows(value: string): Set<Row> {
+  const set = ROW_SETS[value];
+  if (set) return new Set(set);
+  return new Set(
+    value.split(',').map((r) => {
+      if (!(ROWS as readonly string[]).includes(r)) throw new Error(`--rows: '${r}' is neither a set (${Object.keys(ROW_SETS).join(', ')}) nor a row (${ROWS.join(', ')})`);
+      return r as Row;
+    }),
+  );
+}
+
 /** The learned policy each baseline is compared with. */
 export const COMPARE: Partial<Record<Row, Row>> = {
   'SASHA-0.2 (reference recipe)': 'SASHA-0.2',

@@ -8,13 +8,13 @@
  *
  * Run: `nice -n 10 npx tsx bench/sasha_synthetic.ts [--dir bench/out/synthetic] [--preset small]
  *   [--slides 240] [--split 0.4,0.1,0.5] [--cohorts 0,1,2,3,4] [--hafed-epochs 30] [--hafed-lr 2e-3]
- *   [--tsu-epochs 200] [--rows all|policy] [--no-record]`
+ *   [--tsu-epochs 200] [--rows all|core|policy|ablation|base|ROW,ROW] [--section sasha-synthetic] [--no-record]`
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticPresetName } from '../src/wsi/index.js';
 import { writeSyntheticCohortFiles } from '../src/node/index.js';
-import { ROWS, pooledTable, runCohort, stageTimeTable, zoomTable, type Cohort, type Row, type SlidePrediction } from './policy_table.js';
+import { parseRows, pooledTable, runCohort, stageTimeTable, zoomTable, type Cohort, type Row, type SlidePrediction } from './policy_table.js';
 import { writeResults } from './results.js';
 
 function arg(name: string, fallback: string): string {
@@ -28,10 +28,9 @@ const numSlides = Number(arg('slides', '240'));
 const splitFractions = arg('split', '0.4,0.1,0.5').split(',').map(Number) as [number, number, number];
 const cohortSeeds = arg('cohorts', '0,1,2,3,4').split(',').map(Number);
 const settings = { hafedEpochs: arg('hafed-epochs', '30'), hafedLr: arg('hafed-lr', '2e-3'), tsuEpochs: arg('tsu-epochs', '200'), policyFlags: [] as string[] };
-const POLICY_ROWS: Row[] = ROWS.filter((r) => !['global update retrained-0.2', 'single branch-0.2'].includes(r));
-const BASE_ROWS: Row[] = ['HAFED-100%', 'top-attention-0.2', 'top-attention-0.1', 'greedy-attention-0.2', 'greedy-attention-0.1', 'random-0.2', 'random-0.1', 'Z only (no zoom)'];
 const rowArg = arg('rows', 'all');
-const rows = new Set<Row>(rowArg === 'all' ? ROWS : rowArg === 'policy' ? POLICY_ROWS : BASE_ROWS);
+const rows = parseRows(rowArg);
+const section = arg('section', 'sasha-synthetic');
 const record = !process.argv.includes('--no-record');
 const log = (m: string) => process.stderr.write(`[synthetic ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
@@ -74,7 +73,7 @@ async function main(): Promise<void> {
     `Cohorts: preset \`${preset}\` (d = ${SYNTHETIC_PRESETS[preset].dim}, N ${SYNTHETIC_PRESETS[preset].minPatches}-${SYNTHETIC_PRESETS[preset].maxPatches}, k 16) with ${numSlides} slides, ` +
       `split ${splitFractions.join(' / ')}, one cohort per seed (${cohortSeeds.join(', ')}): ${main.summary.slides} test slides in all (${n} in the first cohort).`,
     `Training per cohort, through the CLI: HAFED ${settings.hafedEpochs} epochs at peak lr ${settings.hafedLr}, f_S ${settings.tsuEpochs} epochs, ` +
-      'the policies with the default recipe (`sasha train policy`) and with `--preset reference`; every stage seeded with the cohort seed.',
+      `the policies with the default recipe (\`sasha train policy\`)${rows.has('SASHA-0.2 (reference recipe)') ? ' and with `--preset reference`' : ''}; every stage seeded with the cohort seed.`,
     'Accuracy and AUC over the pooled test slides with 95 % percentile-bootstrap intervals (10 000 resamples for accuracy, 2 000 for AUC and the ratio); ' +
       '"x HAFED" is accuracy over HAFED-100 % accuracy on the same slides. The paired tests compare each baseline with the learned policy at the same budget on the same slides: ' +
       'exact McNemar on per-slide correctness ("a vs b slides right only": the learned policy, then the baseline) and the paired, label-stratified bootstrap of the AUC difference (learned minus baseline).',
@@ -94,7 +93,11 @@ async function main(): Promise<void> {
   console.log(body);
   if (record) {
     const cmd = `nice -n 10 npx tsx bench/sasha_synthetic.ts ${process.argv.slice(2).join(' ')}`.trim();
-    writeResults('sasha-synthetic', 'SASHA on the synthetic benchmark: the policy against the heuristics, over cohort seeds', cmd, 'wasm', body);
+    const title =
+      section === 'sasha-synthetic'
+        ? 'SASHA on the synthetic benchmark: the policy against the heuristics, over cohort seeds'
+        : `SASHA on the synthetic benchmark: ${rowArg} rows on cohorts ${cohortSeeds.join(', ')}`;
+    writeResults(section, title, cmd, 'wasm', body);
   }
 }
 

@@ -120,12 +120,11 @@ describe('PPO on WsiEnv learns where the lesion is', () => {
       dataset,
       split: ids,
       env: { budget: 0.25, update: 'none' },
-      imitation: { teacher: 'lookahead', epochs: 0 }, // PPO alone; the library's default recipe otherwise
-      epochs: 12,
-      seed: 1,
+      seed: 1, // the library's default recipe: imitation of the lookahead teacher, then PPO
     });
     const learned = await hitRate(new ActorCriticPolicy(model));
     model.dispose();
+    if (process.env.SASHA_TEST_REPORT) console.log(`policy learning: random ${random}, top-attention ${top}, learned ${learned}`);
     // measured: random 0.45 (the 0.446 of the module doc), top-attention 0.20; the learned
     // policy finds the tumour on every positive slide
     expect(random).toBeGreaterThan(0.25);
