@@ -157,7 +157,7 @@ async function main(): Promise<void> {
     '',
     'Time per stage (mean over the cohorts that ran it):',
     '',
-    stageTimeTable(),
+    stageTimeTable(prepared.map((p) => p.cohort)),
     '',
     `Total ${((performance.now() - t0) / 60000).toFixed(1)} min on ${cpus().length} cores (load average ${load0.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end).`,
   ].join('\n');

@@ -16,7 +16,8 @@
  * <cohort>/predictions/      one CSV per row (sasha eval --predictions)
  * ```
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { binaryAuc, bootstrapInterval, mcnemarExact, pairedBootstrapAuc } from '../src/eval/index.js';
 import { table } from './results.js';
@@ -165,6 +166,8 @@ export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection,
     await sasha(args, `${c.name} ${name}`);
     const seconds = (performance.now() - t0) / 1000;
     stageTimes.push({ cohort: c.name, stage: name, seconds });
+    // kept with the cohort, so that a later run that finds the stage done still reports its time
+    appendFileSync(join(c.dir, 'stage_times.jsonl'), JSON.stringify({ cohort: c.name, stage: name, seconds, date: new Date().toISOString(), load: loadavg()[0] }) + '\n');
     log(`${c.name}: ${name}: ${seconds.toFixed(0)} s`);
   };
   const has = (row: Row) => rows.has(row);
@@ -355,9 +358,20 @@ export async function zoomTable(results: Partial<Record<Row, SlidePrediction[]>>
 }
 
 /** Mean seconds of each stage over the cohorts that ran it. */
-export function stageTimeTable(): string {
+export function stageTimeTable(cohorts: readonly Cohort[] = []): string {
+  // the times recorded with each cohort (the last run of each stage), else this run's
+  const recorded = new Map<string, { cohort: string; stage: string; seconds: number }>();
+  for (const c of cohorts) {
+    const f = join(c.dir, 'stage_times.jsonl');
+    if (!existsSync(f)) continue;
+    for (const line of readFileSync(f, 'utf8').split('\n').filter(Boolean)) {
+      const t = JSON.parse(line) as { cohort: string; stage: string; seconds: number };
+      recorded.set(`${t.cohort}/${t.stage}`, t);
+    }
+  }
+  for (const t of stageTimes) recorded.set(`${t.cohort}/${t.stage}`, t);
   const by = new Map<string, number[]>();
-  for (const t of stageTimes) by.set(t.stage, [...(by.get(t.stage) ?? []), t.seconds]);
+  for (const t of recorded.values()) by.set(t.stage, [...(by.get(t.stage) ?? []), t.seconds]);
   const lines = [...by.entries()].map(([stage, xs]) => [stage, (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(0), String(xs.length)]);
   return table(['stage', 'mean seconds per cohort', 'cohorts timed'], lines);
 }

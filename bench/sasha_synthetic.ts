@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     '',
     'Time per stage (mean over the cohorts that ran it):',
     '',
-    stageTimeTable(),
+    stageTimeTable(cohorts),
     '',
     `Total ${((performance.now() - t0) / 60000).toFixed(1)} min.`,
   ].join('\n');
