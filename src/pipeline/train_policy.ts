@@ -109,7 +109,8 @@ function policyState(metadata: Record<string, unknown> | null): TrainingCheckpoi
     throw new DataError("The policy checkpoint 'last' has no training progress; remove it to start afresh.");
   }
   return {
-    resume: { seed: metadata.seed },
+    // release 0.1 trained PPO alone on the state rows: no imitation, no attention input
+    resume: { seed: metadata.seed, imitation: { teacher: 'lookahead', epochs: 0 }, observeAttention: false },
     epochsDone: metadata.epoch + 1,
     progress: { history: metadata.history as PolicyEpochLog[], bestEpoch: Number(metadata.bestEpoch), bestScore: Number(metadata.bestScore ?? NaN) },
   };

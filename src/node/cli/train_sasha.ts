@@ -221,7 +221,9 @@ export const trainPolicyCommand: CommandSpec = {
           update,
           slot: key,
           preset: presetName,
-          epochs: result.history.length,
+          // PPO epochs and imitation epochs run (a resumed run counts the restored ones)
+          epochs: result.history.filter((h) => h.phase !== 'imitation').length,
+          imitationEpochs: result.history.filter((h) => h.phase === 'imitation').length,
           bestEpoch: result.bestEpoch + 1,
           valAccuracy: best?.val?.accuracy ?? null,
           valAuc: best?.val?.auc ?? null,
