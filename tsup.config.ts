@@ -3,6 +3,8 @@ import { defineConfig } from 'tsup';
 
 const entries: Record<string, string> = {
   index: 'src/index.ts',
+  'core/index': 'src/core/index.ts',
+  'synthetic/index': 'src/wsi/synthetic/index.ts',
   'hafed/index': 'src/hafed/index.ts',
   'tsu/index': 'src/tsu/index.ts',
   'mdp/index': 'src/mdp/index.ts',

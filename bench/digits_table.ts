@@ -27,10 +27,10 @@ import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { meanStd } from '../src/index.js';
-import { digitTruthAt, DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/index.js';
 import { H5FeatureDataset, loadMnistDigits, readDigitTruth, writeDigitCohort } from '../src/node/index.js';
 import { encoderTable, trainDigitEncoder, type DigitEncoderReport } from './digit_encoder.js';
 import { table, writeResults } from './results.js';
+import { digitTruthAt, DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/synthetic/digit_slide.js';
 
 const ROOT = resolve(new URL('..', import.meta.url).pathname);
 

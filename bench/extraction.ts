@@ -19,21 +19,12 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf } from '../src/core/index.js';
-import {
-  batchStarts,
-  builtinEncoder,
-  extractFeatures,
-  planFromTiling,
-  resolveExtractConfig,
-  tileSlide,
-  type ExtractionPlan,
-  type PatchEncoder,
-  type SlideSource,
-} from '../src/wsi/index.js';
+import { builtinEncoder, extractFeatures, planFromTiling, resolveExtractConfig, tileSlide, type ExtractionPlan, type PatchEncoder, type SlideSource } from '../src/wsi/index.js';
 import { openSlide, type JpegDecoderChoice } from '../src/node/open_slide.js';
 import { openSlideInWorker } from '../src/node/worker_slide_source.js';
 import { writeSyntheticSlide } from '../src/node/synthetic_slide.js';
 import { median, table, writeResults } from './results.js';
+import { batchStarts } from '../src/wsi/extract.js';
 
 const { values } = parseArgs({
   options: {

@@ -11,22 +11,9 @@
  * Run: `npx tsx bench/sasha_synthetic.ts [--preset small] [--slides 240] [--split 0.4,0.1,0.5] [--seeds 0,1,2] [--hafed-epochs 30] [--hafed-lr 2e-3]
  *   [--tsu-epochs 200] [--policy-epochs 15] [--lr 1e-4] [--no-record]`
  */
-import {
-  ActorCriticPolicy,
-  RandomPolicy,
-  SYNTHETIC_PRESETS,
-  SyntheticDataset,
-  TopAttentionPolicy,
-  evaluateFullResolution,
-  evaluateSasha,
-  initBackend,
-  meanStd,
-  trainPolicy,
-  trainSasha,
-  type SashaEvaluation,
-  type SyntheticPresetName,
-} from '../src/index.js';
+import { ActorCriticPolicy, RandomPolicy, TopAttentionPolicy, evaluateFullResolution, evaluateSasha, initBackend, meanStd, trainPolicy, trainSasha, type SashaEvaluation } from '../src/index.js';
 import { table, writeResults } from './results.js';
+import { SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticPresetName } from '../src/wsi/synthetic/features.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -18,18 +18,9 @@
  *
  * Run: npm run demo
  */
-import {
-  ActorCriticPolicy,
-  RandomPolicy,
-  SYNTHETIC_PRESETS,
-  SyntheticDataset,
-  evaluateFullResolution,
-  evaluateSasha,
-  initBackend,
-  trainSasha,
-  type SashaEvaluation,
-} from '../src/index.js';
+import { ActorCriticPolicy, RandomPolicy, evaluateFullResolution, evaluateSasha, initBackend, trainSasha, type SashaEvaluation } from '../src/index.js';
 import { progressBars } from '../src/node/cli/progress_bar.js';
+import { SYNTHETIC_PRESETS, SyntheticDataset } from '../src/wsi/synthetic/features.js';
 
 async function main(): Promise<void> {
   const t0 = performance.now();

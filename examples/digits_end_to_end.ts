@@ -13,10 +13,11 @@
  */
 import { join } from 'node:path';
 import { InMemoryDataset, initBackend, tf, type SlideBag } from '../src/core/index.js';
-import { DIGIT_SLIDE_PRESETS, extractFeatures, planFromTiling, tileSlide } from '../src/wsi/index.js';
+import { extractFeatures, planFromTiling, tileSlide } from '../src/wsi/index.js';
 import { ActorCriticPolicy } from '../src/ppo/index.js';
 import { evaluateFullResolution, evaluateSasha, trainSasha } from '../src/pipeline/index.js';
 import { loadEncoder, loadMnistDigits, openSlide, writeDigitCohort } from '../src/node/index.js';
+import { DIGIT_SLIDE_PRESETS } from '../src/wsi/synthetic/digit_slide.js';
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -13,8 +13,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../src/core/index.js';
-import { builtinEncoder, extractFeatures, planFromTiling, syntheticLesionFraction, tileSlide } from '../src/wsi/index.js';
+import { builtinEncoder, extractFeatures, planFromTiling, tileSlide } from '../src/wsi/index.js';
 import { openSlide, writeSyntheticSlide } from '../src/node/index.js';
+import { syntheticLesionFraction } from '../src/wsi/synthetic/slide_image.js';
 
 await initBackend();
 const dir = mkdtempSync(join(tmpdir(), 'sasha-example-'));

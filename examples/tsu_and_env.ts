@@ -13,7 +13,7 @@ import { createRng, initBackend, tf } from '../src/core/index.js';
 import { Hafed } from '../src/hafed/index.js';
 import { WsiEnv, checkEnv } from '../src/mdp/index.js';
 import { StateMlp, createTsuState, similarSet, targetedStateUpdate } from '../src/tsu/index.js';
-import { SYNTHETIC_PRESETS, syntheticSlide } from '../src/wsi/index.js';
+import { SYNTHETIC_PRESETS, syntheticSlide } from '../src/wsi/synthetic/features.js';
 
 await initBackend();
 const slide = syntheticSlide(SYNTHETIC_PRESETS.small, 3);

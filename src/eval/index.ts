@@ -1,9 +1,33 @@
 /**
- * Evaluation: classification metrics and the statistics that compare models (bootstrap
- * intervals, McNemar, paired AUC bootstrap, Mann-Whitney U), on plain arrays (browser-safe,
- * no model imports).
+ * Evaluation: classification metrics and statistics for comparing models, on plain arrays
+ * (browser-safe, no model imports).
  *
  * @packageDocumentation
  */
-export * from './metrics.js';
-export * from './statistics.js';
+export {
+  accuracy,
+  balancedAccuracy,
+  confusionMatrix,
+  f1Score,
+  binaryAuc,
+  rocAuc,
+  expectedCalibrationError,
+  classificationMetrics,
+  meanStd,
+  type ClassificationMetrics,
+  type F1Options,
+  type ProbabilityRows,
+} from './metrics.js';
+export {
+  bootstrapInterval,
+  mcnemarExact,
+  pairedBootstrapAuc,
+  mannWhitneyU,
+  type BootstrapOptions,
+  type Interval,
+  type McNemarResult,
+  type PairedBootstrapAucOptions,
+  type PairedAucComparison,
+  type MannWhitneyResult,
+  type Scores,
+} from './statistics.js';

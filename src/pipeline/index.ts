@@ -1,15 +1,70 @@
 /**
  * The SASHA pipeline: V on demand, the staged training recipe (HAFED, f_S, the zoom policy),
- * the policy stage with model selection, evaluation of any zoom policy at a budget, and the
- * model bundle, and inference on slides from their pixels (lazy zoom, heatmaps).
+ * the policy stage with model selection, evaluation of any zoom policy at a budget, the model
+ * bundle, inference on slides from their pixels (lazy zoom, heatmaps), and import of the
+ * official code's checkpoints.
  *
  * @packageDocumentation
  */
-export * from './aggregated.js';
-export * from './analyze_slide.js';
-export * from './heatmap.js';
-export * from './evaluate_sasha.js';
-export * from './train_policy.js';
-export * from './train_sasha.js';
-export * from './sasha_model.js';
-export * from './reference_import.js';
+export { withAggregated, type AggregatedDataset } from './aggregated.js';
+export {
+  analyzeSlide,
+  analysisToJson,
+  heatmapDataFromJson,
+  DEFAULT_ANALYZE_SLIDE_CONFIG,
+  resolveAnalyzeSlideConfig,
+  type AnalyzeMode,
+  type AnalyzeSlideConfig,
+  type AnalyzeSlideOptions,
+  type AnalyzeTimings,
+  type AnalyzeCounts,
+  type AnalysisPrediction,
+  type SlideAnalysis,
+  type SlideAnalysisJson,
+} from './analyze_slide.js';
+export {
+  renderHeatmap,
+  colormapColor,
+  thumbnailLevel,
+  DEFAULT_HEATMAP_CONFIG,
+  resolveHeatmapConfig,
+  type Heatmap,
+  type HeatmapColormap,
+  type HeatmapConfig,
+  type HeatmapData,
+} from './heatmap.js';
+export {
+  evaluateSasha,
+  evaluateFullResolution,
+  makePolicy,
+  policySelectionScore,
+  POLICY_NAMES,
+  type PolicyName,
+  type EvaluateSashaOptions,
+  type SashaSlideResult,
+  type SashaEvaluation,
+} from './evaluate_sasha.js';
+export {
+  trainPolicy,
+  DEFAULT_POLICY_EPOCHS,
+  type PolicyEpochLog,
+  type TrainPolicyOptions,
+  type TrainPolicyResult,
+} from './train_policy.js';
+export {
+  trainSasha,
+  SASHA_STAGES,
+  type SashaStage,
+  type TrainSashaConfig,
+  type TrainSashaOptions,
+  type TrainSashaResult,
+} from './train_sasha.js';
+export { SashaModel, SASHA_MODEL_FORMAT, SASHA_MODEL_FORMAT_VERSION, type SashaModelInfo } from './sasha_model.js';
+export {
+  hafedFromReference,
+  stateMlpFromReference,
+  actorCriticFromReference,
+  type ReferenceCheckpointSource,
+  type ReferenceImportInfo,
+  type HafedFromReferenceOptions,
+} from './reference_import.js';

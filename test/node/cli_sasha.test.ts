@@ -2,9 +2,9 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/index.js';
 import { readModelManifest, writeSyntheticCohortFiles } from '../../src/node/index.js';
 import { lastJson, sasha } from './cli_capture.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/features.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'sasha-cli-'));
 let files: { lrH5: string; hrH5: string; split: string };

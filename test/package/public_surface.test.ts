@@ -1,0 +1,76 @@
+// The public surface is deliberate: what the built package exports equals the checked-in
+// api/public-surface.txt, the root entry stays small, and nothing internal or bench-only leaks.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { formatSurface, readSurface, SURFACE_FILE, type SurfaceRow } from '../../scripts/api_surface.js';
+
+// `npm test` builds first (the `pretest` script), so dist/ holds the package as published.
+const rows: SurfaceRow[] = readSurface();
+const root = new URL('../../', import.meta.url).pathname;
+
+/** Names that are internal helpers, global switches or references kept for benchmarks. */
+const NOT_PUBLIC = [
+  'NaiveWsiEnv',
+  'denseSlideLogits',
+  'densePpoLoss',
+  'evaluateDense',
+  'setMatMulGradMode',
+  'setAttentionGradMode',
+  'fastTanh',
+  'resolveConfig',
+  'checkNumber',
+  'checkOneOf',
+  'float16Bits',
+  'float16Value',
+  'readEnv',
+  'assertNoFailures',
+  'pickPrefixed',
+  'withPrefix',
+];
+
+describe('public surface', () => {
+  it('equals api/public-surface.txt', () => {
+    // `entry: kind name` lines of a surface file
+    const qualified = (text: string) => {
+      let entry = '';
+      const out: string[] = [];
+      for (const line of text.split('\n')) {
+        if (line.startsWith('## ')) entry = line.slice(3).split(' ')[0];
+        else if (line && !line.startsWith('#')) out.push(`${entry}: ${line}`);
+      }
+      return out;
+    };
+    const built = qualified(formatSurface(rows));
+    const saved = qualified(readFileSync(SURFACE_FILE, 'utf8'));
+    const added = built.filter((l) => !saved.includes(l));
+    const removed = saved.filter((l) => !built.includes(l));
+    expect(
+      { added, removed },
+      'The exports of the package changed. If the change is deliberate, run `npm run api:update` and commit api/public-surface.txt.',
+    ).toEqual({ added: [], removed: [] });
+    expect(built.length).toBeGreaterThan(200);
+  });
+
+  it('the root entry exports at most 150 run-time values, as many as the ESM and CJS builds hold', async () => {
+    const values = rows.filter((r) => r.entry === 'sasha-wsi' && r.kind === 'value').map((r) => r.name);
+    expect(values.length).toBeGreaterThan(50);
+    expect(values.length).toBeLessThanOrEqual(150);
+    const esm = Object.keys(await import(root + 'dist/index.js')).sort();
+    expect(esm).toEqual([...values].sort());
+    const cjs = Object.keys(createRequire(import.meta.url)(root + 'dist/index.cjs')).sort();
+    expect(cjs).toEqual([...values].sort());
+  });
+
+  it('exports nothing tagged @internal and none of the internal or bench-only names', () => {
+    expect(rows.filter((r) => r.internal).map((r) => `${r.entry}: ${r.name}`)).toEqual([]);
+    expect(rows.filter((r) => NOT_PUBLIC.includes(r.name)).map((r) => `${r.entry}: ${r.name}`)).toEqual([]);
+  });
+
+  it('keeps synthetic generators out of sasha-wsi/wsi and the root entry', () => {
+    const synthetic = rows.filter((r) => r.entry === 'sasha-wsi/synthetic').map((r) => r.name);
+    expect(synthetic).toContain('generateSyntheticCohort');
+    const leaked = rows.filter((r) => (r.entry === 'sasha-wsi' || r.entry === 'sasha-wsi/wsi') && synthetic.includes(r.name));
+    expect(leaked.map((r) => `${r.entry}: ${r.name}`)).toEqual([]);
+  });
+});
