@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 const entries: Record<string, string> = {
@@ -15,7 +15,10 @@ const entries: Record<string, string> = {
   'node/slide_worker': 'src/node/slide_worker.ts',
 };
 
+const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+
 export default defineConfig({
+  define: { __SASHA_VERSION__: JSON.stringify(version) },
   // Component entries appear as their folders are written.
   entry: Object.fromEntries(Object.entries(entries).filter(([, file]) => existsSync(file))),
   format: ['esm', 'cjs'],

@@ -25,6 +25,7 @@
 // 1. Core
 export {
   tf,
+  VERSION,
   initBackend,
   SashaError,
   ValueError,

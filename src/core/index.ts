@@ -8,6 +8,7 @@
  * @packageDocumentation
  */
 export { tf, tfl } from './tf.js';
+export { VERSION } from './version.js';
 export { SashaError, ValueError, ShapeError, DataError, StateError } from './errors.js';
 export { Rng, createRng } from './random.js';
 export { initBackend, DEFAULT_BACKEND_ORDER, type BackendName, type InitBackendOptions } from './backend.js';
