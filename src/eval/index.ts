@@ -1,6 +1,6 @@
 /**
- * Evaluation: classification metrics and statistics for comparing models, on plain arrays
- * (browser-safe, no model imports).
+ * Evaluation: classification metrics, statistics for comparing models and SVG plots, on plain
+ * arrays (browser-safe, no model imports).
  *
  * @packageDocumentation
  */
@@ -11,23 +11,29 @@ export {
   f1Score,
   binaryAuc,
   rocAuc,
+  perClassAuc,
+  reliabilityBins,
   expectedCalibrationError,
   classificationMetrics,
   meanStd,
   type ClassificationMetrics,
   type F1Options,
   type ProbabilityRows,
+  type ReliabilityBin,
 } from './metrics.js';
 export {
   bootstrapInterval,
   mcnemarExact,
   pairedBootstrapAuc,
   mannWhitneyU,
+  comparePredictions,
   type BootstrapOptions,
   type Interval,
   type McNemarResult,
   type PairedBootstrapAucOptions,
   type PairedAucComparison,
+  type PairedComparison,
   type MannWhitneyResult,
   type Scores,
 } from './statistics.js';
+export { lineChartSvg, reliabilityDiagramSvg, type LineSeries, type LineChartOptions, type ReliabilityDiagramOptions } from './plots.js';

@@ -203,9 +203,35 @@ export function binaryAuc(yTrue: ArrayLike<number>, scores: ArrayLike<number>): 
 }
 
 /**
+ * One-vs-rest ROC AUC of every class: entry c is {@link binaryAuc} of "class c" against the
+ * others, scored by P(class c).
+ *
+ * @param yTrue true classes, [n].
+ * @param probs class probabilities, `[n][C]`.
+ * @returns `[C]` AUCs; `NaN` for a class absent from `yTrue` (or the only one present).
+ * @example
+ * ```ts
+ * // class 2 is ranked first only on its own sample; class 0 ties with class 1 on sample 1
+ * perClassAuc([0, 1, 2], [[0.6, 0.3, 0.1], [0.4, 0.4, 0.2], [0.1, 0.2, 0.7]]); // [1, 1, 1]
+ * ```
+ * @category Metrics
+ */
+export function perClassAuc(yTrue: ArrayLike<number>, probs: ProbabilityRows): number[] {
+  checkSameLength(yTrue, probs, 'perClassAuc');
+  const c = probs[0].length;
+  checkLabels('yTrue', yTrue, c);
+  return Array.from({ length: c }, (_, k) =>
+    binaryAuc(
+      Array.from(yTrue, (y) => (y === k ? 1 : 0)),
+      Array.from({ length: probs.length }, (_, i) => probs[i][k]),
+    ),
+  );
+}
+
+/**
  * ROC AUC from class probabilities. Two classes: {@link binaryAuc} on P(class 1). More
- * classes: the macro mean of the one-vs-rest AUCs of the classes present in `yTrue` (as
- * torchmetrics `AUROC(task='multiclass', average='macro')` and scikit-learn `ovr`).
+ * classes: the macro mean of the one-vs-rest AUCs ({@link perClassAuc}) of the classes present
+ * in `yTrue` (as torchmetrics `AUROC(task='multiclass', average='macro')` and scikit-learn `ovr`).
  *
  * @param yTrue true classes, [n].
  * @param probs class probabilities, `[n][C]`.
@@ -220,20 +246,73 @@ export function rocAuc(yTrue: ArrayLike<number>, probs: ProbabilityRows): number
   checkSameLength(yTrue, probs, 'rocAuc');
   const c = probs[0].length;
   checkLabels('yTrue', yTrue, c);
-  const col = (k: number) => Array.from({ length: probs.length }, (_, i) => probs[i][k]);
-  if (c === 2) return binaryAuc(yTrue, col(1));
-  let sum = 0;
-  let used = 0;
-  for (let k = 0; k < c; k++) {
-    const auc = binaryAuc(
-      Array.from(yTrue, (y) => (y === k ? 1 : 0)),
-      col(k),
+  if (c === 2) {
+    return binaryAuc(
+      yTrue,
+      Array.from({ length: probs.length }, (_, i) => probs[i][1]),
     );
-    if (Number.isNaN(auc)) continue;
-    sum += auc;
-    used++;
   }
-  return used === 0 ? NaN : sum / used;
+  const present = perClassAuc(yTrue, probs).filter((a) => !Number.isNaN(a));
+  return present.length === 0 ? NaN : present.reduce((a, b) => a + b, 0) / present.length;
+}
+
+/** One bin of a reliability diagram. */
+export interface ReliabilityBin {
+  /** Lower edge of the bin's confidence range (exclusive, except 0 for the first bin). */
+  lower: number;
+  /** Upper edge (inclusive). */
+  upper: number;
+  /** Samples whose top-label confidence falls in the bin. */
+  count: number;
+  /** Fraction of them predicted right (`NaN` for an empty bin). */
+  accuracy: number;
+  /** Their mean confidence (`NaN` for an empty bin). */
+  confidence: number;
+}
+
+/**
+ * The bins of a reliability diagram of the top-label confidence (Guo et al., 2017): sample i
+ * goes to bin b when `b / bins < max_c p_ic <= (b + 1) / bins` (a confidence of 0 to bin 0);
+ * each bin reports its count, accuracy and mean confidence. A calibrated model has
+ * `accuracy = confidence` in every bin; {@link expectedCalibrationError} is
+ * `sum_b (count_b / n) |accuracy_b - confidence_b|`.
+ *
+ * @param yTrue true classes, [n].
+ * @param probs class probabilities, `[n][C]`.
+ * @param bins number of equal-width bins (default 15).
+ * @example
+ * ```ts
+ * const b = reliabilityBins([0, 1], [[0.9, 0.1], [0.6, 0.4]], 10);
+ * // b[8] = { lower: 0.8, upper: 0.9, count: 1, accuracy: 1, confidence: 0.9 }
+ * // b[5] = { lower: 0.5, upper: 0.6, count: 1, accuracy: 0, confidence: 0.6 }
+ * ```
+ * @category Metrics
+ */
+export function reliabilityBins(yTrue: ArrayLike<number>, probs: ProbabilityRows, bins = 15): ReliabilityBin[] {
+  checkSameLength(yTrue, probs, 'reliabilityBins');
+  if (!(Number.isInteger(bins) && bins > 0)) throw new ValueError(`Expected bins to be a positive integer, but got ${bins}.`);
+  checkLabels('yTrue', yTrue, probs[0].length);
+  const count = new Array<number>(bins).fill(0);
+  const correct = new Array<number>(bins).fill(0);
+  const confSum = new Array<number>(bins).fill(0);
+  for (let i = 0; i < yTrue.length; i++) {
+    const row = probs[i];
+    const pred = argmax(row);
+    const conf = row[pred];
+    if (!(conf >= 0 && conf <= 1)) throw new ValueError(`Expected probabilities in [0, 1], but sample ${i} has confidence ${conf}.`);
+    // bin b holds (b/bins, (b+1)/bins]; a confidence of exactly 0 goes to bin 0.
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(conf * bins) - 1));
+    count[b]++;
+    confSum[b] += conf;
+    if (pred === yTrue[i]) correct[b]++;
+  }
+  return count.map((n, b) => ({
+    lower: b / bins,
+    upper: (b + 1) / bins,
+    count: n,
+    accuracy: n === 0 ? NaN : correct[b] / n,
+    confidence: n === 0 ? NaN : confSum[b] / n,
+  }));
 }
 
 /**
@@ -253,27 +332,9 @@ export function rocAuc(yTrue: ArrayLike<number>, probs: ProbabilityRows): number
  * @category Metrics
  */
 export function expectedCalibrationError(yTrue: ArrayLike<number>, probs: ProbabilityRows, bins = 15): number {
-  checkSameLength(yTrue, probs, 'expectedCalibrationError');
-  if (!(Number.isInteger(bins) && bins > 0)) throw new ValueError(`Expected bins to be a positive integer, but got ${bins}.`);
-  checkLabels('yTrue', yTrue, probs[0].length);
-  const count = new Array<number>(bins).fill(0);
-  const correct = new Array<number>(bins).fill(0);
-  const confSum = new Array<number>(bins).fill(0);
-  for (let i = 0; i < yTrue.length; i++) {
-    const row = probs[i];
-    const pred = argmax(row);
-    const conf = row[pred];
-    if (!(conf >= 0 && conf <= 1)) throw new ValueError(`Expected probabilities in [0, 1], but sample ${i} has confidence ${conf}.`);
-    // bin b holds (b/bins, (b+1)/bins]; a confidence of exactly 0 goes to bin 0.
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(conf * bins) - 1));
-    count[b]++;
-    confSum[b] += conf;
-    if (pred === yTrue[i]) correct[b]++;
-  }
   let ece = 0;
-  for (let b = 0; b < bins; b++) {
-    if (count[b] === 0) continue;
-    ece += (count[b] / yTrue.length) * Math.abs(correct[b] / count[b] - confSum[b] / count[b]);
+  for (const b of reliabilityBins(yTrue, probs, bins)) {
+    if (b.count > 0) ece += (b.count / yTrue.length) * Math.abs(b.accuracy - b.confidence);
   }
   return ece;
 }
@@ -286,6 +347,8 @@ export interface ClassificationMetrics {
   balancedAccuracy: number;
   /** ROC AUC (binary on P(class 1); macro one-vs-rest otherwise); NaN with one class. */
   auc: number;
+  /** One-vs-rest AUC of each class, `[C]` ({@link perClassAuc}); NaN for an absent class. */
+  perClassAuc: number[];
   /** Binary F1 of class 1 for two classes, macro F1 otherwise. */
   f1: number;
   /** Expected calibration error, 15 bins. */
@@ -322,6 +385,7 @@ export function classificationMetrics(yTrue: ArrayLike<number>, probs: Probabili
     accuracy: accuracy(yTrue, yPred),
     balancedAccuracy: balancedAccuracy(yTrue, yPred),
     auc: rocAuc(yTrue, probs),
+    perClassAuc: perClassAuc(yTrue, probs),
     f1: f1Score(yTrue, yPred, { numClasses: c, average: c === 2 ? 'binary' : 'macro' }),
     ece: expectedCalibrationError(yTrue, probs),
     n: yTrue.length,

@@ -8,7 +8,7 @@
  */
 import { ShapeError, ValueError } from '../core/errors.js';
 import { Rng } from '../core/random.js';
-import { binaryAuc, rocAuc, type ProbabilityRows } from './metrics.js';
+import { argmax, binaryAuc, rocAuc, type ProbabilityRows } from './metrics.js';
 
 // ---------------------------------------------------------------------------------------------
 // Small numeric helpers
@@ -527,4 +527,49 @@ export function mannWhitneyU(x: ArrayLike<number>, y: ArrayLike<number>): MannWh
   if (!(variance > 0)) return { u, pValue: 1, method: 'asymptotic' }; // every value tied
   const z = (big - mu - 0.5) / Math.sqrt(variance);
   return { u, pValue: Math.min(1, 2 * normalSurvival(z)), method: 'asymptotic' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two models on the same slides
+
+/** Result of {@link comparePredictions}. */
+export interface PairedComparison {
+  /** Accuracy of model A and of model B (argmax of the probabilities). */
+  accuracyA: number;
+  accuracyB: number;
+  /** McNemar's exact test on per-slide correctness. */
+  mcnemar: McNemarResult;
+  /** The paired, label-stratified bootstrap of the AUC difference. */
+  auc: PairedAucComparison;
+}
+
+/**
+ * Compares two models' predictions on the same slides: accuracy of each, McNemar's exact test
+ * on which slides each gets right ({@link mcnemarExact}), and the paired bootstrap of the AUC
+ * difference ({@link pairedBootstrapAuc}). The predicted class is the argmax of each row.
+ *
+ * @param labels true classes, [n].
+ * @param probsA model A's class probabilities, `[n][C]`.
+ * @param probsB model B's, same slides in the same order.
+ * @example
+ * ```ts
+ * const c = comparePredictions(labels, sasha.map((s) => s.probs), random.map((s) => s.probs), { seed: 1 });
+ * c.mcnemar.pValue; c.auc.difference; c.auc.pValue;
+ * ```
+ * @category Statistics
+ */
+export function comparePredictions(
+  labels: ArrayLike<number>,
+  probsA: ProbabilityRows,
+  probsB: ProbabilityRows,
+  options: PairedBootstrapAucOptions = {},
+): PairedComparison {
+  if (probsA.length !== labels.length || probsB.length !== labels.length) {
+    throw new ShapeError(`Error in comparePredictions: expected one probability row per label (${labels.length}), but got ${probsA.length} and ${probsB.length}.`);
+  }
+  const right = (rows: ProbabilityRows) => Array.from({ length: labels.length }, (_, i) => argmax(rows[i]) === labels[i]);
+  const a = right(probsA);
+  const b = right(probsB);
+  const mean = (xs: boolean[]) => xs.filter(Boolean).length / Math.max(1, xs.length);
+  return { accuracyA: mean(a), accuracyB: mean(b), mcnemar: mcnemarExact(a, b), auc: pairedBootstrapAuc(labels, probsA, probsB, options) };
 }

@@ -53,5 +53,8 @@ export {
 } from './load_model.js';
 export { writeHeatmap } from './heatmap.js';
 
+// Evaluation outputs: plots
+export * from './plots.js';
+
 registerFileRouter();
 registerNodeOnnxRuntime();

@@ -43,6 +43,8 @@ export interface ModelManifest {
     config: Record<string, unknown>;
     train: Record<string, unknown>;
     seed: number;
+    /** The training flags it was trained with (see `recordedFlags`); absent in older directories. */
+    flags?: Record<string, string>;
     best: Record<string, unknown>;
   };
   [component: string]: unknown;

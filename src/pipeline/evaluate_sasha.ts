@@ -67,6 +67,8 @@ export interface EvaluateSashaOptions {
   select?: SelectOptions;
   /** Seed of the environments' resets. */
   seed?: number;
+  /** Keep the classifier's attention over the patches of each final state (`SashaSlideResult.attention`). */
+  keepAttention?: boolean;
   /** Progress events (`task: 'eval'`, one per slide). */
   onProgress?: ProgressCallback;
 }
@@ -81,6 +83,11 @@ export interface SashaSlideResult {
   crossEntropy: number;
   /** The patches zoomed into, in order. */
   actions: number[];
+  /**
+   * With `keepAttention`: the classifier's attention over the N patches of the final state
+   * (stage-2 weights averaged over the branches; they sum to 1).
+   */
+  attention?: number[];
 }
 
 /** What {@link evaluateSasha} returns. @category Pipeline */
@@ -105,7 +112,7 @@ export interface SashaEvaluation {
  * @category Pipeline
  */
 export async function evaluateSasha(options: EvaluateSashaOptions): Promise<SashaEvaluation> {
-  const { classifier, fS, policy, dataset, env, select, seed = 0, onProgress } = options;
+  const { classifier, fS, policy, dataset, env, select, seed = 0, keepAttention = false, onProgress } = options;
   const ids = options.ids ?? dataset.ids;
   if (ids.length === 0) throw new ValueError('Expected at least one slide to evaluate, but the list is empty.');
   const t0 = performance.now();
@@ -119,7 +126,9 @@ export async function evaluateSasha(options: EvaluateSashaOptions): Promise<Sash
       const wsiEnv = new WsiEnv({ classifier, fS, lowRes: bag.lowRes, aggregated: bag.aggregated, label: bag.label, config: env });
       try {
         const { actions, last } = playEpisode(wsiEnv, policy, { ...select, seed: seed + i });
-        slides.push({ id, label: bag.label, probs: Array.from(last.info.probs), crossEntropy: last.info.crossEntropy, actions });
+        const result: SashaSlideResult = { id, label: bag.label, probs: Array.from(last.info.probs), crossEntropy: last.info.crossEntropy, actions };
+        if (keepAttention) result.attention = Array.from(wsiEnv.attention());
+        slides.push(result);
       } finally {
         wsiEnv.close();
       }
@@ -131,8 +140,17 @@ export async function evaluateSasha(options: EvaluateSashaOptions): Promise<Sash
   return summarizeEvaluation(slides, t0);
 }
 
-/** Metrics, mean final cross-entropy and elapsed time of per-slide results (started at `t0`, ms). */
-function summarizeEvaluation(slides: SashaSlideResult[], t0: number): SashaEvaluation {
+/**
+ * A {@link SashaEvaluation} of per-slide results: the metrics, the mean final cross-entropy and
+ * the time since `t0` (a `performance.now()` value, ms).
+ * @example
+ * ```ts
+ * const ev = summarizeEvaluation(slides, performance.now());
+ * ev.metrics.accuracy;
+ * ```
+ * @category Pipeline
+ */
+export function summarizeEvaluation(slides: SashaSlideResult[], t0: number): SashaEvaluation {
   const metrics = classificationMetrics(
     slides.map((s) => s.label),
     slides.map((s) => s.probs),
@@ -153,6 +171,16 @@ export function policySelectionScore(ev: Pick<SashaEvaluation, 'metrics' | 'mean
   return 2 - auc - f1 + ev.meanCrossEntropy;
 }
 
+/** Mean over the branches of a stage-2 attention tensor `[M, N]` (or `[N]`), as a plain array. */
+function meanOverBranches(attention: tf.Tensor): number[] {
+  const a = attention.dataSync();
+  const n = attention.shape[attention.shape.length - 1];
+  const m = a.length / n;
+  const out = new Array<number>(n).fill(0);
+  for (let b = 0; b < m; b++) for (let i = 0; i < n; i++) out[i] += a[b * n + i] / m;
+  return out;
+}
+
 /**
  * HAFED on every patch's high-resolution features (the 100% budget): `classify(V)`.
  * @category Pipeline
@@ -161,9 +189,11 @@ export async function evaluateFullResolution(options: {
   classifier: StateClassifier & { classify(v: tf.Tensor2D): { logits: tf.Tensor; probs: tf.Tensor; attention: tf.Tensor } };
   dataset: SlideDataset;
   ids?: readonly string[];
+  /** Keep the attention over the N patches of V (`SashaSlideResult.attention`). */
+  keepAttention?: boolean;
   onProgress?: ProgressCallback;
 }): Promise<SashaEvaluation> {
-  const { classifier, dataset, onProgress } = options;
+  const { classifier, dataset, keepAttention = false, onProgress } = options;
   const ids = options.ids ?? dataset.ids;
   const t0 = performance.now();
   const slides: SashaSlideResult[] = [];
@@ -173,8 +203,9 @@ export async function evaluateFullResolution(options: {
       if (bag.label === undefined || !bag.aggregated) throw new DataError(`Slide '${ids[i]}' lacks a label or V.`);
       const out = classifier.classify(bag.aggregated);
       const probs = Array.from(out.probs.dataSync());
+      const attention = keepAttention ? meanOverBranches(out.attention) : undefined;
       tf.dispose([out.logits, out.probs, out.attention]);
-      slides.push({ id: ids[i], label: bag.label, probs, crossEntropy: -Math.log(Math.max(probs[bag.label], 1e-30)), actions: [] });
+      slides.push({ id: ids[i], label: bag.label, probs, crossEntropy: -Math.log(Math.max(probs[bag.label], 1e-30)), actions: [], ...(attention ? { attention } : {}) });
     } finally {
       disposeBag(bag);
     }

@@ -38,6 +38,7 @@ export {
   evaluateFullResolution,
   makePolicy,
   policySelectionScore,
+  summarizeEvaluation,
   POLICY_NAMES,
   type PolicyName,
   type EvaluateSashaOptions,
@@ -68,3 +69,20 @@ export {
   type ReferenceImportInfo,
   type HafedFromReferenceOptions,
 } from './reference_import.js';
+export {
+  SASHA_PRESETS,
+  SASHA_PRESET_NAMES,
+  sashaPreset,
+  presetConfig,
+  type SashaPreset,
+  type SashaPresetName,
+} from './presets.js';
+export {
+  runAblation,
+  ABLATION_ROWS,
+  ABLATION_DESCRIPTIONS,
+  type AblationRowName,
+  type AblationRow,
+  type AblationResult,
+  type RunAblationOptions,
+} from './ablation.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, ValueError } from '../../src/core/index.js';
-import { accuracy, balancedAccuracy, binaryAuc, classificationMetrics, confusionMatrix, expectedCalibrationError, f1Score, meanStd, rocAuc } from '../../src/eval/index.js';
+import { accuracy, balancedAccuracy, binaryAuc, classificationMetrics, confusionMatrix, expectedCalibrationError, f1Score, meanStd, perClassAuc, reliabilityBins, rocAuc } from '../../src/eval/index.js';
 import { argmax } from '../../src/eval/metrics.js';
 
 describe('accuracy, balanced accuracy, confusion matrix', () => {
@@ -161,5 +161,53 @@ describe('classificationMetrics', () => {
   it('argmax takes the first maximum; meanStd is the population form', () => {
     expect(argmax([0.5, 0.5])).toBe(0);
     expect(meanStd([1, 2, 3])).toEqual({ mean: 2, std: Math.sqrt(2 / 3) });
+  });
+});
+
+describe('reliability bins and per-class AUC', () => {
+  it('bin confidences as (b/B, (b+1)/B] and give the ECE as their weighted gap', () => {
+    // confidences 0.9 (right), 0.6 (wrong), 0.65 (right), 1.0 (right), 0 edge case not possible for argmax
+    const y = [0, 1, 1, 0];
+    const p = [
+      [0.9, 0.1],
+      [0.6, 0.4],
+      [0.35, 0.65],
+      [1, 0],
+    ];
+    const b = reliabilityBins(y, p, 10);
+    expect(b).toHaveLength(10);
+    // 0.9 -> bin 8 (0.8, 0.9]; 0.6 -> bin 5 (0.5, 0.6]; 0.65 -> bin 6; 1.0 -> bin 9
+    expect(b[8]).toEqual({ lower: 0.8, upper: 0.9, count: 1, accuracy: 1, confidence: 0.9 });
+    expect(b[5]).toMatchObject({ count: 1, accuracy: 0, confidence: 0.6 });
+    expect(b[6]).toMatchObject({ count: 1, accuracy: 1, confidence: 0.65 });
+    expect(b[9]).toMatchObject({ count: 1, accuracy: 1, confidence: 1 });
+    expect(b[0].count).toBe(0);
+    expect(Number.isNaN(b[0].accuracy)).toBe(true);
+    // ECE = (0.1 + 0.6 + 0.35 + 0) / 4 = 0.2625
+    expect(expectedCalibrationError(y, p, 10)).toBeCloseTo(0.2625, 12);
+  });
+
+  it('per-class one-vs-rest AUC by hand, and its macro mean for three classes', () => {
+    const y = [0, 0, 1, 1, 2, 2];
+    const p = [
+      [0.7, 0.2, 0.1],
+      [0.4, 0.5, 0.1],
+      [0.3, 0.6, 0.1],
+      [0.5, 0.3, 0.2],
+      [0.2, 0.2, 0.6],
+      [0.1, 0.3, 0.6],
+    ];
+    // class 0 scores: positives 0.7, 0.4; negatives 0.3, 0.5, 0.2, 0.1 -> 0.7 beats 4, 0.4 beats 3 -> 7/8
+    // class 1 scores: positives 0.6, 0.3; negatives 0.2, 0.5, 0.2, 0.3 -> 4 + (2 + tie 0.5) = 6.5/8
+    // class 2 scores: positives 0.6, 0.6; negatives 0.1, 0.1, 0.1, 0.2 -> 8/8
+    const per = perClassAuc(y, p);
+    expect(per[0]).toBeCloseTo(7 / 8, 12);
+    expect(per[1]).toBeCloseTo(6.5 / 8, 12);
+    expect(per[2]).toBe(1);
+    expect(rocAuc(y, p)).toBeCloseTo((7 / 8 + 6.5 / 8 + 1) / 3, 12);
+    const m = classificationMetrics(y, p);
+    expect(m.perClassAuc).toEqual(per);
+    // an absent class has no AUC
+    expect(Number.isNaN(perClassAuc([0, 1], [[0.5, 0.3, 0.2], [0.2, 0.7, 0.1]])[2])).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Rng, ShapeError, ValueError } from '../../src/core/index.js';
-import { binaryAuc, bootstrapInterval, rocAuc, mannWhitneyU, mcnemarExact, pairedBootstrapAuc } from '../../src/eval/index.js';
+import { binaryAuc, bootstrapInterval, comparePredictions, rocAuc, mannWhitneyU, mcnemarExact, pairedBootstrapAuc } from '../../src/eval/index.js';
 import { normalSurvival } from '../../src/eval/statistics.js';
 
 /** Exact two-sided binomial(n, 1/2) p-value by BigInt sums: min(1, 2 sum_{i<=k} C(n, i) / 2^n). */
@@ -285,5 +285,23 @@ describe('mannWhitneyU', () => {
     expect(mannWhitneyU([1, 1, 1], [1, 1])).toEqual({ u: 3, pValue: 1, method: 'asymptotic' });
     expect(() => mannWhitneyU([], [1])).toThrow(/non-empty samples/);
     expect(() => mannWhitneyU([1, Infinity], [1])).toThrow(/x\[1\]/);
+  });
+});
+
+describe('comparePredictions', () => {
+  it('combines accuracy, McNemar on argmax correctness and the paired AUC bootstrap', () => {
+    const y = [0, 0, 1, 1, 1, 0];
+    const a = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.2, 0.8], [0.4, 0.6], [0.6, 0.4]]; // all right
+    const b = [[0.4, 0.6], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.4, 0.6], [0.6, 0.4]]; // wrong on slides 0 and 3
+    const c = comparePredictions(y, a, b, { resamples: 500, seed: 2 });
+    expect(c.accuracyA).toBe(1);
+    expect(c.accuracyB).toBeCloseTo(4 / 6, 12);
+    // discordant: A alone right twice, B never: p = 2 / 2^2 = 0.5
+    expect(c.mcnemar).toEqual({ aOnly: 2, bOnly: 0, pValue: 0.5 });
+    expect(c.auc.aucA).toBe(1);
+    // B's P(class 1): negatives 0.6, 0.2, 0.4; positives 0.7, 0.4, 0.6 -> wins 3 + (1 + tie 0.5) + (2 + tie 0.5) = 7/9
+    expect(c.auc.aucB).toBeCloseTo(7 / 9, 12);
+    expect(c.auc.difference).toBeCloseTo(2 / 9, 12);
+    expect(() => comparePredictions(y, a, b.slice(1))).toThrow(ShapeError);
   });
 });

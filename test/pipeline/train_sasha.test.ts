@@ -142,7 +142,7 @@ describe('pipeline pieces', () => {
 
   it('the selection score is (2 - AUC - F1) + CE', () => {
     // AUC 0.75, F1 0.5, CE 0.4 -> 2 - 1.25 + 0.4 = 1.15; a NaN AUC counts 0
-    const m = { accuracy: 0, balancedAccuracy: 0, auc: 0.75, f1: 0.5, ece: 0, n: 4, confusion: [] };
+    const m = { accuracy: 0, balancedAccuracy: 0, auc: 0.75, perClassAuc: [0.75, 0.75], f1: 0.5, ece: 0, n: 4, confusion: [] };
     expect(policySelectionScore({ metrics: m, meanCrossEntropy: 0.4 })).toBeCloseTo(1.15, 12);
     expect(policySelectionScore({ metrics: { ...m, auc: NaN }, meanCrossEntropy: 0.4 })).toBeCloseTo(1.9, 12);
     expect(() => makePolicy('learned', {})).toThrow(/sasha train policy/);

@@ -35,7 +35,18 @@ export interface CommandSpec {
    * human summary otherwise).
    */
   run(args: ParsedArgs, io: CommandIO): Promise<Record<string, unknown>>;
+  /**
+   * The human-readable form of a result (without `--json`); undefined (or no `render`) prints
+   * one `key: value` line per field.
+   */
+  render?(result: Record<string, unknown>): string | undefined;
 }
+
+/**
+ * Exit code of a command that ran but could not produce every result it was asked for (for
+ * example `sasha ablate --no-train` with rows left to train); its JSON says which.
+ */
+export const EXIT_INCOMPLETE = 3;
 
 /** What a command gets. */
 export interface ParsedArgs {
@@ -86,6 +97,23 @@ export function commandHelp(spec: CommandSpec): string {
     lines.push(heads[i].padEnd(width) + f.help + def);
   });
   return lines.join('\n');
+}
+
+/** Flags that say where things are or how to print, not how a model is trained. */
+const LOCATION_FLAGS = new Set(['json', 'quiet', 'help', 'resume', 'out', 'model', 'lr-h5', 'hr-h5', 'split', 'predictions']);
+
+/**
+ * The training flags a command ran with (every flag given, except locations and output
+ * switches), for its manifest entry: `sasha ablate` re-runs a stage with the same flags and
+ * one setting changed, so an ablated model differs from the default in that setting only.
+ */
+export function recordedFlags(args: ParsedArgs): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(args.values)) {
+    if (LOCATION_FLAGS.has(k) || v === undefined || typeof v === 'boolean' || Array.isArray(v)) continue;
+    out[k] = v;
+  }
+  return out;
 }
 
 /** Reads a required string flag, or throws naming it. */

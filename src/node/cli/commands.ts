@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 import type { CommandSpec } from './args.js';
+import { ablateCommand } from './ablate.js';
 import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
 import { importReferenceCommand } from './import_reference.js';
@@ -22,6 +23,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   trainPolicyCommand,
   trainAllCommand,
   evalCommand,
+  ablateCommand,
   inferCommand,
   importReferenceCommand,
 ];

@@ -19,11 +19,12 @@ import { readModelManifest } from '../model_dir.js';
 import { dataPaths, numberFlag, requireString, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
 import { evalAtBudget } from './eval_sasha.js';
+import { evalSweep, renderSweep } from './eval_sweep.js';
 
 /** `sasha eval`. */
 export const evalCommand: CommandSpec = {
   name: 'eval',
-  summary: 'evaluate a trained model directory on a subset of the split (accuracy, AUC, F1, ECE)',
+  summary: 'evaluate a trained model directory on a subset of the split (accuracy, AUC, F1, ECE), at one budget or several',
   flags: {
     model: { type: 'string', help: "model directory written by 'sasha train hafed'" },
     'lr-h5': { type: 'string', help: 'low-res features Z (default: the file the model was trained on)' },
@@ -31,6 +32,8 @@ export const evalCommand: CommandSpec = {
     split: { type: 'string', help: 'split file (default: the one the model was trained with)' },
     subset: { type: 'string', help: "which subset to evaluate: 'train', 'val' or 'test'", default: 'test' },
     budget: { type: 'string', help: 'fraction of high-res patches read; 1 = all (HAFED)', default: '1' },
+    budgets: { type: 'string', help: 'several budgets in one run, e.g. 0.05,0.1,0.2,0.3,0.5,1 (the nearest trained policy when one is missing)' },
+    plots: { type: 'string', help: 'with --budgets: write accuracy and ECE against the budget and a reliability diagram per budget (SVG, PNG) to this folder' },
     policy: { type: 'string', help: "zoom policy for budgets < 1: 'learned', 'random', 'top-attention', 'greedy-attention'", default: 'learned' },
     seed: { type: 'string', help: 'seed of the random policy', default: '0' },
     update: { type: 'string', help: "state update for budgets < 1: 'tsu' or 'global'", default: 'tsu' },
@@ -43,6 +46,11 @@ export const evalCommand: CommandSpec = {
     const budget = numberFlag(args, 'budget', 1, { min: 0, minExclusive: true, max: 1 });
     const subset = (args.values.subset ?? 'test') as SplitSubset;
     if (!['train', 'val', 'test'].includes(subset)) throw new ValueError(`Expected --subset to be 'train', 'val' or 'test', but got '${String(subset)}'.`);
+    if (args.values.budgets !== undefined) {
+      if (args.values.budget !== undefined) throw new ValueError('Pass either --budget (one budget) or --budgets (a sweep), not both.');
+      return evalSweep(dir, args, io, subset);
+    }
+    if (args.values.plots !== undefined) throw new ValueError('--plots needs --budgets (e.g. --budgets 0.1,0.2,1).');
     if (budget < 1) return evalAtBudget(dir, args, io, budget, subset);
     if (!manifest.hafed) throw new DataError(`The model directory '${dir}' holds no HAFED; train one with 'sasha train hafed --out ${dir}'.`);
     const { lrH5, hrH5, splitPath } = dataPaths(args, manifest.data);
@@ -90,5 +98,8 @@ export const evalCommand: CommandSpec = {
       dataset.close();
       model.dispose();
     }
+  },
+  render(result) {
+    return Array.isArray(result.budgets) ? renderSweep(result) : undefined;
   },
 };

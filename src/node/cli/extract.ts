@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DataError, StateError, ValueError } from '../../core/errors.js';
 import { extractCohort, type CohortSlide, type Normalization } from '../../wsi/index.js';
 import { readLabelCsv } from '../h5/feature_files.js';
@@ -77,7 +77,9 @@ export const extractCommand: CommandSpec = {
     if (dtype !== 'float16' && dtype !== 'float32') throw new ValueError(`Expected --dtype to be float16 or float32, but got '${dtype}'.`);
     const encoderOptions = encoderOptionsFromFlags(args);
     const normalization: Normalization = encoderOptions.normalization ?? 'imagenet';
-    const encoderPath = (args.values.encoder as string | undefined) ?? 'builtin';
+    const encoderArg = (args.values.encoder as string | undefined) ?? 'builtin';
+    // recorded in extract.json: an absolute path lets 'sasha infer' find the model from anywhere
+    const encoderPath = isOnnxPath(encoderArg) ? resolve(encoderArg) : encoderArg;
 
     let labels: Map<string, number> | undefined;
     if (typeof args.values.labels === 'string') {

@@ -7,7 +7,7 @@
 import { SashaError } from '../../core/errors.js';
 import { initBackend } from '../../core/backend.js';
 import { VERSION } from '../../core/version.js';
-import { commandHelp, parseCommandArgs, type CommandSpec } from './args.js';
+import { commandHelp, EXIT_INCOMPLETE, parseCommandArgs, type CommandSpec } from './args.js';
 import { COMMANDS } from './commands.js';
 import { loadProgressBars } from './progress_bar.js';
 
@@ -29,7 +29,9 @@ function usage(): string {
 }
 
 /**
- * Runs the CLI on `argv` (without `node` and the script) and returns the exit code.
+ * Runs the CLI on `argv` (without `node` and the script) and returns the exit code: 0 done,
+ * 1 unexpected failure, 2 bad input (the message names the fix), 3 ran but incomplete (the
+ * result has `complete: false` and says what is missing).
  * Results go to stdout (with `--json`, the last line is one JSON object); logs, progress and
  * errors go to stderr.
  */
@@ -63,14 +65,17 @@ export async function runCli(argv: string[]): Promise<number> {
       interactive: !args.values.quiet,
     };
     const result = await spec.run(args, io);
+    const human = args.json ? undefined : spec.render?.(result);
     if (args.json) {
       process.stdout.write(JSON.stringify(result) + '\n');
+    } else if (human !== undefined) {
+      process.stdout.write(human + '\n');
     } else {
       for (const [k, v] of Object.entries(result)) {
         process.stdout.write(`${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`);
       }
     }
-    return 0;
+    return result.complete === false ? EXIT_INCOMPLETE : 0;
   } catch (e) {
     const msg = e instanceof SashaError ? e.message : (e as Error).stack ?? String(e);
     process.stderr.write(`sasha ${spec.name}: ${msg}\n`);

@@ -12,7 +12,8 @@ import { trainHafed, DEFAULT_HAFED_TRAIN_CONFIG, type HafedInput } from '../../h
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { updateModelManifest } from '../model_dir.js';
-import { numberFlag, requireString, type CommandSpec } from './args.js';
+import { numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
+import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
 import { progressBars } from './progress_bar.js';
 
 /** `sasha train hafed`. */
@@ -24,12 +25,13 @@ export const trainHafedCommand: CommandSpec = {
     'hr-h5': { type: 'string', help: 'high-res features U (reference h5 layout); not needed with --input lowRes' },
     split: { type: 'string', help: 'split JSON (train_names/val_names/test_names) or CLAM split CSV' },
     out: { type: 'string', help: 'model directory to write (created if missing)' },
-    epochs: { type: 'string', help: 'training epochs', default: String(DEFAULT_HAFED_TRAIN_CONFIG.epochs) },
+    preset: PRESET_FLAG,
+    epochs: { type: 'string', help: presetDefaultHelp('training epochs', (p) => p.hafedTrain.epochs) },
     seed: { type: 'string', help: 'seed of initialisation, slide order and masking', default: '5' },
-    lr: { type: 'string', help: 'peak learning rate of AdamW', default: String(DEFAULT_HAFED_TRAIN_CONFIG.lr) },
-    'weight-decay': { type: 'string', help: 'AdamW weight decay', default: String(DEFAULT_HAFED_TRAIN_CONFIG.weightDecay) },
-    branches: { type: 'string', help: 'stage-2 attention branches M2 (CAMELYON16 5, TCGA 1)', default: '5' },
-    'mask-drop': { type: 'string', help: 'STKIM masked fraction (CAMELYON16 0.24, TCGA 0.4)', default: '0.24' },
+    lr: { type: 'string', help: presetDefaultHelp('peak learning rate of AdamW', (p) => p.hafedTrain.lr) },
+    'weight-decay': { type: 'string', help: presetDefaultHelp('AdamW weight decay', (p) => p.hafedTrain.weightDecay) },
+    branches: { type: 'string', help: presetDefaultHelp('stage-2 attention branches M2', (p) => p.hafed.numBranches2) },
+    'mask-drop': { type: 'string', help: presetDefaultHelp('STKIM masked fraction', (p) => p.hafed.maskDrop) },
     input: { type: 'string', help: "'highRes' (HAFED on U) or 'lowRes' (stage 2 on Z only, a baseline)", default: 'highRes' },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/hafed/last when it exists' },
   },
@@ -47,12 +49,13 @@ export const trainHafedCommand: CommandSpec = {
     const hrH5 = typeof hrH5Flag === 'string' && hrH5Flag !== '' ? path.resolve(hrH5Flag) : undefined;
     const splitPath = path.resolve(requireString(args, 'split', cmd));
     const out = path.resolve(requireString(args, 'out', cmd));
-    const epochs = numberFlag(args, 'epochs', DEFAULT_HAFED_TRAIN_CONFIG.epochs, { min: 1, integer: true });
+    const { name: presetName, preset } = presetFromFlag(args);
+    const epochs = numberFlag(args, 'epochs', preset.hafedTrain.epochs, { min: 1, integer: true });
     const seed = numberFlag(args, 'seed', 5, { integer: true });
-    const lr = numberFlag(args, 'lr', DEFAULT_HAFED_TRAIN_CONFIG.lr, { min: 0, minExclusive: true });
-    const weightDecay = numberFlag(args, 'weight-decay', DEFAULT_HAFED_TRAIN_CONFIG.weightDecay, { min: 0 });
-    const numBranches2 = numberFlag(args, 'branches', 5, { min: 1, integer: true });
-    const maskDrop = numberFlag(args, 'mask-drop', 0.24, { min: 0, max: 1 });
+    const lr = numberFlag(args, 'lr', preset.hafedTrain.lr, { min: 0, minExclusive: true });
+    const weightDecay = numberFlag(args, 'weight-decay', preset.hafedTrain.weightDecay, { min: 0 });
+    const numBranches2 = numberFlag(args, 'branches', preset.hafed.numBranches2, { min: 1, integer: true });
+    const maskDrop = numberFlag(args, 'mask-drop', preset.hafed.maskDrop, { min: 0, max: 1 });
 
     const t0 = Date.now();
     const dataset = await H5FeatureDataset.open({ lrH5, ...(input === 'highRes' ? { hrH5 } : {}) });
@@ -89,12 +92,14 @@ export const trainHafedCommand: CommandSpec = {
           k: model.k,
           numClasses: model.numClasses,
           data: { lrH5, ...(hrH5 ? { hrH5 } : {}), split: splitPath },
+          preset: presetName,
           hafed: {
             path: 'hafed',
             input,
             config: { ...model.config },
             train: { ...DEFAULT_HAFED_TRAIN_CONFIG, epochs, lr, weightDecay },
             seed,
+            flags: recordedFlags(args),
             best: { epoch: best.epoch, score: best.score, val: best.val ?? null },
           },
         });
@@ -105,6 +110,8 @@ export const trainHafedCommand: CommandSpec = {
       return {
         model: out,
         input,
+        preset: presetName,
+        branches: numBranches2,
         epochs: history.length,
         bestEpoch: best.epoch + 1,
         valAccuracy: best.val?.accuracy ?? null,

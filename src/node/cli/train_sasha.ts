@@ -2,10 +2,11 @@
  * `sasha train policy` and `sasha train all`: the policy stage of SASHA, and the three stages
  * (HAFED, f_S, policy) in a row, on a model directory (see `model_dir.ts`):
  * ```
- * DIR/policy-<f>/             the zoom policy trained for budget f (ActorCritic.save)
- * DIR/checkpoints/policy-<f>/ last/ (resumable PPO state), best/
+ * DIR/policy-<f>/                    the zoom policy trained for budget f (ActorCritic.save)
+ * DIR/policy-<f>-global/             the policy trained for f under the global update (ablation)
+ * DIR/checkpoints/policy-<slot>/     last/ (resumable PPO state), best/
  * ```
- * and the manifest entry `policies[<f>]`.
+ * and the manifest entry `policies[<slot>]` (`'0.2'`, `'0.2-global'`).
  *
  * @packageDocumentation
  */
@@ -15,15 +16,16 @@ import { DataError, ValueError } from '../../core/errors.js';
 import type { SlideSplit } from '../../core/data.js';
 import { Hafed } from '../../hafed/index.js';
 import { DEFAULT_WSI_ENV_CONFIG, resolveWsiEnvConfig, type WsiEnvConfig } from '../../mdp/index.js';
-import { PPO_PRESETS, resolvePpoConfig } from '../../ppo/index.js';
-import { DEFAULT_POLICY_EPOCHS, trainPolicy, withAggregated, type AggregatedDataset } from '../../pipeline/index.js';
-import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp } from '../../tsu/index.js';
+import { resolvePpoConfig } from '../../ppo/index.js';
+import { trainPolicy, withAggregated, type AggregatedDataset } from '../../pipeline/index.js';
+import { StateMlp } from '../../tsu/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
-import { dataPaths, numberFlag, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
+import { dataPaths, numberFlag, recordedFlags, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand, type TsuManifestEntry } from './train_tsu.js';
+import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
 import { progressBars } from './progress_bar.js';
 
 /** The tau f_S was trained with (the policy and evaluation use the same). */
@@ -36,17 +38,30 @@ export function tsuTau(entry: TsuManifestEntry): number {
 export interface PolicyManifestEntry {
   path: string;
   budget: number;
+  /** The state update the policy was trained with (absent in directories written before it was recorded: `'tsu'`). */
+  update?: WsiEnvConfig['update'];
   env: WsiEnvConfig;
   ppo: Record<string, unknown>;
   epochs: number;
   seed: number;
   bestEpoch: number;
   bestScore: number;
+  /** The training flags it was trained with (see `recordedFlags`); absent in older directories. */
+  flags?: Record<string, string>;
 }
 
 /** The key of a budget in `manifest.policies` and in directory names (`0.2`, `0.1`). */
 export function budgetKey(budget: number): string {
   return String(Number(budget.toPrecision(6)));
+}
+
+/**
+ * The slot of a policy in a model directory: its budget key for the targeted update (`'0.2'`),
+ * with the update appended otherwise (`'0.2-global'`), so that an ablation never overwrites the
+ * policy SASHA uses. The policy lives in `DIR/policy-<slot>/`.
+ */
+export function policySlot(budget: number, update: WsiEnvConfig['update'] = 'tsu'): string {
+  return update === 'tsu' ? budgetKey(budget) : `${budgetKey(budget)}-${update}`;
 }
 
 /** Everything a stage needs from a model directory: the manifest, HAFED, the data with V. */
@@ -121,21 +136,20 @@ export const trainPolicyCommand: CommandSpec = {
   flags: {
     model: { type: 'string', help: "model directory with HAFED and f_S ('sasha train hafed', 'sasha train tsu')" },
     budget: { type: 'string', help: 'fraction f of the patches zoomed into (T = ceil(f N) steps)', default: String(DEFAULT_WSI_ENV_CONFIG.budget) },
-    epochs: { type: 'string', help: 'passes over the training slides', default: String(DEFAULT_POLICY_EPOCHS) },
+    epochs: { type: 'string', help: presetDefaultHelp('passes over the training slides', (p) => p.policyEpochs) },
     seed: { type: 'string', help: 'seed of slide order, sampling and initialisation', default: '5' },
-    update: { type: 'string', help: "state update: 'tsu' (targeted) or 'global' (ablation)", default: 'tsu' },
-    preset: { type: 'string', help: "PPO settings of the reference: 'camelyon16' (lambda 0.94, clip 0.2) or 'tcga' (0.95, 0.1)", default: 'camelyon16' },
+    update: { type: 'string', help: "state update: 'tsu' (targeted) or 'global' (ablation, saved apart as policy-<f>-global)", default: 'tsu' },
+    preset: PRESET_FLAG,
     lr: { type: 'string', help: 'AdamW learning rate of actor and critic', default: '1e-5' },
-    resume: { type: 'boolean', help: 'continue from DIR/checkpoints/policy-<f>/last when it exists' },
+    resume: { type: 'boolean', help: 'continue from DIR/checkpoints/policy-<slot>/last when it exists' },
   },
   async run(args, io) {
     const dir = path.resolve(requireString(args, 'model', 'train policy'));
     const budget = numberFlag(args, 'budget', DEFAULT_WSI_ENV_CONFIG.budget, { min: 0, minExclusive: true, max: 1 });
-    const epochs = numberFlag(args, 'epochs', DEFAULT_POLICY_EPOCHS, { min: 1, integer: true });
+    const { name: presetName, preset } = presetFromFlag(args, readModelManifest(dir).preset);
+    const epochs = numberFlag(args, 'epochs', preset.policyEpochs, { min: 1, integer: true });
     const seed = numberFlag(args, 'seed', 5, { integer: true });
     const lr = numberFlag(args, 'lr', 1e-5, { min: 0, minExclusive: true });
-    const preset = (args.values.preset ?? 'camelyon16') as string;
-    if (preset !== 'camelyon16' && preset !== 'tcga') throw new ValueError(`Expected --preset to be 'camelyon16' or 'tcga', but got '${preset}'.`);
     const update = updateFlag(args);
     const t0 = Date.now();
     const data = await openModelData(dir, args);
@@ -146,13 +160,13 @@ export const trainPolicyCommand: CommandSpec = {
     }
     const fS = await StateMlp.load(fileIO(path.join(dir, tsuEntry.path)));
     const bars = progressBars(io.interactive);
-    const key = budgetKey(budget);
+    const key = policySlot(budget, update);
     try {
       const env = resolveWsiEnvConfig({ budget, tau: tsuTau(tsuEntry), update });
-      const ppo = resolvePpoConfig({ ...PPO_PRESETS[preset], actorLearningRate: lr, criticLearningRate: lr, seed });
+      const ppo = resolvePpoConfig({ ...preset.ppo, actorLearningRate: lr, criticLearningRate: lr, seed });
       io.log(
-        `Training the policy for f = ${budget} (${update} update, tau = ${env.tau}) on ${data.split.train.length} slides, ` +
-          `validating on ${data.split.val.length}, ${epochs} epochs.`,
+        `Training the policy for f = ${budget} (${update} update, tau = ${env.tau}, preset ${presetName}) on ${data.split.train.length} slides, ` +
+          `validating on ${data.split.val.length}, ${epochs} epochs; it goes to policy-${key}/.`,
       );
       const result = await trainPolicy({
         classifier: data.hafed,
@@ -172,12 +186,14 @@ export const trainPolicyCommand: CommandSpec = {
         const entry: PolicyManifestEntry = {
           path: `policy-${key}`,
           budget,
+          update,
           env: { ...env },
           ppo: { ...ppo },
           epochs,
           seed,
           bestEpoch: result.bestEpoch,
           bestScore: result.bestScore,
+          flags: recordedFlags(args),
         };
         const prev = (data.manifest.policies ?? {}) as Record<string, PolicyManifestEntry>;
         await updateModelManifest(dir, { policies: { ...prev, [key]: entry } });
@@ -186,6 +202,8 @@ export const trainPolicyCommand: CommandSpec = {
           model: dir,
           budget,
           update,
+          slot: key,
+          preset: presetName,
           epochs: result.history.length,
           bestEpoch: result.bestEpoch + 1,
           valAccuracy: best?.val?.accuracy ?? null,
@@ -222,11 +240,11 @@ export const trainAllCommand: CommandSpec = {
     out: { type: 'string', help: 'model directory to write (created if missing)' },
     budget: { type: 'string', help: 'fraction f of the patches zoomed into', default: String(DEFAULT_WSI_ENV_CONFIG.budget) },
     seed: { type: 'string', help: 'seed of every stage', default: '5' },
-    'hafed-epochs': { type: 'string', help: 'HAFED epochs', default: '50' },
-    'tsu-epochs': { type: 'string', help: 'f_S epochs', default: String(DEFAULT_TRAIN_TSU_CONFIG.epochs) },
-    'policy-epochs': { type: 'string', help: 'PPO passes over the training slides', default: String(DEFAULT_POLICY_EPOCHS) },
-    tau: { type: 'string', help: 'cosine threshold of the targeted update', default: String(DEFAULT_WSI_ENV_CONFIG.tau) },
-    preset: { type: 'string', help: "'camelyon16' or 'tcga' (PPO lambda and clip)", default: 'camelyon16' },
+    'hafed-epochs': { type: 'string', help: presetDefaultHelp('HAFED epochs', (p) => p.hafedTrain.epochs) },
+    'tsu-epochs': { type: 'string', help: presetDefaultHelp('f_S epochs', (p) => p.tsu.epochs) },
+    'policy-epochs': { type: 'string', help: presetDefaultHelp('PPO passes over the training slides', (p) => p.policyEpochs) },
+    tau: { type: 'string', help: presetDefaultHelp('cosine threshold of the targeted update', (p) => p.tsu.tau) },
+    preset: { ...PRESET_FLAG, help: "dataset settings of every stage (HAFED, f_S, PPO): 'camelyon16' or 'tcga'", default: 'camelyon16' },
     resume: { type: 'boolean', help: 'skip finished stages and continue an interrupted one from its checkpoint' },
   },
   async run(args, io) {
@@ -249,7 +267,7 @@ export const trainAllCommand: CommandSpec = {
     } else {
       results.hafed = await runWith(
         trainHafedCommand,
-        { 'lr-h5': str('lr-h5'), 'hr-h5': str('hr-h5'), split: str('split'), out, epochs: str('hafed-epochs') ?? '50', seed: str('seed'), resume },
+        { 'lr-h5': str('lr-h5'), 'hr-h5': str('hr-h5'), split: str('split'), out, epochs: str('hafed-epochs'), seed: str('seed'), preset: str('preset'), resume },
         io,
       );
     }
@@ -257,10 +275,10 @@ export const trainAllCommand: CommandSpec = {
     if (m?.tsu) {
       io.log('TSU: already trained, skipping (--resume).');
     } else {
-      results.tsu = await runWith(trainTsuCommand, { model: out, epochs: str('tsu-epochs'), seed: str('seed'), tau: str('tau'), resume }, io);
+      results.tsu = await runWith(trainTsuCommand, { model: out, epochs: str('tsu-epochs'), seed: str('seed'), tau: str('tau'), preset: str('preset'), resume }, io);
     }
     m = resume ? done() : null;
-    if ((m?.policies as Record<string, unknown> | undefined)?.[budgetKey(budget)]) {
+    if ((m?.policies as Record<string, unknown> | undefined)?.[policySlot(budget)]) {
       io.log(`Policy for f = ${budget}: already trained, skipping (--resume).`);
     } else {
       results.policy = await runWith(

@@ -21,7 +21,8 @@ import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp, trainTsu } from '../../tsu/index.js
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { readModelManifest, updateModelManifest } from '../model_dir.js';
-import { numberFlag, requireString, type CommandSpec } from './args.js';
+import { numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
+import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
 import { progressBars } from './progress_bar.js';
 import { H5Writer } from '../h5/h5_writer.js';
 
@@ -37,6 +38,8 @@ export interface TsuManifestEntry {
   bestEpoch: number;
   bestValMse: number;
   identityValMse: number;
+  /** The training flags it was trained with (see `recordedFlags`); absent in older directories. */
+  flags?: Record<string, string>;
 }
 
 /** The manifest entry of the cached V. */
@@ -55,24 +58,26 @@ export const trainTsuCommand: CommandSpec = {
   summary: 'train the TSU network f_S of a model directory (after sasha train hafed)',
   flags: {
     model: { type: 'string', help: 'model directory written by sasha train hafed' },
-    epochs: { type: 'string', help: 'training epochs (CAMELYON16: 1000 for SASHA-0.2, 200 for SASHA-0.1)', default: String(DEFAULT_TRAIN_TSU_CONFIG.epochs) },
+    preset: PRESET_FLAG,
+    epochs: { type: 'string', help: presetDefaultHelp('training epochs (the camelyon16 value is labelled for SASHA-0.2; 200 for SASHA-0.1)', (p) => p.tsu.epochs) },
     seed: { type: 'string', help: 'seed of anchors, shuffles and initial weights', default: String(DEFAULT_TRAIN_TSU_CONFIG.seed) },
-    lr: { type: 'string', help: 'peak learning rate of AdamW (half cosine to 0)', default: String(DEFAULT_TRAIN_TSU_CONFIG.learningRate) },
-    'weight-decay': { type: 'string', help: 'AdamW weight decay', default: String(DEFAULT_TRAIN_TSU_CONFIG.weightDecay) },
-    tau: { type: 'string', help: 'cosine threshold of the similar set; use the same value for the policy', default: String(DEFAULT_TRAIN_TSU_CONFIG.tau) },
+    lr: { type: 'string', help: presetDefaultHelp('peak learning rate of AdamW (half cosine to 0)', (p) => p.tsu.learningRate) },
+    'weight-decay': { type: 'string', help: presetDefaultHelp('AdamW weight decay', (p) => p.tsu.weightDecay) },
+    tau: { type: 'string', help: presetDefaultHelp('cosine threshold of the similar set; the policy uses the same', (p) => p.tsu.tau) },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/tsu/last when it exists' },
   },
   async run(args, io) {
     const cmd = 'train tsu';
     const dir = path.resolve(requireString(args, 'model', cmd));
-    const epochs = numberFlag(args, 'epochs', DEFAULT_TRAIN_TSU_CONFIG.epochs, { min: 1, integer: true });
+    const manifest = readModelManifest(dir);
+    const { preset } = presetFromFlag(args, manifest.preset);
+    const epochs = numberFlag(args, 'epochs', preset.tsu.epochs, { min: 1, integer: true });
     const seed = numberFlag(args, 'seed', DEFAULT_TRAIN_TSU_CONFIG.seed, { integer: true });
-    const learningRate = numberFlag(args, 'lr', DEFAULT_TRAIN_TSU_CONFIG.learningRate, { min: 0, minExclusive: true });
-    const weightDecay = numberFlag(args, 'weight-decay', DEFAULT_TRAIN_TSU_CONFIG.weightDecay, { min: 0 });
-    const tau = numberFlag(args, 'tau', DEFAULT_TRAIN_TSU_CONFIG.tau, { min: 0, minExclusive: true, max: 1 });
+    const learningRate = numberFlag(args, 'lr', preset.tsu.learningRate, { min: 0, minExclusive: true });
+    const weightDecay = numberFlag(args, 'weight-decay', preset.tsu.weightDecay, { min: 0 });
+    const tau = numberFlag(args, 'tau', preset.tsu.tau, { min: 0, minExclusive: true, max: 1 });
     const t0 = Date.now();
 
-    const manifest = readModelManifest(dir);
     if (!manifest.hafed) throw new DataError(`The model directory '${dir}' holds no HAFED; train one first with 'sasha train hafed --out ${dir}'.`);
     if (!manifest.data) {
       throw new DataError(`The model directory '${dir}' records no feature files (it was imported with sasha import-reference); import it again with --lr-h5, --hr-h5 and --split.`);
@@ -154,6 +159,7 @@ export const trainTsuCommand: CommandSpec = {
               bestEpoch: result.bestEpoch,
               bestValMse: result.bestValMse,
               identityValMse: result.identityValMse,
+              flags: recordedFlags(args),
             } satisfies TsuManifestEntry,
           });
           return {
