@@ -1,6 +1,6 @@
 // The public surface is deliberate: what the built package exports equals the checked-in
 // api/public-surface.txt, the root entry stays small, and nothing internal or bench-only leaks.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { formatSurface, readSurface, SURFACE_FILE, type SurfaceRow } from '../../scripts/api_surface.js';
@@ -72,5 +72,33 @@ describe('public surface', () => {
     expect(synthetic).toContain('generateSyntheticCohort');
     const leaked = rows.filter((r) => (r.entry === 'sasha-wsi' || r.entry === 'sasha-wsi/wsi') && synthetic.includes(r.name));
     expect(leaked.map((r) => `${r.entry}: ${r.name}`)).toEqual([]);
+  });
+
+  it('the README and the docs import only names their entry point exports', () => {
+    const exported = new Map<string, Set<string>>();
+    for (const r of rows) {
+      if (!exported.has(r.entry)) exported.set(r.entry, new Set());
+      exported.get(r.entry)!.add(r.name);
+    }
+    const markdown = (dir: string): string[] =>
+      readdirSync(root + dir).flatMap((f) => {
+        const rel = `${dir}/${f}`;
+        if (rel === 'docs/api') return [];
+        return statSync(root + rel).isDirectory() ? markdown(rel) : f.endsWith('.md') ? [rel] : [];
+      });
+    const bad: string[] = [];
+    let checked = 0;
+    for (const file of ['README.md', ...markdown('docs'), ...markdown('src')]) {
+      const text = readFileSync(root + file, 'utf8');
+      for (const m of text.matchAll(/import\s*(?:type\s*)?\{([^}]*)\}\s*from\s*'(sasha-wsi[^']*)'/g)) {
+        for (const item of m[1].split(',').map((x) => x.trim()).filter(Boolean)) {
+          const name = item.replace(/^type\s+/, '').split(/\s+as\s+/)[0];
+          checked++;
+          if (!exported.get(m[2])?.has(name)) bad.push(`${file}: ${name} from '${m[2]}'`);
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+    expect(bad).toEqual([]);
   });
 });
