@@ -9,6 +9,7 @@ const entries: Record<string, string> = {
   'tsu/index': 'src/tsu/index.ts',
   'mdp/index': 'src/mdp/index.ts',
   'ppo/index': 'src/ppo/index.ts',
+  'pipeline/index': 'src/pipeline/index.ts',
   'wsi/index': 'src/wsi/index.ts',
   'node/index': 'src/node/index.ts',
   'node/cli/main': 'src/node/cli/main.ts',

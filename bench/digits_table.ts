@@ -21,18 +21,17 @@
  *   [--min-patches 100] [--max-patches 500] [--seeds 0,1,2] [--hafed-epochs 30] [--hafed-lr 2e-3] [--tsu-epochs 200]
  *   [--policy-epochs 10] [--policy-lr 1e-4] [--no-record]`
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { meanStd } from '../src/index.js';
+import { digitTruthAt, DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/synthetic/index.js';
 import { H5FeatureDataset, loadMnistDigits, readDigitTruth, writeDigitCohort } from '../src/node/index.js';
 import { encoderTable, trainDigitEncoder, type DigitEncoderReport } from './digit_encoder.js';
 import { table, writeResults } from './results.js';
-import { digitTruthAt, DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/synthetic/digit_slide.js';
+import { sashaCli } from './sasha_cli.js';
 
-const ROOT = resolve(new URL('..', import.meta.url).pathname);
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -53,32 +52,8 @@ const record = !process.argv.includes('--no-record');
 const log = (m: string) => process.stderr.write(`[digits ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
 /** Runs `sasha <args> --json` (the CLI from source) and returns its JSON result. */
-function sasha(args: string[], label: string): Promise<Record<string, unknown>> {
-  return new Promise((res, rej) => {
-    const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), [join(ROOT, 'src', 'node', 'cli', 'main.ts'), ...args, '--json'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    let partial = '';
-    child.stderr.on('data', (b: Buffer) => {
-      partial += b.toString();
-      const lines = partial.split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) if (line.trim() !== '') process.stderr.write(`  [${label}] ${line}\n`);
-    });
-    child.on('error', rej);
-    child.on('close', (code) => {
-      const last = out.trim().split('\n').pop() ?? '';
-      if (code !== 0) return rej(new Error(`sasha ${args.slice(0, 2).join(' ')} exited with code ${code}`));
-      try {
-        res(JSON.parse(last) as Record<string, unknown>);
-      } catch {
-        rej(new Error(`sasha ${args.slice(0, 2).join(' ')}: no JSON result on stdout: ${last.slice(0, 200)}`));
-      }
-    });
-  });
+async function sasha(args: string[], label: string): Promise<Record<string, unknown>> {
+  return (await sashaCli(args, label)).result!;
 }
 
 const stageTimes: { stage: string; seconds: number | null; note: string }[] = [];

@@ -4,57 +4,70 @@
  * One update = what the reference does per training slide: the old values of 2 episodes of
  * T = ceil(f N) steps (f = 0.2), GAE, then 4 full-batch epochs of actor and critic loss,
  * gradients, per-network clipping and AdamW steps. d = 384, hidden 128 (the reference sizes).
- * The episodes are random: S_0 ~ N(0, 1) shared by both episodes (one slide), and each step
- * changes the chosen row and |C| ~ U{2..7} other rows (the |C| measured on real data at
- * tau = 0.95, docs/implementation-details.md P21).
+ * The episodes are episodes of the real environment: `WsiEnv` on a slide of N patches (Z with
+ * clusters of near-duplicate rows, HAFED stage 2 with M = 5 and f_S 1152 -> 768 -> 384, random
+ * weights), the actor sampling its actions, as PPO's rollouts do (docs/implementation-details.md P21).
  *
- * Each configuration runs in its own child process, so that peak memory is measured honestly
- * per method:
+ * Each measurement runs in its own child process (the episodes are regenerated there, from the
+ * same seeds), so that peak memory is measured honestly per method, and the two methods
+ * alternate, run for run, `--reps` times each (default 3):
  * - peak tensor memory: the high-water mark of tfjs's allocated tensor bytes during the update
  *   (sampled at every tensor allocation), minus what was allocated before it;
  * - peak process RSS (`process.resourceUsage().maxRSS`) and the wasm heap size (which only
  *   grows), both including the JS-side episode data.
  *
- * Run: `npx tsx bench/ppo_update.ts` (add `--quick` for N = 200/400 only, no record).
+ * Run: `npx tsx bench/ppo_update.ts [--reps 3]` (add `--quick` for N = 200/400 only, no record).
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AdamW, createRng, initBackend, tf } from '../src/core/index.js';
-import { ActorCritic, RolloutBuffer, resolvePpoConfig, runPpoUpdate, type PpoUpdateMode, type VersionTable } from '../src/ppo/index.js';
+import { Hafed } from '../src/hafed/index.js';
+import { WsiEnv } from '../src/mdp/index.js';
+import { StateMlp } from '../src/tsu/index.js';
+import { ActorCritic, ActorCriticPolicy, RolloutBuffer, resolvePpoConfig, runPpoUpdate, type PpoUpdateMode, type VersionTable } from '../src/ppo/index.js';
+import { clusteredFeatures } from '../test/mdp/stand_in_classifier.js';
 import { median, table, writeResults } from './results.js';
 
 const D = 384;
 const FRAC = 0.2;
 const EPISODES = 2;
 
-/** Two random episodes on one slide of N patches (see the file doc). */
-export function randomTable(N: number, seed: number): VersionTable {
-  const rng = createRng(seed);
-  const T = Math.ceil(FRAC * N);
-  const state = new Float32Array(N * D);
-  for (let i = 0; i < state.length; i++) state[i] = rng.normal();
+/**
+ * Two episodes of the actor on `WsiEnv` on one slide of N patches (see the file doc); the same
+ * seed gives the same episodes.
+ */
+export function envEpisodes(N: number, seed: number, policyModel: ActorCritic): VersionTable {
+  const f = clusteredFeatures(N, D, seed, { clusterSize: 5, sigmaLo: 0.1, sigmaHi: 0.3 });
+  const classifier = new Hafed({ dim: D, seed: seed + 1 });
+  const fS = new StateMlp({ dim: D, seed: seed + 2 });
+  const z = tf.tensor2d(f.z, [N, D]);
+  const v = tf.tensor2d(f.v, [N, D]);
+  const env = new WsiEnv({ classifier, fS, lowRes: z, aggregated: v, label: 1, config: { budget: FRAC } });
+  tf.dispose([z, v]);
+  const policy = new ActorCriticPolicy(policyModel, { seed });
+  const rng = createRng(seed + 3);
   const buffer = new RolloutBuffer();
-  for (let e = 0; e < EPISODES; e++) {
-    const mask = new Uint8Array(N).fill(1);
-    buffer.startEpisode({ numPatches: N, dim: D, t: 0, budget: T, actionMask: mask, state });
-    const free = Array.from({ length: N }, (_, i) => i);
-    rng.shuffle(free);
-    for (let t = 0; t < T; t++) {
-      const a = free[t];
-      const others: number[] = [];
-      const k = 2 + rng.int(6);
-      while (others.length < k) {
-        const r = free[T + rng.int(N - T)]; // a row not chosen in this episode
-        if (r !== a && !others.includes(r)) others.push(r);
+  try {
+    for (let e = 0; e < EPISODES; e++) {
+      let { observation } = env.reset({ seed: seed + e });
+      policy.startEpisode(observation);
+      buffer.startEpisode(observation);
+      for (;;) {
+        const actionMask = observation.actionMask.slice();
+        const choice = policy.selectAction(observation, { mode: 'sample', rng });
+        const r = env.step(choice.action);
+        buffer.recordStep({ actionMask, action: choice.action, logProb: choice.logProb, reward: r.reward, changes: r.info });
+        policy.observeStep(r.info);
+        if (r.terminated) break;
+        observation = r.observation;
       }
-      const rows = Int32Array.from([a, ...others]);
-      const values = new Float32Array(rows.length * D);
-      for (let i = 0; i < values.length; i++) values[i] = rng.normal();
-      buffer.recordStep({ actionMask: mask.slice(), action: a, logProb: -Math.log(N - t), reward: -0.5 + 0.1 * rng.normal(), changes: { changedRows: rows, changedValues: values } });
-      mask[a] = 0;
+      buffer.finishEpisode({ terminated: true, truncated: false });
     }
-    buffer.finishEpisode({ terminated: true, truncated: false });
+  } finally {
+    env.close();
+    classifier.dispose();
+    fS.dispose();
   }
   return buffer.versionTable();
 }
@@ -96,8 +109,8 @@ async function child(mode: PpoUpdateMode, N: number, reps: number, chunkElements
   const actorOptimizer = new AdamW({ learningRate: 1e-5, weightDecay: 1e-4 });
   const criticOptimizer = new AdamW({ learningRate: 1e-5, weightDecay: 1e-4 });
   // warm-up on a small slide: kernels, optimiser moments
-  await runPpoUpdate({ model, actorOptimizer, criticOptimizer, table: randomTable(50, 1), config });
-  const data = randomTable(N, 2);
+  await runPpoUpdate({ model, actorOptimizer, criticOptimizer, table: envEpisodes(50, 1, model), config });
+  const data = envEpisodes(N, 2, model);
   const tracker = trackPeakBytes();
   const base = tf.memory().numBytes;
   tracker.reset();
@@ -141,8 +154,6 @@ function runChild(mode: PpoUpdateMode, N: number, reps: number): ChildResult {
 }
 
 const mb = (b: number) => (b / 2 ** 20).toFixed(1);
-const startLoad = os.loadavg()[0];
-const loadLine = () => startLoad.toFixed(1);
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -152,50 +163,79 @@ async function main(): Promise<void> {
     return;
   }
   const quick = argv.includes('--quick');
+  const repsArg = argv.indexOf('--reps');
+  const reps = repsArg >= 0 ? Number(argv[repsArg + 1]) : 3;
   const pairs = quick ? [200, 400] : [500, 1000];
-  const alone = quick ? [] : [3000, 10000];
+  const alone = quick ? [] : [3000, 10000, 20000];
   const rows: (string | number)[][] = [];
   const ratioRows: (string | number)[][] = [];
   let backend = 'wasm';
+  const merge = (rs: ChildResult[]): ChildResult => ({
+    ...rs[0],
+    seconds: rs.flatMap((r) => r.seconds),
+    cpuSeconds: rs.flatMap((r) => r.cpuSeconds),
+    peakTensorBytes: Math.max(...rs.map((r) => r.peakTensorBytes)),
+    wasmHeapBytes: Math.max(...rs.map((r) => r.wasmHeapBytes)),
+    maxRssBytes: Math.max(...rs.map((r) => r.maxRssBytes)),
+  });
+  const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
   const describe = (r: ChildResult) => {
     backend = r.backend;
     const s = median(r.seconds);
     const cpu = median(r.cpuSeconds);
     console.error(`${r.mode} N=${r.N}: ${cpu.toFixed(2)} CPU s (${s.toFixed(2)} s wall), peak tensors ${mb(r.peakTensorBytes)} MB, RSS ${mb(r.maxRssBytes)} MB, wasm heap ${mb(r.wasmHeapBytes)} MB`);
-    rows.push([r.mode, r.N, r.T, r.samples, r.versions, `${cpu.toFixed(2)} (${r.cpuSeconds.length})`, s.toFixed(2), mb(r.peakTensorBytes), mb(r.wasmHeapBytes), mb(r.maxRssBytes)]);
+    rows.push([r.mode, r.N, r.T, r.samples, r.versions, `${cpu.toFixed(2)} (${range(r.cpuSeconds)}, ${r.cpuSeconds.length})`, s.toFixed(2), mb(r.peakTensorBytes), mb(r.wasmHeapBytes), mb(r.maxRssBytes)]);
   };
+  const loads: number[] = [os.loadavg()[0]];
   for (const N of pairs) {
-    const es = runChild('event-sourced', N, 3);
-    describe(es);
-    const dense = runChild('dense', N, 1);
-    describe(dense);
+    const es: ChildResult[] = [];
+    const dense: ChildResult[] = [];
+    for (let r = 0; r < reps; r++) {
+      // alternate, and alternate which goes first
+      const order: PpoUpdateMode[] = r % 2 === 0 ? ['event-sourced', 'dense'] : ['dense', 'event-sourced'];
+      for (const mode of order) {
+        const res = runChild(mode, N, 1);
+        (mode === 'dense' ? dense : es).push(res);
+        loads.push(os.loadavg()[0]);
+        console.error(`  ${mode} N=${N} run ${r + 1}: ${res.cpuSeconds[0].toFixed(2)} CPU s, ${res.seconds[0].toFixed(2)} s wall`);
+      }
+    }
+    const e = merge(es);
+    const dn = merge(dense);
+    describe(e);
+    describe(dn);
     ratioRows.push([
       N,
-      (median(dense.cpuSeconds) / median(es.cpuSeconds)).toFixed(1) + 'x',
-      (median(dense.seconds) / median(es.seconds)).toFixed(1) + 'x',
-      (dense.peakTensorBytes / es.peakTensorBytes).toFixed(1) + 'x',
-      (dense.wasmHeapBytes / es.wasmHeapBytes).toFixed(1) + 'x',
-      (dense.maxRssBytes / es.maxRssBytes).toFixed(1) + 'x',
+      (median(dn.cpuSeconds) / median(e.cpuSeconds)).toFixed(1) + 'x',
+      (median(dn.seconds) / median(e.seconds)).toFixed(1) + 'x',
+      (dn.peakTensorBytes / e.peakTensorBytes).toFixed(1) + 'x',
+      (dn.wasmHeapBytes / e.wasmHeapBytes).toFixed(1) + 'x',
+      (dn.maxRssBytes / e.maxRssBytes).toFixed(1) + 'x',
     ]);
   }
-  for (const N of alone) describe(runChild('event-sourced', N, 1));
+  for (const N of alone) {
+    describe(runChild('event-sourced', N, 1));
+    loads.push(os.loadavg()[0]);
+  }
   const body = [
-    'One PPO update (old values, GAE, 4 full-batch epochs of both networks with clipping and AdamW) on 2 random',
-    `episodes of one slide, f = ${FRAC}, d = ${D}, hidden 128, |C| ~ U{2..7} per step. Each row ran in its own process.`,
-    '"peak tensors" is the high-water mark of allocated tfjs tensor bytes during the update; "wasm heap" and "max RSS"',
-    'are process-wide high-water marks (the RSS includes the runtime, about 100-200 MB, and the JS-side episode data).',
-    'Times are the process CPU seconds of an update (the wasm backend runs on one thread), which other load on this',
-    'shared 2-core machine disturbs less than wall-clock time; wall-clock seconds are shown too. The machine load',
-    `(1-minute load average) was ${loadLine()} at the start of the run.`,
+    'One PPO update (old values, GAE, 4 full-batch epochs of both networks with clipping and AdamW) on 2 episodes of',
+    `one slide sampled by the actor on \`WsiEnv\` (f = ${FRAC}, d = ${D}, hidden 128; Z with clusters of near-duplicate rows, HAFED`,
+    'stage 2 and f_S with random weights). Each measurement ran in its own process; for N = ' + pairs.join(' and ') + ' the two methods',
+    `alternated, ${reps} updates each. "peak tensors" is the high-water mark of allocated tfjs tensor bytes during the update;`,
+    '"wasm heap" and "max RSS" are process-wide high-water marks (the RSS includes the runtime, about 100-200 MB, and the',
+    'JS-side episode data). Times are process CPU seconds per update, median (range, runs) (the wasm backend runs on one',
+    'thread), which other load on this shared 2-core machine disturbs less than wall-clock time; median wall-clock',
+    `seconds are shown too. Machine load (1-minute average): ${loads[0].toFixed(1)} at the start, ${loads[loads.length - 1].toFixed(1)} at the end,`,
+    `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} between runs.`,
     '',
-    table(['method', 'N', 'T', 'samples', 'row versions R', 'CPU s per update (runs, median)', 'wall s', 'peak tensors MB', 'wasm heap MB', 'max RSS MB'], rows),
+    table(['method', 'N', 'T', 'samples', 'row versions R', 'CPU s per update (range, runs)', 'wall s', 'peak tensors MB', 'wasm heap MB', 'max RSS MB'], rows),
     '',
-    'Dense / event-sourced, measured side by side:',
+    'Dense / event-sourced, medians measured side by side:',
     '',
     table(['N', 'CPU time', 'wall time', 'peak tensor memory', 'wasm heap', 'max RSS'], ratioRows),
   ].join('\n');
   console.log(body);
-  if (!quick) writeResults('ppo-update', 'PPO update: event-sourced vs dense', 'npx tsx bench/ppo_update.ts', backend, body);
+  if (!quick) writeResults('ppo-update', 'PPO update: event-sourced vs dense', `npx tsx bench/ppo_update.ts${reps !== 3 ? ` --reps ${reps}` : ''}`, backend, body);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main().catch((err) => {

@@ -4,20 +4,21 @@
  *
  * This entry holds what most programs use. More parts are in the subpaths:
  * `sasha-wsi/core` (ops, gated-attention scores, saving and checkpoints, PyTorch checkpoints),
- * `sasha-wsi/wsi`, `sasha-wsi/hafed`, `sasha-wsi/tsu`, `sasha-wsi/mdp`, `sasha-wsi/ppo` (the
- * building blocks of each component), `sasha-wsi/synthetic` (synthetic cohorts and slides) and
- * `sasha-wsi/node`.
+ * `sasha-wsi/wsi`, `sasha-wsi/hafed`, `sasha-wsi/tsu`, `sasha-wsi/mdp`, `sasha-wsi/ppo`,
+ * `sasha-wsi/pipeline` (every public part of each component), `sasha-wsi/synthetic` (synthetic
+ * cohorts and slides) and `sasha-wsi/node`.
  *
  * Sections:
  * 1. Core: tfjs, backends, errors, random numbers, AdamW, the data contract, checkpoints.
- * 2. Evaluation: classification metrics and statistics.
+ * 2. Evaluation: classification metrics and statistics, compression ratio, interpretability.
  * 3. Slides and features: slide sources, tissue, patch grids, encoders, extraction.
  * 4. HAFED: the model, its trainer and evaluation.
  * 5. TSU: the targeted state update, f_S and its trainer.
  * 6. MDP: the WSI environment, a vector env, checkEnv.
  * 7. PPO: the zoom policy, baselines, GAE, the trainer, callbacks and loggers.
- * 8. Pipeline: the staged recipe, evaluation at a budget, the model bundle, inference on
- *    slides with heatmaps, import of the official checkpoints.
+ * 8. Pipeline: the staged recipe, evaluation at a budget, the model bundle (loaded from URLs,
+ *    picked files or a directory), inference on slides with heatmaps, import of the official
+ *    checkpoints.
  *
  * @packageDocumentation
  */
@@ -58,6 +59,10 @@ export {
   type ProgressCallback,
   type IOTarget,
   type CheckpointStore,
+  modelFilesFromUrl,
+  modelFilesFromPicked,
+  type ModelFiles,
+  type PickedFile,
 } from './core/index.js';
 
 // 2. Evaluation
@@ -80,6 +85,13 @@ export {
   comparePredictions,
   lineChartSvg,
   reliabilityDiagramSvg,
+  compressionRatio,
+  cohortCompression,
+  zoomInterpretability,
+  type CompressionReport,
+  type SlideStorageShape,
+  type ZoomedSlide,
+  type ZoomInterpretability,
   type ClassificationMetrics,
   type F1Options,
   type ProbabilityRows,
@@ -289,6 +301,7 @@ export {
   analysisToJson,
   heatmapDataFromJson,
   renderHeatmap,
+  loadSashaModelFrom,
   withAggregated,
   hafedFromReference,
   stateMlpFromReference,
@@ -323,6 +336,9 @@ export {
   type AnalysisPrediction,
   type AnalyzeTimings,
   type AnalyzeCounts,
+  type AnalyzeEvent,
+  type LoadSashaModelOptions,
+  type ModelManifest,
   type Heatmap,
   type HeatmapConfig,
   type HeatmapColormap,

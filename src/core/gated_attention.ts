@@ -34,6 +34,14 @@ export function setAttentionGradMode(mode: AttentionGradMode): AttentionGradMode
   return prev;
 }
 
+/**
+ * The current mode of {@link setAttentionGradMode}.
+ * @category HAFED
+ */
+export function getAttentionGradMode(): AttentionGradMode {
+  return gradMode;
+}
+
 /** The weights of the scoring network (kernels `(in, out)`). */
 export interface ScoreWeights {
   kernelV: tf.Tensor; // [d, D]

@@ -78,6 +78,15 @@ export {
   type TrainingCheckpointState,
 } from './checkpoint.js';
 export {
+  modelFilesFromUrl,
+  modelFilesFromPicked,
+  readModelJson,
+  readModelArtifacts,
+  type ModelFiles,
+  type ModelFilesFromUrlOptions,
+  type PickedFile,
+} from './model_files.js';
+export {
   readTorchCheckpoint,
   isStateDict,
   torchValueToJson,

@@ -36,4 +36,12 @@ export {
   type MannWhitneyResult,
   type Scores,
 } from './statistics.js';
+export { compressionRatio, cohortCompression, type CompressionReport, type SlideStorageShape } from './compression.js';
+export {
+  zoomInterpretability,
+  type ZoomedSlide,
+  type PatchGroupSummary,
+  type ZoomComparison,
+  type ZoomInterpretability,
+} from './interpretability.js';
 export { lineChartSvg, reliabilityDiagramSvg, type LineSeries, type LineChartOptions, type ReliabilityDiagramOptions } from './plots.js';

@@ -10,6 +10,7 @@
  * @packageDocumentation
  */
 import { ShapeError, ValueError } from '../core/errors.js';
+import { averageRanks } from './ranks.js';
 
 /** A matrix of class probabilities, one row per sample: `[n][C]`. */
 export type ProbabilityRows = ArrayLike<ArrayLike<number>>;
@@ -179,23 +180,18 @@ export function f1Score(yTrue: ArrayLike<number>, yPred: ArrayLike<number>, opti
 export function binaryAuc(yTrue: ArrayLike<number>, scores: ArrayLike<number>): number {
   checkSameLength(yTrue, scores, 'binaryAuc');
   const n = yTrue.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
+  for (let i = 0; i < n; i++) {
+    if (yTrue[i] !== 0 && yTrue[i] !== 1) throw new ValueError(`Expected binary labels 0 or 1, but got ${yTrue[i]}.`);
+    if (!Number.isFinite(scores[i])) throw new ValueError(`Expected finite scores, but got ${scores[i]}.`);
+  }
+  const { ranks } = averageRanks(scores);
   let nPos = 0;
   let rankSumPos = 0;
-  for (let i = 0; i < n; ) {
-    let j = i;
-    while (j + 1 < n && scores[order[j + 1]] === scores[order[i]]) j++;
-    const avgRank = (i + j) / 2 + 1; // ranks are 1-based
-    for (let t = i; t <= j; t++) {
-      const y = yTrue[order[t]];
-      if (y !== 0 && y !== 1) throw new ValueError(`Expected binary labels 0 or 1, but got ${y}.`);
-      if (!Number.isFinite(scores[order[t]])) throw new ValueError(`Expected finite scores, but got ${scores[order[t]]}.`);
-      if (y === 1) {
-        nPos++;
-        rankSumPos += avgRank;
-      }
+  for (let i = 0; i < n; i++) {
+    if (yTrue[i] === 1) {
+      nPos++;
+      rankSumPos += ranks[i];
     }
-    i = j + 1;
   }
   const nNeg = n - nPos;
   if (nPos === 0 || nNeg === 0) return NaN;

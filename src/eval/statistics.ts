@@ -9,6 +9,7 @@
 import { ShapeError, ValueError } from '../core/errors.js';
 import { Rng } from '../core/random.js';
 import { argmax, binaryAuc, rocAuc, type ProbabilityRows } from './metrics.js';
+import { averageRanks } from './ranks.js';
 
 // ---------------------------------------------------------------------------------------------
 // Small numeric helpers
@@ -503,18 +504,9 @@ export function mannWhitneyU(x: ArrayLike<number>, y: ArrayLike<number>): MannWh
   checkFinite('y', y);
   const n = nx + ny;
   const pooled = Array.from({ length: n }, (_, i) => (i < nx ? x[i] : y[i - nx]));
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => pooled[a] - pooled[b]);
+  const { ranks, tieTerm } = averageRanks(pooled);
   let rankSumX = 0;
-  let tieTerm = 0;
-  for (let i = 0; i < n; ) {
-    let j = i;
-    while (j + 1 < n && pooled[order[j + 1]] === pooled[order[i]]) j++;
-    const t = j - i + 1;
-    const avgRank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) if (order[k] < nx) rankSumX += avgRank;
-    tieTerm += t * t * t - t;
-    i = j + 1;
-  }
+  for (let i = 0; i < nx; i++) rankSumX += ranks[i];
   const u = rankSumX - (nx * (nx + 1)) / 2;
   const big = Math.max(u, nx * ny - u);
   if (tieTerm === 0 && Math.min(nx, ny) <= 8 && Math.max(nx, ny) <= EXACT_MAX_SIZE) {

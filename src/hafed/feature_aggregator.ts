@@ -8,6 +8,8 @@ import { tf } from '../core/tf.js';
 import { ShapeError, fmtShape } from '../core/errors.js';
 import type { Rng } from '../core/random.js';
 import { MultiBranchAttention, attentionPool } from './multi_branch_attention.js';
+import { getAttentionGradMode, type ScoreWeights } from '../core/gated_attention.js';
+import { poolSubPatches, poolSubPatchesNoGrad } from './sub_patch_pooling.js';
 
 /** Arguments of {@link FeatureAggregator}. */
 export interface FeatureAggregatorArgs {
@@ -75,15 +77,37 @@ export class FeatureAggregator {
    * @returns V `[N, d]` and the attention `[N, M1, k]`, owned by the caller.
    */
   forward(u: tf.Tensor3D, options: StageForwardOptions = {}): FeatureAggregatorOutput {
-    if (u.rank !== 3 || u.shape[2] !== this.dim) {
-      throw new ShapeError(`Error in FeatureAggregator: expected U [N, k, ${this.dim}], but got ${fmtShape(u.shape)}.`);
+    this.checkU(u);
+    const att = this.attention;
+    if (att.gated && getAttentionGradMode() === 'fused') {
+      const keep = options.training ? (logits: tf.Tensor3D) => att.stkimMask(logits, options.rng) : undefined;
+      const { features, attention } = poolSubPatches(u, att.weightMap() as unknown as ScoreWeights, { keep });
+      return { features, attention };
     }
+    // The composed ops (the reference of the fused op above; tfjs differentiates them)
     return tf.tidy(() => {
-      const { attention } = this.attention.forward(u, { training: options.training, rng: options.rng, pool: false, inputGrad: false }); // [N, M1, k]
-      const abar = this.attention.numBranches === 1 ? attention : tf.mean(attention, 1, true); // [N, 1, k]
+      const { attention } = att.forward(u, { training: options.training, rng: options.rng, pool: false, inputGrad: false }); // [N, M1, k]
+      const abar = att.numBranches === 1 ? attention : tf.mean(attention, 1, true); // [N, 1, k]
       const v = tf.reshape(attentionPool(abar, u), [u.shape[0], this.dim]) as tf.Tensor2D; // [N, d]
       return { features: v, attention: attention as tf.Tensor3D };
     });
+  }
+
+  /**
+   * Stage 1 in evaluation mode for inference: the values of `forward(u)` without support for
+   * gradients (nothing is kept for a backward pass).
+   * @returns V `[N, d]` and the attention `[N, M1, k]`, owned by the caller.
+   */
+  aggregate(u: tf.Tensor3D): FeatureAggregatorOutput {
+    this.checkU(u);
+    if (!this.attention.gated) return this.forward(u);
+    return poolSubPatchesNoGrad(u, this.attention.weightMap() as unknown as ScoreWeights);
+  }
+
+  private checkU(u: tf.Tensor3D): void {
+    if (u.rank !== 3 || u.shape[2] !== this.dim) {
+      throw new ShapeError(`Error in FeatureAggregator: expected U [N, k, ${this.dim}], but got ${fmtShape(u.shape)}.`);
+    }
   }
 
   /** The variables, by stable name (`attention/kernelV`, ...). */

@@ -151,7 +151,7 @@ export class Hafed {
     this.alive();
     const agg = this.stage1();
     this.checkU(u);
-    const { features, attention } = agg.forward(u);
+    const { features, attention } = agg.aggregate(u);
     attention.dispose();
     return features;
   }
@@ -191,6 +191,16 @@ export class Hafed {
       throw new ShapeError(`Expected a pooled vector of shape [1, ${this.dim}], but got ${fmtShape(pooled.shape)}.`);
     }
     return this.classifier.headLogits(pooled);
+  }
+
+  /**
+   * The stage-2 slide head's weights, `stage2HeadLogits(p) = p kernel + bias` (the environment
+   * uses them to compute a step's slide logits without a tensor call).
+   * @returns copies: `kernel` [d * C] row-major, `bias` [C].
+   */
+  stage2HeadWeights(): { kernel: Float32Array; bias: Float32Array } {
+    this.alive();
+    return this.classifier.headWeights();
   }
 
   /**

@@ -17,15 +17,23 @@ export {
   type BaseLayerArgs,
 } from './multi_branch_attention.js';
 export { FeatureAggregator, type FeatureAggregatorArgs, type FeatureAggregatorOutput, type StageForwardOptions } from './feature_aggregator.js';
+export {
+  poolSubPatches,
+  poolSubPatchesNoGrad,
+  type SubPatchPooling,
+  type SubPatchPoolingOptions,
+} from './sub_patch_pooling.js';
 export { SlideClassifier, type SlideClassifierArgs, type SlideClassifierOutput } from './slide_classifier.js';
 export { hafedLoss, slideLoss, branchLoss, similarityLoss } from './losses.js';
 export { Hafed, HAFED_FORMAT, HAFED_FORMAT_VERSION, type HafedPrediction } from './hafed.js';
 export { evaluateHafed, predictHafed, type EvaluateHafedOptions, type SlidePrediction } from './evaluate.js';
 export {
   trainHafed,
+  hafedTrainStep,
   HAFED_CHECKPOINT_FORMAT,
   type TrainHafedOptions,
   type TrainHafedResult,
   type HafedTrainCallbacks,
   type HafedStepInfo,
+  type HafedStepResult,
 } from './train_hafed.js';

@@ -292,6 +292,18 @@ export class MultiBranchAttention extends tfl.layers.Layer {
     }) as unknown as MultiBranchAttentionOutput;
   }
 
+  /**
+   * The STKIM keep mask of training for attention logits `[..., M, n]` (bool, same shape; false
+   * = masked), drawn from `rng` (default: the layer's generator); null when this layer masks
+   * nothing (`maskTopK` or `maskDrop` is 0, or the count rounds to 0). {@link MultiBranchAttention.forward}
+   * applies the same mask in training.
+   * @returns a new tensor owned by the caller, or null.
+   */
+  stkimMask(logits: tf.Tensor, rng: Rng = this.rng): tf.Tensor | null {
+    if (!(this.maskTopK > 0 && this.maskDrop > 0)) return null;
+    return this.stkimKeep(logits, null, rng);
+  }
+
   /** Layer API: `inputs` is `x` or `[x, mask]`; returns `[pooled, attention]`. */
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor[] {
     return tf.tidy(() => {

@@ -150,6 +150,14 @@ export class SlideClassifier {
     return linear(pooled, this.slideKernel, this.slideBias);
   }
 
+  /**
+   * Copies of the slide head's weights: `kernel` [d * C] row-major, `bias` [C]
+   * (`headLogits(p) = p kernel + bias`).
+   */
+  headWeights(): { kernel: Float32Array; bias: Float32Array } {
+    return { kernel: (this.slideKernel.dataSync() as Float32Array).slice(), bias: (this.slideBias.dataSync() as Float32Array).slice() };
+  }
+
   /** The variables, by stable name (`attention/kernelV`, ..., `slideKernel`). */
   weightMap(): Record<string, tf.Variable> {
     const out: Record<string, tf.Variable> = {};

@@ -8,6 +8,7 @@
 import { tf } from '../core/tf.js';
 import { StateError, ValueError } from '../core/errors.js';
 import { AdamW, halfCosineLr } from '../core/optim.js';
+import type { Rng } from '../core/random.js';
 import { disposeBag, type SlideDataset } from '../core/data.js';
 import type { ProgressCallback } from '../core/progress.js';
 import { argmax } from '../eval/metrics.js';
@@ -120,6 +121,62 @@ function selectionScore(f1: number, auc: number): number {
   return (Number.isFinite(f1) ? f1 : 0) + (Number.isFinite(auc) ? auc : 0);
 }
 
+/** What {@link hafedTrainStep} returns. */
+export interface HafedStepResult {
+  /** The total loss `slide + branch + similarity`. */
+  loss: number;
+  /** Slide cross-entropy. */
+  slideLoss: number;
+  /** Mean branch cross-entropy. */
+  branchLoss: number;
+  /** Similarity losses of both stages. */
+  similarityLoss: number;
+  /** The predicted class of the slide (argmax of the slide probabilities, training mode). */
+  pred: number;
+}
+
+/**
+ * One optimisation step of HAFED on one slide, as {@link trainHafed} runs it: the training-mode
+ * forward pass (STKIM masking drawn from `rng`), {@link hafedLoss}, the gradients of every
+ * trainable variable and one step of `optimizer` (whose learning rate the caller sets). When the
+ * loss is not finite no step is taken; the result reports the loss so that the caller can stop.
+ *
+ * @param x the model's input, U `[N, k, d]` (or Z `[N, d]` for `input: 'lowRes'`); not disposed.
+ * @param label the slide's class.
+ * @param vars the variables to train (default: all of the model's trainable variables).
+ * @returns the loss values and the prediction; no tensor stays alive.
+ * @example
+ * ```ts
+ * const opt = new AdamW({ learningRate: 4.14e-4, weightDecay: 1e-5 });
+ * const { loss } = hafedTrainStep(hafed, opt, u, 1, createRng(5));
+ * ```
+ * @category HAFED
+ */
+export function hafedTrainStep(
+  model: Hafed,
+  optimizer: tf.Optimizer,
+  x: tf.Tensor,
+  label: number,
+  rng: Rng,
+  vars: tf.Variable[] = model.trainableVariables(),
+): HafedStepResult {
+  let parts: tf.Tensor | null = null;
+  let probs: tf.Tensor | null = null;
+  const { value, grads } = tf.variableGrads(() => {
+    const out = model.forward(x, { training: true, rng });
+    const l = hafedLoss(out, label);
+    parts = tf.keep(tf.stack([l.total, l.slide, l.branch, tf.add(l.similarity1, l.similarity2)]));
+    probs = tf.keep(tf.softmax(out.logits));
+    return l.total;
+  }, vars);
+  const values = (parts as unknown as tf.Tensor).dataSync();
+  const pred = argmax((probs as unknown as tf.Tensor).dataSync());
+  tf.dispose([value, parts as unknown as tf.Tensor, probs as unknown as tf.Tensor]);
+  if (Number.isFinite(values[0])) optimizer.applyGradients(grads);
+  tf.dispose(grads);
+  return { loss: values[0], slideLoss: values[1], branchLoss: values[2], similarityLoss: values[3], pred };
+}
+
 /**
  * Trains HAFED (both stages jointly on U, or stage 2 on Z with `input: 'lowRes'`) with the
  * reference recipe (CAMELYON16 column of docs/reference-code.md §2.3):
@@ -210,31 +267,19 @@ export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafed
         const id = train.ids[order[i]];
         const { bag, x } = await loadHafedInput(model, train, id, true);
         const label = bag.label as number;
-        let values: Float32Array | Int32Array | Uint8Array;
+        let values: number[];
         let pred: number;
         try {
           lr = halfCosineLr(epoch + i / nTrain, schedule);
           optimizer.learningRate = lr;
-          let parts: tf.Tensor | null = null;
-          let probs: tf.Tensor | null = null;
-          const { value, grads } = tf.variableGrads(() => {
-            const out = model.forward(x, { training: true, rng });
-            const l = hafedLoss(out, label);
-            parts = tf.keep(tf.stack([l.total, l.slide, l.branch, tf.add(l.similarity1, l.similarity2)]));
-            probs = tf.keep(tf.softmax(out.logits));
-            return l.total;
-          }, varList);
-          values = (parts as unknown as tf.Tensor).dataSync();
-          pred = argmax((probs as unknown as tf.Tensor).dataSync());
-          tf.dispose([value, parts as unknown as tf.Tensor, probs as unknown as tf.Tensor]);
-          if (!Number.isFinite(values[0])) {
-            tf.dispose(grads);
+          const r = hafedTrainStep(model, optimizer, x, label, rng, varList);
+          if (!Number.isFinite(r.loss)) {
             throw new StateError(
-              `The loss became ${values[0]} at epoch ${epoch}, slide '${id}'. Lower the learning rate or check the features of this slide.`,
+              `The loss became ${r.loss} at epoch ${epoch}, slide '${id}'. Lower the learning rate or check the features of this slide.`,
             );
           }
-          optimizer.applyGradients(grads);
-          tf.dispose(grads);
+          values = [r.loss, r.slideLoss, r.branchLoss, r.similarityLoss];
+          pred = r.pred;
         } finally {
           disposeBag(bag);
         }

@@ -159,7 +159,7 @@ export class IncrementalAttentionPool {
     if (values.length !== n * d) throw new ShapeError(`Expected a state of ${n} x ${d} values, but got ${values.length}.`);
     this.logits = logits;
     this.values = values;
-    for (let b = 0; b < m; b++) this.recomputeBranch(b);
+    this.recomputeAll();
   }
 
   /**
@@ -247,6 +247,32 @@ export class IncrementalAttentionPool {
     this.norm.set(s.norm);
     this.sums.set(s.sums);
     this.mass.set(s.mass);
+  }
+
+  /**
+   * Every branch from the arrays, the weighted sums as one product `W^T S` ([M, N] x [N, d]) on
+   * the tensor backend (the weights and normalisers in float64).
+   */
+  private recomputeAll(): void {
+    const { numRows: n, dim: d, numBranches: m, logits, values } = this;
+    const w = new Float32Array(m * n);
+    for (let b = 0; b < m; b++) {
+      let c = -Infinity;
+      for (let i = 0; i < n; i++) c = Math.max(c, logits[i * m + b]);
+      if (!Number.isFinite(c)) throw new ValueError(`Expected finite attention logits, but branch ${b} has max ${c}.`);
+      let z = 0;
+      for (let i = 0; i < n; i++) {
+        const e = Math.exp(logits[i * m + b] - c);
+        w[b * n + i] = e;
+        z += e;
+      }
+      this.shift[b] = c;
+      this.norm[b] = z;
+      this.mass[b] = z;
+    }
+    const p = tf.tidy(() => tf.matMul(tf.tensor2d(w, [m, n]), tf.tensor2d(values, [n, d])));
+    this.sums.set(p.dataSync());
+    p.dispose();
   }
 
   private recomputeBranch(b: number): void {

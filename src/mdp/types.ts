@@ -39,6 +39,12 @@ export interface StateClassifier {
    * @returns a new tensor owned by the caller.
    */
   stage2HeadLogits(pooled: tf.Tensor2D): tf.Tensor2D;
+  /**
+   * Optional: the weights of a linear slide head (`stage2HeadLogits(p) = p kernel + bias`), so
+   * that the environment computes the slide logits of every step without a tensor call.
+   * @returns copies: `kernel` [d * C] row-major (d rows of C), `bias` [C].
+   */
+  stage2HeadWeights?(): { kernel: Float32Array; bias: Float32Array };
 }
 
 /**

@@ -227,7 +227,12 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   private readonly v: Float32Array | null;
   private readonly state: TsuState;
   private readonly index: CosineIndex;
+  private readonly index0: CosineIndex;
   private readonly rowLogits: RowScoreCache;
+  /** The classifier's row logits of every V row, [N * M] (when V is given): a chosen row's new logits. */
+  private readonly vLogits: Float32Array | null;
+  /** The slide head's weights when it is linear (`stage2HeadWeights`), else null (a tensor call). */
+  private readonly head: { kernel: Float32Array; bias: Float32Array } | null;
   private readonly logits0: Float32Array;
   private readonly pool: IncrementalAttentionPool;
   private readonly pool0: PoolSnapshot;
@@ -273,11 +278,25 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
       throw new ShapeError(`Expected stage2RowLogits to return [n, ${r.numBranches}] (numBranches), but got width ${this.rowLogits.width}.`);
     }
     this.logits0 = this.rowLogits.scores.slice();
+    if (this.v) {
+      // the rows a step chooses become V rows: score them all at once, in large products
+      const vCache = new RowScoreCache((x) => this.classifier.stage2RowLogits(x), r.n, r.d);
+      vCache.scoreAll(this.v);
+      this.vLogits = vCache.scores;
+      this.index.setTable(this.v);
+    } else {
+      this.vLogits = null;
+    }
+    this.index0 = this.index.clone();
+    this.head = typeof opts.classifier.stage2HeadWeights === 'function' ? opts.classifier.stage2HeadWeights() : null;
+    if (this.head && (this.head.kernel.length !== r.d * r.numClasses || this.head.bias.length !== r.numClasses)) {
+      throw new ShapeError(`Expected stage2HeadWeights to return a kernel of ${r.d} x ${r.numClasses} and a bias of ${r.numClasses} values.`);
+    }
     this.pool = new IncrementalAttentionPool(r.n, r.d, r.numBranches);
     this.pool.attach(this.rowLogits.scores, this.state.values);
     this.pool0 = this.pool.snapshot();
     this.pooledBuf = new Float32Array(r.d);
-    const slideLogits = slideLogitsOf(this.classifier, this.pool.pooled(this.pooledBuf));
+    const slideLogits = this.slideLogits();
     this.head0 = { slideLogits, ...headOutputs(slideLogits, r.label) };
     this.mask = new Uint8Array(r.n);
     this.actionSpace = new Discrete(r.n);
@@ -314,7 +333,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     s.norms.set(this.norms0);
     s.visited.fill(0);
     s.rewritten.fill(0);
-    this.index.rebuild(s);
+    this.index.copyFrom(this.index0);
     this.rowLogits.scores.set(this.logits0);
     this.pool.restore(this.pool0);
     this.mask.fill(1);
@@ -373,9 +392,17 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     const change = computeStateUpdate(s, action, va, this.fS, { update, tau, rewriteOnce }, this.index);
     const { rows } = change;
     const nr = rows.length;
-    // Re-score the changed rows only.
-    const newLogits = this.rowLogits.score(change.values, nr);
+    // Re-score the changed rows only; a cached V row's logits are known already.
     const m = this.rowLogits.width;
+    let newLogits: Float32Array;
+    const fromCache = v === undefined && this.vLogits !== null;
+    if (fromCache) {
+      newLogits = new Float32Array(nr * m);
+      newLogits.set(this.vLogits.subarray(action * m, action * m + m));
+      if (nr > 1) newLogits.set(this.rowLogits.score(change.values.subarray(d), nr - 1), m);
+    } else {
+      newLogits = this.rowLogits.score(change.values, nr);
+    }
     const oldValues = new Float32Array(nr * d);
     const oldLogits = new Float32Array(nr * m);
     for (let r = 0; r < nr; r++) {
@@ -383,7 +410,12 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
       oldLogits.set(this.rowLogits.scores.subarray(rows[r] * m, rows[r] * m + m), r * m);
     }
     applyStateUpdate(s, action, change);
-    this.index.updateRows(s, rows);
+    if (fromCache) {
+      this.index.useTableRow(action);
+      this.index.updateRows(s, rows.subarray(1));
+    } else {
+      this.index.updateRows(s, rows);
+    }
     this.rowLogits.write(rows, newLogits);
     this.pool.update(rows, oldLogits, oldValues);
 
@@ -391,7 +423,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     this.mask[action] = 0;
     const terminated = this.t >= this.budget;
     if (terminated) this.active = false;
-    const slideLogits = slideLogitsOf(this.classifier, this.pool.pooled(this.pooledBuf));
+    const slideLogits = this.slideLogits();
     const { probs, crossEntropy } = headOutputs(slideLogits, this.label);
     const actionMask = this.mask.slice();
     return {
@@ -422,6 +454,21 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   close(): void {
     this.closed = true;
     this.active = false;
+  }
+
+  /** The slide logits of the current pooled embedding: in plain arithmetic for a linear head. */
+  private slideLogits(): Float32Array {
+    const pooled = this.pool.pooled(this.pooledBuf);
+    if (!this.head) return slideLogitsOf(this.classifier, pooled);
+    const { kernel, bias } = this.head;
+    const C = bias.length;
+    const out = new Float32Array(C);
+    for (let c = 0; c < C; c++) {
+      let s = bias[c];
+      for (let j = 0; j < pooled.length; j++) s += pooled[j] * kernel[j * C + c];
+      out[c] = s;
+    }
+    return out;
   }
 
   private resolveV(action: number, v: ArrayLike<number> | undefined): ArrayLike<number> {

@@ -17,7 +17,7 @@ import { registerFileRouter } from './io/file_io.js';
 import { registerNodeOnnxRuntime } from './onnx_encoder.js';
 
 // Files
-export { fileIO, fileCheckpointStore, registerFileRouter, pathFromFileUrl, MODEL_JSON } from './io/file_io.js';
+export { fileIO, fileCheckpointStore, modelFilesFromDir, registerFileRouter, pathFromFileUrl, MODEL_JSON } from './io/file_io.js';
 export {
   readModelManifest,
   updateModelManifest,
@@ -49,7 +49,11 @@ export {
   loadSashaModel,
   trainedBudgets,
   readTrainingExtractSettings,
+  readModelDirExtractSettings,
+  packModelDir,
   type LoadSashaModelOptions,
+  type PackModelDirOptions,
+  type PackedModelDir,
 } from './load_model.js';
 export { writeHeatmap } from './heatmap.js';
 

@@ -2,59 +2,32 @@
  * Loading a trained SASHA model from disk for inference: the model directory the CLI trains
  * into (`sasha.json` with HAFED, f_S and one policy per budget), or a bundle written by
  * `SashaModel.save(fileCheckpointStore(dir))`. Also reads the extraction settings the training
- * features were made with, so that inference reads slides the same way.
+ * features were made with, so that inference reads slides the same way, and packs a model
+ * directory with those settings and its encoder into a self-contained one (for a browser, or
+ * another machine).
+ *
+ * The reading itself is browser-safe ({@link loadSashaModelFrom} in `sasha-wsi`); this module
+ * gives it the files of a directory.
  *
  * @packageDocumentation
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DataError, ValueError } from '../core/errors.js';
-import { Hafed } from '../hafed/index.js';
-import { DEFAULT_WSI_ENV_CONFIG, resolveWsiEnvConfig } from '../mdp/index.js';
-import { ActorCritic } from '../ppo/index.js';
-import { SashaModel } from '../pipeline/index.js';
-import { StateMlp } from '../tsu/index.js';
-import type { PolicyManifestEntry } from './cli/train_sasha.js';
-import type { TsuManifestEntry } from './cli/train_tsu.js';
-import { fileCheckpointStore, fileIO, MODEL_JSON } from './io/file_io.js';
-import { MODEL_MANIFEST, readModelManifest, type ModelManifest } from './model_dir.js';
+import { parseBuiltinEncoderName } from '../wsi/encoders/builtin.js';
+import {
+  MODEL_EXTRACT_SETTINGS,
+  loadSashaModelFrom,
+  trainedBudgets,
+  type LoadSashaModelOptions,
+  type ModelManifest,
+  type SashaModel,
+} from '../pipeline/index.js';
+import { modelFilesFromDir, writeFileAtomic } from './io/file_io.js';
+import { MODEL_MANIFEST, readModelManifest } from './model_dir.js';
 
-/**
- * Options of {@link loadSashaModel}.
- * @example
- * ```ts
- * await loadSashaModel('models/c16', { budget: 0.1 });           // the policy trained for f = 0.1
- * await loadSashaModel('models/c16', { withoutPolicy: true });   // HAFED and f_S only (baselines, full resolution)
- * ```
- * @category Node
- */
-export interface LoadSashaModelOptions {
-  /**
-   * The budget f whose policy to load. Default: the only policy of the directory (an error
-   * when it holds several).
-   */
-  budget?: number;
-  /**
-   * Load without a policy (for the baseline policies or the full-resolution mode); then a
-   * missing policy for `budget` is not an error. Default false.
-   */
-  withoutPolicy?: boolean;
-}
-
-/**
- * The budgets a model directory holds policies for (`sasha train policy --budget f`), ascending.
- * @example
- * ```ts
- * trainedBudgets(readModelManifest('models/c16')); // [0.1, 0.2]
- * ```
- * @category Node
- */
-export function trainedBudgets(manifest: ModelManifest): number[] {
-  const policies = (manifest.policies ?? {}) as Record<string, PolicyManifestEntry>;
-  return Object.values(policies)
-    .map((p) => p.budget)
-    .sort((a, b) => a - b);
-}
+export { trainedBudgets, type LoadSashaModelOptions } from '../pipeline/load_model.js';
 
 /**
  * Loads a trained SASHA model for `analyzeSlide` (from `sasha-wsi`).
@@ -62,10 +35,11 @@ export function trainedBudgets(manifest: ModelManifest): number[] {
  * Two layouts are read: the CLI's model directory (`DIR/sasha.json`, `DIR/hafed/`,
  * `DIR/tsu/`, `DIR/policy-<f>/`), from which HAFED, f_S and the policy of the budget are taken
  * with the environment settings that policy was trained with; or a bundle saved with
- * `SashaModel.save(fileCheckpointStore(DIR))` (`DIR/sasha/`, `DIR/hafed/`, ...).
+ * `SashaModel.save(fileCheckpointStore(DIR))` (`DIR/sasha/`, `DIR/hafed/`, ...). Browsers load
+ * the same directories with `loadSashaModelFrom(modelFilesFromUrl(url))`.
  *
  * @param dir the model directory.
- * @returns the model, owned by the caller (`dispose()` it).
+ * @returns the model, owned by the caller (`dispose()` it); `extra.dir` is `dir`.
  * @throws DataError naming the fix when the directory holds no model, no f_S, or no policy for
  *   the budget (listing the budgets it has).
  * @example
@@ -77,72 +51,8 @@ export function trainedBudgets(manifest: ModelManifest): number[] {
  * @category Node
  */
 export async function loadSashaModel(dir: string, options: LoadSashaModelOptions = {}): Promise<SashaModel> {
-  const { budget, withoutPolicy = false } = options;
-  if (budget !== undefined && !(budget > 0 && budget <= 1)) throw new ValueError(`Expected the budget f to be in (0, 1], but got ${budget}.`);
-  if (!existsSync(path.join(dir, MODEL_MANIFEST))) {
-    if (existsSync(path.join(dir, 'sasha', MODEL_JSON))) return loadBundle(dir, budget, withoutPolicy);
-    throw new DataError(
-      `'${dir}' holds no SASHA model (no ${MODEL_MANIFEST}). Train one with 'sasha train all --out ${dir}' or save a SashaModel with fileCheckpointStore('${dir}').`,
-    );
-  }
-  const manifest = readModelManifest(dir);
-  if (!manifest.hafed) throw new DataError(`The model directory '${dir}' holds no HAFED; train one with 'sasha train hafed --out ${dir}'.`);
-  if (manifest.hafed.input !== 'highRes') {
-    throw new ValueError(`The HAFED in '${dir}' reads low-res features only (--input lowRes); SASHA inference needs a HAFED trained on U.`);
-  }
-  const tsuEntry = manifest.tsu as TsuManifestEntry | undefined;
-  const policies = (manifest.policies ?? {}) as Record<string, PolicyManifestEntry>;
-  const have = trainedBudgets(manifest);
-  const entryFor = (f: number) => Object.values(policies).find((p) => Math.abs(p.budget - f) < 1e-9);
-  let entry: PolicyManifestEntry | undefined;
-  if (budget !== undefined) entry = entryFor(budget);
-  else if (have.length === 1) entry = entryFor(have[0]);
-  else if (have.length > 1 && !withoutPolicy) {
-    throw new ValueError(`The model directory '${dir}' holds policies for budgets ${have.join(', ')}; choose one (--budget).`);
-  }
-  if (!entry && !withoutPolicy) {
-    const f = budget ?? DEFAULT_WSI_ENV_CONFIG.budget;
-    throw new DataError(
-      `No policy trained for budget ${f} in '${dir}'${have.length ? ` (trained for: ${have.join(', ')})` : ''}. ` +
-        `Run 'sasha train policy --model ${dir} --budget ${f}', or use a baseline policy (--policy top-attention|random).`,
-    );
-  }
-  if (!tsuEntry && !withoutPolicy) throw new DataError(`The model directory '${dir}' holds no f_S; run 'sasha train tsu --model ${dir}' first.`);
-  const hafed = await Hafed.load(fileIO(path.join(dir, manifest.hafed.path)));
-  let fS: StateMlp | null = null;
-  let policy: ActorCritic | null = null;
-  try {
-    if (tsuEntry) fS = await StateMlp.load(fileIO(path.join(dir, tsuEntry.path)));
-    if (entry) policy = await ActorCritic.load(fileIO(path.join(dir, entry.path)), { dim: hafed.dim });
-    const f = entry?.budget ?? budget ?? DEFAULT_WSI_ENV_CONFIG.budget;
-    const env = resolveWsiEnvConfig({
-      ...(entry?.env ?? {}),
-      budget: f,
-      // the tau f_S was trained with, as 'sasha train policy' uses
-      tau: entry?.env.tau ?? (Number.isFinite(Number(tsuEntry?.train?.tau)) ? Number(tsuEntry!.train.tau) : DEFAULT_WSI_ENV_CONFIG.tau),
-      ...(fS ? {} : { update: 'none' as const }),
-    });
-    return new SashaModel({ hafed, fS, policy, env, extra: { dir, manifest } });
-  } catch (e) {
-    hafed.dispose();
-    fS?.dispose();
-    policy?.dispose();
-    throw e;
-  }
-}
-
-async function loadBundle(dir: string, budget: number | undefined, withoutPolicy: boolean): Promise<SashaModel> {
-  const model = await SashaModel.load(fileCheckpointStore(dir));
-  if (budget !== undefined && Math.abs(budget - model.env.budget) > 1e-9) {
-    if (model.policy && !withoutPolicy) {
-      const own = model.env.budget;
-      model.dispose();
-      throw new DataError(
-        `The model in '${dir}' holds a policy for budget ${own}, not ${budget}. Use --budget ${own}, or a baseline policy (--policy top-attention|random).`,
-      );
-    }
-    model.env = resolveWsiEnvConfig({ ...model.env, budget });
-  }
+  const model = await loadSashaModelFrom(modelFilesFromDir(dir), options);
+  model.extra = { ...model.extra, dir };
   return model;
 }
 
@@ -160,7 +70,149 @@ async function loadBundle(dir: string, budget: number | undefined, withoutPolicy
 export function readTrainingExtractSettings(manifest: ModelManifest): Record<string, unknown> | null {
   const lr = manifest.data?.lrH5;
   if (typeof lr !== 'string') return null;
-  const file = path.join(path.dirname(lr), 'extract.json');
+  return readJsonIfAny(path.join(path.dirname(lr), 'extract.json'));
+}
+
+/**
+ * The extraction settings inference on a model directory should use: the directory's own
+ * `extract.json` (a directory written by {@link packModelDir}; an encoder path in it is taken
+ * relative to the directory), else those recorded next to its training features
+ * ({@link readTrainingExtractSettings}), else null.
+ * @example
+ * ```ts
+ * readModelDirExtractSettings('site/models/c16')?.encoder; // '/abs/site/models/c16/encoder'
+ * ```
+ * @category Node
+ */
+export function readModelDirExtractSettings(dir: string, manifest: ModelManifest | null = null): Record<string, unknown> | null {
+  const own = readJsonIfAny(path.join(dir, MODEL_EXTRACT_SETTINGS));
+  if (own) {
+    const enc = own.encoder;
+    if (typeof enc === 'string' && !parseBuiltinEncoderName(enc) && !path.isAbsolute(enc) && existsSync(path.join(dir, enc))) {
+      return { ...own, encoder: path.resolve(dir, enc) };
+    }
+    return own;
+  }
+  return manifest ? readTrainingExtractSettings(manifest) : null;
+}
+
+/**
+ * Options of {@link packModelDir}.
+ * @example
+ * ```ts
+ * await packModelDir('runs/c16', 'public/models/c16', { budgets: [0.2] });
+ * ```
+ * @category Node
+ */
+export interface PackModelDirOptions {
+  /** The budgets whose policies to keep (default: every trained one). */
+  budgets?: number[];
+  /**
+   * The extraction settings to ship (default: those recorded next to the training features,
+   * {@link readTrainingExtractSettings}, or the directory's own `extract.json`).
+   */
+  extract?: Record<string, unknown>;
+}
+
+/** What {@link packModelDir} wrote. @category Node */
+export interface PackedModelDir {
+  /** The output directory. */
+  dir: string;
+  /** Relative paths of the files written. */
+  files: string[];
+  /** Their total size in bytes. */
+  bytes: number;
+  /** The encoder the directory names: a built-in CNN name, or `'encoder'` (a tfjs model copied into it). */
+  encoder: string;
+}
+
+/**
+ * Writes a self-contained copy of a trained model directory, for inference in a browser or on
+ * another machine: `sasha.json` (training data paths reduced to file names), HAFED, f_S, the
+ * policies asked for (no training checkpoints), `extract.json` (the settings the training
+ * features were extracted with) and, when the encoder was a tfjs model directory, that model as
+ * `encoder/` (with `extract.json` naming it `'encoder'`; an ONNX file goes to
+ * `encoder/<name>.onnx`, for Node). `loadSashaModelFrom` reads it from a
+ * URL or from picked files; `sasha infer --model` reads it from disk.
+ *
+ * @param dir the trained model directory (`sasha train all --out dir`).
+ * @param out the output directory (created; files of the same names are replaced).
+ * @returns the files written and their size.
+ * @throws DataError when the directory has no HAFED or no extraction settings can be found
+ *   (pass `extract`), or the encoder directory is missing; ValueError for a budget without a policy.
+ * @example
+ * ```ts
+ * const packed = await packModelDir('runs/c16', 'site/models/c16');
+ * packed.files; // ['sasha.json', 'extract.json', 'hafed/model.json', ..., 'encoder/model.json', ...]
+ * ```
+ * @category Node
+ */
+export async function packModelDir(dir: string, out: string, options: PackModelDirOptions = {}): Promise<PackedModelDir> {
+  if (path.resolve(dir) === path.resolve(out)) throw new ValueError(`Expected an output directory other than the model directory '${dir}'.`);
+  const manifest = readModelManifest(dir);
+  if (!manifest.hafed) throw new DataError(`The model directory '${dir}' holds no HAFED; train one with 'sasha train hafed --out ${dir}'.`);
+  const extract = options.extract ?? readTrainingExtractSettings(manifest) ?? readJsonIfAny(path.join(dir, MODEL_EXTRACT_SETTINGS));
+  if (!extract || typeof extract.encoder !== 'string') {
+    throw new DataError(
+      `Cannot find the extraction settings of '${dir}' (extract.json next to its training features ${manifest.data?.lrH5 ?? '(none recorded)'}). ` +
+        'Pass them as options.extract ({ encoder, lowRes, highRes, tissue, grid, normalization }).',
+    );
+  }
+  const have = trainedBudgets(manifest);
+  const budgets = options.budgets ?? have;
+  for (const f of budgets) {
+    if (!have.some((b) => Math.abs(b - f) < 1e-9)) throw new ValueError(`No policy trained for budget ${f} in '${dir}' (trained for: ${have.join(', ') || 'none'}).`);
+  }
+  const policies = Object.fromEntries(
+    Object.entries((manifest.policies ?? {}) as Record<string, { budget: number; path: string }>).filter(([, p]) => budgets.some((f) => Math.abs(p.budget - f) < 1e-9)),
+  );
+  const tsu = manifest.tsu as { path: string } | undefined;
+  const parts = [manifest.hafed.path, ...(tsu ? [tsu.path] : []), ...Object.values(policies).map((p) => p.path)];
+  await mkdir(out, { recursive: true });
+  for (const part of parts) {
+    await rm(path.join(out, part), { recursive: true, force: true });
+    await cp(path.join(dir, part), path.join(out, part), { recursive: true });
+  }
+  let encoder = extract.encoder as string;
+  if (/\.onnx$/i.test(encoder)) {
+    // an ONNX encoder is one file: it goes to encoder/ under its own name (Node reads it; browsers do not)
+    const file = path.isAbsolute(encoder) ? encoder : [path.resolve(encoder), path.resolve(dir, encoder)].find((f) => existsSync(f)) ?? path.resolve(encoder);
+    if (!existsSync(file)) throw new DataError(`The ONNX encoder '${encoder}' named in the extraction settings of '${dir}' is not here; pass options.extract with its path.`);
+    await rm(path.join(out, 'encoder'), { recursive: true, force: true });
+    await mkdir(path.join(out, 'encoder'), { recursive: true });
+    await cp(file, path.join(out, 'encoder', path.basename(file)));
+    encoder = `encoder/${path.basename(file)}`;
+  } else if (!parseBuiltinEncoderName(encoder)) {
+    const encDir = path.isAbsolute(encoder) ? encoder : [path.resolve(encoder), path.resolve(dir, encoder)].find((d) => existsSync(d)) ?? path.resolve(encoder);
+    const root = existsSync(path.join(encDir, 'model.json')) ? encDir : path.dirname(encDir);
+    if (!existsSync(path.join(root, 'model.json'))) {
+      throw new DataError(`The encoder '${encoder}' named in the extraction settings of '${dir}' is not a tfjs model directory here; pass options.extract with its path.`);
+    }
+    await rm(path.join(out, 'encoder'), { recursive: true, force: true });
+    await cp(root, path.join(out, 'encoder'), { recursive: true });
+    encoder = 'encoder';
+  }
+  const base = (p: unknown) => (typeof p === 'string' ? path.basename(p) : p);
+  const data = manifest.data ? { lrH5: base(manifest.data.lrH5), hrH5: base(manifest.data.hrH5), split: base(manifest.data.split) } : manifest.data;
+  await writeFileAtomic(path.join(out, MODEL_MANIFEST), JSON.stringify({ ...manifest, data, policies }, null, 2) + '\n');
+  await writeFileAtomic(path.join(out, MODEL_EXTRACT_SETTINGS), JSON.stringify({ ...extract, encoder }, null, 2) + '\n');
+  const files: string[] = [];
+  let bytes = 0;
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of await readdir(path.join(out, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(r);
+      else {
+        files.push(r);
+        bytes += (await stat(path.join(out, r))).size;
+      }
+    }
+  };
+  await walk('');
+  return { dir: out, files: files.sort(), bytes, encoder };
+}
+
+function readJsonIfAny(file: string): Record<string, unknown> | null {
   if (!existsSync(file)) return null;
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;

@@ -10,7 +10,7 @@ import { fromFile } from 'geotiff';
 import type sharpFn from 'sharp';
 import { DataError } from '../core/errors.js';
 import { isMainThread } from 'node:worker_threads';
-import { TiffSlideSource, type TiffSlideOptions, type TileDecoderFactory } from '../wsi/tiff_source.js';
+import { TiffSlideSource, checkTiffSignature, type TiffSlideOptions, type TileDecoderFactory } from '../wsi/tiff_source.js';
 import { loadWasmJpeg, rgbJpegDecoders, wasmJpegDecoders } from './jpeg_wasm.js';
 
 /** Which JPEG decoder {@link openSlide} uses. */
@@ -89,18 +89,6 @@ function semaphore(n: number): <T>(task: () => Promise<T>) => Promise<T> {
   };
 }
 
-/** Names the format of a non-TIFF file from its first bytes, for the error message. */
-function sniffFormat(head: Uint8Array, path: string): string | undefined {
-  const ascii = (a: number, b: number) => String.fromCharCode(...head.subarray(a, b));
-  if (head[0] === 0xff && head[1] === 0xd8) return 'a JPEG image';
-  if (ascii(1, 4) === 'PNG') return 'a PNG image';
-  if (ascii(0, 10) === 'ZISRAWFILE') return 'a Zeiss CZI file';
-  if (head.length >= 132 && ascii(128, 132) === 'DICM') return 'a DICOM file';
-  if (ascii(0, 4) === 'PK\u0003\u0004') return 'a ZIP archive';
-  if (extname(path).toLowerCase() === '.mrxs') return 'a MIRAX index file';
-  return undefined;
-}
-
 /**
  * Opens a pyramidal TIFF or Aperio SVS file.
  *
@@ -137,17 +125,7 @@ export async function openSlide(path: string, options: OpenSlideOptions = {}): P
   } finally {
     await fh.close();
   }
-  const le = head[0] === 0x49 && head[1] === 0x49 && (head[2] === 42 || head[2] === 43) && head[3] === 0;
-  const be = head[0] === 0x4d && head[1] === 0x4d && head[2] === 0 && (head[3] === 42 || head[3] === 43);
-  if (!(le || be)) {
-    const what = sniffFormat(head, path);
-    throw new DataError(
-      `Slide '${name}' is not a TIFF file${what ? ` (it looks like ${what})` : ''}. ` +
-        'sasha-wsi reads pyramidal TIFF and Aperio SVS; convert other formats with ' +
-        '`vips tiffsave in.ext out.tif --tile --tile-width 256 --tile-height 256 --pyramid --compression jpeg --Q 85` ' +
-        '(vips reads vendor formats through openslideload; see docs/guides/slides.md).',
-    );
-  }
+  checkTiffSignature(head, name);
   const choice = options.jpegDecoder ?? 'auto';
   let decoder: TileDecoderFactory | undefined;
   const wasm = async () => {

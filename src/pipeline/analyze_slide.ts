@@ -18,7 +18,7 @@ import { extractFeatures } from '../wsi/extract.js';
 import { encodePatches, type PatchEncoder } from '../wsi/encoders/types.js';
 import { levelRatio, subPatchCoords, tileSlide, type PatchGridConfig } from '../wsi/patch_grid.js';
 import { checkLevel, describeLevels, resolveLevel, type LevelSpec, type SlideSource } from '../wsi/slide_source.js';
-import type { TissueConfig } from '../wsi/tissue.js';
+import type { TissueConfig, TissueSegmentation } from '../wsi/tissue.js';
 import { POLICY_NAMES, makePolicy, type PolicyName } from './evaluate_sasha.js';
 import type { HeatmapData } from './heatmap.js';
 import type { SashaModel } from './sasha_model.js';
@@ -170,7 +170,70 @@ export interface AnalyzeSlideOptions {
   onProgress?: ProgressCallback;
   /** Stops the analysis between batches or steps (it then throws a {@link StateError}). */
   signal?: AbortSignal;
+  /**
+   * Live results, for a viewer: the patch layout once the tissue is tiled, then the state
+   * before the zoom and after each zoom step (prediction, attention, patches visited so far).
+   * A returned promise is awaited before the analysis goes on (outside the timed phases), so
+   * that a page can repaint; the result does not depend on it.
+   */
+  onEvent?: (event: AnalyzeEvent) => void | Promise<void>;
 }
+
+/**
+ * The patch layout of a slide being analysed ({@link AnalyzeSlideOptions.onEvent}), sent once
+ * before any patch is encoded.
+ * @example
+ * ```ts
+ * onEvent: (e) => { if (e.type === 'layout') drawOutline(e.tissue, e.coords, e.patchSizeLevel0); }
+ * ```
+ * @category Pipeline
+ */
+export interface AnalyzeLayoutEvent {
+  type: 'layout';
+  slide: string;
+  mode: AnalyzeMode;
+  /** Level-0 corners of the N low-res patches, `[N, 2]` row-major (not to be modified). */
+  coords: Int32Array;
+  lowResLevel: number;
+  highResLevel: number;
+  /** Patch side in pixels of the low-res level, and in level-0 pixels. */
+  patchSize: number;
+  patchSizeLevel0: number;
+  /** k, sub-patches per patch. */
+  k: number;
+  /** T = ceil(f N), the zoom steps to come (0 in full-resolution mode). */
+  steps: number;
+  /** The tissue segmentation the grid was laid on (null when coordinates were given). */
+  tissue: TissueSegmentation | null;
+}
+
+/**
+ * The state of the zoom ({@link AnalyzeSlideOptions.onEvent}): once after the low-res pass
+ * (`step` 0, `action` null), then after each zoom step.
+ * @example
+ * ```ts
+ * onEvent: (e) => { if (e.type === 'state') showProbs(e.probs, e.visited.length, e.steps); }
+ * ```
+ * @category Pipeline
+ */
+export interface AnalyzeStateEvent {
+  type: 'state';
+  /** Steps taken (0 before the first zoom). */
+  step: number;
+  /** T, all steps. */
+  steps: number;
+  /** The patch zoomed into at this step (null at step 0). */
+  action: number | null;
+  /** Patches zoomed into so far, in order. */
+  visited: readonly number[];
+  /** Class probabilities `[C]` of HAFED stage 2 on the current state. */
+  probs: number[];
+  /** Stage-2 attention on the current state, mean over branches, `[N]` (a new array). */
+  attention: Float32Array;
+}
+
+/** What {@link AnalyzeSlideOptions.onEvent} receives. @category Pipeline */
+export type AnalyzeEvent = AnalyzeLayoutEvent | AnalyzeStateEvent;
 
 /**
  * Seconds spent in each phase of {@link analyzeSlide}.
@@ -347,7 +410,7 @@ async function layout(
   cfg: Readonly<AnalyzeSlideConfig>,
   k: number,
   givenCoords: Int32Array | undefined,
-): Promise<{ lrLevel: number; hrLevel: number; patchSize: number; patchSizeLevel0: number; coords: Int32Array; subCoords: Int32Array }> {
+): Promise<{ lrLevel: number; hrLevel: number; patchSize: number; patchSizeLevel0: number; coords: Int32Array; subCoords: Int32Array; tissue: TissueSegmentation | null }> {
   const lrLevel = resolveLevel(source, cfg.lowRes, cfg.mppTolerance);
   const hrLevel = resolveLevel(source, cfg.highRes, cfg.mppTolerance);
   checkLevel(source, lrLevel, 'the low-res level');
@@ -360,6 +423,7 @@ async function layout(
   }
   let coords: Int32Array;
   let patchSize: number;
+  let tissue: TissueSegmentation | null = null;
   if (givenCoords) {
     if (!(givenCoords instanceof Int32Array) || givenCoords.length % 2 !== 0) {
       throw new ShapeError(`Expected coords to be an Int32Array [N, 2], but got ${givenCoords?.length} values.`);
@@ -372,10 +436,11 @@ async function layout(
     const tiling = await tileSlide(source, { tissue: cfg.tissue, grid: cfg.grid, lowRes: { level: lrLevel }, mppTolerance: cfg.mppTolerance });
     coords = tiling.grid.coords;
     patchSize = tiling.grid.patchSize;
+    tissue = tiling.tissue;
   }
   const sub = subPatchCoords(coords, source.levels, lrLevel, hrLevel, patchSize);
   const patchSizeLevel0 = Math.round(patchSize * source.levels[lrLevel].downsample);
-  return { lrLevel, hrLevel, patchSize, patchSizeLevel0, coords, subCoords: sub.coords };
+  return { lrLevel, hrLevel, patchSize, patchSizeLevel0, coords, subCoords: sub.coords, tissue };
 }
 
 /** Mean over branches of a stage-2 attention `[M, N]` -> `[N]`. */
@@ -527,7 +592,7 @@ function checkAbort(signal: AbortSignal | undefined, name: string): void {
 export async function analyzeSlide(model: SashaModel, source: SlideSource, options: AnalyzeSlideOptions): Promise<SlideAnalysis> {
   if (options === null || typeof options !== 'object') throw new ValueError('Expected options { encoder, config? }.');
   const cfg = resolveAnalyzeSlideConfig(options.config);
-  const { encoder, onProgress, signal } = options;
+  const { encoder, onProgress, signal, onEvent } = options;
   const t0 = now();
   const { hafed, dim, k, budget } = checkModel(model, cfg, encoder, source?.name ?? String(source));
   const timings: AnalyzeTimings = { tissue: 0, lowResEncode: 0, zoomRead: 0, zoomEncode: 0, policy: 0, highResEncode: 0, total: 0 };
@@ -547,6 +612,9 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
     patchSize: p,
     patchSizeLevel0: lay.patchSizeLevel0,
   };
+  const steps = cfg.mode === 'sasha' ? budgetSteps(budget, n) : 0;
+  await onEvent?.({ type: 'layout', ...base, k, steps, tissue: lay.tissue });
+  checkAbort(signal, source.name);
 
   if (cfg.mode === 'fullResolution') {
     t = now();
@@ -585,7 +653,6 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
   // 2. The zoom: T steps, each reading and encoding one patch's k sub-patches.
   t = now();
   const envConfig: Partial<WsiEnvConfig> = { ...model.env, budget };
-  const steps = budgetSteps(budget, n);
   const zt = tf.tensor2d(z.lowRes, [n, dim]);
   let env: WsiEnv;
   try {
@@ -599,9 +666,11 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
   const visited: number[] = [];
   let last: ReturnType<WsiEnv['step']> | null = null;
   try {
-    let { observation } = env.reset({ seed: cfg.seed });
+    const reset = env.reset({ seed: cfg.seed });
+    let { observation } = reset;
     policy.startEpisode(observation);
     timings.policy += now() - t;
+    if (onEvent) await onEvent({ type: 'state', step: 0, steps, action: null, visited: [], probs: Array.from(reset.info.probs), attention: env.attention() });
     for (let step = 0; step < steps; step++) {
       checkAbort(signal, source.name);
       t = now();
@@ -625,6 +694,9 @@ export async function analyzeSlide(model: SashaModel, source: SlideSource, optio
       visited.push(action);
       timings.policy += now() - t;
       onProgress?.({ task: `zoom ${source.name}`, done: step + 1, total: steps });
+      if (onEvent) {
+        await onEvent({ type: 'state', step: step + 1, steps, action, visited: visited.slice(), probs: Array.from(last.info.probs), attention: env.attention() });
+      }
     }
     t = now();
     const attention = env.attention();

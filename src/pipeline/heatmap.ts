@@ -50,6 +50,8 @@ export interface HeatmapConfig {
   lineWidth: number;
   /** Outline and number colour, RGB. */
   outlineColor: [number, number, number];
+  /** Colour of the annotation outlines ({@link HeatmapData.outlines}), RGB. */
+  annotationColor: [number, number, number];
   /** Number the zoomed patches in the order visited. */
   numbers: boolean;
   /** Size of a digit's pixel in thumbnail pixels (0: from the patch size, at least 1). */
@@ -75,6 +77,7 @@ export const DEFAULT_HEATMAP_CONFIG: Readonly<HeatmapConfig> = Object.freeze({
   alpha: 0.5,
   lineWidth: 2,
   outlineColor: [0, 0, 0] as [number, number, number],
+  annotationColor: [0, 170, 0] as [number, number, number],
   numbers: true,
   numberScale: 0,
   stripRows: 512,
@@ -102,9 +105,11 @@ export function resolveHeatmapConfig(config: Partial<HeatmapConfig> = {}): Reado
     checkNumber(name, c, 'lineWidth', { min: 0, integer: true });
     checkNumber(name, c, 'numberScale', { min: 0, integer: true });
     checkNumber(name, c, 'stripRows', { min: 1, integer: true });
-    const col = c.outlineColor;
-    if (!Array.isArray(col) || col.length !== 3 || !col.every((v) => Number.isInteger(v) && v >= 0 && v <= 255)) {
-      throw new ValueError(`Expected HeatmapConfig.outlineColor to be [r, g, b] with integers in [0, 255], but got ${JSON.stringify(col)}.`);
+    for (const key of ['outlineColor', 'annotationColor'] as const) {
+      const col = c[key];
+      if (!Array.isArray(col) || col.length !== 3 || !col.every((v) => Number.isInteger(v) && v >= 0 && v <= 255)) {
+        throw new ValueError(`Expected HeatmapConfig.${key} to be [r, g, b] with integers in [0, 255], but got ${JSON.stringify(col)}.`);
+      }
     }
   });
 }
@@ -127,6 +132,11 @@ export interface HeatmapData {
   visited: readonly number[];
   /** Side of a patch in level-0 pixels. */
   patchSizeLevel0: number;
+  /**
+   * Closed outlines to draw over the heatmap, e.g. the tumour annotations: each a flat list
+   * `[x0, y0, x1, y1, ...]` of level-0 vertices (the last joins the first).
+   */
+  outlines?: ReadonlyArray<ArrayLike<number>>;
 }
 
 /**
@@ -298,6 +308,24 @@ function fillRect(img: RgbImage, x0: number, y0: number, x1: number, y1: number,
   }
 }
 
+/** Draws the closed polygon `pts` (thumbnail pixels, flat x, y) with lines `lw` pixels wide. */
+function drawPolygon(img: RgbImage, pts: ArrayLike<number>, lw: number, c: readonly number[]): void {
+  const m = Math.floor(pts.length / 2);
+  const half = Math.floor(lw / 2);
+  for (let i = 0; i < m; i++) {
+    const ax = pts[2 * i];
+    const ay = pts[2 * i + 1];
+    const bx = pts[2 * ((i + 1) % m)];
+    const by = pts[2 * ((i + 1) % m) + 1];
+    const steps = Math.max(1, Math.ceil(2 * Math.max(Math.abs(bx - ax), Math.abs(by - ay))));
+    for (let t = 0; t <= steps; t++) {
+      const x = Math.round(ax + ((bx - ax) * t) / steps) - half;
+      const y = Math.round(ay + ((by - ay) * t) / steps) - half;
+      fillRect(img, x, y, x + lw, y + lw, c);
+    }
+  }
+}
+
 /** Draws `text` (digits) at (x, y) on a white box, `s` pixels per font pixel. */
 function drawNumber(img: RgbImage, text: string, x: number, y: number, s: number, color: readonly number[]): void {
   const pad = s;
@@ -323,9 +351,11 @@ function drawNumber(img: RgbImage, text: string, x: number, y: number, s: number
  *
  * Each patch's rectangle is blended with its colour: `out = (1 - alpha) thumb + alpha
  * colormap(score)`, with `score` the percentile rank (or min-max scaling) of its attention.
- * The zoomed patches are then outlined (`lineWidth` pixels inside the rectangle) and numbered
- * 1, 2, ... in the order visited (digits on a white box at the top-left corner). The thumbnail
- * is read in strips of `stripRows` rows; only that level is ever read.
+ * The annotation outlines (`data.outlines`, e.g. tumour polygons) are drawn over the colours
+ * in `annotationColor`; the zoomed patches are then outlined (`lineWidth` pixels inside the
+ * rectangle) and numbered 1, 2, ... in the order visited (digits on a white box at the
+ * top-left corner). The thumbnail is read in strips of `stripRows` rows; only that level is
+ * ever read.
  *
  * @param source the slide (the one analysed); not closed.
  * @param data the analysis (or its JSON): coordinates, attention, visited, patch side.
@@ -378,7 +408,11 @@ export async function renderHeatmap(source: SlideSource, data: HeatmapData, conf
     }
   }
 
-  // Outlines, then numbers on top.
+  // Annotation outlines, then the zoomed patches' outlines, then numbers on top.
+  for (const poly of data.outlines ?? []) {
+    const pts = Array.from(poly, (v, j) => (j % 2 === 0 ? v / dsx : v / dsy));
+    drawPolygon(img, pts, Math.max(1, c.lineWidth), c.annotationColor);
+  }
   const boxes = data.visited.map((i) => patchBox(data.coords[2 * i], data.coords[2 * i + 1], side, dsx, dsy, w, h));
   const lw = c.lineWidth;
   if (lw > 0) {

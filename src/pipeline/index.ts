@@ -1,8 +1,9 @@
 /**
- * The SASHA pipeline: V on demand, the staged training recipe (HAFED, f_S, the zoom policy),
+ * sasha-wsi/pipeline: every public part of the SASHA pipeline. V on demand, the staged training recipe (HAFED, f_S, the zoom policy),
  * the policy stage with model selection, evaluation of any zoom policy at a budget, the model
  * bundle, inference on slides from their pixels (lazy zoom, heatmaps), and import of the
- * official code's checkpoints.
+ * official code's checkpoints; model bundles read from any {@link ModelFiles} (URLs, picked
+ * files, a directory in Node). The root entry `sasha-wsi` re-exports the most used of these.
  *
  * @packageDocumentation
  */
@@ -18,6 +19,9 @@ export {
   type AnalyzeSlideOptions,
   type AnalyzeTimings,
   type AnalyzeCounts,
+  type AnalyzeEvent,
+  type AnalyzeLayoutEvent,
+  type AnalyzeStateEvent,
   type AnalysisPrediction,
   type SlideAnalysis,
   type SlideAnalysisJson,
@@ -25,6 +29,7 @@ export {
 export {
   renderHeatmap,
   colormapColor,
+  normalizeScores,
   thumbnailLevel,
   DEFAULT_HEATMAP_CONFIG,
   resolveHeatmapConfig,
@@ -60,6 +65,20 @@ export {
   type TrainSashaOptions,
   type TrainSashaResult,
 } from './train_sasha.js';
+export {
+  loadSashaModelFrom,
+  loadModelEncoder,
+  parseModelManifest,
+  readModelExtractSettings,
+  analyzeConfigFromSettings,
+  trainedBudgets,
+  MODEL_MANIFEST,
+  MODEL_MANIFEST_FORMAT,
+  MODEL_EXTRACT_SETTINGS,
+  type ModelManifest,
+  type LoadSashaModelOptions,
+  type LoadModelEncoderOptions,
+} from './load_model.js';
 export { SashaModel, SASHA_MODEL_FORMAT, SASHA_MODEL_FORMAT_VERSION, type SashaModelInfo } from './sasha_model.js';
 export {
   hafedFromReference,

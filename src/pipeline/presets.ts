@@ -53,7 +53,7 @@ export interface SashaPreset {
  * Two CAMELYON16 values are labelled in the official config as set for SASHA-0.1 (lambda, clip)
  * and one as set for SASHA-0.2 (the f_S epochs); the preset keeps the values as the config
  * files hold them and the docs say which budget each was labelled for
- * (`docs/guides/pipeline.md`, "Presets"). The TCGA f_S config trains with tau = 0.92 while the
+ * (`docs/guides/evaluation.md`, "Presets"). The TCGA f_S config trains with tau = 0.92 while the
  * TCGA policy and inference configs use 0.95, and that config itself says the two must match;
  * the preset uses 0.95 for both (pass `--tau 0.92` to reproduce the f_S config).
  *

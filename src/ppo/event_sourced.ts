@@ -4,29 +4,30 @@
  *
  * Why it is exact: the actor's logit of a row and the critic's attention logit `c` and
  * projection `s = x . w_value` of a row depend on that row alone. So for the versions X [R, d]
- * we compute `l = actor(X)`, `c`, `s` (each [R]); then, per step t, gather them by
- * `ver[t, i]` (the version row i holds at step t), mask the rows chosen before t, and take
- * `log pi(a_t | S_t) = logSoftmax(l[ver[t]])[a_t]` and
- * `V(S_t) = sum_i softmax(c[ver[t]])_i s[ver[t, i]] + b_value` (the value head is linear, so
- * pooling the scalars `s` equals projecting the pooled state).
+ * we compute `l = actor(X)`, `c`, `s` (each [R]); then, per step t, with `v_t(i)` the version
+ * row i holds at step t and the rows chosen before t masked,
+ * `log pi(a_t | S_t) = logSoftmax(l[v_t])[a_t]` and
+ * `V(S_t) = sum_i softmax(c[v_t])_i s[v_t(i)] + b_value` (the value head is linear, so pooling
+ * the scalars `s` equals projecting the pooled state).
  *
- * How it runs (time O(R d h + T N); memory O(R d) for the version table plus one chunk):
- * 1. the networks' per-version outputs l, c, s, without a gradient tape, in passes of versions;
- * 2. the per-step part, chunk by chunk of steps: its loss and, by autodiff, the loss's
- *    gradient with respect to l, c, s and b_value, summed over chunks;
- * 3. the vector-Jacobian products of the networks: the gradient of `sum(l(X) dl)` for the
- *    actor and of `sum(c(X) dc) + sum(s(X) ds) + b_value db` for the critic, which equal the
- *    gradients of the losses by the chain rule; again in passes of versions, summed.
+ * How it runs (time O(R d h + R log N + B); memory O(R (d + h))):
+ * 1. the networks' per-version outputs l, c, s, in passes of versions, under the gradient tape
+ *    (their activations, [R, h] per network, are kept for the backward pass);
+ * 2. the per-step part ({@link stepQuantities}): the per-step log-probabilities, entropies and
+ *    pooled projections from l, c, s, kept up to date between steps in O(log N) per changed row,
+ *    then the losses over the B samples;
+ * 3. one backward pass: the per-step part's exact gradient with respect to l, c, s in
+ *    O(R + B), then through the networks.
  *
  * @see docs/implementation-details.md P21
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';
-import { gatherRows } from '../core/ops.js';
 import type { ActorCritic } from './actor_critic.js';
 import { DEFAULT_PPO_CONFIG, type PpoConfig } from './defaults.js';
-import { actorLossTerms, criticLoss, entropyFromLogProbs, maskedLogSoftmax, type PpoLossResult } from './ppo_loss.js';
-import type { RolloutBatch, StepChunk, VersionTable } from './rollout_buffer.js';
+import { actorLossTerms, criticLoss, type PpoLossResult } from './ppo_loss.js';
+import type { RolloutBatch, VersionTable } from './rollout_buffer.js';
+import { stepQuantities, stepStatistics } from './step_statistics.js';
 
 /** Per-sample outputs of a policy on a batch of steps. @category PPO */
 export interface PolicyEvaluation {
@@ -41,61 +42,10 @@ export interface PolicyEvaluation {
 /** Options of the event-sourced computations. @category PPO */
 export interface EventSourcedOptions {
   /**
-   * Bound on every large temporary: at most this many (step, row) scalars per chunk of steps,
-   * and at most `chunkElements / hiddenDim` row versions per pass of the networks (default
-   * `DEFAULT_PPO_CONFIG.chunkElements`, 2^17).
+   * Bound on the networks' temporaries: at most `chunkElements / hiddenDim` row versions per
+   * pass of the networks (default `DEFAULT_PPO_CONFIG.chunkElements`, 2^17).
    */
   chunkElements?: number;
-}
-
-/** Tensors of one chunk of steps. */
-interface ChunkTensors {
-  versions: tf.Tensor1D; // int32 [tc * N]
-  mask: tf.Tensor2D; // bool [tc, N]
-  actionIndex: tf.Tensor1D; // int32 [tc]
-  length: number;
-  numPatches: number;
-}
-
-function chunkTensors(chunk: StepChunk): ChunkTensors {
-  return {
-    versions: tf.tensor1d(chunk.versions, 'int32'),
-    mask: tf.tensor2d(chunk.mask, [chunk.length, chunk.numPatches], 'bool'),
-    actionIndex: tf.tensor1d(chunk.actionIndex, 'int32'),
-    length: chunk.length,
-    numPatches: chunk.numPatches,
-  };
-}
-
-function disposeChunk(t: ChunkTensors): void {
-  tf.dispose([t.versions, t.mask, t.actionIndex]);
-}
-
-/**
- * Per-step log-probabilities, entropies and values of a chunk from the per-version outputs.
- *
- * **Input shape:** `l`, `c`, `s` [R]; `b` scalar. **Output shape:** three tensors [tc].
- */
-function chunkQuantities(
-  l: tf.Tensor1D,
-  c: tf.Tensor1D,
-  s: tf.Tensor1D,
-  b: tf.Scalar,
-  ch: ChunkTensors,
-): { logProbs: tf.Tensor1D; entropies: tf.Tensor1D; values: tf.Tensor1D } {
-  return tf.tidy(() => {
-    const shape: [number, number] = [ch.length, ch.numPatches];
-    // Actor: gather each step's logits by version, mask the chosen rows
-    const logits = tf.reshape(gatherRows(l, ch.versions), shape); // [tc, N]
-    const logp = maskedLogSoftmax(logits, ch.mask); // [tc, N]
-    const entropies = entropyFromLogProbs(logp) as tf.Tensor1D; // [tc]
-    const logProbs = gatherRows(tf.reshape(logp, [-1]) as tf.Tensor1D, ch.actionIndex); // [tc]
-    // Critic: attention pooling of the per-row projections
-    const alpha = tf.softmax(tf.reshape(gatherRows(c, ch.versions), shape)); // [tc, N]
-    const proj = tf.reshape(gatherRows(s, ch.versions), shape); // [tc, N]
-    const values = tf.add(tf.sum(tf.mul(alpha, proj), 1), b) as tf.Tensor1D; // [tc]
-    return { logProbs, entropies, values };
-  });
 }
 
 /** Row ranges [start, end) of the version table, at most `rows` versions each. */
@@ -140,19 +90,6 @@ function rowOutputs(model: ActorCritic, table: VersionTable, rows: number): [tf.
   return [cat(ls), cat(cs), cat(ss), tf.tidy(() => tf.reshape(model.valueBias, []) as tf.Scalar)];
 }
 
-/** Sums gradient maps into `acc` (disposing the addends). */
-function accumulateGrads(acc: tf.NamedTensorMap, grads: tf.NamedTensorMap): tf.NamedTensorMap {
-  const out: tf.NamedTensorMap = { ...acc };
-  for (const [k, g] of Object.entries(grads)) {
-    out[k] = acc[k] ? tf.add(acc[k], g) : g;
-    if (acc[k]) {
-      acc[k].dispose();
-      g.dispose();
-    }
-  }
-  return out;
-}
-
 /**
  * Evaluates the policy on every step of a table without gradients, event-sourced: the
  * masked log-probability of the recorded action, the entropy and the critic's value.
@@ -165,24 +102,19 @@ function accumulateGrads(acc: tf.NamedTensorMap, grads: tf.NamedTensorMap): tf.N
  * @category PPO
  */
 export function evaluateEventSourced(model: ActorCritic, table: VersionTable, options: EventSourcedOptions = {}): PolicyEvaluation {
-  const B = table.numSamples;
-  const out: PolicyEvaluation = { logProbs: new Float32Array(B), entropies: new Float32Array(B), values: new Float32Array(B) };
   const chunkElements = options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements;
   const [l, c, s, b] = rowOutputs(model, table, rowsPerPass(model, chunkElements));
   try {
-    for (const chunk of table.stepChunks(chunkElements)) {
-      const ch = chunkTensors(chunk);
-      const q = chunkQuantities(l, c, s, b, ch);
-      out.logProbs.set(q.logProbs.dataSync(), chunk.sampleStart);
-      out.entropies.set(q.entropies.dataSync(), chunk.sampleStart);
-      out.values.set(q.values.dataSync(), chunk.sampleStart);
-      tf.dispose([q.logProbs, q.entropies, q.values]);
-      disposeChunk(ch);
-    }
+    const q = stepStatistics(table, l.dataSync(), c.dataSync(), s.dataSync());
+    const bias = b.dataSync()[0];
+    return {
+      logProbs: Float32Array.from(q.logProbs),
+      entropies: Float32Array.from(q.entropies),
+      values: Float32Array.from(q.pooled, (p) => p + bias),
+    };
   } finally {
     tf.dispose([l, c, s, b]);
   }
-  return out;
 }
 
 /**
@@ -208,82 +140,52 @@ export function eventSourcedPpoLoss(
   const { table } = batch;
   const B = table.numSamples;
   const chunkElements = options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements;
-  const rows = rowsPerPass(model, chunkElements);
-  // 1. The networks once per row version (no tape)
-  const [l, c, s, b] = rowOutputs(model, table, rows);
-  let dl = tf.zerosLike(l);
-  let dc = tf.zerosLike(c);
-  let ds = tf.zerosLike(s);
-  let db = tf.zerosLike(b);
   const names = ['actorLoss', 'valueLoss', 'policyLoss', 'entropy', 'oldApproxKl', 'approxKl', 'clipFraction'] as const;
-  const sums: Record<(typeof names)[number], tf.Scalar> = Object.fromEntries(names.map((n) => [n, tf.scalar(0)])) as never;
+  let terms: Record<(typeof names)[number], tf.Scalar> | null = null;
+  // The version rows stay alive until the gradients are computed (the networks' gradient
+  // reads them; they are data and get none).
+  const passes = rowRanges(table, rowsPerPass(model, chunkElements)).map((range) => versionRows(table, range));
+  const oldLogProbs = tf.tensor1d(batch.oldLogProbs);
+  const advantages = tf.tensor1d(batch.advantages);
+  const returns = tf.tensor1d(batch.returns);
+  const oldValues = tf.tensor1d(batch.oldValues);
+  const actorNames = new Set(model.actorVariables.map((v) => v.name));
   try {
-    // 2. The per-step part, chunk by chunk: losses and their gradient w.r.t. l, c, s, b
-    for (const chunk of table.stepChunks(chunkElements)) {
-      const ch = chunkTensors(chunk);
-      const slice = (a: Float32Array) => tf.tensor1d(a.slice(chunk.sampleStart, chunk.sampleStart + chunk.length));
-      const oldLogProbs = slice(batch.oldLogProbs);
-      const advantages = slice(batch.advantages);
-      const returns = slice(batch.returns);
-      const oldValues = slice(batch.oldValues);
-      let terms: Record<(typeof names)[number], tf.Scalar> | null = null;
-      const grads = tf.grads((lv: tf.Tensor, cv: tf.Tensor, sv: tf.Tensor, bv: tf.Tensor) => {
-        const q = chunkQuantities(lv as tf.Tensor1D, cv as tf.Tensor1D, sv as tf.Tensor1D, bv as tf.Scalar, ch);
-        const actor = actorLossTerms(q.logProbs, q.entropies, oldLogProbs, advantages, B, config);
-        const value = criticLoss(q.values, oldValues, returns, B, config);
-        terms = {
-          actorLoss: tf.keep(actor.loss),
-          valueLoss: tf.keep(value),
-          policyLoss: tf.keep(actor.policyLoss),
-          entropy: tf.keep(actor.entropy),
-          oldApproxKl: tf.keep(actor.oldApproxKl),
-          approxKl: tf.keep(actor.approxKl),
-          clipFraction: tf.keep(actor.clipFraction),
-        };
-        return tf.add(actor.loss, value) as tf.Scalar;
-      })([l, c, s, b]);
-      const acc = <T extends tf.Tensor>(prev: T, g: tf.Tensor): T => {
-        const next = tf.add(prev, g) as T;
-        prev.dispose();
-        return next;
-      };
-      dl = acc(dl, grads[0]);
-      dc = acc(dc, grads[1]);
-      ds = acc(ds, grads[2]);
-      db = acc(db, grads[3]);
-      tf.dispose(grads);
-      const t = terms as unknown as Record<(typeof names)[number], tf.Scalar>;
-      for (const n of names) {
-        sums[n] = acc(sums[n], t[n]);
-        t[n].dispose();
-      }
-      tf.dispose([oldLogProbs, advantages, returns, oldValues]);
-      disposeChunk(ch);
-    }
-    // 3. Vector-Jacobian products into the networks (one more forward pass, with a tape), in
-    //    passes of versions: the gradients of sum(l(X) dl) and sum(c(X) dc) + sum(s(X) ds) + b db
-    let actorGrads: tf.NamedTensorMap = {};
-    let criticGrads: tf.NamedTensorMap = {};
-    for (const range of rowRanges(table, rows)) {
-      const X = versionRows(table, range);
-      const [start, end] = range;
-      const part = (v: tf.Tensor1D) => tf.slice(v, [start], [end - start]);
-      const dlc = part(dl as tf.Tensor1D);
-      const dcc = part(dc as tf.Tensor1D);
-      const dsc = part(ds as tf.Tensor1D);
-      const actor = tf.variableGrads(() => tf.sum(tf.mul(model.actorLogits(X), dlc)) as tf.Scalar, model.actorVariables);
-      const critic = tf.variableGrads(() => {
+    // One tape over the networks (once per version, in passes) and the per-step part; the
+    // networks' activations are kept for their backward pass, not recomputed.
+    const { value, grads } = tf.variableGrads(() => {
+      const ls: tf.Tensor1D[] = [];
+      const cs: tf.Tensor1D[] = [];
+      const ss: tf.Tensor1D[] = [];
+      for (const X of passes) {
+        ls.push(model.actorLogits(X));
         const { attentionLogits, projections } = model.criticRowTerms(X);
-        const terms = [tf.sum(tf.mul(attentionLogits, dcc)), tf.sum(tf.mul(projections, dsc))];
-        // the value bias enters once, with the first pass (later passes give it no gradient)
-        if (start === 0) terms.push(tf.sum(tf.mul(model.valueBias, db)));
-        return tf.addN(terms) as tf.Scalar;
-      }, model.criticVariables);
-      actorGrads = accumulateGrads(actorGrads, actor.grads);
-      criticGrads = accumulateGrads(criticGrads, critic.grads);
-      tf.dispose([actor.value, critic.value, X, dlc, dcc, dsc]);
-    }
-    const read = (n: (typeof names)[number]) => sums[n].dataSync()[0];
+        cs.push(attentionLogits);
+        ss.push(projections);
+      }
+      const cat = (xs: tf.Tensor1D[]) => (xs.length === 1 ? xs[0] : (tf.concat(xs) as tf.Tensor1D));
+      const q = stepQuantities(table, cat(ls), cat(cs), cat(ss));
+      const values = tf.add(q.pooled, tf.reshape(model.valueBias, [])) as tf.Tensor1D;
+      const actor = actorLossTerms(q.logProbs, q.entropies, oldLogProbs, advantages, B, config);
+      const value = criticLoss(values, oldValues, returns, B, config);
+      terms = {
+        actorLoss: tf.keep(actor.loss),
+        valueLoss: tf.keep(value),
+        policyLoss: tf.keep(actor.policyLoss),
+        entropy: tf.keep(actor.entropy),
+        oldApproxKl: tf.keep(actor.oldApproxKl),
+        approxKl: tf.keep(actor.approxKl),
+        clipFraction: tf.keep(actor.clipFraction),
+      };
+      // actor loss and critic loss share no variable: each network's gradient is its loss's
+      return tf.add(actor.loss, value) as tf.Scalar;
+    }, [...model.actorVariables, ...model.criticVariables]);
+    value.dispose();
+    const actorGrads: tf.NamedTensorMap = {};
+    const criticGrads: tf.NamedTensorMap = {};
+    for (const [name, g] of Object.entries(grads)) (actorNames.has(name) ? actorGrads : criticGrads)[name] = g;
+    const t = terms as unknown as Record<(typeof names)[number], tf.Scalar>;
+    const read = (n: (typeof names)[number]) => t[n].dataSync()[0];
     return {
       actorLoss: read('actorLoss'),
       valueLoss: read('valueLoss'),
@@ -296,6 +198,7 @@ export function eventSourcedPpoLoss(
       criticGrads,
     };
   } finally {
-    tf.dispose([l, c, s, b, dl, dc, ds, db, ...Object.values(sums)]);
+    tf.dispose([...passes, oldLogProbs, advantages, returns, oldValues]);
+    if (terms) tf.dispose(Object.values(terms as Record<string, tf.Scalar>));
   }
 }

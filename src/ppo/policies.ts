@@ -10,6 +10,7 @@ import { ShapeError, StateError, ValueError, assert, fmtShape } from '../core/er
 import { createRng, type Rng } from '../core/random.js';
 import { checkDim, type ActorCritic } from './actor_critic.js';
 import type { ActionChoice, SelectOptions, ZoomEnv, ZoomObservation, ZoomStepChanges, ZoomStepResult } from './types.js';
+import { LogitTree } from './logit_tree.js';
 
 /**
  * A policy that chooses which patch to zoom into. Per episode: {@link ZoomPolicy.startEpisode}
@@ -133,8 +134,10 @@ function checkObservation(observation: ZoomObservation): void {
 /**
  * The learned zoom policy: the actor of an {@link ActorCritic}, with incremental scoring. The
  * logits of all N rows are computed once per episode; after each step only the changed rows
- * (a and C) are re-scored, so an episode costs `O(N d h + T (|C| + 1) d h)` in the policy
- * instead of `O(T N d h)`.
+ * that may still be chosen (C, not the chosen patch, which is masked from then on) are
+ * re-scored, and the masked distribution is kept in a segment tree, so a step costs
+ * `O(|C| (d h + log N))` plus a scan of the mask for changes, and an episode
+ * `O(N d h + T (|C| d h + N))` instead of `O(T N d h)`.
  *
  * Training samples (`mode: 'sample'`); evaluation takes the argmax by default, or `'topK'` /
  * `'topP'`. Chosen patches are excluded through the observation's mask, and the log-probability
@@ -152,6 +155,12 @@ export class ActorCriticPolicy implements ZoomPolicy {
   readonly model: ActorCritic;
   private readonly rng: Rng;
   private logits: Float32Array | null = null;
+  /** The masked distribution of the logits (argmax, normaliser, sampling in O(log N)). */
+  private tree: LogitTree | null = null;
+  /** Changed rows not re-scored yet (a masked row is re-scored only once it is allowed again). */
+  private readonly pending = new Map<number, Float32Array>();
+  /** The mask the tree holds. */
+  private mask: Uint8Array = new Uint8Array(0);
 
   constructor(model: ActorCritic, options: { seed?: number } = {}) {
     this.model = model;
@@ -162,18 +171,46 @@ export class ActorCriticPolicy implements ZoomPolicy {
     checkObservation(observation);
     checkDim(this.model.config.dim, observation.dim);
     const { numPatches: N, dim: d } = observation;
-    this.logits = tf.tidy(() => this.model.actorLogits(tf.tensor2d(observation.state, [N, d])).dataSync() as Float32Array).slice();
+    // read outside tf.tidy: a typed array returned from tidy is walked element by element
+    const t = tf.tidy(() => this.model.actorLogits(tf.tensor2d(observation.state, [N, d])));
+    this.logits = (t.dataSync() as Float32Array).slice();
+    t.dispose();
+    this.tree = new LogitTree(this.logits, observation.actionMask);
+    this.mask = Uint8Array.from(observation.actionMask, (m) => (m ? 1 : 0));
+    this.pending.clear();
   }
 
   selectAction(observation: ZoomObservation, options: SelectOptions = {}): ActionChoice {
     if (!this.logits) this.startEpisode(observation);
     const logits = this.logits as Float32Array;
+    const tree = this.tree as LogitTree;
     if (logits.length !== observation.numPatches) {
       throw new StateError(
         `Expected an observation of the current episode (N = ${logits.length}), but got N = ${observation.numPatches}; call startEpisode() after each reset.`,
       );
     }
-    return selectFromLogits(logits, observation.actionMask, { ...options, rng: options.rng ?? this.rng });
+    const mask = observation.actionMask;
+    const held = this.mask;
+    for (let i = 0; i < mask.length; i++) {
+      if (mask[i] === held[i]) continue;
+      held[i] = mask[i] ? 1 : 0;
+      tree.setAllowed(i, held[i] === 1);
+    }
+    const mode = options.mode ?? 'argmax';
+    if (mode !== 'argmax' && mode !== 'sample') {
+      this.rescore(true);
+      return selectFromLogits(logits, mask, { ...options, rng: options.rng ?? this.rng });
+    }
+    this.rescore(false);
+    let action: number;
+    if (mode === 'argmax') {
+      action = tree.argmax();
+    } else {
+      const rng = options.rng ?? this.rng;
+      action = tree.argmax() < 0 ? -1 : tree.sample(rng.next());
+    }
+    if (action < 0) throw new ValueError('Expected at least one patch left to choose, but the action mask allows none.');
+    return { action, logProb: logits[action] - tree.logNormalizer() };
   }
 
   observeStep(changes: ZoomStepChanges): void {
@@ -184,18 +221,41 @@ export class ActorCriticPolicy implements ZoomPolicy {
     if (changes.changedValues.length !== rows.length * d) {
       throw new ShapeError(`Expected ${rows.length} x ${d} changed values, but got ${changes.changedValues.length}.`);
     }
-    const fresh = tf.tidy(() => this.model.actorLogits(tf.tensor2d(changes.changedValues, [rows.length, d])).dataSync() as Float32Array);
-    const logits = this.logits;
-    for (let k = 0; k < rows.length; k++) logits[rows[k]] = fresh[k];
+    for (let k = 0; k < rows.length; k++) this.pending.set(rows[k], changes.changedValues.slice(k * d, (k + 1) * d));
   }
 
   /** The cached logits of the current episode ([N]; a copy), for inspection. */
   currentLogits(): Float32Array | null {
-    return this.logits ? this.logits.slice() : null;
+    if (!this.logits) return null;
+    this.rescore(true);
+    return this.logits.slice();
   }
 
   dispose(): void {
     this.logits = null;
+    this.tree = null;
+    this.pending.clear();
+  }
+
+  /** Scores the pending rows (all, or only the allowed ones) in one call of the actor. */
+  private rescore(all: boolean): void {
+    if (this.pending.size === 0) return;
+    const tree = this.tree as LogitTree;
+    const rows: number[] = [];
+    for (const r of this.pending.keys()) if (all || tree.isAllowed(r)) rows.push(r);
+    if (rows.length === 0) return;
+    const d = this.model.config.dim;
+    const values = new Float32Array(rows.length * d);
+    rows.forEach((r, k) => values.set(this.pending.get(r) as Float32Array, k * d));
+    const scored = tf.tidy(() => this.model.actorLogits(tf.tensor2d(values, [rows.length, d])));
+    const fresh = scored.dataSync() as Float32Array;
+    scored.dispose();
+    const logits = this.logits as Float32Array;
+    rows.forEach((r, k) => {
+      logits[r] = fresh[k];
+      tree.setLogit(r, fresh[k]);
+      this.pending.delete(r);
+    });
   }
 }
 
@@ -243,13 +303,16 @@ export interface AttentionScorer {
 }
 
 function rowLogits(scorer: AttentionScorer, values: Float32Array, n: number, d: number): { logits: Float32Array; branches: number } {
-  return tf.tidy(() => {
-    const out = scorer.stage2RowLogits(tf.tensor2d(values, [n, d]));
+  // read outside tf.tidy: a typed array returned from tidy is walked element by element
+  const out = tf.tidy(() => scorer.stage2RowLogits(tf.tensor2d(values, [n, d])));
+  try {
     if (out.rank !== 2 || out.shape[0] !== n) {
       throw new ShapeError(`Expected stage2RowLogits to return [${n}, M], but got ${fmtShape(out.shape)}.`);
     }
     return { logits: (out.dataSync() as Float32Array).slice(), branches: out.shape[1] };
-  });
+  } finally {
+    out.dispose();
+  }
 }
 
 /**

@@ -431,7 +431,9 @@ export class PPO {
     checkDim(this.model.config.dim, observation.dim);
     const { deterministic = true, ...select } = options;
     const { numPatches: N, dim: d } = observation;
-    const logits = tf.tidy(() => this.model.actorLogits(tf.tensor2d(observation.state, [N, d])).dataSync() as Float32Array);
+    const scored = tf.tidy(() => this.model.actorLogits(tf.tensor2d(observation.state, [N, d])));
+    const logits = scored.dataSync() as Float32Array;
+    scored.dispose();
     return selectFromLogits(logits, observation.actionMask, {
       ...select,
       mode: select.mode ?? (deterministic ? 'argmax' : 'sample'),

@@ -290,6 +290,17 @@ export class VersionTable {
   }
 
   /**
+   * Where episode `e`'s versions are: `initial`, the version index of its S_0 row 0 (row i holds
+   * `initial + i`), and `changes[t]`, the version index of the first row step t changed (the
+   * k-th row of `changedRows[t]` gets `changes[t] + k` from decision t + 1 on; the last step's
+   * entry is unused). For computations that replay the episodes themselves.
+   */
+  versionLayout(e: number): { initial: number; changes: Int32Array } {
+    this.checkEpisode(e);
+    return { initial: this.initialBase[e], changes: this.changeBase[e] };
+  }
+
+  /**
    * Replays one episode: yields each decision with the versions and mask rows hold then
    * (live views, valid until the next iteration). O(N) per step.
    */

@@ -2,29 +2,98 @@
  * A faster exact search of the TSU similar set, for the environment's hot path.
  *
  * For unit vectors, `|cos(x, y)| >= tau` holds exactly when
- * `min(||x - y||^2, ||x + y||^2) <= 2 - 2 tau`. The squared distance over the first r
- * coordinates is a lower bound of the full one, and it equals
- * `p_r(x) + p_r(y) - 2 <x, y>_r` with `p_r` the squared norm of the first r coordinates. The
- * index keeps the rows normalised and these prefix norms at a few checkpoints
- * (r = 32, 64, 128, 256), accumulates the dot product with the query block by block, and drops
- * a row as soon as its bound exceeds `2 - 2 tau` (plus a margin far above rounding error). The
- * rows that survive are decided with the same formula as {@link similarSet}, on the raw
- * values, so the result is the same set; most rows are dropped after a fraction of the d
- * coordinates (about 2x faster on features whose rows share a common direction, 3-4x on
- * unrelated rows).
+ * `min(||x - y||^2, ||x + y||^2) <= 2 - 2 tau`. Projected onto k orthonormal directions Q, a
+ * distance can only shrink: `||Q^T (x - y)||^2 <= ||x - y||^2`, and the projected one is
+ * `p(x) + p(y) - 2 <Q^T x, Q^T y>` with `p` the squared norm of the projection. The index keeps
+ * every row's unit vector projected onto the k = 32 directions of largest variance of the
+ * slide's rows (principal components of a sample, found once per slide), and drops a row as soon
+ * as its projected distance to the query (or to its opposite) exceeds `2 - 2 tau` (plus a margin
+ * far above rounding error): k multiply-adds per row instead of d. The rows that survive are
+ * decided with the same formula as {@link similarSet}, on the raw values, so the result is the
+ * same set. Features with structure (clusters, a few dominant directions, as patch embeddings
+ * have) leave few survivors; the bound holds for any data.
  *
  * @packageDocumentation
  */
+import { tf } from '../core/tf.js';
 import { COSINE_EPS } from '../core/ops.js';
 import { ShapeError } from '../core/errors.js';
 import type { TsuState } from './types.js';
 import { dotRow } from './targeted_state_update.js';
 
-/** Margin added to `2 - 2 tau` before a row is dropped (rounding of float32 unit rows is ~1e-7). */
-const PRUNE_MARGIN = 1e-5;
+/** Margin added to `2 - 2 tau` before a row is dropped (the float32 projections err by ~1e-6). */
+const PRUNE_MARGIN = 1e-4;
+/** Number of projection directions. */
+const DIRECTIONS = 32;
+/** Directions of the first stage of the search. */
+const FIRST_STAGE = 12;
+/** Rows sampled to estimate the principal directions. */
+const PCA_SAMPLE = 512;
+/** Subspace iterations of the principal directions. */
+const PCA_ITERATIONS = 6;
 
 /**
- * Normalised rows and prefix norms of a {@link TsuState}, kept in step with it by
+ * k orthonormal directions of largest variance of the unit rows (columns of Q, row-major
+ * [d * k]), from a sample of rows, by subspace iteration on their covariance. Any orthonormal Q
+ * keeps the index exact; good directions make it prune more.
+ */
+function principalDirections(unit: Float32Array, n: number, d: number, k: number): Float32Array {
+  const stride = Math.max(1, Math.floor(n / PCA_SAMPLE));
+  const rows: number[] = [];
+  for (let i = 0; i < n && rows.length < PCA_SAMPLE; i += stride) rows.push(i);
+  const sample = new Float32Array(rows.length * d);
+  rows.forEach((i, r) => sample.set(unit.subarray(i * d, i * d + d), r * d));
+  // (typed arrays are read outside tf.tidy, which would walk them element by element)
+  const cov = tf.tidy(() => {
+    const x = tf.tensor2d(sample, [rows.length, d]);
+    const centered = tf.sub(x, tf.mean(x, 0, true)) as tf.Tensor2D;
+    return tf.matMul(tf.transpose(centered) as tf.Tensor2D, centered); // [d, d]
+  });
+  try {
+    // start from a deterministic full-rank basis, then Q <- orth(C Q)
+    let q = new Float64Array(d * k);
+    for (let c = 0; c < k; c++) for (let j = 0; j < d; j++) q[j * k + c] = Math.sin(1 + (j + 1) * (c + 1) * 0.7071) + (j % k === c ? 1 : 0);
+    q = orthonormalColumns(q, d, k);
+    for (let it = 0; it < PCA_ITERATIONS; it++) {
+      const next = tf.tidy(() => tf.matMul(cov as tf.Tensor2D, tf.tensor2d(Float32Array.from(q), [d, k])));
+      q = orthonormalColumns(Float64Array.from(next.dataSync()), d, k);
+      next.dispose();
+    }
+    return Float32Array.from(q);
+  } finally {
+    cov.dispose();
+  }
+}
+
+/** Modified Gram-Schmidt on the k columns of a row-major [d * k] matrix; degenerate columns become 0. */
+function orthonormalColumns(m: Float64Array<ArrayBuffer>, d: number, k: number): Float64Array<ArrayBuffer> {
+  for (let c = 0; c < k; c++) {
+    for (let p = 0; p < c; p++) {
+      let dot = 0;
+      for (let j = 0; j < d; j++) dot += m[j * k + c] * m[j * k + p];
+      for (let j = 0; j < d; j++) m[j * k + c] -= dot * m[j * k + p];
+    }
+    let norm = 0;
+    for (let j = 0; j < d; j++) norm += m[j * k + c] * m[j * k + c];
+    norm = Math.sqrt(norm);
+    for (let j = 0; j < d; j++) m[j * k + c] = norm > 1e-8 ? m[j * k + c] / norm : 0;
+  }
+  return m;
+}
+
+/** The rows divided by their norms (floored at 1e-8), [N * d]. */
+function unitRows(state: TsuState): Float32Array {
+  const { numRows: n, dim: d } = state;
+  const unit = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    const inv = 1 / Math.max(state.norms[i], COSINE_EPS);
+    for (let j = 0; j < d; j++) unit[i * d + j] = state.values[i * d + j] * inv;
+  }
+  return unit;
+}
+
+/**
+ * Projected unit rows of a {@link TsuState}, kept in step with it by
  * {@link CosineIndex.updateRows}; {@link CosineIndex.similar} returns exactly what
  * `similarSet` returns.
  * @category TSU
@@ -34,42 +103,115 @@ export class CosineIndex {
   readonly numRows: number;
   /** d. */
   readonly dim: number;
-  /** The coordinate counts after which rows may be dropped (ascending, < d). */
-  readonly checkpoints: readonly number[];
-  private readonly unit: Float32Array;
-  private readonly prefix: Float64Array[];
+  /** k, the number of projection directions. */
+  readonly numDirections: number;
+  private readonly basis: Float32Array; // Q, [d * k]
+  private readonly proj: Float32Array; // Q^T unit(x_i), [N * k]
+  private readonly projNorm: Float64Array; // ||Q^T unit(x_i)||^2, [N]
+  private readonly headNorm: Float64Array; // the part of projNorm on the first stage's directions, [N]
+  private table: Float32Array | null = null; // projections of a second set of rows (setTable), [N * k]
 
-  /** Builds the index of `state` (O(N d)). */
+  /** Builds the index of `state`: its principal directions and every row's projection. */
   constructor(state: TsuState) {
     const { numRows: n, dim: d } = state;
     this.numRows = n;
     this.dim = d;
-    this.checkpoints = [32, 64, 128, 256].filter((c) => c < d);
-    this.unit = new Float32Array(n * d);
-    this.prefix = this.checkpoints.map(() => new Float64Array(n));
-    for (let i = 0; i < n; i++) this.writeRow(i, state.values, state.norms[i]);
+    const k = (this.numDirections = Math.min(DIRECTIONS, d));
+    const unit = unitRows(state);
+    this.basis = principalDirections(unit, n, d, k);
+    this.proj = new Float32Array(n * k);
+    this.projNorm = new Float64Array(n);
+    this.headNorm = new Float64Array(n);
+    this.projectAll(unit);
   }
 
-  /** Re-indexes every row of `state` (after a reset of the state), in place. */
+  /** Re-indexes every row of `state` (after a reset of the state), in place, on the same directions. */
   rebuild(state: TsuState): void {
     if (state.numRows !== this.numRows || state.dim !== this.dim) {
       throw new ShapeError(`Expected a state of ${this.numRows} x ${this.dim}, but got ${state.numRows} x ${state.dim}.`);
     }
-    for (let i = 0; i < this.numRows; i++) this.writeRow(i, state.values, state.norms[i]);
+    this.projectAll(unitRows(state));
   }
 
-  /** Copies another index of the same size (to return to a saved state without recomputing). */
+  /** Copies another index of the same size and directions (to return to a saved state without recomputing). */
   copyFrom(other: CosineIndex): void {
-    if (other.numRows !== this.numRows || other.dim !== this.dim) {
+    if (other.numRows !== this.numRows || other.dim !== this.dim || other.numDirections !== this.numDirections) {
       throw new ShapeError(`Expected an index of ${this.numRows} x ${this.dim}, but got ${other.numRows} x ${other.dim}.`);
     }
-    this.unit.set(other.unit);
-    this.prefix.forEach((p, c) => p.set(other.prefix[c]));
+    this.basis.set(other.basis);
+    this.proj.set(other.proj);
+    this.projNorm.set(other.projNorm);
+    this.headNorm.set(other.headNorm);
   }
 
-  /** Re-indexes `rows` after their values (and norms) changed in `state`. */
+  /** A copy of this index (to restore later with {@link CosineIndex.copyFrom}). */
+  clone(): CosineIndex {
+    const out = Object.create(CosineIndex.prototype) as CosineIndex;
+    Object.assign(out, {
+      numRows: this.numRows,
+      dim: this.dim,
+      numDirections: this.numDirections,
+      basis: this.basis.slice(),
+      proj: this.proj.slice(),
+      projNorm: this.projNorm.slice(),
+      headNorm: this.headNorm.slice(),
+      table: this.table,
+    });
+    return out;
+  }
+
+  /**
+   * Re-indexes `rows` after their values (and norms) changed in `state` (many rows in one
+   * product on the tensor backend).
+   */
   updateRows(state: TsuState, rows: ArrayLike<number>): void {
-    for (let r = 0; r < rows.length; r++) this.writeRow(rows[r], state.values, state.norms[rows[r]]);
+    const n = rows.length;
+    if (n < 8) {
+      for (let r = 0; r < n; r++) this.writeRow(rows[r], state.values, state.norms[rows[r]]);
+      return;
+    }
+    const { dim: d, numDirections: k } = this;
+    const unit = new Float32Array(n * d);
+    for (let r = 0; r < n; r++) {
+      const i = rows[r];
+      const inv = 1 / Math.max(state.norms[i], COSINE_EPS);
+      for (let j = 0; j < d; j++) unit[r * d + j] = state.values[i * d + j] * inv;
+    }
+    const yt = tf.tidy(() => tf.matMul(tf.tensor2d(unit, [n, d]), tf.tensor2d(this.basis, [d, k])));
+    const y = yt.dataSync();
+    yt.dispose();
+    for (let r = 0; r < n; r++) {
+      this.proj.set(y.subarray(r * k, r * k + k), rows[r] * k);
+      this.setNorms(rows[r]);
+    }
+  }
+
+  /**
+   * Projects a second set of N rows (for instance every V(i)) once, so that a row that takes
+   * its value from that set is re-indexed by {@link CosineIndex.useTableRow} without arithmetic.
+   * @param values [N * d], row-major.
+   */
+  setTable(values: Float32Array): void {
+    const { numRows: n, dim: d, numDirections: k } = this;
+    if (values.length !== n * d) throw new ShapeError(`Expected ${n} x ${d} table values, but got ${values.length}.`);
+    const unit = new Float32Array(n * d);
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += values[i * d + j] * values[i * d + j];
+      const inv = 1 / Math.max(Math.sqrt(s), COSINE_EPS);
+      for (let j = 0; j < d; j++) unit[i * d + j] = values[i * d + j] * inv;
+    }
+    const yt = tf.tidy(() => tf.matMul(tf.tensor2d(unit, [n, d]), tf.tensor2d(this.basis, [d, k])));
+    this.table = (yt.dataSync() as Float32Array).slice();
+    yt.dispose();
+  }
+
+  /** Re-indexes row i, which now holds row i of the table given to {@link CosineIndex.setTable}. */
+  useTableRow(i: number): void {
+    const k = this.numDirections;
+    if (!this.table) throw new ShapeError('useTableRow needs a table: call setTable first.');
+    this.proj.set(this.table.subarray(i * k, i * k + k), i * k);
+    this.setNorms(i);
   }
 
   /**
@@ -78,57 +220,82 @@ export class CosineIndex {
    * rewritten rows. Ascending.
    */
   similar(state: TsuState, action: number, tau: number, rewriteOnce: boolean): Int32Array {
-    const { numRows: n, dim: d, unit, prefix, checkpoints } = this;
+    const { numRows: n, dim: d, numDirections: k, proj, projNorm, headNorm } = this;
+    const headQ = headNorm[action];
     const { values, norms, visited, rewritten } = state;
     const limit = 2 - 2 * tau + PRUNE_MARGIN;
     const oa = action * d;
-    const q = unit.slice(oa, oa + d);
     const qa = values.slice(oa, oa + d);
     const qn = Math.max(norms[action], COSINE_EPS);
-    const pa = prefix.map((p) => p[action]);
-    const nc = checkpoints.length;
+    const yq = proj.slice(action * k, action * k + k);
+    const pq = projNorm[action];
+    // Two stages: the projection onto the first FIRST_STAGE directions (the largest variances)
+    // is a bound by itself and drops most rows; all k directions run on the rows that survive.
+    const k1 = Math.min(FIRST_STAGE, k);
     const out: number[] = [];
     for (let i = 0; i < n; i++) {
       if (i === action || visited[i] === 1 || (rewriteOnce && rewritten[i] === 1)) continue;
-      const o = i * d;
-      let dot = 0;
+      const o = i * k;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
       let j = 0;
-      let dropped = false;
-      for (let c = 0; c < nc; c++) {
-        const end = checkpoints[c];
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (; j + 3 < end; j += 4) {
-          s0 += unit[o + j] * q[j];
-          s1 += unit[o + j + 1] * q[j + 1];
-          s2 += unit[o + j + 2] * q[j + 2];
-          s3 += unit[o + j + 3] * q[j + 3];
-        }
-        for (; j < end; j++) s0 += unit[o + j] * q[j];
-        dot += s0 + s1 + s2 + s3;
-        if (prefix[c][i] + pa[c] - 2 * Math.abs(dot) > limit) {
-          dropped = true;
-          break;
-        }
+      for (; j + 3 < k1; j += 4) {
+        s0 += proj[o + j] * yq[j];
+        s1 += proj[o + j + 1] * yq[j + 1];
+        s2 += proj[o + j + 2] * yq[j + 2];
+        s3 += proj[o + j + 3] * yq[j + 3];
       }
-      if (dropped) continue;
+      for (; j < k1; j++) s0 += proj[o + j] * yq[j];
+      if (headNorm[i] + headQ - 2 * Math.abs(s0 + s1 + s2 + s3) > limit) continue;
+      for (; j + 3 < k; j += 4) {
+        s0 += proj[o + j] * yq[j];
+        s1 += proj[o + j + 1] * yq[j + 1];
+        s2 += proj[o + j + 2] * yq[j + 2];
+        s3 += proj[o + j + 3] * yq[j + 3];
+      }
+      for (; j < k; j++) s0 += proj[o + j] * yq[j];
+      if (projNorm[i] + pq - 2 * Math.abs(s0 + s1 + s2 + s3) > limit) continue;
       // The exact test of similarSet: raw values, norms floored at 1e-8, the same summation.
-      const cos = dotRow(values, o, qa, d) / (Math.max(norms[i], COSINE_EPS) * qn);
+      const cos = dotRow(values, i * d, qa, d) / (Math.max(norms[i], COSINE_EPS) * qn);
       if (Math.abs(cos) >= tau) out.push(i);
     }
     return Int32Array.from(out);
   }
 
+  private projectAll(unit: Float32Array): void {
+    const { numRows: n, dim: d, numDirections: k } = this;
+    const yt = tf.tidy(() => tf.matMul(tf.tensor2d(unit, [n, d]), tf.tensor2d(this.basis, [d, k])));
+    const y = yt.dataSync() as Float32Array;
+    this.proj.set(y);
+    yt.dispose();
+    for (let i = 0; i < n; i++) this.setNorms(i);
+  }
+
+  private setNorms(i: number): void {
+    const k = this.numDirections;
+    const k1 = Math.min(FIRST_STAGE, k);
+    let head = 0;
+    let rest = 0;
+    for (let c = 0; c < k; c++) {
+      const y = this.proj[i * k + c];
+      if (c < k1) head += y * y;
+      else rest += y * y;
+    }
+    this.projNorm[i] = head + rest;
+    this.headNorm[i] = head;
+  }
+
   private writeRow(i: number, values: Float32Array, norm: number): void {
-    const d = this.dim;
+    const { dim: d, numDirections: k, basis, proj } = this;
     const o = i * d;
     // Rows shorter than the norm floor stay shorter than 1: the bound remains a necessary condition.
     const inv = 1 / Math.max(norm, COSINE_EPS);
-    for (let j = 0; j < d; j++) this.unit[o + j] = values[o + j] * inv;
-    let s = 0;
-    let j = 0;
-    this.checkpoints.forEach((end, c) => {
-      for (; j < end; j++) s += this.unit[o + j] * this.unit[o + j];
-      this.prefix[c][i] = s;
-    });
+    const y = new Float64Array(k);
+    for (let j = 0; j < d; j++) {
+      const x = values[o + j] * inv;
+      const b = j * k;
+      for (let c = 0; c < k; c++) y[c] += x * basis[b + c];
+    }
+    for (let c = 0; c < k; c++) proj[i * k + c] = y[c];
+    this.setNorms(i);
   }
 }

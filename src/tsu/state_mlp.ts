@@ -70,6 +70,8 @@ export class StateMlp implements StateUpdateNet {
   /** LayerNorm epsilon. */
   readonly layerNormEps: number;
   private readonly vars: Record<StateMlpWeightName, tf.Variable>;
+  /** fc1's kernel split at row 2d (for {@link StateMlp.applyShared}), for the kernel data it was cut from. */
+  private split: { dataId: unknown; shared: tf.Tensor2D; own: tf.Tensor2D } | null = null;
   private disposed = false;
 
   constructor(args: StateMlpArgs = {}) {
@@ -130,6 +132,41 @@ export class StateMlp implements StateUpdateNet {
       const h = gelu(linear(x, v['fc1/kernel'], v['fc1/bias'])); // [n, h]
       const y = linear(h, v['fc2/kernel'], v['fc2/bias']); // [n, d]
       return layerNorm(y, v['layer_norm/gamma'], v['layer_norm/beta'], this.layerNormEps); // [n, d]
+    });
+  }
+
+  /**
+   * f_S on rows whose first 2d inputs are the same, `[shared, rows_i]` for every i (the
+   * environment's case: `[V(a), S(a), S(i)]` for the rows i of C). The first layer splits as
+   * `W_1 [s, x] = W_1s s + W_1x x`, so the shared part's product runs once instead of once per
+   * row: for n rows the first layer costs `(2d + n d) h` multiply-adds instead of `3 n d h`.
+   * Equal to {@link StateMlp.apply} up to float rounding; for inference (no gradient reaches the
+   * weights through this path).
+   *
+   * **Input shapes:** `shared` [1, 2d], `rows` [n, d]. **Output shape:** [n, d].
+   * @returns a new tensor owned by the caller.
+   */
+  applyShared(shared: tf.Tensor2D, rows: tf.Tensor2D): tf.Tensor2D {
+    this.checkAlive();
+    const d = this.dim;
+    if (shared.rank !== 2 || shared.shape[0] !== 1 || shared.shape[1] !== 2 * d || rows.rank !== 2 || rows.shape[1] !== d) {
+      throw new ShapeError(`Error in StateMlp.applyShared: expected shared [1, ${2 * d}] and rows [n, ${d}], but got ${fmtShape(shared.shape)} and ${fmtShape(rows.shape)}.`);
+    }
+    const v = this.vars;
+    const kernel = v['fc1/kernel'];
+    // The blocks are cut once per kernel value (an assignment, e.g. a training step, gives the
+    // variable new data, and the blocks are cut again).
+    if (!this.split || this.split.dataId !== kernel.dataId) {
+      if (this.split) tf.dispose([this.split.shared, this.split.own]);
+      const [top, bottom] = tf.split(kernel, [2 * d, d], 0) as tf.Tensor2D[];
+      // kept: the blocks outlive a tf.tidy around the caller
+      this.split = { dataId: kernel.dataId, shared: tf.keep(top), own: tf.keep(bottom) };
+    }
+    const { shared: w1s, own: w1x } = this.split;
+    return tf.tidy(() => {
+      const pre = tf.add(tf.matMul(rows, w1x), tf.add(tf.matMul(shared, w1s), v['fc1/bias'])); // [n, h]
+      const y = tf.add(tf.matMul(gelu(pre) as tf.Tensor2D, v['fc2/kernel'] as tf.Tensor2D), v['fc2/bias']); // [n, d]
+      return layerNorm(y, v['layer_norm/gamma'], v['layer_norm/beta'], this.layerNormEps) as tf.Tensor2D;
     });
   }
 
@@ -261,6 +298,8 @@ export class StateMlp implements StateUpdateNet {
     if (this.disposed) return;
     this.disposed = true;
     for (const n of WEIGHT_NAMES) this.vars[n].dispose();
+    if (this.split) tf.dispose([this.split.shared, this.split.own]);
+    this.split = null;
   }
 
   private checkAlive(): void {

@@ -394,14 +394,25 @@ export function runStateNet(
     throw new ShapeError(`Expected f_S of width d = ${d} (input ${3 * d}), but it has dim ${fS.dim}. Train the TSU on features of this width.`);
   }
   const n = rows.length;
-  const input = new Float32Array(n * 3 * d);
-  for (let r = 0; r < n; r++) {
-    const o = r * 3 * d;
-    input.set(va, o);
-    input.set(sa, o + d);
-    input.set(values.subarray(rows[r] * d, rows[r] * d + d), o + 2 * d);
+  let y: tf.Tensor;
+  if (typeof fS.applyShared === 'function') {
+    // [V(a), S(a)] is the same for every row: its product runs once
+    const shared = new Float32Array(2 * d);
+    shared.set(va, 0);
+    shared.set(sa, d);
+    const own = new Float32Array(n * d);
+    for (let r = 0; r < n; r++) own.set(values.subarray(rows[r] * d, rows[r] * d + d), r * d);
+    y = tf.tidy(() => fS.applyShared!(tf.tensor2d(shared, [1, 2 * d]), tf.tensor2d(own, [n, d])));
+  } else {
+    const input = new Float32Array(n * 3 * d);
+    for (let r = 0; r < n; r++) {
+      const o = r * 3 * d;
+      input.set(va, o);
+      input.set(sa, o + d);
+      input.set(values.subarray(rows[r] * d, rows[r] * d + d), o + 2 * d);
+    }
+    y = tf.tidy(() => fS.apply(tf.tensor2d(input, [n, 3 * d])));
   }
-  const y = tf.tidy(() => fS.apply(tf.tensor2d(input, [n, 3 * d])));
   try {
     if (y.rank !== 2 || y.shape[0] !== n || y.shape[1] !== d) {
       throw new ShapeError(`Expected f_S to return [${n}, ${d}], but got ${fmtShape(y.shape)}.`);

@@ -46,6 +46,15 @@ export interface StateUpdateNet {
    * @returns a new tensor owned by the caller.
    */
   apply(x: tf.Tensor2D): tf.Tensor2D;
+  /**
+   * Optional, for inference: f_S on rows that share their first 2d inputs,
+   * `apply([shared, rows_i])` for every i, computed with the shared part's product done once.
+   *
+   * **Input shapes:** `shared` [1, 2d] (`[V(a), S(a)]`), `rows` [n, d] (the S(i)).
+   * **Output shape:** [n, d]. No gradient reaches the weights through this path.
+   * @returns a new tensor owned by the caller.
+   */
+  applyShared?(shared: tf.Tensor2D, rows: tf.Tensor2D): tf.Tensor2D;
 }
 
 /** Which rows a step rewrites with f_S. @category TSU */

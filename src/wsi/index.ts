@@ -55,6 +55,28 @@ export {
   type TilingConfig,
   type SlideTiling,
 } from './patch_grid.js';
+export {
+  openSlideOverPort,
+  serveSlides,
+  PortSlideSource,
+  type SlidePort,
+  type SlidePortInput,
+  type SlidePortRequest,
+  type SlidePortReply,
+  type PortSlideInfo,
+  type PortSlideOptions,
+} from './port_slide_source.js';
+export {
+  parseAnnotations,
+  parseAsapXml,
+  parseQuPathGeoJson,
+  annotationTumourFractions,
+  ASAP_GROUPS,
+  type AnnotationPolygon,
+  type SlideAnnotations,
+  type GeoJsonAnnotationOptions,
+  type TumourFractionOptions,
+} from './annotations.js';
 export * from './encoders/index.js';
 export {
   extractFeatures,

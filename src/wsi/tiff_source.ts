@@ -259,14 +259,18 @@ export class TiffSlideSource implements SlideSource {
       if (isGeoTiff(input)) tiff = input;
       else if (typeof input === 'string') tiff = await fromUrl(input);
       else if (input instanceof ArrayBuffer) {
+        checkTiffSignature(new Uint8Array(input, 0, Math.min(132, input.byteLength)), name);
         byteLength ??= input.byteLength;
         tiff = await fromArrayBuffer(input);
       } else if (typeof Blob !== 'undefined' && input instanceof Blob) {
+        checkTiffSignature(new Uint8Array(await input.slice(0, 132).arrayBuffer()), name);
         byteLength ??= input.size;
-        tiff = await fromBlob(input);
+        // geotiff reads Blobs lazily through FileReader (browsers, Web Workers); where there is
+        // none (Node), the Blob is read whole.
+        tiff = typeof FileReader === 'undefined' ? await fromArrayBuffer(await input.arrayBuffer()) : await fromBlob(input);
       } else throw new ValueError('Expected a GeoTIFF, ArrayBuffer, Blob or URL.');
     } catch (e) {
-      if (e instanceof ValueError) throw e;
+      if (e instanceof ValueError || e instanceof DataError) throw e;
       throw notTiff(name, e);
     }
     try {
@@ -443,6 +447,43 @@ export class TiffSlideSource implements SlideSource {
       );
     }
   }
+}
+
+/** Names the format of a non-TIFF file from its first bytes, for the error message. */
+function sniffFormat(head: Uint8Array, name: string): string | undefined {
+  const ascii = (a: number, b: number) => String.fromCharCode(...head.subarray(a, b));
+  if (head[0] === 0xff && head[1] === 0xd8) return 'a JPEG image';
+  if (ascii(1, 4) === 'PNG') return 'a PNG image';
+  if (ascii(0, 10) === 'ZISRAWFILE') return 'a Zeiss CZI file';
+  if (head.length >= 132 && ascii(128, 132) === 'DICM') return 'a DICOM file';
+  if (ascii(0, 4) === 'PK\u0003\u0004') return 'a ZIP archive';
+  if (/\.mrxs$/i.test(name)) return 'a MIRAX index file';
+  return undefined;
+}
+
+/**
+ * Checks the first bytes of a file against the TIFF and BigTIFF signatures (`II*\0`, `MM\0*`,
+ * `II+\0`, `MM\0+`).
+ * @param head the file's first bytes (132 are enough to name DICOM files in the message).
+ * @param name the slide's name, for the message (its extension helps name MIRAX files).
+ * @throws DataError saying what the file looks like and the vips command that converts it.
+ * @example
+ * ```ts
+ * checkTiffSignature(new Uint8Array(await file.slice(0, 132).arrayBuffer()), file.name);
+ * ```
+ * @category WSI
+ */
+export function checkTiffSignature(head: Uint8Array, name: string): void {
+  const le = head[0] === 0x49 && head[1] === 0x49 && (head[2] === 42 || head[2] === 43) && head[3] === 0;
+  const be = head[0] === 0x4d && head[1] === 0x4d && head[2] === 0 && (head[3] === 42 || head[3] === 43);
+  if (le || be) return;
+  const what = sniffFormat(head, name);
+  throw new DataError(
+    `Slide '${name}' is not a TIFF file${what ? ` (it looks like ${what})` : head.length < 8 ? ' (it is too short to be one)' : ''}. ` +
+      'sasha-wsi reads pyramidal TIFF and Aperio SVS; convert other formats with ' +
+      '`vips tiffsave in.ext out.tif --tile --tile-width 256 --tile-height 256 --pyramid --compression jpeg --Q 85` ' +
+      '(vips reads vendor formats through openslideload; see docs/guides/slides.md).',
+  );
 }
 
 function notTiff(name: string, cause: unknown): DataError {

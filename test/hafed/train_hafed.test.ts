@@ -12,12 +12,15 @@ import {
 } from '../../src/core/index.js';
 import {
   Hafed,
+  hafedLoss,
+  hafedTrainStep,
   evaluateHafed,
   predictHafed,
   trainHafed,
   type HafedConfig,
 } from '../../src/hafed/index.js';
-import { expectAllclose } from '../helpers.js';
+import { expectAllclose, expectNoLeak } from '../helpers.js';
+import { AdamW } from '../../src/core/index.js';
 
 const D = 8;
 const K = 4;
@@ -252,5 +255,50 @@ describe('trainHafed', () => {
     expect(history).toHaveLength(1); // the partial second epoch is not logged
     expect(best.epoch).toBe(0);
     model.dispose();
+  });
+});
+
+describe('hafedTrainStep', () => {
+  it('takes one AdamW step on the gradient of hafedLoss, with the STKIM draws of the given generator', async () => {
+    const [bag] = makeBags(4, 2, 's').slice(1); // a positive slide
+    const stepped = new Hafed({ dim: D, k: K, ...MODEL, seed: 7 });
+    const manual = new Hafed({ dim: D, k: K, ...MODEL, seed: 7 });
+    const initial = stepped.getWeights();
+    const optA = new AdamW({ learningRate: 1e-2, weightDecay: 1e-3 });
+    const optB = new AdamW({ learningRate: 1e-2, weightDecay: 1e-3 });
+    // the same computation written out: loss, gradients, one AdamW step
+    const rng = createRng(11);
+    const vars = manual.trainableVariables();
+    let parts: number[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const l = hafedLoss(manual.forward(bag.highRes as tf.Tensor3D, { training: true, rng }), 1);
+      parts = [l.slide, l.branch].map((t) => t.dataSync()[0]);
+      return l.total;
+    }, vars);
+    const expectedLoss = value.dataSync()[0];
+    optB.applyGradients(grads);
+    tf.dispose([value, ...Object.values(grads)]);
+
+    const r = hafedTrainStep(stepped, optA, bag.highRes as tf.Tensor3D, 1, createRng(11));
+    expect(r.loss).toBeCloseTo(expectedLoss, 6);
+    expect(r.slideLoss).toBeCloseTo(parts[0], 6);
+    expect(r.branchLoss).toBeCloseTo(parts[1], 6);
+    expect(r.loss).toBeCloseTo(r.slideLoss + r.branchLoss + r.similarityLoss, 5);
+    expect([0, 1]).toContain(r.pred);
+    const a = stepped.getWeights();
+    const b = manual.getWeights();
+    for (const name of Object.keys(b)) {
+      expectAllclose(a[name], b[name], { rtol: 1e-5, atol: 1e-7 });
+      // every weight moved (the attention biases before a softmax only by the weight decay)
+      const moved = tf.tidy(() => tf.max(tf.abs(tf.sub(a[name], initial[name]))).dataSync()[0]);
+      expect(moved, name).toBeGreaterThan(0);
+    }
+    tf.dispose([...Object.values(a), ...Object.values(b), ...Object.values(initial)]);
+    // later steps (the optimiser state exists now) hold no tensor
+    await expectNoLeak(() => hafedTrainStep(stepped, optA, bag.highRes as tf.Tensor3D, 1, createRng(12)));
+    for (const m of [stepped, manual]) m.dispose();
+    optA.dispose();
+    optB.dispose();
+    tf.dispose([bag.highRes!, bag.lowRes!]);
   });
 });

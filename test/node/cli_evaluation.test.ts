@@ -1,14 +1,14 @@
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, syntheticTumourFractions, tumourClass } from '../../src/wsi/synthetic/index.js';
 import { readModelManifest, writeSyntheticCohortFiles } from '../../src/node/index.js';
 import { findPolicy } from '../../src/node/cli/model_eval.js';
 import { parseBudgets } from '../../src/node/cli/eval_sweep.js';
 import { recordedFlags } from '../../src/node/cli/args.js';
 import type { PolicyManifestEntry } from '../../src/node/cli/train_sasha.js';
 import { lastJson, sasha } from './cli_capture.js';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/features.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'sasha-eval-'));
 let files: { lrH5: string; hrH5: string; split: string };
@@ -222,5 +222,114 @@ describe('policy slots and recorded flags', () => {
     expect(
       recordedFlags({ values: { epochs: '3', seed: '1', model: '/m', out: '/o', 'lr-h5': 'a', json: true, resume: true, quiet: true, preset: 'tcga' }, positionals: [], json: true }),
     ).toEqual({ epochs: '3', seed: '1', preset: 'tcga' });
+  });
+});
+
+describe('sasha compression', () => {
+  it('reports every slide and the cohort from the files, with the pixel size given or recorded', async () => {
+    const r = await sasha('compression', '--model', model, '--sub-patch-size', '256', '--json', '--quiet');
+    expect(r.code, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.slides).toHaveLength(12);
+    expect(j.dtype).toBe('float16');
+    for (const s of j.slides) {
+      expect(s.stateBytes).toBe(s.numPatches * 16 * 2); // tiny cohort: d = 16, float16
+      expect(s.featureRatio).toBe(16);
+      expect(s.pixelRatio).toBe((16 * 256 * 256 * 3) / (16 * 2));
+    }
+    expect(j.cohort.numPatches).toBe(j.slides.reduce((a: number, s: { numPatches: number }) => a + s.numPatches, 0));
+    expect(j.files.hrH5.bytes).toBeGreaterThan(j.files.lrH5.bytes);
+    // the test subset of the split only
+    const t = lastJson((await sasha('compression', '--model', model, '--subset', 'test', '--json', '--quiet')).stdout);
+    expect(t.slides).toHaveLength(3);
+    expect(t.cohort).not.toHaveProperty('pixelRatio');
+    const human = await sasha('compression', '--lr-h5', files.lrH5, '--hr-h5', files.hrH5, '--sub-patch-size', '32', '--quiet');
+    expect(human.stdout).toMatch(/^cohort \(12 slides\) +\d+ +[\d.]+ KiB +[\d.]+ KiB +16\.0 /m);
+  });
+
+  it('bad input: no files, swapped files, a bad subset', async () => {
+    expect((await sasha('compression')).stderr).toMatch(/needs --lr-h5 and --hr-h5/);
+    const swapped = await sasha('compression', '--lr-h5', files.hrH5, '--hr-h5', files.lrH5);
+    expect(swapped.code).toBe(2);
+    expect(swapped.stderr).toMatch(/hr\.h5', slide 'slide_000': expected 'feat' of rank 2 .* This looks like a high-res file/);
+    expect((await sasha('compression', '--model', model, '--subset', 'everything')).stderr).toMatch(/--subset to be 'train', 'val', 'test' or 'all'/);
+    expect((await sasha('compression', '--model', model, '--sub-patch-size', '0')).stderr).toMatch(/--sub-patch-size to be an integer >= 1/);
+  });
+});
+
+describe('sasha interpret', () => {
+  const config = { ...SYNTHETIC_PRESETS.tiny, seed: 11 };
+  /** Squares over every tumour sub-patch (512 level-0 px; j = 4 xi + yi) of a synthetic slide. */
+  const squares = (id: string) => {
+    const slide = syntheticSlide(config, Number(id.split('_')[1]));
+    const out: number[][] = [];
+    for (let i = 0; i < slide.n; i++) {
+      for (let j = 0; j < slide.k; j++) {
+        if (slide.truth.subPatchClass[i * slide.k + j] !== tumourClass(config)) continue;
+        const x = slide.coords[2 * i] + Math.floor(j / 4) * 512;
+        const y = slide.coords[2 * i + 1] + (j % 4) * 512;
+        out.push([x, y, x + 512, y, x + 512, y + 512, x, y + 512]);
+      }
+    }
+    return { slide, out };
+  };
+  const asap = (polys: number[][]) =>
+    `<?xml version="1.0"?><ASAP_Annotations><Annotations>${polys
+      .map((p, a) => `<Annotation Name="A${a}" Type="Polygon" PartOfGroup="Tumor"><Coordinates>${[0, 1, 2, 3].map((q) => `<Coordinate Order="${q}" X="${p[2 * q]}" Y="${p[2 * q + 1]}"/>`).join('')}</Coordinates></Annotation>`)
+      .join('')}</Annotations></ASAP_Annotations>`;
+  const geojson = (polys: number[][]) =>
+    JSON.stringify({
+      type: 'FeatureCollection',
+      features: polys.map((p) => ({ type: 'Feature', geometry: { type: 'Polygon', coordinates: [[0, 1, 2, 3, 0].map((q) => [p[2 * q], p[2 * q + 1]])] }, properties: { classification: { name: 'Tumor' } } })),
+    });
+
+  it('measures tumour fraction and attention of zoomed vs other patches per policy, from ASAP XML and GeoJSON', async () => {
+    const ann = tmp();
+    const test = syntheticSplit(config).test;
+    const positives = test.filter((id) => syntheticSlide(config, Number(id.split('_')[1])).label === 1);
+    expect(positives.length).toBeGreaterThan(0);
+    positives.forEach((id, i) => writeFileSync(path.join(ann, i % 2 ? `${id}.geojson` : `${id}.xml`), i % 2 ? geojson(squares(id).out) : asap(squares(id).out)));
+    const r = await sasha('interpret', '--model', model, '--annotations', ann, '--patch-size', '2048', '--samples', '8', '--json', '--quiet');
+    expect(r.code, r.stderr).toBe(0);
+    const j = lastJson(r.stdout);
+    expect(j.annotations.slides).toBe(positives.length);
+    expect(j.policies.map((p: { policy: string }) => p.policy)).toEqual(['learned', 'random', 'top-attention']);
+    // the annotations give back the generator's truth: the pooled tumour fractions sum to the lesion sub-patches / k
+    const truthSum = positives.reduce((a, id) => a + syntheticTumourFractions(squares(id).slide, config).reduce((x, y) => x + y, 0), 0);
+    const patches = positives.reduce((a, id) => a + squares(id).slide.n, 0);
+    const allPatches = test.reduce((a, id) => a + syntheticSlide(config, Number(id.split('_')[1])).n, 0);
+    for (const p of j.policies) {
+      const t = p.tumourFraction;
+      expect(t.zoomed.n + t.notZoomed.n).toBe(patches);
+      expect(t.zoomed.mean * t.zoomed.n + t.notZoomed.mean * t.notZoomed.n).toBeCloseTo(truthSum, 4);
+      expect(t.pValue).toBeGreaterThan(0);
+      expect(t.pValue).toBeLessThanOrEqual(1);
+      // attention N a over all test slides averages exactly 1
+      const a = p.attention;
+      expect(a.zoomed.n + a.notZoomed.n).toBe(allPatches);
+      expect((a.zoomed.mean * a.zoomed.n + a.notZoomed.mean * a.notZoomed.n) / allPatches).toBeCloseTo(1, 5);
+    }
+    // the human table: one line per policy with both means
+    const human = await sasha('interpret', '--model', model, '--annotations', ann, '--patch-size', '2048', '--policies', 'top-attention', '--quiet');
+    expect(human.stdout).toMatch(/^top-attention +[\d.]+ \/ [\d.]+ +/m);
+  });
+
+  it('bad input names the file and the slide', async () => {
+    const ann = tmp();
+    const id = syntheticSplit(config).test[0];
+    expect((await sasha('interpret', '--model', model, '--annotations', ann, '--patch-size', '2048')).stderr).toMatch(/No annotation in .* matches a test slide \(expected files named <slide>\.xml/);
+    writeFileSync(path.join(ann, `${id}.xml`), '<ASAP_Annotations><Annotations><Annotation Name="x" PartOfGroup="Tumor" Type="Polygon"><Coordinates><Coordinate Order="0" X="1" Y="nope"/><Coordinate Order="1" X="2" Y="2"/><Coordinate Order="2" X="3" Y="1"/></Coordinates></Annotation></Annotations></ASAP_Annotations>');
+    const bad = await sasha('interpret', '--model', model, '--annotations', ann, '--patch-size', '2048');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`${id}.xml', annotation 'x': coordinate 0 is not a number`);
+    expect(bad.stderr).toContain(`(slide '${id}')`);
+    writeFileSync(path.join(ann, `${id}.xml`), asap([[9e6, 9e6, 9e6 + 512, 9e6, 9e6 + 512, 9e6 + 512, 9e6, 9e6 + 512]]));
+    const far = await sasha('interpret', '--model', model, '--annotations', ann, '--patch-size', '2048');
+    expect(far.stderr).toMatch(new RegExp(`${id}\\.xml' \\(slide '${id}'\\): a Tumor polygon spans .* outside the slide`));
+    const noSize = await sasha('interpret', '--model', model, '--annotations', ann);
+    expect(noSize.stderr).toMatch(/level-0 patch size is unknown.*Pass --patch-size/);
+    expect((await sasha('interpret', '--model', model, '--annotations', ann, '--heatmaps', tmp())).stderr).toMatch(/--heatmaps needs --slides/);
+    expect((await sasha('interpret', '--model', model, '--annotations', path.join(ann, 'none'))).stderr).toMatch(/Cannot find the annotation folder/);
+    expect((await sasha('interpret', '--model', model, '--annotations', ann, '--policies', 'learned,oracle')).stderr).toMatch(/--policies among learned, random/);
   });
 });

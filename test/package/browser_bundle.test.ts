@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 // `npm test` builds first (the `pretest` script), so dist/ holds the package as published.
 const root = new URL('../../', import.meta.url).pathname;
-const BROWSER_ENTRIES = ['index', 'core/index', 'wsi/index', 'hafed/index', 'tsu/index', 'mdp/index', 'ppo/index', 'synthetic/index'];
+const BROWSER_ENTRIES = ['index', 'core/index', 'wsi/index', 'hafed/index', 'tsu/index', 'mdp/index', 'ppo/index', 'pipeline/index', 'synthetic/index'];
 const NODE_ONLY = /node_modules\/(h5wasm|cli-progress|@cornerstonejs|sharp|onnxruntime-node|@tensorflow\/tfjs-node)/;
 
 describe('browser bundle', () => {

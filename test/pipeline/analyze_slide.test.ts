@@ -3,7 +3,7 @@ import { DataError, ShapeError, StateError, ValueError, tf } from '../../src/cor
 import { Hafed } from '../../src/hafed/index.js';
 import { WsiEnv } from '../../src/mdp/index.js';
 import { ActorCritic, ActorCriticPolicy } from '../../src/ppo/index.js';
-import { SashaModel, analyzeSlide, analysisToJson, renderHeatmap, thumbnailLevel, type SlideAnalysis } from '../../src/pipeline/index.js';
+import { SashaModel, analyzeSlide, analysisToJson, renderHeatmap, thumbnailLevel, type AnalyzeEvent, type SlideAnalysis } from '../../src/pipeline/index.js';
 import { StateMlp } from '../../src/tsu/index.js';
 import { builtinEncoder, extractFeatures, planFromTiling, tileSlide, type PatchEncoder, type SlideSource } from '../../src/wsi/index.js';
 import { openSlide, writeRgbTiff, writeSyntheticSlide } from '../../src/node/index.js';
@@ -165,6 +165,48 @@ describe('analyzeSlide, SASHA mode (lazy zoom)', () => {
     expectAllclose(res.attention, episode.attention, { rtol: 1e-5, atol: 1e-9 });
     expect(res.policy).toBe('learned');
     expect(res.budget).toBe(0.2);
+  });
+
+  it('sends the layout, then the state before the zoom and after each step, awaiting the callback, without changing the result', async () => {
+    const plain = await analyzeSlide(model, slide, { encoder, config: CONFIG });
+    const events: AnalyzeEvent[] = [];
+    const order: string[] = [];
+    const res = await analyzeSlide(model, slide, {
+      encoder,
+      config: CONFIG,
+      onProgress: (e) => order.push(`progress ${e.task.split(' ')[0]} ${e.done}`),
+      onEvent: async (e) => {
+        events.push(e);
+        order.push(`event ${e.type}${e.type === 'state' ? ` ${e.step}` : ''} start`);
+        await new Promise((r) => setTimeout(r, 1));
+        order.push(`event ${e.type}${e.type === 'state' ? ` ${e.step}` : ''} end`);
+      },
+    });
+    const T = res.counts.steps;
+    expect(res.visited).toEqual(plain.visited);
+    expect(res.prediction.probs).toEqual(plain.prediction.probs);
+    const [layout, ...states] = events;
+    expect(layout).toMatchObject({ type: 'layout', slide: slide.name, mode: 'sasha', lowResLevel: 2, highResLevel: 1, patchSize: 32, patchSizeLevel0: 128, k: K, steps: T });
+    if (layout.type !== 'layout') throw new Error('expected the layout first');
+    expect(Array.from(layout.coords)).toEqual(Array.from(res.coords));
+    expect(layout.tissue!.regions.length).toBeGreaterThan(0);
+    expect(states.map((s) => (s.type === 'state' ? s.step : -1))).toEqual(Array.from({ length: T + 1 }, (_, i) => i));
+    for (const s of states) {
+      if (s.type !== 'state') continue;
+      expect(s.visited).toEqual(res.visited.slice(0, s.step));
+      expect(s.action).toBe(s.step === 0 ? null : res.visited[s.step - 1]);
+      expect(s.attention.length).toBe(res.counts.patches);
+      expect(s.probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+    }
+    const last = states[T];
+    if (last.type !== 'state') throw new Error('expected a state');
+    expect(last.probs).toEqual(res.prediction.probs);
+    expectAllclose(last.attention, res.attention, { rtol: 0, atol: 0 });
+    // the layout comes before any patch is encoded, and each callback finishes before the analysis goes on
+    expect(order[0]).toBe('event layout start');
+    expect(order[1]).toBe('event layout end');
+    for (let i = 0; i < order.length; i++) if (order[i].endsWith(' start')) expect(order[i + 1]).toBe(order[i].replace(/ start$/, ' end'));
+    expect(order.indexOf('event state 0 start')).toBeGreaterThan(order.lastIndexOf(`progress low-res ${res.counts.patches}`));
   });
 
   it('reads ahead the next candidates (speculate, 2 by default) without changing the result or the sub-patches encoded', async () => {

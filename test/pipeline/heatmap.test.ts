@@ -74,3 +74,26 @@ describe('renderHeatmap on an in-memory slide', () => {
     expect(() => heatmapDataFromJson({ coords: [[0, 0]], attention: [1, 2], visited: [], patchSizeLevel0: 16 })).toThrow(/incomplete/);
   });
 });
+
+describe('renderHeatmap annotation outlines', () => {
+  it('draws the outlines in the annotation colour over the attention colours', async () => {
+    const slide = InMemorySlideSource.fromImage(solidImage(64, 32, [100, 100, 100]), { name: 'grey', levels: 2 });
+    const data = {
+      coords: new Int32Array([0, 0, 16, 0]),
+      attention: [0.25, 0.75],
+      visited: [],
+      patchSizeLevel0: 16,
+      outlines: [Float64Array.from([4, 4, 40, 4, 40, 20, 4, 20])],
+    };
+    const img = await renderHeatmap(slide, data, { maxSide: 64, lineWidth: 1, numbers: false, annotationColor: [0, 255, 0] });
+    const px = (x: number, y: number) => Array.from(img.data.subarray((y * 64 + x) * 3, (y * 64 + x) * 3 + 3));
+    for (const [x, y] of [[4, 4], [20, 4], [40, 10], [30, 20], [4, 12]]) expect(px(x, y)).toEqual([0, 255, 0]);
+    // inside the outline and off it: the blended attention colour and the grey slide
+    expect(px(8, 8)).toEqual([50, 50, 114]);
+    expect(px(50, 10)).toEqual([100, 100, 100]);
+    // the same outline on the half-size level (maxSide 40): vertices divided by the downsample 2
+    const half = await renderHeatmap(slide, data, { maxSide: 40, lineWidth: 1, numbers: false, annotationColor: [0, 255, 0] });
+    expect(Array.from(half.data.subarray((2 * 32 + 20) * 3, (2 * 32 + 20) * 3 + 3))).toEqual([0, 255, 0]);
+    expect(() => resolveHeatmapConfig({ annotationColor: [0, 0] as never })).toThrow(/annotationColor to be \[r, g, b\]/);
+  });
+});

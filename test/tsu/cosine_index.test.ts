@@ -37,4 +37,37 @@ describe('CosineIndex', () => {
       }
     }
   });
+
+  it('stays exact when many rows change at once and when rows take their values from a table', () => {
+    const d = 64;
+    const n = 300;
+    const f = clusteredFeatures(n, d, 9, { clusterSize: 10, sigmaLo: 0.02, sigmaHi: 0.2 });
+    const state = createTsuState(f.z, d);
+    const index = new CosineIndex(state);
+    index.setTable(f.v);
+    const rng = createRng(4);
+    for (let k = 0; k < 20; k++) {
+      // 30 rows take values near other rows (a batch update), 3 rows take their table value
+      const rows = rng.sample(n, 30);
+      for (const i of rows) {
+        const src = rng.int(n);
+        for (let j = 0; j < d; j++) state.values[i * d + j] = f.z[src * d + j] + 0.01 * rng.normal();
+        let s = 0;
+        for (let j = 0; j < d; j++) s += state.values[i * d + j] ** 2;
+        state.norms[i] = Math.sqrt(s);
+      }
+      index.updateRows(state, rows);
+      for (const i of rng.sample(n, 3)) {
+        state.values.set(f.v.subarray(i * d, i * d + d), i * d);
+        let s = 0;
+        for (let j = 0; j < d; j++) s += state.values[i * d + j] ** 2;
+        state.norms[i] = Math.sqrt(s);
+        index.useTableRow(i);
+      }
+      for (let q = 0; q < 10; q++) {
+        const a = rng.int(n);
+        expect(Array.from(index.similar(state, a, 0.9, false))).toEqual(Array.from(similarSet(state, a, { tau: 0.9, rewriteOnce: false })));
+      }
+    }
+  });
 });

@@ -142,4 +142,23 @@ describe('StateMlp', () => {
     });
     expect(() => new StateMlp({ dim: 0 })).toThrow(/positive integer/);
   });
+
+  it('applyShared equals apply on [shared, rows_i] rows, and recuts its kernel after an assignment', () => {
+    const fS = new StateMlp({ dim: 5, hiddenDim: 7, seed: 3 });
+    const shared = tf.randomNormal([1, 10], 0, 1, 'float32', 1) as tf.Tensor2D;
+    const rows = tf.randomNormal([4, 5], 0, 1, 'float32', 2) as tf.Tensor2D;
+    const full = tf.concat([tf.tile(shared, [4, 1]), rows], 1) as tf.Tensor2D;
+    const a = fS.apply(full);
+    const b = fS.applyShared(shared, rows);
+    expectAllclose(b, a, { rtol: 1e-5, atol: 1e-6 });
+    // a new kernel value (as a training step assigns) is picked up
+    const k = fS.getWeights()['fc1/kernel'] as tf.Variable;
+    k.assign(tf.mul(k, 0.5));
+    const c = fS.apply(full);
+    const e = fS.applyShared(shared, rows);
+    expectAllclose(e, c, { rtol: 1e-5, atol: 1e-6 });
+    expect(() => fS.applyShared(rows, rows)).toThrow(/expected shared \[1, 10\]/);
+    tf.dispose([shared, rows, full, a, b, c, e]);
+    fS.dispose();
+  });
 });

@@ -120,13 +120,17 @@ describe('targetedStateUpdate', () => {
     fS.dispose();
   });
 
-  it('creates no lasting tensor', async () => {
+  it('creates no lasting tensor (f_S keeps its split first-layer kernel until disposed)', async () => {
     const fS = new StateMlp({ dim: 2, hiddenDim: 4 });
     const s0 = createTsuState(new Float32Array(S0), 2);
+    const before = tf.memory().numTensors;
+    targetedStateUpdate(s0, 0, [1, 1], fS); // the first update cuts the kernel in two blocks
+    expect(tf.memory().numTensors).toBe(before + 2);
     await expectNoLeak(() => {
       for (let a = 0; a < 5; a++) targetedStateUpdate(s0, a, [1, 1], fS);
     });
     fS.dispose();
+    expect(tf.memory().numTensors).toBe(before - 6); // its 6 variables and the 2 blocks
   });
 
   it('rejects bad input with clear errors', () => {

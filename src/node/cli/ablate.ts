@@ -25,7 +25,7 @@ import { H5FeatureDataset } from '../h5/index.js';
 import { fileIO } from '../io/file_io.js';
 import { readModelManifest, type ModelManifest } from '../model_dir.js';
 import { dataPaths, numberFlag, requireString, type CommandSpec, type ParsedArgs } from './args.js';
-import { evaluateAtBudget } from './model_eval.js';
+import { evaluateAtBudget, metricFields } from './model_eval.js';
 import { progressBars } from './progress_bar.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { openModelData, policySlot, trainPolicyCommand, type PolicyManifestEntry } from './train_sasha.js';
@@ -106,6 +106,8 @@ interface RowResult {
   accuracy?: number;
   balancedAccuracy?: number;
   auc?: number;
+  /** One-vs-rest AUC of each class. */
+  perClassAuc?: number[];
   f1?: number;
   ece?: number;
   n?: number;
@@ -307,12 +309,7 @@ export const ablateCommand: CommandSpec = {
         status: 'evaluated',
         source: e.source,
         ...(trainedNow.get(name) ? { trainedNow: trainedNow.get(name) } : {}),
-        accuracy: mt.accuracy,
-        balancedAccuracy: mt.balancedAccuracy,
-        auc: mt.auc,
-        f1: mt.f1,
-        ece: mt.ece,
-        n: mt.n,
+        ...(metricFields(mt) as Pick<RowResult, 'accuracy' | 'balancedAccuracy' | 'auc' | 'perClassAuc' | 'f1' | 'ece' | 'n'>),
       };
       if (base && name !== 'default') {
         const labels = base.ev.slides.map((s) => s.label);

@@ -5,6 +5,8 @@
  */
 import type { CommandSpec } from './args.js';
 import { ablateCommand } from './ablate.js';
+import { compressionCommand } from './compression.js';
+import { interpretCommand } from './interpret.js';
 import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
 import { importReferenceCommand } from './import_reference.js';
@@ -24,6 +26,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   trainAllCommand,
   evalCommand,
   ablateCommand,
+  compressionCommand,
+  interpretCommand,
   inferCommand,
   importReferenceCommand,
 ];

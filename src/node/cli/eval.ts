@@ -20,6 +20,7 @@ import { dataPaths, numberFlag, requireString, type CommandSpec } from './args.j
 import { progressBars } from './progress_bar.js';
 import { evalAtBudget } from './eval_sasha.js';
 import { evalSweep, renderSweep } from './eval_sweep.js';
+import { metricFields } from './model_eval.js';
 
 /** `sasha eval`. */
 export const evalCommand: CommandSpec = {
@@ -81,12 +82,7 @@ export const evalCommand: CommandSpec = {
         await writeFileAtomic(path.resolve(args.values.predictions), [header, ...lines].join('\n') + '\n');
       }
       return {
-        accuracy: metrics.accuracy,
-        balancedAccuracy: metrics.balancedAccuracy,
-        auc: metrics.auc,
-        f1: metrics.f1,
-        ece: metrics.ece,
-        n: metrics.n,
+        ...metricFields(metrics),
         budget,
         seconds: (Date.now() - t0) / 1000,
         subset,

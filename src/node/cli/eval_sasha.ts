@@ -14,7 +14,7 @@ import { POLICY_NAMES, type PolicyName } from '../../pipeline/index.js';
 import { writeFileAtomic } from '../io/file_io.js';
 import type { CommandIO, ParsedArgs } from './args.js';
 import { progressBars } from './progress_bar.js';
-import { evaluateAtBudget, policyFields } from './model_eval.js';
+import { evaluateAtBudget, metricFields, policyFields, zoomedFraction } from './model_eval.js';
 import { openModelData } from './train_sasha.js';
 
 /** Reads `--policy` and `--update`. */
@@ -48,15 +48,8 @@ export async function evalAtBudget(dir: string, args: ParsedArgs, io: CommandIO,
       });
       await writeFileAtomic(path.resolve(args.values.predictions), [header, ...lines].join('\n') + '\n');
     }
-    const zoomed = ev.slides.reduce((a, s) => a + s.actions.length, 0);
-    const patches = ev.slides.reduce((a, s) => a + data.dataset.numPatches(s.id), 0);
     return {
-      accuracy: ev.metrics.accuracy,
-      balancedAccuracy: ev.metrics.balancedAccuracy,
-      auc: ev.metrics.auc,
-      f1: ev.metrics.f1,
-      ece: ev.metrics.ece,
-      n: ev.metrics.n,
+      ...metricFields(ev.metrics),
       budget,
       seconds: (Date.now() - t0) / 1000,
       subset,
@@ -65,7 +58,7 @@ export async function evalAtBudget(dir: string, args: ParsedArgs, io: CommandIO,
       update,
       ...policyFields(r),
       meanCrossEntropy: ev.meanCrossEntropy,
-      zoomedFraction: zoomed / patches,
+      zoomedFraction: zoomedFraction(ev, (id) => data.dataset.numPatches(id)),
       confusion: ev.metrics.confusion,
     };
   } finally {

@@ -12,7 +12,7 @@ import { lineChartSvg, reliabilityBins, reliabilityDiagramSvg } from '../../eval
 import { writePlot } from '../plots.js';
 import type { CommandIO, ParsedArgs } from './args.js';
 import { policyAndUpdateFlags } from './eval_sasha.js';
-import { evaluateAtBudget, policyFields } from './model_eval.js';
+import { evaluateAtBudget, metricFields, policyFields, zoomedFraction } from './model_eval.js';
 import { progressBars } from './progress_bar.js';
 import { budgetKey, openModelData } from './train_sasha.js';
 
@@ -62,21 +62,14 @@ export async function evalSweep(dir: string, args: ParsedArgs, io: CommandIO, su
       const ev = r.evaluation;
       const labels = ev.slides.map((s) => s.label);
       const probs = ev.slides.map((s) => s.probs);
-      const zoomed = ev.slides.reduce((a, s) => a + s.actions.length, 0);
-      const patches = ev.slides.reduce((a, s) => a + data.dataset.numPatches(s.id), 0);
       const row: Record<string, unknown> = {
         budget,
         method: budget >= 1 ? 'HAFED (every high-res patch)' : policyName,
         ...(budget < 1 ? { update } : {}),
         ...policyFields(r),
-        accuracy: ev.metrics.accuracy,
-        balancedAccuracy: ev.metrics.balancedAccuracy,
-        auc: ev.metrics.auc,
-        f1: ev.metrics.f1,
-        ece: ev.metrics.ece,
-        n: ev.metrics.n,
+        ...metricFields(ev.metrics),
         meanCrossEntropy: ev.meanCrossEntropy,
-        zoomedFraction: budget >= 1 ? 1 : zoomed / patches,
+        zoomedFraction: budget >= 1 ? 1 : zoomedFraction(ev, (id) => data.dataset.numPatches(id)),
         seconds: (Date.now() - t1) / 1000,
         reliability: reliabilityBins(labels, probs, BINS).map((x) => ({ ...x, accuracy: Number.isNaN(x.accuracy) ? null : x.accuracy, confidence: Number.isNaN(x.confidence) ? null : x.confidence })),
         confusion: ev.metrics.confusion,

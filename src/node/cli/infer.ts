@@ -30,12 +30,13 @@ import {
   type SashaModel,
 } from '../../pipeline/index.js';
 import type { Normalization, PatchEncoder } from '../../wsi/index.js';
+import { parseBuiltinEncoderName } from '../../wsi/encoders/builtin.js';
 import type { LevelSpec, SlideSource } from '../../wsi/slide_source.js';
 import { readLabelCsv } from '../h5/feature_files.js';
 import { loadEncoder } from '../encoder_loader.js';
 import { writeHeatmap } from '../heatmap.js';
 import { writeFileAtomic } from '../io/file_io.js';
-import { loadSashaModel, readTrainingExtractSettings } from '../load_model.js';
+import { loadSashaModel, readModelDirExtractSettings } from '../load_model.js';
 import { readModelManifest, type ModelManifest } from '../model_dir.js';
 import { openSlide, slideIdFromPath } from '../open_slide.js';
 import { canReadInWorker, openSlideInWorker } from '../worker_slide_source.js';
@@ -61,8 +62,6 @@ interface InferSettings {
 /** One slide's JSON as written: its id, file and label (when known), then {@link analysisToJson}. */
 type SlideJson = { id: string; file: string; label?: number } & SlideAnalysisJson;
 
-const BUILTIN_NAME = /^builtin-cnn\(d=(\d+),in=(\d+),seed=(-?\d+)\)$/;
-
 function flagGiven(args: ParsedArgs, names: string[]): boolean {
   return names.some((n) => args.values[n] !== undefined);
 }
@@ -82,10 +81,8 @@ async function encoderFor(args: ParsedArgs, extract: Record<string, unknown> | n
   }
   const name = typeof extract?.encoder === 'string' ? extract.encoder : undefined;
   if (name) {
-    const m = BUILTIN_NAME.exec(name);
-    if (m) {
-      return loadEncoder({ ...common, encoder: 'builtin', dim: Number(m[1]), inputSize: common.inputSize ?? Number(m[2]), seed: Number(m[3]) });
-    }
+    const b = parseBuiltinEncoderName(name);
+    if (b) return loadEncoder({ ...common, encoder: 'builtin', dim: b.dim, inputSize: common.inputSize ?? b.inputSize, seed: b.seed });
     // an ONNX encoder prepares patches as recorded at extraction, unless a flag says otherwise
     const onnx = isOnnxPath(name) ? { ...recordedOnnx, ...flags } : {};
     return loadEncoder({ ...common, ...onnx, encoder: name, inputSize: common.inputSize ?? (extract?.inputSize as number | undefined) });
@@ -181,7 +178,7 @@ export const inferCommand: CommandSpec = {
       } catch {
         manifest = null;
       }
-      const extract = manifest ? readTrainingExtractSettings(manifest) : null;
+      const extract = readModelDirExtractSettings(modelDir, manifest);
       const hafed = model.hafed!;
       encoder = await encoderFor(args, extract, hafed.dim, io);
       if (encoder.dim !== hafed.dim) {

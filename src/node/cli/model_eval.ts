@@ -12,6 +12,7 @@ import { resolveWsiEnvConfig, type WsiEnvConfig } from '../../mdp/index.js';
 import { ActorCritic } from '../../ppo/index.js';
 import { evaluateFullResolution, evaluateSasha, makePolicy, type PolicyName, type SashaEvaluation } from '../../pipeline/index.js';
 import { StateMlp } from '../../tsu/index.js';
+import type { ClassificationMetrics } from '../../eval/index.js';
 import { fileIO } from '../io/file_io.js';
 import { policySlot, tsuTau, type ModelData, type PolicyManifestEntry } from './train_sasha.js';
 import type { TsuManifestEntry } from './train_tsu.js';
@@ -141,6 +142,17 @@ export async function evaluateAtBudget(data: ModelData, request: BudgetEvalReque
     fS.dispose();
     model?.dispose();
   }
+}
+
+/** The metric fields every evaluation command prints (`--json`). */
+export function metricFields(m: ClassificationMetrics): Record<string, unknown> {
+  return { accuracy: m.accuracy, balancedAccuracy: m.balancedAccuracy, auc: m.auc, perClassAuc: m.perClassAuc, f1: m.f1, ece: m.ece, n: m.n };
+}
+
+/** The fraction of the patches of `ev`'s slides that were zoomed into. */
+export function zoomedFraction(ev: SashaEvaluation, numPatches: (id: string) => number): number {
+  const zoomed = ev.slides.reduce((a, s) => a + s.actions.length, 0);
+  return zoomed / ev.slides.reduce((a, s) => a + numPatches(s.id), 0);
 }
 
 /** The JSON fields naming the policy of a {@link BudgetEvalResult}. */

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { tf } from '../../core/tf.js';
 import { DataError } from '../../core/errors.js';
+import type { ModelFiles } from '../../core/model_files.js';
 import type { CheckpointStore } from '../../core/checkpoint.js';
 
 /** Name of the JSON file of a saved model. */
@@ -160,6 +161,35 @@ export function fileCheckpointStore(dir: string): CheckpointStore {
       const sub = path.join(dir, name);
       if (!existsSync(path.join(sub, MODEL_JSON))) return null;
       return fileIO(sub).load();
+    },
+  };
+}
+
+/**
+ * {@link ModelFiles} of a directory on disk, for the browser-safe loaders
+ * (`loadSashaModelFrom`, `readModelArtifacts`).
+ * @param dir the model directory.
+ * @example
+ * ```ts
+ * const model = await loadSashaModelFrom(modelFilesFromDir('runs/c16'));
+ * ```
+ * @category Node
+ */
+export function modelFilesFromDir(dir: string): ModelFiles {
+  const root = path.resolve(dir);
+  return {
+    name: dir,
+    async read(rel: string): Promise<Uint8Array | null> {
+      const file = path.resolve(root, rel);
+      if (file !== root && !file.startsWith(root + path.sep)) throw new DataError(`'${rel}' lies outside the model directory '${dir}'.`);
+      try {
+        const buf = await fsp.readFile(file);
+        return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+        throw new DataError(`Cannot read '${file}': ${(e as Error).message}.`);
+      }
     },
   };
 }

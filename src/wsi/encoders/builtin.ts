@@ -98,3 +98,18 @@ export function builtinEncoder(config: Partial<BuiltinEncoderConfig> = {}): Patc
     name: `builtin-cnn(d=${c.dim},in=${c.inputSize},seed=${c.seed})`,
   });
 }
+
+/**
+ * The settings of a built-in CNN from its name (`builtinEncoder(...).name`, as `sasha extract`
+ * records it in `extract.json`), or null when `name` is not one.
+ * @example
+ * ```ts
+ * parseBuiltinEncoderName('builtin-cnn(d=64,in=32,seed=0)'); // { dim: 64, inputSize: 32, seed: 0 }
+ * parseBuiltinEncoderName('models/vit_s16');                 // null
+ * ```
+ * @category Encoders
+ */
+export function parseBuiltinEncoderName(name: string): { dim: number; inputSize: number; seed: number } | null {
+  const m = /^builtin-cnn\(d=(\d+),in=(\d+),seed=(-?\d+)\)$/.exec(name);
+  return m ? { dim: Number(m[1]), inputSize: Number(m[2]), seed: Number(m[3]) } : null;
+}

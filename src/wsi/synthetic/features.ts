@@ -34,7 +34,13 @@ export interface SyntheticFeatureConfig {
   k: number;
   /** Feature width d. */
   dim: number;
-  /** Share of positive (tumour) slides. */
+  /**
+   * Number of slide classes C: 0 is normal, 1 .. C-1 are lesion types that look alike at low
+   * resolution (one shared low-res signature) and differ at high resolution (each its own
+   * detail signature); a slide of class c holds lesions of type c. Default 2 (tumour / normal).
+   */
+  numClasses: number;
+  /** Share of positive (lesion) slides, spread evenly over the lesion classes. */
   positiveFraction: number;
   /** Shares of train / val / test slides (stratified by label); they must sum to 1. */
   splitFractions: [number, number, number];
@@ -82,8 +88,8 @@ export interface SyntheticFeatureConfig {
   patchSizeLevel0: number;
 }
 
-/** Names of the three presets. @category Synthetic */
-export type SyntheticPresetName = 'tiny' | 'small' | 'default';
+/** Names of the presets. @category Synthetic */
+export type SyntheticPresetName = 'tiny' | 'small' | 'default' | 'multiclass';
 
 /**
  * The benchmark setting (`default` preset): 180 slides, N in [300, 3000], k = 16, d = 64.
@@ -97,6 +103,7 @@ export const DEFAULT_SYNTHETIC_FEATURE_CONFIG: Readonly<SyntheticFeatureConfig> 
   maxPatches: 3000, // N = 3000: the reference's dense PPO update no longer fits in 24 GB (bench/RESULTS.md, ppo-update)
   k: 16, // docs/reference-code.md §1.2: 4 x 4 sub-patches
   dim: 64, // speed; the reference uses 384 (docs/reference-code.md §1.3)
+  numClasses: 2, // the paper's two tasks are binary (normal / tumour, LUAD / LUSC)
   positiveFraction: 0.4, // docs/reference-code.md §8.2: CAMELYON16 has 160 tumour of 399 slides
   splitFractions: [0.6, 0.12, 0.28] as [number, number, number], // docs/reference-code.md §8.2: 242 / 27 / 129
   numTissueTypes: 4, // README "generative model": several normal types (stroma, lymphoid, fat, epithelium)
@@ -124,7 +131,9 @@ export const DEFAULT_SYNTHETIC_FEATURE_CONFIG: Readonly<SyntheticFeatureConfig> 
 
 /**
  * Named settings: `tiny` for unit tests (12 slides, N 30-80, d 16), `small` for CI and the demo
- * (60 slides, N 100-400, d 32), `default` for benchmarks (180 slides, N 300-3000, d 64).
+ * (60 slides, N 100-400, d 32), `default` for benchmarks (180 slides, N 300-3000, d 64), and
+ * `multiclass`: three classes (normal and two lesion types identical at low resolution, apart
+ * at high resolution), 90 slides of the `small` size, a third of them per class.
  * @example
  * ```ts
  * const cohort = generateSyntheticCohort({ ...SYNTHETIC_PRESETS.tiny, seed: 7 });
@@ -150,15 +159,41 @@ export const SYNTHETIC_PRESETS: Readonly<Record<SyntheticPresetName, Readonly<Sy
     regionPatches: 30,
   }),
   default: DEFAULT_SYNTHETIC_FEATURE_CONFIG,
+  multiclass: Object.freeze({
+    ...DEFAULT_SYNTHETIC_FEATURE_CONFIG,
+    numClasses: 3,
+    positiveFraction: 2 / 3,
+    numSlides: 90,
+    minPatches: 100,
+    maxPatches: 400,
+    dim: 32,
+    regionPatches: 30,
+  }),
 });
 
 /** Sub-patch classes: `0 .. numTissueTypes-1` are normal types, then these two. @category Synthetic */
 export function mimicClass(config: Pick<SyntheticFeatureConfig, 'numTissueTypes'>): number {
   return config.numTissueTypes;
 }
-/** Class index of tumour sub-patches. @category Synthetic */
+/**
+ * Class index of tumour sub-patches (of the first lesion type; lesion type c of a multi-class
+ * cohort is {@link lesionClass}).
+ * @category Synthetic
+ */
 export function tumourClass(config: Pick<SyntheticFeatureConfig, 'numTissueTypes'>): number {
   return config.numTissueTypes + 1;
+}
+
+/**
+ * Class index of the sub-patches of lesion type `slideClass` (1 .. C-1): `numTissueTypes + slideClass`.
+ * @example
+ * ```ts
+ * lesionClass({ numTissueTypes: 4 }, 2); // 6
+ * ```
+ * @category Synthetic
+ */
+export function lesionClass(config: Pick<SyntheticFeatureConfig, 'numTissueTypes'>, slideClass: number): number {
+  return config.numTissueTypes + slideClass;
 }
 
 /**
@@ -177,6 +212,7 @@ export function resolveSyntheticConfig(partial?: Partial<SyntheticFeatureConfig>
     const r = Math.round(Math.sqrt(c.k));
     if (r * r !== c.k) throw new ValueError(`Expected ${name}.k to be a perfect square (4, 9, 16, ...), but got ${c.k}.`);
     checkNumber(name, c, 'dim', { min: 4, integer: true });
+    checkNumber(name, c, 'numClasses', { min: 2, max: 32, integer: true });
     checkNumber(name, c, 'positiveFraction', { min: 0, max: 1, minExclusive: true, maxExclusive: true });
     const sf = c.splitFractions;
     if (!Array.isArray(sf) || sf.length !== 3 || sf.some((v) => typeof v !== 'number' || !(v >= 0))) {
@@ -225,9 +261,9 @@ export function resolveSyntheticConfig(partial?: Partial<SyntheticFeatureConfig>
  * @category Synthetic
  */
 export interface SyntheticTruth {
-  /** Class of every sub-patch, [N * k] row-major: types `0..T-1`, then mimic `T`, tumour `T+1`. */
+  /** Class of every sub-patch, [N * k] row-major: types `0..T-1`, then mimic `T`, tumour `T+1` (lesion type c of a multi-class cohort: `T+c`). */
   subPatchClass: Uint8Array;
-  /** Share of the slide's sub-patches that are tumour. */
+  /** Share of the slide's sub-patches that are tumour (of any lesion type). */
   tumourFraction: number;
   /** Share of the slide's sub-patches that are mimic. */
   mimicFraction: number;
@@ -279,7 +315,7 @@ interface World {
 const worldCache = new Map<string, World>();
 
 function worldKey(c: SyntheticFeatureConfig): string {
-  return JSON.stringify([c.seed, c.dim, c.numTissueTypes, c.coarseFraction, c.commonNorm, c.typeNorm, c.suspiciousNorm, c.lowResLeak, c.detailNorm]);
+  return JSON.stringify([c.seed, c.dim, c.numTissueTypes, c.numClasses, c.coarseFraction, c.commonNorm, c.typeNorm, c.suspiciousNorm, c.lowResLeak, c.detailNorm]);
 }
 
 /** A vector of `m` Gaussian entries with expected norm `norm`. */
@@ -337,7 +373,9 @@ function buildWorld(c: SyntheticFeatureConfig): World {
   const common = gaussianVector(rng, coarseDim, c.commonNorm);
   const suspicious = gaussianVector(rng, coarseDim, c.suspiciousNorm);
   const leak = gaussianVector(rng, coarseDim, c.lowResLeak);
-  const numClasses = c.numTissueTypes + 2;
+  // types, mimic, tumour (lesion type 1), then lesion types 2 .. C-1, drawn last so that a
+  // binary cohort is the same whatever C allows
+  const numClasses = c.numTissueTypes + 1 + (c.numClasses - 1);
   const classHigh: Float64Array[] = [];
   const classLow: Float64Array[] = [];
   for (let cls = 0; cls < numClasses; cls++) {
@@ -347,7 +385,7 @@ function buildWorld(c: SyntheticFeatureConfig): World {
       for (let i = 0; i < coarseDim; i++) coarse[i] += t[i];
     } else {
       for (let i = 0; i < coarseDim; i++) coarse[i] += suspicious[i];
-      if (cls === c.numTissueTypes + 1) for (let i = 0; i < coarseDim; i++) coarse[i] += leak[i];
+      if (cls >= c.numTissueTypes + 1) for (let i = 0; i < coarseDim; i++) coarse[i] += leak[i];
     }
     const detail = gaussianVector(rng, fineDim, c.detailNorm);
     const low = combine(coarseBasis, coarse, dim);
@@ -374,8 +412,9 @@ export function syntheticIds(config?: Partial<SyntheticFeatureConfig>): string[]
 }
 
 /**
- * Labels of the cohort (1 = tumour), exactly `round(positiveFraction * numSlides)` positives
- * placed by a seeded permutation.
+ * Labels of the cohort (0 = normal, 1 .. C-1 = lesion type), exactly
+ * `round(positiveFraction * numSlides)` positives placed by a seeded permutation, given the
+ * lesion classes in turn (1, 2, ..., C-1, 1, ...).
  * @category Synthetic
  */
 export function syntheticLabels(config?: Partial<SyntheticFeatureConfig>): number[] {
@@ -384,7 +423,7 @@ export function syntheticLabels(config?: Partial<SyntheticFeatureConfig>): numbe
   const numPos = Math.min(c.numSlides - 1, Math.max(1, Math.round(c.positiveFraction * c.numSlides)));
   const perm = rng.permutation(c.numSlides);
   const labels = new Array<number>(c.numSlides).fill(0);
-  for (let i = 0; i < numPos; i++) labels[perm[i]] = 1;
+  for (let i = 0; i < numPos; i++) labels[perm[i]] = 1 + (i % (c.numClasses - 1));
   return labels;
 }
 
@@ -558,7 +597,7 @@ export function syntheticSlide(config: Partial<SyntheticFeatureConfig> | undefin
 
   // Lesions: tumour (positives) and benign mimic, each in a few clusters.
   const cap = Math.max(1, Math.floor((k - 1) / 2));
-  const isLesion = (cls: number) => cls === MIMIC || cls === TUMOUR;
+  const isLesion = (cls: number) => cls >= MIMIC;
   const allSubPatches = Int32Array.from({ length: n * k }, (_, i) => i);
   const lesion = (cls: number): { subs: number; clusters: number } => {
     const micro = rng.next() < c.microLesionRate;
@@ -586,8 +625,8 @@ export function syntheticSlide(config: Partial<SyntheticFeatureConfig> | undefin
     });
     return { subs, clusters: subs > 0 ? clusters : 0 };
   };
-  const tumour = label === 1 ? lesion(TUMOUR) : { subs: 0, clusters: 0 };
-  const mimic = rng.next() < (label === 1 ? c.mimicInPositive : c.mimicInNegative) ? lesion(MIMIC) : { subs: 0, clusters: 0 };
+  const tumour = label >= 1 ? lesion(TUMOUR + label - 1) : { subs: 0, clusters: 0 };
+  const mimic = rng.next() < (label >= 1 ? c.mimicInPositive : c.mimicInNegative) ? lesion(MIMIC) : { subs: 0, clusters: 0 };
 
   // Features.
   const scale = Math.sqrt(dim);
@@ -615,7 +654,7 @@ export function syntheticSlide(config: Partial<SyntheticFeatureConfig> | undefin
     let hasM = false;
     for (let j = 0; j < k; j++) {
       const cls = subClass[i * k + j];
-      if (cls === TUMOUR) hasT = true;
+      if (cls >= TUMOUR) hasT = true;
       if (cls === MIMIC) hasM = true;
       const h = world.classHigh[cls];
       const l = world.classLow[cls];
@@ -825,7 +864,7 @@ export function summarizeSlides(input: {
     out.perSplit = { train: sub(input.split.train), val: sub(input.split.val), test: sub(input.split.test) };
   }
   if (input.truth) {
-    const fr = all.filter((i) => labels[i] === 1).map((i) => input.truth![i].tumourFraction).sort((a, b) => a - b);
+    const fr = all.filter((i) => labels[i] >= 1).map((i) => input.truth![i].tumourFraction).sort((a, b) => a - b);
     if (fr.length > 0) out.tumourFraction = { min: fr[0], median: fr[Math.floor(fr.length / 2)], max: fr[fr.length - 1] };
     const mimic: Record<number, number> = {};
     for (const i of all) if (input.truth[i].mimicFraction > 0) mimic[labels[i]] = (mimic[labels[i]] ?? 0) + 1;

@@ -22,6 +22,7 @@ export {
   formatCohortSummary,
   mimicClass,
   tumourClass,
+  lesionClass,
   type SyntheticFeatureConfig,
   type SyntheticPresetName,
   type SyntheticCohort,
@@ -68,3 +69,4 @@ export {
   type DigitCell,
   type DigitSlide,
 } from './digit_slide.js';
+export { syntheticTumourFractions, digitTumourFractions } from '../annotations.js';

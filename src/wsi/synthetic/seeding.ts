@@ -40,7 +40,7 @@ export function logUniform(rng: Rng, lo: number, hi: number): number {
  */
 export function stratifiedSplit(ids: readonly string[], labels: readonly number[], fractions: readonly number[], rng: Rng): SlideSplit {
   const split: SlideSplit = { train: [], val: [], test: [] };
-  for (const cls of [0, 1]) {
+  for (const cls of [...new Set(labels)].sort((a, b) => a - b)) {
     const members = rng.shuffle(ids.filter((_, i) => labels[i] === cls));
     const m = members.length;
     let nVal = Math.round(fractions[1] * m);

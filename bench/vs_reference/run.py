@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""
+sasha-wsi against the official SASHA code (github.com/coglabiisc/SASHA), side by side in one run.
+
+The official code runs through its own modules (HAFED, FGlobal, Actor/Critic/Agent,
+WSICosineObservationEnv) on PyTorch, at 1 and 2 threads; sasha-wsi runs on its default
+embedded backend (tfjs wasm, one thread). Both get the same inputs: the same random features
+(drawn here with numpy) and the same initial weights (the official modules' own initialisation,
+seeded, copied into ours). Every measurement is a fresh process (so that its peak RSS is its
+own), and the contenders alternate within every round, so that load on the machine hits them
+alike. Reported: medians over the runs with their range, ratios of medians, peak RSS, and checks
+that both computed the same thing (same greedy actions, same probabilities, same old values).
+
+Workloads (d = 384, k = 16, f = 0.2, tau = 0.95, the CAMELYON16 settings of the official configs):
+- HAFED training step and inference at N = 1000 and 3000 (U of shape [N, 16, 384]);
+- one greedy episode of the policy at N = 1000, 3000 and 10000 (the slide loop of
+  step7_inference.py), on Z with 50 clusters of near-duplicate rows;
+- the PPO update of one slide (2 episodes of T = ceil(0.2 N) steps, 4 epochs) at N = 1000 and
+  2000, and ours alone at N = 10000 and 20000.
+
+Needs: Debian's python3-torch with OpenBLAS (`apt-get install -y python3-torch
+libopenblas0-pthread`; without OpenBLAS torch uses the reference BLAS, 20x slower, and the run
+refuses to start), Node 20 with `npm ci` done in the repository, and a checkout of the official
+code. Without --reference the script clones it (git, network) into bench/vs_reference/.cache/.
+
+Run (from the repository root):
+    nice -n 10 /usr/bin/python3 bench/vs_reference/run.py [--reference DIR] [--reps 3]
+Writes the section `vs-reference` of bench/RESULTS.md and bench/vs_reference/summary.json
+(skip both with --no-write; --quick runs small sizes only, to check the setup).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REFERENCE_URL = 'https://github.com/coglabiisc/SASHA'
+REFERENCE_COMMIT = '6385fe6'
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+D = 384
+K = 16
+FRAC = 0.2
+TAU = 0.95
+SEED = 1130
+CLUSTERS = 50
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--reference', help='checkout of github.com/coglabiisc/SASHA (default: clone into bench/vs_reference/.cache/SASHA)')
+    p.add_argument('--reps', type=int, default=3, help='rounds of alternating runs (default 3)')
+    p.add_argument('--threads', default='1,2', help='thread counts of the official code (default 1,2)')
+    p.add_argument('--only', default='hafed,episode,ppo', help='workloads to run (default hafed,episode,ppo)')
+    p.add_argument('--work', help='directory for the generated inputs (default: a temporary one, removed at the end)')
+    p.add_argument('--sizes', help='only these N (comma-separated), for a partial run (implies --no-write)')
+    p.add_argument('--quick', action='store_true', help='small sizes only, to check the setup (implies --no-write)')
+    p.add_argument('--no-write', action='store_true', help='do not write bench/RESULTS.md and summary.json')
+    p.add_argument('--skip-heavy', action='store_true', help='skip the official PPO update at N = 2000 (about 11 GB and 500 s)')
+    return p.parse_args()
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+
+
+def ensure_reference(path):
+    if path is None:
+        path = os.path.join(HERE, '.cache', 'SASHA')
+        if not os.path.isdir(path):
+            log(f'cloning {REFERENCE_URL} into {path}')
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            r = subprocess.run(['git', 'clone', '-q', REFERENCE_URL, path], capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(f'Could not clone {REFERENCE_URL} ({r.stderr.strip()}). Clone it yourself and pass its directory: '
+                         f'git clone {REFERENCE_URL} SASHA && python3 bench/vs_reference/run.py --reference SASHA')
+            subprocess.run(['git', '-C', path, 'checkout', '-q', REFERENCE_COMMIT], check=True)
+    path = os.path.abspath(path)
+    for f in ('architecture/transformer.py', 'rl_algorithms/ppo.py', 'envs/WSI_cosine_env.py', 'modules/fglobal_mlp.py'):
+        if not os.path.isfile(os.path.join(path, f)):
+            sys.exit(f'{path} is not a checkout of {REFERENCE_URL}: {f} is missing. Pass --reference DIR of a clone.')
+    r = subprocess.run(['git', '-C', path, 'rev-parse', 'HEAD'], capture_output=True, text=True)
+    commit = r.stdout.strip()[:7] if r.returncode == 0 else 'unknown'
+    if commit != REFERENCE_COMMIT:
+        log(f'note: the reference checkout is at {commit}, the figures in bench/RESULTS.md were taken at {REFERENCE_COMMIT}')
+    return path, commit
+
+
+def write_array(work, name, array):
+    array = np.ascontiguousarray(array, dtype='<f4')
+    os.makedirs(os.path.dirname(os.path.join(work, name)), exist_ok=True)
+    array.tofile(os.path.join(work, name + '.bin'))
+    with open(os.path.join(work, name + '.json'), 'w') as f:
+        json.dump({'shape': list(array.shape)}, f)
+
+
+def clustered(n, rng):
+    """Z [n, d]: 50 clusters, row = centre + sigma_c * noise with sigma_c in [0.1, 0.35] per cluster
+    (so that |cos| >= 0.95 holds within some clusters and not others); V = Z + 0.3 * noise."""
+    centres = rng.standard_normal((CLUSTERS, D))
+    sigma = rng.uniform(0.1, 0.35, CLUSTERS)
+    c = rng.integers(0, CLUSTERS, n)
+    z = centres[c] + sigma[c, None] * rng.standard_normal((n, D))
+    v = z + 0.3 * rng.standard_normal((n, D))
+    return z.astype('<f4'), v.astype('<f4')
+
+
+def make_inputs(work, sizes_u, sizes_z):
+    rng = np.random.default_rng(SEED)
+    for tag, n in [('warmup', 100)] + [(str(n), n) for n in sizes_z]:
+        z, v = clustered(n, rng)
+        write_array(work, f'z_{tag}', z)
+        write_array(work, f'v_{tag}', v)
+    for tag, n in [('warmup', 100)] + [(str(n), n) for n in sizes_u]:
+        base, _ = clustered(n, rng)
+        u = base[:, None, :] + 0.5 * rng.standard_normal((n, K, D)).astype('<f4')
+        write_array(work, f'u_{tag}', u)
+    with open(os.path.join(work, 'shared.json'), 'w') as f:
+        json.dump({'dim': D, 'k': K, 'frac': FRAC, 'tau': TAU, 'seed': SEED}, f)
+
+
+# ---------------------------------------------------------------------------------------------
+# Children
+
+
+def run_child(cmd, env=None, label=''):
+    load0 = os.getloadavg()[0]
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    lines = [l for l in r.stdout.strip().split('\n') if l.startswith('{')]
+    if r.returncode != 0 or not lines:
+        sys.exit(f'{label} failed (exit {r.returncode}):\n{r.stderr[-3000:]}')
+    out = json.loads(lines[-1])
+    out['loadStart'] = load0
+    out['loadEnd'] = os.getloadavg()[0]
+    out['processSeconds'] = time.time() - t0
+    return out
+
+
+def reference_cmd(task, work, ref, n, reps, threads):
+    env = dict(os.environ)
+    for var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+        env[var] = str(threads)
+    cmd = [sys.executable, os.path.join(HERE, 'reference_child.py'), task, '--work', work, '--reference', ref,
+           '--n', str(n), '--reps', str(reps), '--threads', str(threads)]
+    return cmd, env
+
+
+def ours_cmd(task, work, n, reps):
+    cmd = ['node', '--import', 'tsx', os.path.join(HERE, 'ours_child.ts'), task, '--work', work, '--n', str(n), '--reps', str(reps)]
+    return cmd, dict(os.environ)
+
+
+def mem_available_gb():
+    with open('/proc/meminfo') as f:
+        for line in f:
+            if line.startswith('MemAvailable:'):
+                return int(line.split()[1]) / 2 ** 20
+    return float('nan')
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float('nan')
+
+
+def fmt_s(x):
+    if x != x:
+        return 'n/a'
+    return f'{x:.3f}' if x < 1 else f'{x:.2f}' if x < 100 else f'{x:.0f}'
+
+
+def spread(xs):
+    if not xs:
+        return 'n/a'
+    return f'{fmt_s(min(xs))}-{fmt_s(max(xs))}' if len(xs) > 1 else fmt_s(xs[0])
+
+
+def mb(b):
+    return f'{b / 2 ** 20:.0f}'
+
+
+def table(header, rows):
+    line = lambda cells: '| ' + ' | '.join(str(c) for c in cells) + ' |'
+    return '\n'.join([line(header), line(['---'] * len(header))] + [line(r) for r in rows])
+
+
+def write_results(section, title, command, body):
+    path = os.path.join(ROOT, 'bench', 'RESULTS.md')
+    start, end = f'<!-- bench:{section} -->', f'<!-- /bench:{section} -->'
+    text = open(path).read() if os.path.exists(path) else '# Benchmark results\n'
+    block = '\n'.join([start, f'## {title}', '', f'Command: `{command}`  ', f'Run: {datetime.date.today().isoformat()} on {machine_line()}', '',
+                       body.strip(), end])
+    i, j = text.find(start), text.find(end)
+    text = text[:i] + block + text[j + len(end):] if i >= 0 and j > i else text.rstrip() + '\n\n' + block + '\n'
+    with open(path + '.tmp', 'w') as f:
+        f.write(text)
+    os.replace(path + '.tmp', path)
+
+
+_machine = {}
+
+
+def machine_line():
+    return _machine.get('line', platform.platform())
+
+
+def describe_machine(torch_info):
+    cpu = 'unknown cpu'
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = 0
+    with open('/proc/meminfo') as f:
+        for line in f:
+            if line.startswith('MemTotal:'):
+                mem = round(int(line.split()[1]) / 2 ** 20)
+    node = subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()
+    blas = 'unknown'
+    for b in torch_info['blas']:
+        m = re.search(r'libopenblas(\w*)-r([\d.]+)\.so', os.path.basename(b))
+        if m:
+            blas = f'OpenBLAS {m.group(2)}' + (' (pthread)' if 'pthread' in b else '')
+    _machine['line'] = (f'{os.cpu_count()} x {cpu}, {mem} GiB, Linux {platform.release()}; official code: Python {platform.python_version()}, '
+                        f'torch {torch_info["torch"]} (Debian python3-torch), BLAS {blas}; sasha-wsi: Node {node}, tfjs backend `wasm`')
+    _machine['short'] = f'{os.cpu_count()} x {cpu}, {mem} GiB'
+    return _machine['line']
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main():
+    args = parse_args()
+    threads = [int(t) for t in args.threads.split(',') if t]
+    only = set(args.only.split(','))
+    write = not (args.no_write or args.quick or args.sizes)
+    ref, commit = ensure_reference(args.reference)
+    work = args.work or tempfile.mkdtemp(prefix='sasha-vs-reference-')
+    os.makedirs(work, exist_ok=True)
+    if args.quick:
+        hafed_sizes, episode_sizes, ppo_pairs, ppo_alone = [300], [300], [200], [400]
+    else:
+        hafed_sizes, episode_sizes, ppo_pairs, ppo_alone = [1000, 3000], [1000, 3000, 10000], [1000, 2000], [10000, 20000]
+    if args.sizes:
+        keep = {int(x) for x in args.sizes.split(',')}
+        hafed_sizes, episode_sizes = [n for n in hafed_sizes if n in keep], [n for n in episode_sizes if n in keep]
+        ppo_pairs, ppo_alone = [n for n in ppo_pairs if n in keep], [n for n in ppo_alone if n in keep]
+    load_start = os.getloadavg()
+    t_start = time.time()
+    log(f'inputs in {work}')
+    make_inputs(work, hafed_sizes, sorted(set(episode_sizes + ppo_pairs + ppo_alone)))
+    prep = run_child(reference_cmd('prepare', work, ref, 0, 1, 1)[0], reference_cmd('prepare', work, ref, 0, 1, 1)[1], 'prepare')
+    if not any('openblas' in b for b in prep['blas']):
+        sys.exit(f'torch uses {prep["blas"] or "an unknown BLAS"}, not OpenBLAS: the official code would run about 20x slower than it '
+                 'does for its users. Install it: apt-get install -y libopenblas0-pthread')
+    describe_machine(prep)
+    log(machine_line())
+    if 'ppo' in only:
+        for tag in ['warmup'] + [str(n) for n in ppo_pairs + ppo_alone]:
+            r = run_child(*ours_cmd('prepare-episodes', work, tag, 1), label=f'episodes {tag}')
+            log(f'episodes N={tag}: {r["samples"]} steps, {r["changedRows"]} changed rows')
+
+    # (workload, N, inner repetitions per process, contenders); a contender is ('ours', 1) or ('ref', threads)
+    plan = []
+    if 'hafed' in only:
+        for n in hafed_sizes:
+            plan.append(('hafed-train', n, 3, [('ours', 1)] + [('ref', t) for t in threads]))
+            plan.append(('hafed-infer', n, 3, [('ours', 1)] + [('ref', t) for t in threads]))
+    if 'episode' in only:
+        for n in episode_sizes:
+            plan.append(('episode', n, 1, [('ours', 1)] + [('ref', t) for t in threads]))
+    if 'ppo' in only:
+        for n in ppo_pairs:
+            heavy = n >= 2000
+            ref_threads = [] if heavy and args.skip_heavy else [1] if heavy else threads
+            plan.append(('ppo', n, 1, [('ours', 1)] + [('ref', t) for t in ref_threads]))
+        for n in ppo_alone:
+            plan.append(('ppo', n, 1, [('ours', 1)]))
+
+    results = {}
+    for task, n, inner, contenders in plan:
+        key = (task, n)
+        results[key] = {c: [] for c in contenders}
+        for rnd in range(args.reps):
+            order = contenders[rnd % len(contenders):] + contenders[:rnd % len(contenders)]
+            for who, t in order:
+                heavy_ref = who == 'ref' and task == 'ppo' and n >= 2000
+                if heavy_ref and rnd > 0:
+                    continue  # about 11 GB and 500 s: one run
+                if heavy_ref:
+                    avail = mem_available_gb()
+                    if avail < 14:
+                        log(f'skipping the official PPO update at N={n}: {avail:.1f} GB available, about 12 GB needed')
+                        continue
+                label = f'{task} N={n} {"sasha-wsi" if who == "ours" else f"official {t}T"} round {rnd + 1}'
+                cmd, env = ours_cmd(task, work, n, inner) if who == 'ours' else reference_cmd(task, work, ref, n, inner, t)
+                r = run_child(cmd, env, label)
+                results[key][(who, t)].append(r)
+                log(f'{label}: {", ".join(fmt_s(s) for s in r["seconds"])} s (CPU {", ".join(fmt_s(s) for s in r["cpuSeconds"])}), '
+                    f'RSS {mb(r["maxRssBytes"])} MB, load {r["loadStart"]:.1f}->{r["loadEnd"]:.1f}')
+
+    load_end = os.getloadavg()
+    minutes = (time.time() - t_start) / 60
+    report(results, threads, load_start, load_end, minutes, commit, write, args)
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(results, threads, load_start, load_end, minutes, commit, write, args):
+    def runs(task, n, who, t=1):
+        return results.get((task, n), {}).get((who, t), [])
+
+    def secs(task, n, who, t=1, cpu=False):
+        return [s for r in runs(task, n, who, t) for s in r['cpuSeconds' if cpu else 'seconds']]
+
+    def peak(task, n, who, t=1):
+        rs = runs(task, n, who, t)
+        return max(r['maxRssBytes'] for r in rs) if rs else float('nan')
+
+    def speedup(task, n, t=1):
+        ours, ref = med(secs(task, n, 'ours')), med(secs(task, n, 'ref', t))
+        return ref / ours if ours == ours and ref == ref else float('nan')
+
+    def x(v):
+        return 'n/a' if v != v else f'{v:.1f}x' if v < 100 else f'{v:.0f}x'
+
+    sizes = sorted({n for (_task, n) in results})
+    rows = []
+    names = {'hafed-train': 'HAFED training step', 'hafed-infer': 'HAFED inference', 'episode': 'greedy episode', 'ppo': 'PPO update of one slide'}
+    for task in ['hafed-train', 'hafed-infer', 'episode', 'ppo']:
+        for n in sizes:
+            if (task, n) not in results:
+                continue
+            o = secs(task, n, 'ours')
+            row = [names[task], n, f'{fmt_s(med(o))} ({spread(o)}, {len(o)})', fmt_s(med(secs(task, n, 'ours', cpu=True))), mb(peak(task, n, 'ours'))]
+            for t in threads:
+                rs = secs(task, n, 'ref', t)
+                row += [f'{fmt_s(med(rs))} ({spread(rs)}, {len(rs)})' if rs else 'not run', mb(peak(task, n, 'ref', t)) if rs else 'n/a',
+                        x(speedup(task, n, t)) if rs else 'n/a']
+            rows.append(row)
+    header = ['workload', 'N', 'sasha-wsi s (range, runs)', 'sasha-wsi CPU s', 'sasha-wsi peak RSS MB']
+    for t in threads:
+        header += [f'official {t} thread{"s" if t > 1 else ""} s (range, runs)', f'official {t}T peak RSS MB', f'speed-up vs {t}T']
+
+    checks = []
+    for (task, n), by in results.items():
+        ours = by.get(('ours', 1), [])
+        refs = [r for (who, _t), rs in by.items() if who == 'ref' for r in rs]
+        if not ours or not refs:
+            continue
+        if task == 'hafed-infer':
+            diff = max(abs(a - b) for r in refs for a, b in zip(ours[0]['check'], r['check']))
+            checks.append([f'HAFED inference N={n}', f'max abs difference of the slide probabilities: {diff:.1e}'])
+        elif task == 'episode':
+            a = ours[0]['actions']
+            same = []
+            for r in refs:
+                b = r['actions']
+                first = next((i for i, (p, q) in enumerate(zip(a, b)) if p != q), None)
+                same.append('identical' if first is None and len(a) == len(b) else f'first difference at step {first}')
+            diff = max(abs(p - q) for r in refs for p, q in zip(ours[0]['check'], r['check']))
+            checks.append([f'greedy episode N={n}', f'{len(a)} actions: {", ".join(sorted(set(same)))}; final probabilities differ by at most {diff:.1e}'])
+        elif task == 'ppo':
+            diff = max(abs(p - q) for r in refs for p, q in zip(ours[0]['oldValues'], r['oldValues']))
+            checks.append([f'PPO update N={n}', f'{ours[0]["numSamples"]} samples, {ours[0]["numVersions"]} row versions; old values V_old(S_t) differ by at most {diff:.1e}'])
+
+    alone = [[n, fmt_s(med(secs('ppo', n, 'ours', cpu=True))), fmt_s(med(secs('ppo', n, 'ours'))), mb(peak('ppo', n, 'ours')),
+              runs('ppo', n, 'ours')[0]['numSamples'], runs('ppo', n, 'ours')[0]['numVersions']]
+             for n in sizes if ('ppo', n) in results and not any(w == 'ref' for (w, _t) in results[('ppo', n)])]
+
+    loads = [r['loadStart'] for by in results.values() for rs in by.values() for r in rs] + [r['loadEnd'] for by in results.values() for rs in by.values() for r in rs]
+    body = '\n'.join([
+        'The official code (github.com/coglabiisc/SASHA at ' + commit + ') through its own modules on PyTorch, against sasha-wsi on its '
+        'default backend (tfjs wasm, one thread), on the same random inputs (d = 384, k = 16; Z with 50 clusters of near-duplicate '
+        'rows) and the same initial weights (the official modules\' seeded initialisation, copied into ours). Settings of the '
+        'official CAMELYON16 configs: HAFED M1 = 1, M2 = 5, D = 128, STKIM 10/20 at 0.24, AdamW; f = 0.2, tau = 0.95, f_S '
+        '1152 -> 768 -> 384; PPO with 2 episodes per slide, 4 epochs, AdamW lr 1e-5. Each run is a fresh process (its peak RSS '
+        f'is its own); the contenders alternate within each of {args.reps} rounds. Times are wall-clock seconds, medians over '
+        'the runs (range and number of runs in brackets); speed-up = official median / sasha-wsi median (> 1: sasha-wsi faster). '
+        'HAFED rows time 3 steps per process after a warm-up step; episodes and updates time one each after a warm-up on N = 100. '
+        'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread.',
+        '',
+        f'Machine load (1-minute average, {_machine.get("short", "")} shared with other jobs): {load_start[0]:.1f} at the start, '
+        f'{load_end[0]:.1f} at the end, {min(loads):.1f}-{max(loads):.1f} at the starts and ends of the runs. Whole run: {minutes:.0f} min.',
+        '',
+        table(header, rows),
+        '',
+        'Both implementations computed the same thing:',
+        '',
+        table(['workload', 'check'], checks),
+    ])
+    if alone:
+        body += '\n\nsasha-wsi alone (the official update does not fit in 24 GB beyond N of about 2700):\n\n' + table(
+            ['PPO update N', 'CPU s', 'wall s', 'peak RSS MB', 'samples', 'row versions'], alone)
+    print(body)
+    summary = {
+        'hafedTrainSpeedup1000': speedup('hafed-train', 1000),
+        'hafedTrainSpeedup3000': speedup('hafed-train', 3000),
+        'hafedInferSpeedup1000': speedup('hafed-infer', 1000),
+        'episodeSpeedup1000': speedup('episode', 1000),
+        'episodeSpeedup3000': speedup('episode', 3000),
+        'episodeSpeedup10000': speedup('episode', 10000),
+        'ppoUpdateSpeedup1000': speedup('ppo', 1000),
+        'ppoUpdateSpeedup2000': speedup('ppo', 2000),
+        'ppoUpdateMemoryRatio2000': peak('ppo', 2000, 'ref') / peak('ppo', 2000, 'ours') if runs('ppo', 2000, 'ref') else float('nan'),
+        'ppoUpdate10000Seconds': med(secs('ppo', 10000, 'ours', cpu=True)),
+        'ppoUpdate20000Seconds': med(secs('ppo', 20000, 'ours', cpu=True)),
+        'ppoUpdate20000PeakMB': peak('ppo', 20000, 'ours') / 2 ** 20 if runs('ppo', 20000, 'ours') else float('nan'),
+        'machine': machine_line(),
+        'date': datetime.date.today().isoformat(),
+    }
+    summary = {k: (round(v, 3) if isinstance(v, float) and v == v else None if isinstance(v, float) else v) for k, v in summary.items()}
+    print(json.dumps(summary, indent=2))
+    if write:
+        body += ('\n\n`bench/vs_reference/summary.json` holds the ratios at one thread of the official code (speed-ups as above; '
+                 '`ppoUpdateMemoryRatio2000` = official peak RSS / ours; `ppoUpdate*Seconds` are sasha-wsi CPU seconds; '
+                 '`ppoUpdate20000PeakMB` its peak RSS).')
+        write_results('vs-reference', 'sasha-wsi vs the official SASHA code, side by side',
+                      'nice -n 10 /usr/bin/python3 bench/vs_reference/run.py' + (f' --reps {args.reps}' if args.reps != 3 else ''), body)
+        with open(os.path.join(HERE, 'summary.json'), 'w') as f:
+            json.dump(summary, f, indent=2)
+            f.write('\n')
+
+
+if __name__ == '__main__':
+    main()
