@@ -86,6 +86,9 @@ function autodiffScores(x: tf.Tensor2D, w: ScoreWeights): tf.Tensor2D {
  * @param inputGrad whether a gradient with respect to `x` is needed (false when `x` is data:
  *   the gradient pass then skips the `[R, 2D] x [2D, d]` product, and `x` must stay alive
  *   until the gradient is computed).
+ * @param xT optional `x` transposed, [d, R], when the caller has it (with `inputGrad` false: the
+ *   kernel gradients then use it instead of transposing `x`; it stays owned by the caller and
+ *   must stay alive until the gradient is computed).
  * @returns a new tensor owned by the caller, [R, M].
  * @example
  * ```ts
@@ -93,7 +96,7 @@ function autodiffScores(x: tf.Tensor2D, w: ScoreWeights): tf.Tensor2D {
  * ```
  * @category Utils
  */
-export function gatedScores(x: tf.Tensor2D, w: ScoreWeights, inputGrad = true): tf.Tensor2D {
+export function gatedScores(x: tf.Tensor2D, w: ScoreWeights, inputGrad = true, xT?: tf.Tensor2D): tf.Tensor2D {
   if (gradMode === 'autodiff') return autodiffScores(x, w);
   const gated = Boolean(w.kernelU && w.biasU);
   const weights = gated ? [w.kernelV, w.biasV, w.kernelU!, w.biasU!, w.kernelW, w.biasW] : [w.kernelV, w.biasV, w.kernelW, w.biasW];
@@ -103,10 +106,11 @@ export function gatedScores(x: tf.Tensor2D, w: ScoreWeights, inputGrad = true): 
     const xs = inputGrad ? (args[0] as tf.Tensor2D) : x;
     // Two products instead of one on concatenated kernels: splitting a [R, 2D] result along its
     // columns is a slow strided copy on wasm.
-    const t = fastTanh(tf.add(tf.matMul(xs, w.kernelV as tf.Tensor2D), w.biasV)) as tf.Tensor2D; // [R, D]
-    const s = gated ? (tf.sigmoid(tf.add(tf.matMul(xs, w.kernelU as tf.Tensor2D), w.biasU!)) as tf.Tensor2D) : null; // [R, D]
+    // (the biases ride in the products: no separate pass over [R, D])
+    const t = fastTanh(tf.fused.matMul({ a: xs, b: w.kernelV as tf.Tensor2D, bias: w.biasV })) as tf.Tensor2D; // [R, D]
+    const s = gated ? (tf.sigmoid(tf.fused.matMul({ a: xs, b: w.kernelU as tf.Tensor2D, bias: w.biasU })) as tf.Tensor2D) : null; // [R, D]
     const g = s ? tf.mul(t, s) : t; // [R, D]
-    const value = tf.add(tf.matMul(g, w.kernelW as tf.Tensor2D), w.biasW) as tf.Tensor2D; // [R, M]
+    const value = tf.fused.matMul({ a: g as tf.Tensor2D, b: w.kernelW as tf.Tensor2D, bias: w.biasW }) as tf.Tensor2D; // [R, M]
     // the engine runs this in a tidy: only the value and the saved tensors survive
     const kept = s ? [t, s] : [t];
     save(inputGrad ? [xs, ...kept] : kept);
@@ -117,11 +121,18 @@ export function gatedScores(x: tf.Tensor2D, w: ScoreWeights, inputGrad = true): 
         const sx = inputGrad ? (saved[0] as tf.Tensor2D) : x;
         const st = saved[inputGrad ? 1 : 0] as tf.Tensor2D;
         const ss = s ? (saved[inputGrad ? 2 : 1] as tf.Tensor2D) : null;
-        // Output layer. On wasm the second operand of a product is packed anew whenever it is a
-        // new tensor, so the large [R, .] operands go first and small ones second.
-        const dkW = tf.tidy(() => tf.matMul(tf.transpose(ss ? tf.mul(st, ss) : st) as tf.Tensor2D, ds)); // [D, M]
-        const dbW = tf.sum(ds, 0); // [M]
-        const dg = tf.matMul(ds, tf.transpose(w.kernelW) as tf.Tensor2D); // [R, D]
+        // Output layer: dW_w = g^T ds as (ds^T g)^T and column sums as a row of ones times the
+        // columns, so that no [R, .] operand is transposed (a slow strided copy on wasm).
+        const R = st.shape[0];
+        const M = ds.shape[1];
+        const ones = tf.ones([1, R]) as tf.Tensor2D;
+        const colSums = (m: tf.Tensor2D): tf.Tensor => tf.reshape(tf.matMul(ones, m), [m.shape[1]]);
+        const dkW = tf.tidy(() => {
+          const dsT = (M === 1 ? tf.reshape(ds, [1, R]) : tf.transpose(ds)) as tf.Tensor2D; // [M, R]
+          return tf.transpose(tf.matMul(dsT, (ss ? tf.mul(st, ss) : st) as tf.Tensor2D)); // [D, M]
+        });
+        const dbW = colSums(ds); // [M]
+        const dg = M === 1 ? tf.mul(ds, tf.reshape(w.kernelW, [1, -1])) : tf.matMul(ds, tf.transpose(w.kernelW) as tf.Tensor2D); // [R, D]
         // Gates: d tanh = 1 - t^2; d sigmoid = s (1 - s); g = t s.
         const dhv = tf.tidy(() => {
           const dTanh = tf.mul(dg, tf.sub(1, tf.square(st)));
@@ -133,7 +144,8 @@ export function gatedScores(x: tf.Tensor2D, w: ScoreWeights, inputGrad = true): 
         // operand packed is x (once, reused for both kernels); otherwise pack dh.
         const d = sx.shape[1];
         const D = dhv.shape[1];
-        const sxT = d < D ? null : (tf.transpose(sx) as tf.Tensor2D);
+        const given = !inputGrad && xT !== undefined;
+        const sxT = given ? (xT as tf.Tensor2D) : d < D ? null : (tf.transpose(sx) as tf.Tensor2D);
         const kernelGrad = (dh: tf.Tensor2D): tf.Tensor =>
           sxT ? tf.matMul(sxT, dh) : tf.tidy(() => tf.transpose(tf.matMul(tf.transpose(dh) as tf.Tensor2D, sx)));
         const grads: tf.Tensor[] = [];
@@ -145,10 +157,10 @@ export function gatedScores(x: tf.Tensor2D, w: ScoreWeights, inputGrad = true): 
             }),
           );
         }
-        grads.push(kernelGrad(dhv), tf.sum(dhv, 0));
-        if (dhu) grads.push(kernelGrad(dhu), tf.sum(dhu, 0));
+        grads.push(kernelGrad(dhv), colSums(dhv));
+        if (dhu) grads.push(kernelGrad(dhu), colSums(dhu));
         grads.push(dkW, dbW);
-        tf.dispose([dhv, ...(dhu ? [dhu] : []), ...(sxT ? [sxT] : [])]);
+        tf.dispose([dhv, ones, ...(dhu ? [dhu] : []), ...(sxT && !given ? [sxT] : [])]);
         return grads;
       },
     };

@@ -37,3 +37,12 @@ export {
   type HafedStepInfo,
   type HafedStepResult,
 } from './train_hafed.js';
+export {
+  hafedTrainStepSharded,
+  predictHafedSharded,
+  SubPatchShard,
+  type SubPatchWorkers,
+  type ShardWeights,
+  type ShardForwardTask,
+  type ShardForwardResult,
+} from './sharded.js';

@@ -16,6 +16,7 @@ import { resolveHafedTrainConfig } from './defaults.js';
 import { Hafed } from './hafed.js';
 import { hafedLoss } from './losses.js';
 import { checkDatasetForHafed, evaluateHafed, loadHafedInput } from './evaluate.js';
+import { hafedTrainStepSharded, type SubPatchWorkers } from './sharded.js';
 import {
   decodeTrainingCheckpoint,
   encodeTrainingCheckpoint,
@@ -88,6 +89,13 @@ export interface TrainHafedOptions {
   checkpoint?: CheckpointStore;
   /** Continue from the `'last'` checkpoint of `checkpoint` when there is one. Default false. */
   resume?: boolean;
+  /**
+   * Worker threads for stage 1 (in Node, `createHafedWorkerPool` of `sasha-wsi/node`): every
+   * step and every validation splits the slide's patches over this thread and the workers
+   * ({@link hafedTrainStepSharded}); the same training up to float rounding. The caller closes
+   * the pool.
+   */
+  workers?: SubPatchWorkers;
 }
 
 /** What {@link trainHafed} returns. */
@@ -206,7 +214,7 @@ export function hafedTrainStep(
  * @category HAFED
  */
 export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafedResult> {
-  const { train, val, checkpoint, resume = false, onProgress, callbacks = {} } = options;
+  const { train, val, checkpoint, resume = false, onProgress, callbacks = {}, workers } = options;
   if (!train || typeof train.load !== 'function') throw new ValueError('trainHafed needs a training dataset: { train: SlideDataset }.');
   const seed = options.seed ?? 5;
   if (!Number.isFinite(seed)) throw new ValueError(`Expected seed to be a finite number, but got ${seed}.`);
@@ -272,7 +280,9 @@ export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafed
         try {
           lr = halfCosineLr(epoch + i / nTrain, schedule);
           optimizer.learningRate = lr;
-          const r = hafedTrainStep(model, optimizer, x, label, rng, varList);
+          const r = workers && model.aggregator
+            ? await hafedTrainStepSharded(model, optimizer, x as tf.Tensor3D, label, rng, workers)
+            : hafedTrainStep(model, optimizer, x, label, rng, varList);
           if (!Number.isFinite(r.loss)) {
             throw new StateError(
               `The loss became ${r.loss} at epoch ${epoch}, slide '${id}'. Lower the learning rate or check the features of this slide.`,
@@ -316,7 +326,7 @@ export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafed
       let improved = false;
       const validate = val && ((epoch + 1) % tc.evalEvery === 0 || epoch === tc.epochs - 1);
       if (validate) {
-        const { metrics, predictions } = await evaluateHafed(model, val!, { onProgress, task: 'val hafed' });
+        const { metrics, predictions } = await evaluateHafed(model, val!, { onProgress, task: 'val hafed', workers });
         log.val = metrics;
         log.score = selectionScore(metrics.f1, metrics.auc);
         log.valLoss = predictions.reduce((s, p) => s - Math.log(Math.max(p.probs[p.label], 1e-12)), 0) / predictions.length;

@@ -44,6 +44,9 @@ export {
   type DigitCohortFiles,
 } from './digit_slides.js';
 
+// Training: HAFED's stage 1 over worker threads
+export { HafedWorkerPool, createHafedWorkerPool } from './hafed_workers.js';
+
 // Inference
 export {
   loadSashaModel,

@@ -41,13 +41,29 @@ let instanceCount = 0;
  *
  * **Input shape:** `x` [n, d]. **Output shape:** [n].
  */
-function gatedAttentionLogits(x: tf.Tensor2D, g: GatedAttentionWeights): tf.Tensor1D {
+function gatedAttentionLogits(x: tf.Tensor2D, g: GatedAttentionWeights, xT?: tf.Tensor2D): tf.Tensor1D {
   return tf.tidy(() =>
     tf.reshape(
-      gatedScores(x, { kernelV: g.vKernel, biasV: g.vBias, kernelU: g.uKernel, biasU: g.uBias, kernelW: g.wKernel, biasW: g.wBias }, false),
+      gatedScores(x, { kernelV: g.vKernel, biasV: g.vBias, kernelU: g.uKernel, biasU: g.uBias, kernelW: g.wKernel, biasW: g.wBias }, false, xT),
       [-1],
     ),
   );
+}
+
+/**
+ * `x . w` for every row ([n, d] x [d, 1] -> [n]), differentiable with respect to `w` only (the
+ * rows are data); the gradient `x^T dy` uses `xT` ([d, n]) when given instead of transposing x.
+ */
+function rowProjections(x: tf.Tensor2D, w: tf.Variable, xT?: tf.Tensor2D): tf.Tensor1D {
+  const op = tf.customGrad(((wk: tf.Tensor) => ({
+    value: tf.reshape(tf.matMul(x, wk as tf.Tensor2D), [-1]),
+    gradFunc: (dy: tf.Tensor) =>
+      tf.tidy(() => {
+        const t = xT ?? (tf.transpose(x) as tf.Tensor2D);
+        return tf.matMul(t, tf.reshape(dy, [-1, 1]) as tf.Tensor2D);
+      }),
+  })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (w: tf.Tensor) => tf.Tensor1D;
+  return op(w);
 }
 
 /** What {@link ActorCritic.criticRowTerms} returns. @category PPO */
@@ -135,24 +151,28 @@ export class ActorCritic {
    * The actor's logit of every row.
    *
    * **Input shape:** `x` [n, d]. **Output shape:** [n].
+   * @param xT optional `x` transposed, [d, n]: the gradient uses it instead of transposing `x`
+   *   (a caller that differentiates the same rows several times makes it once); it stays owned by
+   *   the caller and alive until the gradient is computed.
    * @returns a new tensor owned by the caller.
    */
-  actorLogits(x: tf.Tensor2D): tf.Tensor1D {
+  actorLogits(x: tf.Tensor2D, xT?: tf.Tensor2D): tf.Tensor1D {
     this.checkInput(x, 'actorLogits');
-    return gatedAttentionLogits(x, this.actor);
+    return gatedAttentionLogits(x, this.actor, xT);
   }
 
   /**
    * The critic's per-row terms: attention logits `c_i` and projections `s_i = x_i . w_value`.
    *
    * **Input shape:** `x` [n, d]. **Output shape:** two tensors [n].
+   * @param xT optional `x` transposed, [d, n] (as in {@link ActorCritic.actorLogits}).
    * @returns new tensors owned by the caller.
    */
-  criticRowTerms(x: tf.Tensor2D): CriticRowTerms {
+  criticRowTerms(x: tf.Tensor2D, xT?: tf.Tensor2D): CriticRowTerms {
     this.checkInput(x, 'criticRowTerms');
     return tf.tidy(() => ({
-      attentionLogits: gatedAttentionLogits(x, this.criticAttention),
-      projections: tf.reshape(linear(x, this.valueKernel), [-1]) as tf.Tensor1D,
+      attentionLogits: gatedAttentionLogits(x, this.criticAttention, xT),
+      projections: rowProjections(x, this.valueKernel, xT),
     }));
   }
 

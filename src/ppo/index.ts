@@ -30,7 +30,7 @@ export { computeGae, normalizeAdvantages, explainedVariance, type GaeInput, type
 export { ActorCritic, ACTOR_CRITIC_FORMAT, type CriticRowTerms } from './actor_critic.js';
 export { RolloutBuffer, EpisodeLog, VersionTable, buildRolloutBatch, type RolloutBatch, type StepChunk } from './rollout_buffer.js';
 export type { PpoLossResult } from './ppo_loss.js';
-export { eventSourcedPpoLoss, evaluateEventSourced, type EventSourcedOptions, type PolicyEvaluation } from './event_sourced.js';
+export { eventSourcedPpoLoss, evaluateEventSourced, VersionRows, type EventSourcedOptions, type PolicyEvaluation } from './event_sourced.js';
 export {
   ActorCriticPolicy,
   RandomPolicy,

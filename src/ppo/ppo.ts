@@ -15,7 +15,7 @@ import { ActorCritic, checkDim } from './actor_critic.js';
 import { CallbackList, type CallbackContext, type TrainerCallback } from './callbacks.js';
 import { resolvePpoConfig, type ActorCriticConfig, type PpoConfig } from './defaults.js';
 import { densePpoLoss, evaluateDense } from './dense_reference.js';
-import { evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
+import { VersionRows, evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
 import { PPO_METRICS, type Logger } from './logger.js';
 import { ActorCriticPolicy, selectFromLogits } from './policies.js';
 import { RolloutBuffer, buildRolloutBatch, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
@@ -103,7 +103,9 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
   const { model, actorOptimizer, criticOptimizer, table, config } = args;
   checkDim(model.config.dim, table.dim);
   const eventSourced = config.updateMode === 'event-sourced';
-  const options = { chunkElements: config.chunkElements };
+  // the version rows as tensors once for the whole update (all its epochs)
+  const rows = eventSourced ? new VersionRows(table, model, { chunkElements: config.chunkElements }) : null;
+  const options = { chunkElements: config.chunkElements, ...(rows ? { rows } : {}) };
   const snapshot = await takeSnapshot(model, [actorOptimizer, criticOptimizer]);
   try {
     // Old values, GAE, returns, normalised advantages
@@ -158,6 +160,7 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
     throw err;
   } finally {
     disposeSnapshot(snapshot);
+    rows?.dispose();
   }
 }
 
