@@ -92,6 +92,8 @@ export {
   type SlideStorageShape,
   type ZoomedSlide,
   type ZoomInterpretability,
+  type ZoomComparison,
+  type PatchGroupSummary,
   type ClassificationMetrics,
   type F1Options,
   type ProbabilityRows,

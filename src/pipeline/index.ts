@@ -1,9 +1,10 @@
 /**
- * sasha-wsi/pipeline: every public part of the SASHA pipeline. V on demand, the staged training recipe (HAFED, f_S, the zoom policy),
- * the policy stage with model selection, evaluation of any zoom policy at a budget, the model
- * bundle, inference on slides from their pixels (lazy zoom, heatmaps), and import of the
- * official code's checkpoints; model bundles read from any {@link ModelFiles} (URLs, picked
- * files, a directory in Node). The root entry `sasha-wsi` re-exports the most used of these.
+ * sasha-wsi/pipeline: every public part of the SASHA pipeline. V on demand, the staged training
+ * recipe (HAFED, f_S, the zoom policy), the policy stage with model selection, evaluation of any
+ * zoom policy at a budget, the model bundle, inference on slides from their pixels (lazy zoom,
+ * heatmaps), and import of the official code's checkpoints; model bundles read from any
+ * `ModelFiles` of `sasha-wsi/core` (URLs, picked files, a directory in Node). The root entry
+ * `sasha-wsi` re-exports the most used of these.
  *
  * @packageDocumentation
  */
