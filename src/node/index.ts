@@ -16,8 +16,18 @@
 import { registerFileRouter } from './io/file_io.js';
 import { registerNodeOnnxRuntime } from './onnx_encoder.js';
 
-// Files
-export { fileIO, fileCheckpointStore, modelFilesFromDir, registerFileRouter, pathFromFileUrl, MODEL_JSON } from './io/file_io.js';
+// Files (crash-safe writes, model directories on disk, output-folder locks)
+export {
+  fileIO,
+  fileCheckpointStore,
+  modelFilesFromDir,
+  registerFileRouter,
+  pathFromFileUrl,
+  writeFileAtomic,
+  writeFileAtomicSync,
+  MODEL_JSON,
+} from './io/file_io.js';
+export { lockFolder, removeStaleTempFiles, type FolderLock, type LockOwner } from './io/folder_lock.js';
 export {
   readModelManifest,
   updateModelManifest,

@@ -10,6 +10,7 @@ import { VERSION } from '../../core/version.js';
 import { commandHelp, EXIT_INCOMPLETE, parseCommandArgs, type CommandSpec } from './args.js';
 import { COMMANDS } from './commands.js';
 import { loadProgressBars } from './progress_bar.js';
+import { lockFolder } from '../io/folder_lock.js';
 
 /** Finds the command named by the first one or two words of argv. */
 function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | undefined {
@@ -64,7 +65,14 @@ export async function runCli(argv: string[]): Promise<number> {
       },
       interactive: !args.values.quiet,
     };
-    const result = await spec.run(args, io);
+    const target = spec.lock?.(args);
+    const lock = target ? lockFolder(target.dir, target.purpose, target.name) : undefined;
+    let result: Record<string, unknown>;
+    try {
+      result = await spec.run(args, io);
+    } finally {
+      lock?.release();
+    }
     const human = args.json ? undefined : spec.render?.(result);
     if (args.json) {
       process.stdout.write(JSON.stringify(result) + '\n');
