@@ -54,6 +54,13 @@ export {
 export {
   trainPolicy,
   DEFAULT_POLICY_EPOCHS,
+  DEFAULT_POLICY_RECIPE,
+  REFERENCE_POLICY_RECIPE,
+  POLICY_RECIPES,
+  teacherFunction,
+  type PolicyRecipe,
+  type PolicyRecipeName,
+  type PolicyTeacher,
   type PolicyEpochLog,
   type TrainPolicyOptions,
   type TrainPolicyResult,

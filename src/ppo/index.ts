@@ -15,6 +15,7 @@ export type {
   SelectionMode,
   SelectOptions,
   ActionChoice,
+  ZoomTeacher,
 } from './types.js';
 export {
   DEFAULT_ACTOR_CRITIC_CONFIG,
@@ -37,6 +38,7 @@ export {
   TopAttentionPolicy,
   GreedyAttentionPolicy,
   selectFromLogits,
+  maskedLogProb,
   playEpisode,
   type ZoomPolicy,
   type AttentionScorer,

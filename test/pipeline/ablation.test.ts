@@ -61,6 +61,6 @@ describe('presets', () => {
     expect(c.tsu).toEqual({ learningRate: 3e-4, weightDecay: 5e-3, epochs: 7, tau: 0.95 });
     expect(c.policyEpochs).toBe(2);
     expect(c.ppo).toEqual({ gaeLambda: 0.95, clipCoef: 0.1 });
-    expect(() => sashaPreset('c16')).toThrow(/preset in camelyon16, tcga/);
+    expect(() => sashaPreset('c16')).toThrow(/preset in default, reference, camelyon16, tcga/);
   });
 });
