@@ -27,7 +27,7 @@ export {
   writeFileAtomicSync,
   MODEL_JSON,
 } from './io/file_io.js';
-export { lockFolder, removeStaleTempFiles, type FolderLock, type LockOwner } from './io/folder_lock.js';
+export { lockFolder, removeStaleTempFiles, LOCK_HEARTBEAT_MS, LOCK_STALE_MS, type FolderLock, type LockOwner } from './io/folder_lock.js';
 export {
   readModelManifest,
   updateModelManifest,

@@ -24,7 +24,7 @@ const MAX_MANIFEST_BYTES = 16 * 2 ** 20;
 /**
  * Reads `DIR/sasha.json` and checks its fields: `dim`, `k` and `numClasses` are positive
  * integers, `data` names the feature files, and the folder of every component entry (`path`)
- * stays inside `DIR` (see {@link modelComponentPath}).
+ * stays inside `DIR` (see `modelComponentPath`).
  * @throws DataError naming the fix when the directory holds no model, another format, or a
  *   damaged manifest.
  * @category Node
@@ -67,7 +67,7 @@ export function modelComponentPath(dir: string, rel: string, what: string): stri
 /**
  * Loads a component of a model directory (`manifest.hafed.path`, a policy's path) with its
  * class's `load` (`Hafed.load`, `StateMlp.load`, `ActorCritic.load`): the path is resolved
- * inside `dir` ({@link modelComponentPath}), and any failure is a `DataError` naming the folder.
+ * inside `dir` (`modelComponentPath`), and any failure is a `DataError` naming the folder.
  * @returns the loaded model, owned by the caller.
  * @example
  * ```ts
