@@ -92,11 +92,26 @@ export async function loadModelComponent<T>(dir: string, rel: string, what: stri
  * @category Node
  */
 export async function updateModelManifest(dir: string, update: Omit<Partial<ModelManifest>, 'format' | 'formatVersion'>): Promise<ModelManifest> {
-  const file = path.join(dir, MODEL_MANIFEST);
-  const prev = existsSync(file) ? readModelManifest(dir) : {};
-  const next = { format: MODEL_MANIFEST_FORMAT, formatVersion: 1, ...prev, ...update } as ModelManifest;
-  next.format = MODEL_MANIFEST_FORMAT;
-  next.formatVersion = 1;
-  await writeFileAtomic(file, JSON.stringify(next, null, 2) + '\n');
-  return next;
+  const file = path.resolve(dir, MODEL_MANIFEST);
+  // one update of a file at a time in this process: each reads what the previous one wrote
+  const previous = manifestUpdates.get(file) ?? Promise.resolve();
+  const run = previous.then(async () => {
+    const prev = existsSync(file) ? readModelManifest(dir) : {};
+    const next = { format: MODEL_MANIFEST_FORMAT, formatVersion: 1, ...prev, ...update } as ModelManifest;
+    // policies are added one budget at a time: keep the ones saved meanwhile
+    if (update.policies) next.policies = { ...((prev as Partial<ModelManifest>).policies ?? {}), ...update.policies };
+    next.format = MODEL_MANIFEST_FORMAT;
+    next.formatVersion = 1;
+    await writeFileAtomic(file, JSON.stringify(next, null, 2) + '\n');
+    return next;
+  });
+  const settled = run.catch(() => undefined);
+  manifestUpdates.set(file, settled);
+  void settled.then(() => {
+    if (manifestUpdates.get(file) === settled) manifestUpdates.delete(file);
+  });
+  return run;
 }
+
+/** The last pending manifest update per file (see {@link updateModelManifest}). */
+const manifestUpdates = new Map<string, Promise<unknown>>();

@@ -55,6 +55,13 @@ describe('sasha train all / train tsu / train policy / eval --budget < 1', () =>
     expect(p01.code, p01.stderr).toBe(0);
     expect(Object.keys(readModelManifest(out).policies as object).sort()).toEqual(['0.1', '0.2']);
     expect(lastJson((await sasha('eval', '--model', out, '--budget', '0.1', '--json', '--quiet')).stdout).budget).toBe(0.1);
+
+    // two budgets trained at the same time into the same directory: both policies stay
+    const both = await Promise.all(
+      ['0.3', '0.05'].map((f) => sasha('train', 'policy', '--model', out, '--budget', f, '--epochs', '1', '--imitation-epochs', '0', '--json', '--quiet')),
+    );
+    for (const b of both) expect(b.code, b.stderr).toBe(0);
+    expect(Object.keys(readModelManifest(out).policies as object).sort()).toEqual(['0.05', '0.1', '0.2', '0.3']);
   });
 
   it('bad input: no policy for the budget, a budget outside (0, 1], unknown policy, no f_S', async () => {
