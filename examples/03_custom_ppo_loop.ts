@@ -145,7 +145,8 @@ for (let iteration = 1; iteration <= args.iterations; iteration++) {
       const pg2 = tf.mul(tf.neg(advantage), tf.clipByValue(ratio, 1 - args.clipCoef, 1 + args.clipCoef));
       const policyLoss = tf.mean(tf.maximum(pg1, pg2));
       const p = tf.exp(lp);
-      const entropy = tf.mean(tf.neg(tf.sum(tf.mul(p, tf.where(tf.greater(p, 0), lp, tf.zerosLike(lp))), 1)));
+      // masked actions have p = 0 and a finite log-probability (-1e9), so they add 0 to the sum
+      const entropy = tf.mean(tf.neg(tf.sum(tf.mul(p, lp), 1)));
       stats.policyLoss = tf.keep(policyLoss.clone());
       stats.entropy = tf.keep(entropy.clone());
       stats.approxKl = tf.keep(tf.mean(tf.sub(tf.sub(ratio, 1), logRatio))); // CleanRL's approx_kl

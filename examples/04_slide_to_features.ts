@@ -25,7 +25,7 @@ import { generateSyntheticSlideImage, syntheticLesionFraction } from 'sasha-wsi/
 import { H5FeatureDataset, H5FeatureSink } from 'sasha-wsi/node';
 
 const QUICK = process.env.SASHA_EXAMPLE_QUICK === '1';
-const [WIDTH, HEIGHT] = QUICK ? [1536, 1024] : [4096, 3072];
+const [WIDTH, HEIGHT] = QUICK ? [2048, 1536] : [4096, 3072];
 
 await initBackend();
 

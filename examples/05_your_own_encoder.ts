@@ -35,7 +35,7 @@ import { generateSyntheticSlideImage, syntheticLesionFraction } from 'sasha-wsi/
 import { loadEncoder } from 'sasha-wsi/node'; // also registers file:// with tf.io
 
 const QUICK = process.env.SASHA_EXAMPLE_QUICK === '1';
-const [WIDTH, HEIGHT] = QUICK ? [1536, 1024] : [4096, 3072];
+const [WIDTH, HEIGHT] = QUICK ? [2048, 1536] : [4096, 3072];
 
 await initBackend();
 const dir = mkdtempSync(join(tmpdir(), 'sasha-example-05-'));
@@ -70,7 +70,7 @@ const handWritten: PatchEncoder = {
   encode: (batch) =>
     tf.tidy(() => {
       const grey = tf.mean(batch, 3); // [B, h, w]
-      return tf.mean(tf.cast(tf.less(grey, 100), 'float32'), [1, 2], true) as tf.Tensor2D; // [B, 1]
+      return tf.reshape(tf.mean(tf.cast(tf.less(grey, 100), 'float32'), [1, 2]), [-1, 1]) as tf.Tensor2D; // [B, 1]
     }),
   dispose: () => {},
 };

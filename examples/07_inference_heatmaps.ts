@@ -16,7 +16,7 @@
  * `loadSashaModel('models/run', { budget: 0.2 })` (`sasha-wsi/node`).
  *
  * Run: npx tsx examples/07_inference_heatmaps.ts [output folder, default: a temporary one]
- * (SASHA_EXAMPLE_QUICK=1 uses fewer, smaller slides and short training.)
+ * (SASHA_EXAMPLE_QUICK=1 uses fewer slides and short training.)
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,7 +41,7 @@ import { writeHeatmap } from 'sasha-wsi/node';
 
 const QUICK = process.env.SASHA_EXAMPLE_QUICK === '1';
 const SLIDES = QUICK ? 10 : 30;
-const [WIDTH, HEIGHT] = QUICK ? [1536, 1024] : [2048, 1536];
+const [WIDTH, HEIGHT] = [2048, 1536];
 const out = process.argv[2] ?? mkdtempSync(join(tmpdir(), 'sasha-example-07-'));
 
 await initBackend();
