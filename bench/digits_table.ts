@@ -25,7 +25,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { digitTruthAt, DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/index.js';
+import { digitTruthAt, DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/synthetic/index.js';
 import { H5FeatureDataset, loadMnistDigits, readDigitTruth, writeDigitCohort } from '../src/node/index.js';
 import { encoderTable, trainDigitEncoder, type DigitEncoderReport } from './digit_encoder.js';
 import { parseRows, pooledTable, runCohort, sasha, stageTimeTable, stageTimes, zoomTable, type Cohort, type Row, type SlidePrediction } from './policy_table.js';

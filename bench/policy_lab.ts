@@ -12,8 +12,6 @@ import { join, resolve } from 'node:path';
 import {
   ActorCriticPolicy,
   RandomPolicy,
-  SYNTHETIC_PRESETS,
-  SyntheticDataset,
   TopAttentionPolicy,
   GreedyAttentionPolicy,
   evaluateFullResolution,
@@ -27,7 +25,7 @@ import {
   type TrainPolicyOptions,
   type ZoomPolicy,
 } from '../src/index.js';
-import { digitTruthAt } from '../src/wsi/index.js';
+import { SYNTHETIC_PRESETS, SyntheticDataset, digitTruthAt } from '../src/wsi/synthetic/index.js';
 import { H5FeatureDataset, fileCheckpointStore, readDigitTruth, readSplitFile } from '../src/node/index.js';
 
 function arg(name: string, fallback: string): string {

@@ -299,7 +299,7 @@ export function pooledTable(results: Partial<Record<Row, SlidePrediction[]>>[], 
     if (vs && rows.includes(vs)) {
       const m = mcnemarExact(correct(vs), c);
       const a = pairedBootstrapAuc(labels, aligned(vs).map((p) => p.probs), aligned(r).map((p) => p.probs), { resamples, seed: 4 });
-      test = `${vs}: ${m.aOnly} vs ${m.bOnly} slides right only, McNemar p = ${fmtP(m.pValue)}; AUC +${fmt(a.difference)} [${fmt(a.low)}, ${fmt(a.high)}], p = ${fmtP(a.pValue)}`;
+      test = `${vs}: ${m.aOnly} vs ${m.bOnly} slides right only, McNemar p = ${fmtP(m.pValue)}; AUC ${a.difference >= 0 ? '+' : ''}${fmt(a.difference)} [${fmt(a.low)}, ${fmt(a.high)}], p = ${fmtP(a.pValue)}`;
       entry.vs = { row: vs, mcnemar: m, auc: a };
     }
     (summary.rows as Record<string, unknown>)[r] = entry;

@@ -12,7 +12,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticPresetName } from '../src/wsi/index.js';
+import { SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticPresetName } from '../src/wsi/synthetic/index.js';
 import { writeSyntheticCohortFiles } from '../src/node/index.js';
 import { parseRows, pooledTable, runCohort, stageTimeTable, zoomTable, type Cohort, type Row, type SlidePrediction } from './policy_table.js';
 import { writeResults } from './results.js';

@@ -34,7 +34,7 @@ export interface SashaPreset {
   tsu: Readonly<Required<Pick<TrainSashaConfig['tsu'], 'learningRate' | 'weightDecay' | 'epochs' | 'tau'>>>;
   /** Environment of the policy: the cosine threshold tau. */
   env: Readonly<Required<Pick<TrainSashaConfig['env'], 'tau'>>>;
-  /** The recipe of the policy stage the PPO settings below override (see {@link POLICY_RECIPES}). */
+  /** The recipe of the policy stage the PPO settings below override (`POLICY_RECIPES` of sasha-wsi/pipeline). */
   policyRecipe: PolicyRecipeName;
   /** PPO: settings over the recipe's (the dataset presets: GAE lambda and the clipping coefficient). */
   ppo: Readonly<Partial<TrainSashaConfig['ppo']>>;

@@ -167,8 +167,8 @@ export function evaluateEventSourced(model: ActorCritic, table: VersionTable, op
 
 /**
  * The PPO losses of one epoch on a batch and their gradients, event-sourced (see the module
- * doc). Equal to {@link densePpoLoss} up to float rounding, at O(R d) instead of O(T N d)
- * memory. Parameters are not changed.
+ * doc). Equal to the dense computation (the networks run on every row at every step) up to
+ * float rounding, at O(R d) instead of O(T N d) memory. Parameters are not changed.
  *
  * @param batch from {@link buildRolloutBatch}.
  * @returns loss values and gradients (the gradient tensors belong to the caller).

@@ -1,17 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataError, ShapeError, StateError, ValueError, createRng, tf } from '../../src/core/index.js';
-import {
-  NaiveWsiEnv,
-  WsiEnv,
-  budgetSteps,
-  checkEnv,
-  denseSlideLogits,
-  type WsiEnvConfig,
-  type WsiEnvOptions,
-} from '../../src/mdp/index.js';
+import { WsiEnv, budgetSteps, checkEnv, type WsiEnvConfig, type WsiEnvOptions } from '../../src/mdp/index.js';
 import { StateMlp, createTsuState, rowChangesToState, targetedStateUpdate } from '../../src/tsu/index.js';
 import { expectAllclose } from '../helpers.js';
 import { GatedAttentionClassifier, clusteredFeatures } from './stand_in_classifier.js';
+import { NaiveWsiEnv, denseSlideLogits } from '../../src/mdp/naive_wsi_env.js';
 
 const N = 80;
 const D = 16;

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, syntheticTumourFractions, tumourClass } from '../../src/wsi/index.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, syntheticTumourFractions, tumourClass } from '../../src/wsi/synthetic/index.js';
 import { readModelManifest, writeSyntheticCohortFiles } from '../../src/node/index.js';
 import { findPolicy } from '../../src/node/cli/model_eval.js';
 import { parseBudgets } from '../../src/node/cli/eval_sweep.js';

@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS, tf, type SashaModel } from '../../src/index.js';
+import { tf, type SashaModel } from '../../src/index.js';
 import { loadSashaModel, writeSyntheticCohortFiles } from '../../src/node/index.js';
 import { fixtureInputs } from '../fixtures/model_fixture_inputs.js';
 import { lastJson, sasha } from './cli_capture.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/features.js';
 
 const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'models', 'v0.1');
 const expected = JSON.parse(readFileSync(path.join(fixture, 'expected.json'), 'utf8'));

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryCheckpointStore, tf } from '../../src/core/index.js';
 import { ABLATION_ROWS, presetConfig, runAblation, sashaPreset, SASHA_PRESETS } from '../../src/pipeline/index.js';
 import { PPO_PRESETS } from '../../src/ppo/index.js';
-import { SyntheticDataset, SYNTHETIC_PRESETS } from '../../src/wsi/index.js';
+import { SyntheticDataset, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/features.js';
 
 const quick = { hafedTrain: { epochs: 2, lr: 2e-3 }, tsu: { epochs: 2 }, policyEpochs: 1 };
 

@@ -12,8 +12,8 @@ import {
   trainSasha,
   withAggregated,
 } from '../../src/pipeline/index.js';
-import { SYNTHETIC_PRESETS, SyntheticDataset } from '../../src/wsi/index.js';
 import { expectAllclose } from '../helpers.js';
+import { SYNTHETIC_PRESETS, SyntheticDataset } from '../../src/wsi/synthetic/features.js';
 
 const dataset = new SyntheticDataset({ ...SYNTHETIC_PRESETS.tiny, seed: 3 });
 const split = dataset.split;

@@ -1,21 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { tf } from '../../src/core/index.js';
-import {
-  ActorCritic,
-  ActorCriticPolicy,
-  RandomPolicy,
-  RolloutBuffer,
-  buildRolloutBatch,
-  densePpoLoss,
-  evaluateDense,
-  evaluateEventSourced,
-  eventSourcedPpoLoss,
-  valueScales,
-  type PpoLossResult,
-  type RolloutBatch,
-} from '../../src/ppo/index.js';
+import { ActorCritic, ActorCriticPolicy, RandomPolicy, RolloutBuffer, buildRolloutBatch, evaluateEventSourced, eventSourcedPpoLoss, type PpoLossResult, type RolloutBatch } from '../../src/ppo/index.js';
+import { valueScales } from '../../src/ppo/rollout_buffer.js';
 import { expectAllclose, expectNoLeak } from '../helpers.js';
 import { recordEpisodes } from './episodes.js';
+import { densePpoLoss, evaluateDense } from '../../src/ppo/dense_reference.js';
 
 const cfg = { clipCoef: 0.2, entCoef: 0.01, clipValueLoss: false };
 

@@ -9,7 +9,7 @@ import { Hafed } from '../../src/hafed/index.js';
 import { ActorCritic, resolvePpoConfig, runPpoUpdate } from '../../src/ppo/index.js';
 import { trainPolicy, withAggregated } from '../../src/pipeline/index.js';
 import { StateMlp } from '../../src/tsu/index.js';
-import { SyntheticDataset } from '../../src/wsi/index.js';
+import { SyntheticDataset } from '../../src/wsi/synthetic/index.js';
 import { AdamW } from '../../src/core/optim.js';
 import { envEpisodes, trackPeakBytes } from '../../bench/ppo_update.js';
 

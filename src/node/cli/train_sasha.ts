@@ -212,7 +212,8 @@ export const trainPolicyCommand: CommandSpec = {
           bestScore: result.bestScore,
           flags: recordedFlags(args),
         };
-        const prev = (data.manifest.policies ?? {}) as Record<string, PolicyManifestEntry>;
+        // read again: policies of other budgets may have been saved while this one trained
+        const prev = (readModelManifest(dir).policies ?? {}) as Record<string, PolicyManifestEntry>;
         await updateModelManifest(dir, { policies: { ...prev, [key]: entry } });
         const best = result.history[result.bestEpoch];
         return {
