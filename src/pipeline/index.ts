@@ -16,3 +16,4 @@ export * from './load_model.js';
 export * from './presets.js';
 export * from './ablation.js';
 export * from './reference_import.js';
+export * from './budget_sweep.js';
