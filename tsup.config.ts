@@ -11,6 +11,7 @@ const entries: Record<string, string> = {
   'node/index': 'src/node/index.ts',
   'node/cli/main': 'src/node/cli/main.ts',
   'node/slide_worker': 'src/node/slide_worker.ts',
+  'node/hafed_worker': 'src/node/hafed_worker.ts',
 };
 
 export default defineConfig({

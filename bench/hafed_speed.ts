@@ -12,7 +12,8 @@
  */
 import { parseArgs } from 'node:util';
 import { createRng, initBackend, setMatMulGradMode, tf, InMemoryDataset, type SlideBag } from '../src/core/index.js';
-import { Hafed, hafedLoss, setAttentionGradMode, trainHafed } from '../src/hafed/index.js';
+import { setAttentionGradMode } from '../src/core/gated_attention.js';
+import { Hafed, hafedLoss, trainHafed } from '../src/hafed/index.js';
 import { median, table, writeResults } from './results.js';
 
 const { values } = parseArgs({

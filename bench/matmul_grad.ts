@@ -16,7 +16,7 @@ const HIDDEN = 128;
 const BRANCHES = 5;
 const CLASSES = 2;
 
-/** Weights of the stage-2 classifier (sasha-reference.md §2.1-2.2). */
+/** Weights of the stage-2 classifier (docs/reference-code.md §2.1-2.2). */
 function stage2Weights(seed: number): tf.Variable[] {
   // Variables made inside tidy, so that their initial values are freed.
   const w = (shape: number[], s: number) => tf.tidy(() => tf.variable(tf.randomNormal(shape, 0, 1 / Math.sqrt(shape[0]), 'float32', seed + s)));

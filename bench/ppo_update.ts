@@ -6,7 +6,7 @@
  * gradients, per-network clipping and AdamW steps. d = 384, hidden 128 (the reference sizes).
  * The episodes are episodes of the real environment: `WsiEnv` on a slide of N patches (Z with
  * clusters of near-duplicate rows, HAFED stage 2 with M = 5 and f_S 1152 -> 768 -> 384, random
- * weights), the actor sampling its actions, as PPO's rollouts do.
+ * weights), the actor sampling its actions, as PPO's rollouts do (docs/implementation-details.md P21).
  *
  * Each measurement runs in its own child process (the episodes are regenerated there, from the
  * same seeds), so that peak memory is measured honestly per method, and the two methods

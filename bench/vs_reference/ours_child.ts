@@ -16,11 +16,12 @@
  *
  * Run by `run.py`: `npx tsx bench/vs_reference/ours_child.ts TASK --work DIR --n N [--reps K]`.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AdamW, createRng, halfCosineLr, initBackend, tf } from '../../src/core/index.js';
-import { Hafed, hafedTrainStep } from '../../src/hafed/index.js';
+import { Hafed, hafedTrainStep, hafedTrainStepSharded, predictHafedSharded } from '../../src/hafed/index.js';
+import { createHafedWorkerPool } from '../../src/node/index.js';
 import { WsiEnv } from '../../src/mdp/index.js';
 import { StateMlp } from '../../src/tsu/index.js';
 import { ActorCritic, ActorCriticPolicy, RolloutBuffer, playEpisode, resolvePpoConfig, runPpoUpdate } from '../../src/ppo/index.js';
@@ -31,12 +32,14 @@ const { positionals, values: opts } = parseArgs({
     work: { type: 'string' },
     n: { type: 'string' },
     reps: { type: 'string', default: '1' },
+    workers: { type: 'string', default: '0' },
   },
 });
 const task = positionals[0];
 const work = opts.work as string;
 const n = Number(opts.n);
 const reps = Number(opts.reps);
+const workerCount = Number(opts.workers);
 
 interface Shared {
   dim: number;
@@ -169,6 +172,9 @@ async function main(): Promise<void> {
 
   if (task === 'hafed-train' || task === 'hafed-infer') {
     const hafed = loadHafed();
+    // with --workers, stage 1 is split over this thread and the worker threads
+    const pool = workerCount > 0 ? await createHafedWorkerPool(workerCount) : null;
+    out.threads = workerCount + 1;
     const u = readArray(`u_${n}`);
     const warm = readArray('u_warmup');
     const tensorOf = (a: { data: Float32Array; shape: number[] }) => tf.tensor3d(a.data, a.shape as [number, number, number]);
@@ -178,29 +184,30 @@ async function main(): Promise<void> {
       const rng = createRng(shared.seed);
       const vars = hafed.trainableVariables();
       let stepCount = 0;
-      const step = (a: { data: Float32Array; shape: number[] }) => {
+      const step = async (a: { data: Float32Array; shape: number[] }) => {
         optimizer.learningRate = halfCosineLr(stepCount++ / 100, { lr: 4.14e-4, epochs: 50 });
         const x = tensorOf(a);
         try {
-          const r = hafedTrainStep(hafed, optimizer, x, 1, rng, vars);
+          const r = pool ? await hafedTrainStepSharded(hafed, optimizer, x, 1, rng, pool) : hafedTrainStep(hafed, optimizer, x, 1, rng, vars);
           return [r.branchLoss, r.similarityLoss, r.slideLoss];
         } finally {
           x.dispose();
         }
       };
-      step(warm);
+      await step(warm);
       out.check = await timed(out, () => step(u));
     } else {
-      const infer = (a: { data: Float32Array; shape: number[] }) => {
+      const infer = async (a: { data: Float32Array; shape: number[] }) => {
         const x = tensorOf(a);
-        const p = hafed.predict(x);
+        const p = pool ? await predictHafedSharded(hafed, x, pool) : hafed.predict(x);
         const probs = Array.from(p.probs.dataSync());
         tf.dispose([x, p.logits, p.probs, p.attention]);
         return probs;
       };
-      infer(warm);
+      await infer(warm);
       out.check = await timed(out, () => infer(u));
     }
+    await pool?.close();
   } else if (task === 'episode') {
     const hafed = loadHafed();
     const fS = loadStateMlp();
@@ -213,8 +220,10 @@ async function main(): Promise<void> {
       policy.dispose();
       return { actions: r.actions, probs: Array.from(r.last.info.probs) };
     };
-    const wz = readArray('z_warmup');
-    const wv = readArray('v_warmup');
+    // warm-up: one episode on a slide of min(N, 1000) patches (the same for both implementations)
+    const warmTag = existsSync(join(work, `z_${Math.min(n, 1000)}.bin`)) ? String(Math.min(n, 1000)) : 'warmup';
+    const wz = readArray(`z_${warmTag}`);
+    const wv = readArray(`v_${warmTag}`);
     episode(wz.data, wv.data, wz.shape[0]);
     const z = readArray(`z_${n}`);
     const v = readArray(`v_${n}`);

@@ -198,8 +198,10 @@ def main():
                 slide_preds, _attn = hafed.classify(state)
                 return visited, torch.softmax(slide_preds, dim=-1)[0].tolist()
 
-        wz = torch.from_numpy(read_array(work, 'z_warmup'))
-        wv = torch.from_numpy(read_array(work, 'v_warmup'))
+        # warm-up: one episode on a slide of min(N, 1000) patches (the same for both implementations)
+        warm_tag = str(min(args.n, 1000)) if os.path.exists(os.path.join(work, f'z_{min(args.n, 1000)}.bin')) else 'warmup'
+        wz = torch.from_numpy(read_array(work, f'z_{warm_tag}'))
+        wv = torch.from_numpy(read_array(work, f'v_{warm_tag}'))
         episode(wz, wv)
         z = torch.from_numpy(read_array(work, f'z_{args.n}'))
         v = torch.from_numpy(read_array(work, f'v_{args.n}'))

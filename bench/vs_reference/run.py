@@ -159,8 +159,9 @@ def reference_cmd(task, work, ref, n, reps, threads):
     return cmd, env
 
 
-def ours_cmd(task, work, n, reps):
-    cmd = ['node', '--import', 'tsx', os.path.join(HERE, 'ours_child.ts'), task, '--work', work, '--n', str(n), '--reps', str(reps)]
+def ours_cmd(task, work, n, reps, threads=1):
+    cmd = ['node', '--import', 'tsx', os.path.join(HERE, 'ours_child.ts'), task, '--work', work, '--n', str(n), '--reps', str(reps),
+           '--workers', str(threads - 1)]
     return cmd, dict(os.environ)
 
 
@@ -286,8 +287,9 @@ def main():
     plan = []
     if 'hafed' in only:
         for n in hafed_sizes:
-            plan.append(('hafed-train', n, 3, [('ours', 1)] + [('ref', t) for t in threads]))
-            plan.append(('hafed-infer', n, 3, [('ours', 1)] + [('ref', t) for t in threads]))
+            # sasha-wsi at 2 threads: stage 1 over this thread and one worker thread
+            plan.append(('hafed-train', n, 3, [('ours', t) for t in threads] + [('ref', t) for t in threads]))
+            plan.append(('hafed-infer', n, 3, [('ours', t) for t in threads] + [('ref', t) for t in threads]))
     if 'episode' in only:
         for n in episode_sizes:
             plan.append(('episode', n, 1, [('ours', 1)] + [('ref', t) for t in threads]))
@@ -314,8 +316,8 @@ def main():
                     if avail < 14:
                         log(f'skipping the official PPO update at N={n}: {avail:.1f} GB available, about 12 GB needed')
                         continue
-                label = f'{task} N={n} {"sasha-wsi" if who == "ours" else f"official {t}T"} round {rnd + 1}'
-                cmd, env = ours_cmd(task, work, n, inner) if who == 'ours' else reference_cmd(task, work, ref, n, inner, t)
+                label = f'{task} N={n} {f"sasha-wsi {t}T" if who == "ours" else f"official {t}T"} round {rnd + 1}'
+                cmd, env = ours_cmd(task, work, n, inner, t) if who == 'ours' else reference_cmd(task, work, ref, n, inner, t)
                 r = run_child(cmd, env, label)
                 results[key][(who, t)].append(r)
                 log(f'{label}: {", ".join(fmt_s(s) for s in r["seconds"])} s (CPU {", ".join(fmt_s(s) for s in r["cpuSeconds"])}), '
@@ -339,8 +341,12 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         rs = runs(task, n, who, t)
         return max(r['maxRssBytes'] for r in rs) if rs else float('nan')
 
-    def speedup(task, n, t=1):
-        ours, ref = med(secs(task, n, 'ours')), med(secs(task, n, 'ref', t))
+    def ours_threads(task, n, t):
+        """sasha-wsi's thread count compared with the official code at t threads (1 unless it ran at t)."""
+        return t if runs(task, n, 'ours', t) else 1
+
+    def speedup(task, n, t=1, ours_t=1):
+        ours, ref = med(secs(task, n, 'ours', ours_t)), med(secs(task, n, 'ref', t))
         return ref / ours if ours == ours and ref == ref else float('nan')
 
     def x(v):
@@ -351,18 +357,24 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
     names = {'hafed-train': 'HAFED training step', 'hafed-infer': 'HAFED inference', 'episode': 'greedy episode', 'ppo': 'PPO update of one slide'}
     for task in ['hafed-train', 'hafed-infer', 'episode', 'ppo']:
         for n in sizes:
-            if (task, n) not in results:
+            if (task, n) not in results or not any(w == 'ref' for (w, _t) in results[(task, n)]):
                 continue
-            o = secs(task, n, 'ours')
-            row = [names[task], n, f'{fmt_s(med(o))} ({spread(o)}, {len(o)})', fmt_s(med(secs(task, n, 'ours', cpu=True))), mb(peak(task, n, 'ours'))]
             for t in threads:
                 rs = secs(task, n, 'ref', t)
-                row += [f'{fmt_s(med(rs))} ({spread(rs)}, {len(rs)})' if rs else 'not run', mb(peak(task, n, 'ref', t)) if rs else 'n/a',
-                        x(speedup(task, n, t)) if rs else 'n/a']
-            rows.append(row)
-    header = ['workload', 'N', 'sasha-wsi s (range, runs)', 'sasha-wsi CPU s', 'sasha-wsi peak RSS MB']
-    for t in threads:
-        header += [f'official {t} thread{"s" if t > 1 else ""} s (range, runs)', f'official {t}T peak RSS MB', f'speed-up vs {t}T']
+                if not rs and t > 1:
+                    continue
+                ot = ours_threads(task, n, t)
+                o = secs(task, n, 'ours', ot)
+                row = [names[task], n, f'{ot} / {t}', f'{fmt_s(med(o))} ({spread(o)}, {len(o)})', fmt_s(med(secs(task, n, 'ours', ot, cpu=True))),
+                       mb(peak(task, n, 'ours', ot))]
+                if rs:
+                    row += [f'{fmt_s(med(rs))} ({spread(rs)}, {len(rs)})', fmt_s(med(secs(task, n, 'ref', t, cpu=True))), mb(peak(task, n, 'ref', t)),
+                            x(speedup(task, n, t, ot)), f'{peak(task, n, "ref", t) / peak(task, n, "ours", ot):.1f}x']
+                else:
+                    row += ['not run', 'n/a', 'n/a', 'n/a', 'n/a']
+                rows.append(row)
+    header = ['workload', 'N', 'threads (sasha-wsi / official)', 'sasha-wsi s (range, runs)', 'sasha-wsi CPU s', 'sasha-wsi peak RSS MB',
+              'official s (range, runs)', 'official CPU s', 'official peak RSS MB', 'speed-up', 'RSS official / sasha-wsi']
 
     checks = []
     for (task, n), by in results.items():
@@ -398,8 +410,11 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         'official CAMELYON16 configs: HAFED M1 = 1, M2 = 5, D = 128, STKIM 10/20 at 0.24, AdamW; f = 0.2, tau = 0.95, f_S '
         '1152 -> 768 -> 384; PPO with 2 episodes per slide, 4 epochs, AdamW lr 1e-5. Each run is a fresh process (its peak RSS '
         f'is its own); the contenders alternate within each of {args.reps} rounds. Times are wall-clock seconds, medians over '
-        'the runs (range and number of runs in brackets); speed-up = official median / sasha-wsi median (> 1: sasha-wsi faster). '
-        'HAFED rows time 3 steps per process after a warm-up step; episodes and updates time one each after a warm-up on N = 100. '
+        'the runs (range and number of runs in brackets); speed-up = official median / sasha-wsi median (> 1: sasha-wsi faster); '
+        'CPU s = process CPU seconds of the timed part (all threads). sasha-wsi at 2 threads splits HAFED stage 1 over its thread and one '
+        'worker thread (`createHafedWorkerPool(1)`); its other workloads run on one thread, compared with the official code at 1 and at 2. '
+        'HAFED rows time 3 steps per process after a warm-up step; an episode is timed after a warm-up episode on N = min(N, 1000), '
+        'an update after a warm-up update on N = 100. '
         'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread.',
         '',
         f'Machine load (1-minute average, {_machine.get("short", "")} shared with other jobs): {load_start[0]:.1f} at the start, '

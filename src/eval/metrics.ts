@@ -3,7 +3,7 @@
  * one half), F1, expected calibration error and the confusion matrix. They take labels and
  * probabilities as numbers (no tensors), so they run anywhere and never hold GPU memory.
  *
- * Conventions follow the reference code (sasha-reference.md §8.1): for two classes, AUC is
+ * Conventions follow the reference code (docs/reference-code.md §8.1): for two classes, AUC is
  * computed on P(class 1) and F1 is the binary F1 of class 1 on the argmax label; for more
  * classes, AUC is the macro one-vs-rest mean and F1 the macro mean.
  *

@@ -10,31 +10,31 @@ import type { HafedConfig, HafedTrainConfig } from './types.js';
 
 /** Defaults of {@link HafedConfig}. */
 export const DEFAULT_HAFED_CONFIG: Readonly<HafedConfig> = Object.freeze({
-  dim: 384, // sasha-reference.md §1.3: ViT-S/16 features, D_feat = 384
-  k: 16, // sasha-reference.md §1.2: 4 x 4 sub-patches (LR level 3, HR level 1)
-  numClasses: 2, // sasha-reference.md §1.4: normal/tumour, LUAD/LUSC
-  numBranches1: 1, // sasha-reference.md §2.3: n_token_1 = 1 (both datasets)
-  numBranches2: 5, // sasha-reference.md §2.3: n_token_2 = 5, CAMELYON16 (TCGA: 1)
-  attentionDim: 128, // sasha-reference.md §2.1: Attention_Gated D = 128
-  gated: true, // sasha-reference.md §2.1: tanh(V) * sigmoid(U)
-  maskTopK1: 10, // sasha-reference.md §2.3: n_masked_patch_1 = 10
-  maskTopK2: 20, // sasha-reference.md §2.3: n_masked_patch_2 = 20
-  maskDrop: 0.24, // sasha-reference.md §2.3: mask_drop, CAMELYON16 (TCGA: 0.4)
-  input: 'highRes', // HAFED reads U (sasha-reference.md §2.2)
-  seed: 5, // sasha-reference.md §2.3: step 3 --seed default 5
+  dim: 384, // docs/reference-code.md §1.3: ViT-S/16 features, D_feat = 384
+  k: 16, // docs/reference-code.md §1.2: 4 x 4 sub-patches (LR level 3, HR level 1)
+  numClasses: 2, // docs/reference-code.md §1.4: normal/tumour, LUAD/LUSC
+  numBranches1: 1, // docs/reference-code.md §2.3: n_token_1 = 1 (both datasets)
+  numBranches2: 5, // docs/reference-code.md §2.3: n_token_2 = 5, CAMELYON16 (TCGA: 1)
+  attentionDim: 128, // docs/reference-code.md §2.1: Attention_Gated D = 128
+  gated: true, // docs/reference-code.md §2.1: tanh(V) * sigmoid(U)
+  maskTopK1: 10, // docs/reference-code.md §2.3: n_masked_patch_1 = 10
+  maskTopK2: 20, // docs/reference-code.md §2.3: n_masked_patch_2 = 20
+  maskDrop: 0.24, // docs/reference-code.md §2.3: mask_drop, CAMELYON16 (TCGA: 0.4)
+  input: 'highRes', // HAFED reads U (docs/reference-code.md §2.2)
+  seed: 5, // docs/reference-code.md §2.3: step 3 --seed default 5
 });
 
 /** Defaults of {@link HafedTrainConfig}. */
 export const DEFAULT_HAFED_TRAIN_CONFIG: Readonly<HafedTrainConfig> = Object.freeze({
-  lr: 4.14e-4, // sasha-reference.md §2.3: lr, CAMELYON16 (TCGA: 4e-4)
-  weightDecay: 1e-5, // sasha-reference.md §2.3: wd, CAMELYON16 (TCGA: 1e-4)
-  epochs: 50, // sasha-reference.md §2.3: train_epoch
-  minLr: 0, // sasha-reference.md §2.3: min_lr
-  warmupEpochs: 0, // sasha-reference.md §2.3: warmup_epoch
-  beta1: 0.9, // sasha-reference.md §2.3: AdamW default betas
-  beta2: 0.999, // sasha-reference.md §2.3: AdamW default betas
-  epsilon: 1e-8, // sasha-reference.md §2.3: AdamW default eps
-  evalEvery: 1, // sasha-reference.md §2.3: validation after every epoch
+  lr: 4.14e-4, // docs/reference-code.md §2.3: lr, CAMELYON16 (TCGA: 4e-4)
+  weightDecay: 1e-5, // docs/reference-code.md §2.3: wd, CAMELYON16 (TCGA: 1e-4)
+  epochs: 50, // docs/reference-code.md §2.3: train_epoch
+  minLr: 0, // docs/reference-code.md §2.3: min_lr
+  warmupEpochs: 0, // docs/reference-code.md §2.3: warmup_epoch
+  beta1: 0.9, // docs/reference-code.md §2.3: AdamW default betas
+  beta2: 0.999, // docs/reference-code.md §2.3: AdamW default betas
+  epsilon: 1e-8, // docs/reference-code.md §2.3: AdamW default eps
+  evalEvery: 1, // docs/reference-code.md §2.3: validation after every epoch
   selectionTieBreak: 'valLoss', // ours; the reference keeps the earliest of tied epochs (docs/implementation-details.md HAFED-4)
 });
 

@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';
+import { predictHafedSharded, type SubPatchWorkers } from './sharded.js';
 import { DataError, ShapeError, fmtShape } from '../core/errors.js';
 import { assertFinite } from '../core/ops.js';
 import { disposeBag, validateBag, type SlideBag, type SlideDataset, type SlidePart } from '../core/data.js';
@@ -29,6 +30,12 @@ export interface EvaluateHafedOptions {
   onProgress?: ProgressCallback;
   /** Task name shown in progress events. Default `'eval hafed'`. */
   task?: string;
+  /**
+   * Worker threads for stage 1 (in Node, `createHafedWorkerPool` of `sasha-wsi/node`): each
+   * slide's patches are split over this thread and the workers. Same predictions up to float
+   * rounding.
+   */
+  workers?: SubPatchWorkers;
 }
 
 /** The part of a slide a model reads. */
@@ -132,7 +139,7 @@ export async function predictHafed(model: Hafed, dataset: SlideDataset, options:
     const id = dataset.ids[i];
     const { bag, x } = await loadHafedInput(model, dataset, id, false);
     try {
-      const p = model.predict(x);
+      const p = options.workers && model.aggregator ? await predictHafedSharded(model, x as tf.Tensor3D, options.workers) : model.predict(x);
       const probs = Array.from(p.probs.dataSync());
       tf.dispose([p.logits, p.probs, p.attention]);
       out.push({ id, label: bag.label ?? -1, pred: argmax(probs), probs });

@@ -8,7 +8,7 @@ import { tf } from '../core/tf.js';
 import { ShapeError, fmtShape } from '../core/errors.js';
 import type { Rng } from '../core/random.js';
 import { MultiBranchAttention, attentionPool } from './multi_branch_attention.js';
-import { getAttentionGradMode, type ScoreWeights } from './gated_scores.js';
+import { getAttentionGradMode, type ScoreWeights } from '../core/gated_attention.js';
 import { poolSubPatches, poolSubPatchesNoGrad } from './sub_patch_pooling.js';
 
 /** Arguments of {@link FeatureAggregator}. */
@@ -46,7 +46,7 @@ export interface FeatureAggregatorOutput {
 }
 
 /**
- * HAFED stage 1 (sasha-reference.md §2.2 step 1; §3): gated multi-branch attention over the k
+ * HAFED stage 1 (docs/reference-code.md §2.2 step 1; §3): gated multi-branch attention over the k
  * sub-patches of each patch, softmax over k, mean over the M1 branches, then pooling:
  * `V_i = sum_j abar_ij U_ij`, `abar_i = mean_m softmax_j(s_mij)`.
  *

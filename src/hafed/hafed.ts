@@ -6,8 +6,9 @@
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';
-import { DataError, ShapeError, StateError, ValueError, fmtShape } from '../core/errors.js';
+import { DataError, ShapeError, StateError, fmtShape } from '../core/errors.js';
 import { createRng } from '../core/random.js';
+import { decodeArtifacts, encodeArtifacts, loadArtifacts, saveArtifacts, type ArtifactFormat, type IOTarget } from '../core/io.js';
 import { resolveHafedConfig } from './defaults.js';
 import { FeatureAggregator, type StageForwardOptions } from './feature_aggregator.js';
 import { SlideClassifier } from './slide_classifier.js';
@@ -17,6 +18,13 @@ import type { HafedConfig, HafedOutput } from './types.js';
 export const HAFED_FORMAT = 'sasha-hafed';
 /** Version of the saved layout; loading a newer one is an error. */
 export const HAFED_FORMAT_VERSION = 1;
+
+const HAFED_ARTIFACT: ArtifactFormat = {
+  format: HAFED_FORMAT,
+  version: HAFED_FORMAT_VERSION,
+  what: 'HAFED model',
+  writtenBy: 'Hafed.save or `sasha train hafed`',
+};
 
 /** What {@link Hafed.classify} returns; tensors owned by the caller. */
 export interface HafedPrediction {
@@ -28,37 +36,8 @@ export interface HafedPrediction {
   attention: tf.Tensor2D;
 }
 
-/** A `tf.io` handler or a URL a registered router understands (`file://`, `indexeddb://`, ...). */
-export type HandlerOrUrl = string | tf.io.IOHandler;
-
-function saveHandlerFor(target: HandlerOrUrl): tf.io.IOHandler {
-  if (typeof target !== 'string') return target;
-  const handlers = tf.io.getSaveHandlers(target);
-  if (handlers.length === 0) {
-    throw new ValueError(
-      `No tf.io handler can save to '${target}'. In Node, import 'sasha-wsi/node' (it registers file://); ` +
-        "in a browser use 'indexeddb://NAME' or 'downloads://NAME', or pass a tf.io handler.",
-    );
-  }
-  if (handlers.length > 1) throw new ValueError(`Several tf.io handlers match '${target}'; pass a handler instead of the URL.`);
-  return handlers[0];
-}
-
-function loadHandlerFor(source: HandlerOrUrl): tf.io.IOHandler {
-  if (typeof source !== 'string') return source;
-  const handlers = tf.io.getLoadHandlers(source);
-  if (handlers.length === 0) {
-    throw new ValueError(
-      `No tf.io handler can load '${source}'. In Node, import 'sasha-wsi/node' (it registers file://); ` +
-        "in a browser use 'indexeddb://NAME', or pass a tf.io handler.",
-    );
-  }
-  if (handlers.length > 1) throw new ValueError(`Several tf.io handlers match '${source}'; pass a handler instead of the URL.`);
-  return handlers[0];
-}
-
 /**
- * HAFED (sasha-reference.md §2). Stage 1 aggregates each patch's k high-resolution sub-patch
+ * HAFED (docs/reference-code.md §2). Stage 1 aggregates each patch's k high-resolution sub-patch
  * features into one vector; stage 2 classifies the slide from the N vectors with ACMIL-style
  * multi-branch attention. The prediction is `softmax` of the slide head on the
  * branch-averaged attention pooling.
@@ -320,15 +299,7 @@ export class Hafed {
   /** The model as `tf.io` artifacts: the config in `modelTopology`, the weights by stable name. */
   async toArtifacts(): Promise<tf.io.ModelArtifacts> {
     this.alive();
-    const { data, specs } = await tf.io.encodeWeights(this.weightMap());
-    return {
-      modelTopology: { format: HAFED_FORMAT, formatVersion: HAFED_FORMAT_VERSION, config: { ...this.config } },
-      weightSpecs: specs,
-      weightData: data,
-      format: HAFED_FORMAT,
-      generatedBy: 'sasha-wsi',
-      convertedBy: null,
-    };
+    return encodeArtifacts(HAFED_ARTIFACT, { config: { ...this.config } }, this.weightMap());
   }
 
   /**
@@ -336,30 +307,19 @@ export class Hafed {
    * @throws DataError when the artifacts are not a HAFED model or are incomplete.
    */
   static fromArtifacts(artifacts: tf.io.ModelArtifacts): Hafed {
-    const topo = artifacts.modelTopology as { format?: string; formatVersion?: number; config?: Partial<HafedConfig> } | undefined;
-    if (!topo || typeof topo !== 'object' || topo.format !== HAFED_FORMAT) {
-      throw new DataError(
-        `Expected a saved HAFED model (format '${HAFED_FORMAT}'), but got format '${String((topo as { format?: string })?.format ?? artifacts.format)}'. ` +
-          'Point to the directory written by Hafed.save or `sasha train hafed`.',
-      );
-    }
-    if (typeof topo.formatVersion !== 'number' || topo.formatVersion > HAFED_FORMAT_VERSION) {
-      throw new DataError(
-        `This HAFED model was saved in layout version ${topo.formatVersion}; this library reads up to ${HAFED_FORMAT_VERSION}. Upgrade sasha-wsi.`,
-      );
-    }
-    if (!artifacts.weightSpecs || !artifacts.weightData) throw new DataError('The saved HAFED model has no weights.');
-    const model = new Hafed(topo.config ?? {});
-    const weights = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
+    const { description, tensors } = decodeArtifacts(artifacts, HAFED_ARTIFACT);
     try {
-      model.setWeights(weights);
-    } catch (e) {
-      model.dispose();
-      throw e;
+      const model = new Hafed((description.config ?? {}) as Partial<HafedConfig>);
+      try {
+        model.setWeights(tensors);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+      return model;
     } finally {
-      tf.dispose(weights);
+      tf.dispose(tensors);
     }
-    return model;
   }
 
   /**
@@ -367,20 +327,16 @@ export class Hafed {
    * @param target a handler, or a URL with a registered router (`file://DIR` in Node after
    *   importing `sasha-wsi/node`; `indexeddb://NAME`, `downloads://NAME` in browsers).
    */
-  async save(target: HandlerOrUrl): Promise<tf.io.SaveResult> {
-    const handler = saveHandlerFor(target);
-    if (!handler.save) throw new ValueError('The given tf.io handler cannot save.');
-    return handler.save(await this.toArtifacts());
+  async save(target: IOTarget): Promise<tf.io.SaveResult> {
+    return saveArtifacts(target, await this.toArtifacts());
   }
 
   /**
    * Loads a model saved by {@link Hafed.save}. It re-creates the model from its saved config.
    * @param source a handler or a URL (see {@link Hafed.save}).
    */
-  static async load(source: HandlerOrUrl): Promise<Hafed> {
-    const handler = loadHandlerFor(source);
-    if (!handler.load) throw new ValueError('The given tf.io handler cannot load.');
-    return Hafed.fromArtifacts(await handler.load());
+  static async load(source: IOTarget): Promise<Hafed> {
+    return Hafed.fromArtifacts(await loadArtifacts(source));
   }
 
   /** Frees every weight. The model cannot be used afterwards. */

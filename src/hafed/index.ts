@@ -6,7 +6,6 @@
  */
 export * from './types.js';
 export * from './defaults.js';
-export * from './gated_scores.js';
 export * from './multi_branch_attention.js';
 export * from './feature_aggregator.js';
 export * from './sub_patch_pooling.js';
@@ -14,5 +13,5 @@ export * from './slide_classifier.js';
 export * from './losses.js';
 export * from './hafed.js';
 export * from './evaluate.js';
-export * from './checkpoint.js';
 export * from './train_hafed.js';
+export * from './sharded.js';

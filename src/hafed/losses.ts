@@ -100,7 +100,7 @@ export function similarityLoss(attention: tf.Tensor): tf.Scalar {
 }
 
 /**
- * The HAFED training loss of one slide (sasha-reference.md §2.4, with the intended similarity
+ * The HAFED training loss of one slide (docs/reference-code.md §2.4, with the intended similarity
  * loss): `total = slide + branch + similarity1 + similarity2`, all weights 1; the branch term
  * is used only when M2 > 1, as in the reference and ACMIL.
  *

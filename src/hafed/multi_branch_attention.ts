@@ -6,8 +6,9 @@
  */
 import { tf, tfl } from '../core/tf.js';
 import { matMul, MASK_LOGIT } from '../core/ops.js';
-import { gatedScores, type ScoreWeights } from './gated_scores.js';
+import { gatedScores, type ScoreWeights } from '../core/gated_attention.js';
 import { Rng, createRng } from '../core/random.js';
+import { linearInit } from '../core/init.js';
 import { ShapeError, ValueError, fmtShape } from '../core/errors.js';
 
 /** The base arguments of every tfjs-layers layer (`name`, `trainable`, ...). */
@@ -18,7 +19,7 @@ export interface MultiBranchAttentionArgs extends BaseLayerArgs {
   /** M: number of attention branches, each with its own attention map. Default 1. */
   numBranches?: number;
   /**
-   * D: width of the tanh and sigmoid hidden layers. Default 128 (sasha-reference.md §2.1:
+   * D: width of the tanh and sigmoid hidden layers. Default 128 (docs/reference-code.md §2.1:
    * `Attention_Gated(L, D=128, K)`, used with d = 384).
    */
   attentionDim?: number;
@@ -66,14 +67,6 @@ export interface MultiBranchAttentionOutput {
 }
 
 let defaultSeedCounter = 0;
-
-/** Uniform initial values in [-bound, bound) drawn from `rng`. */
-function uniformValues(rng: Rng, shape: number[], bound: number): tf.Tensor {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(size);
-  for (let i = 0; i < size; i++) values[i] = rng.uniform(-bound, bound);
-  return tf.tensor(values, shape, 'float32');
-}
 
 /** Swaps the last two axes. */
 function swapLastAxes(x: tf.Tensor): tf.Tensor {
@@ -206,7 +199,7 @@ export class MultiBranchAttention extends tfl.layers.Layer {
     const M = this.numBranches;
     const add = (name: string, shape: number[], fanIn: number) => {
       const w = this.addWeight(name, shape, 'float32', tfl.initializers.zeros());
-      const init = uniformValues(this.rng, shape, 1 / Math.sqrt(fanIn));
+      const init = linearInit(this.rng, shape, fanIn);
       w.write(init);
       init.dispose();
       this.named.set(name, w);
@@ -362,21 +355,64 @@ export class MultiBranchAttention extends tfl.layers.Layer {
    */
   private stkimKeep(logits: tf.Tensor, keep: tf.Tensor | null, rng: Rng): tf.Tensor | null {
     const n = logits.shape[logits.rank - 1];
+    const ranks = this.stkimRanks(logits.size / n, n, rng);
+    return ranks ? this.stkimMaskFromRanks(logits, ranks, keep) : null;
+  }
+
+  /**
+   * The random part of STKIM for `rows` rows of `n` instances: for each row in order, the
+   * `count = floor(min(maskTopK, n) * maskDrop)` ranks (among the row's top `min(maskTopK, n)`
+   * logits) whose instances are masked, drawn from `rng`. The draws do not depend on the
+   * logits, so they can be made in one place and applied to rows scored elsewhere
+   * ({@link MultiBranchAttention.stkimMaskFromRanks}).
+   * @returns [rows * count] ranks, or null when nothing is masked.
+   */
+  stkimRanks(rows: number, n: number, rng: Rng = this.rng): Int32Array | null {
+    if (!(this.maskTopK > 0 && this.maskDrop > 0)) return null;
     const topK = Math.min(this.maskTopK, n);
     const count = Math.min(Math.floor(topK * this.maskDrop), n - 1);
     if (count <= 0) return null;
-    const rows = logits.size / n;
-    const ranked = keep ? tf.where(keep, logits, tf.fill(logits.shape, -Infinity)) : logits;
-    const { values, indices } = tf.topk(ranked, topK);
-    const idx = indices.dataSync();
-    values.dispose();
-    indices.dispose();
-    const out = new Uint8Array(rows * n).fill(1);
-    for (let r = 0; r < rows; r++) {
-      for (const p of rng.sample(topK, count)) out[r * n + idx[r * topK + p]] = 0;
-    }
-    return tf.tensor(out, logits.shape, 'bool');
+    const out = new Int32Array(rows * count);
+    for (let r = 0; r < rows; r++) out.set(rng.sample(topK, count), r * count);
+    return out;
   }
+
+  /**
+   * The STKIM keep mask (bool, shape of `logits` [..., M, n]) that masks, in every row, the
+   * instances at the given ranks of the row's top `min(maskTopK, n)` logits (instances masked
+   * by `keep` are never among them).
+   * @param ranks from {@link MultiBranchAttention.stkimRanks} for the rows of `logits`.
+   * @returns a new tensor owned by the caller.
+   */
+  stkimMaskFromRanks(logits: tf.Tensor, ranks: Int32Array, keep: tf.Tensor | null = null): tf.Tensor {
+    return stkimMaskFromRanks(logits, ranks, Math.min(this.maskTopK, logits.shape[logits.rank - 1]), keep);
+  }
+}
+
+/**
+ * The STKIM keep mask (bool, shape of `logits` [..., n]) that masks, in every row, the
+ * instances at the given ranks of the row's top `topK` logits (instances masked by `keep` are
+ * never among them). {@link MultiBranchAttention} draws the ranks (`stkimRanks`).
+ * @param ranks [rows * count], the ranks of each row in order.
+ * @returns a new tensor owned by the caller.
+ * @category HAFED
+ */
+export function stkimMaskFromRanks(logits: tf.Tensor, ranks: Int32Array, topK: number, keep: tf.Tensor | null = null): tf.Tensor {
+  const n = logits.shape[logits.rank - 1];
+  const rows = logits.size / n;
+  const count = ranks.length / rows;
+  if (!Number.isInteger(count)) throw new ShapeError(`Expected STKIM ranks for ${rows} rows, but got ${ranks.length} values.`);
+  const idx = tf.tidy(() => {
+    const ranked = keep ? tf.where(keep, logits, tf.fill(logits.shape, -Infinity)) : logits;
+    return tf.topk(ranked, topK).indices;
+  });
+  const top = idx.dataSync();
+  idx.dispose();
+  const out = new Uint8Array(rows * n).fill(1);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < count; c++) out[r * n + top[r * topK + ranks[r * count + c]]] = 0;
+  }
+  return tf.tensor(out, logits.shape, 'bool');
 }
 
 tf.serialization.registerClass(MultiBranchAttention, 'sasha');

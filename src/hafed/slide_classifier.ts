@@ -7,7 +7,8 @@
 import { tf } from '../core/tf.js';
 import { linear } from '../core/ops.js';
 import { ShapeError, fmtShape } from '../core/errors.js';
-import { createRng } from '../core/random.js';
+import { createRng, type Rng } from '../core/random.js';
+import { linearInit } from '../core/init.js';
 import { MultiBranchAttention } from './multi_branch_attention.js';
 import type { StageForwardOptions } from './feature_aggregator.js';
 
@@ -44,19 +45,15 @@ export interface SlideClassifierOutput {
 let variableCounter = 0;
 
 /** A trainable variable with a unique engine name and PyTorch `Linear` initial values. */
-function linearInit(name: string, shape: number[], fanIn: number, rng: ReturnType<typeof createRng>): tf.Variable {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(size);
-  const bound = 1 / Math.sqrt(fanIn);
-  for (let i = 0; i < size; i++) values[i] = rng.uniform(-bound, bound);
-  const init = tf.tensor(values, shape);
+function linearVariable(name: string, shape: number[], fanIn: number, rng: Rng): tf.Variable {
+  const init = linearInit(rng, shape, fanIn);
   const v = tf.variable(init, true, `sasha_slide_classifier_${variableCounter++}/${name}`);
   init.dispose();
   return v;
 }
 
 /**
- * HAFED stage 2 (sasha-reference.md §2.2 step 2): gated attention with M branches over the N
+ * HAFED stage 2 (docs/reference-code.md §2.2 step 2): gated attention with M branches over the N
  * patch vectors; each branch m pools `z_m = sum_i a_mi v_i` and has its own head
  * `branchLogits_m = z_m W_m + b_m` (trained only); the slide prediction comes from a separate
  * head on the branch-averaged pooling: `logits = (mean_m z_m) W_s + b_s`
@@ -97,10 +94,10 @@ export class SlideClassifier {
     const rng = createRng(seed ?? Math.floor(Math.random() * 2 ** 31));
     this.attention = new MultiBranchAttention({ ...rest, numBranches, seed: rng.seedInt() });
     this.attention.ensureBuilt(dim);
-    this.branchKernel = linearInit('branchKernel', [numBranches, dim, numClasses], dim, rng);
-    this.branchBias = linearInit('branchBias', [numBranches, numClasses], dim, rng);
-    this.slideKernel = linearInit('slideKernel', [dim, numClasses], dim, rng);
-    this.slideBias = linearInit('slideBias', [numClasses], dim, rng);
+    this.branchKernel = linearVariable('branchKernel', [numBranches, dim, numClasses], dim, rng);
+    this.branchBias = linearVariable('branchBias', [numBranches, numClasses], dim, rng);
+    this.slideKernel = linearVariable('slideKernel', [dim, numClasses], dim, rng);
+    this.slideBias = linearVariable('slideBias', [numClasses], dim, rng);
   }
 
   private checkInput(x: tf.Tensor, what: string, rows?: number): void {

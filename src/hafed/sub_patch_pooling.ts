@@ -18,7 +18,7 @@
 import { tf } from '../core/tf.js';
 import { MASK_LOGIT, fastTanh } from '../core/ops.js';
 import { ShapeError, fmtShape } from '../core/errors.js';
-import type { ScoreWeights } from './gated_scores.js';
+import type { ScoreWeights } from '../core/gated_attention.js';
 
 /** What {@link poolSubPatches} returns; tensors owned by the caller. */
 export interface SubPatchPooling {
@@ -38,28 +38,106 @@ export interface SubPatchPoolingOptions {
   keep?: (logits: tf.Tensor3D) => tf.Tensor | null;
 }
 
+
 const requireGated = (w: ScoreWeights): void => {
   if (!w.kernelU || !w.biasU) throw new ShapeError('poolSubPatches needs the gated scoring network (kernelU and biasU).');
 };
 
-/** The forward computation shared by the differentiable and the inference path. */
-function forward(u: tf.Tensor3D, w: ScoreWeights, keepFn: SubPatchPoolingOptions['keep']) {
-  const [n, k, d] = u.shape;
-  const m = w.kernelW.shape[1] as number;
-  const x = tf.reshape(u, [n * k, d]) as tf.Tensor2D;
-  const t = fastTanh(tf.fused.matMul({ a: x, b: w.kernelV as tf.Tensor2D, bias: w.biasV })); // [R, D]
-  const s = tf.sigmoid(tf.fused.matMul({ a: x, b: w.kernelU as tf.Tensor2D, bias: w.biasU })); // [R, D]
-  const g = tf.mul(t, s) as tf.Tensor2D; // [R, D]
-  const scores = tf.fused.matMul({ a: g, b: w.kernelW as tf.Tensor2D, bias: w.biasW }); // [R, M]
-  let logits = (m === 1 ? tf.reshape(scores, [n, 1, k]) : tf.transpose(tf.reshape(scores, [n, k, m]), [0, 2, 1])) as tf.Tensor3D;
-  const keep = keepFn ? keepFn(logits) : null;
-  if (keep) logits = tf.where(keep, logits, tf.fill(logits.shape, MASK_LOGIT)) as tf.Tensor3D;
-  const a = tf.softmax(logits) as tf.Tensor3D; // [N, M, k], over the k sub-patches
-  const abar = (m === 1 ? a : tf.mean(a, 1, true)) as tf.Tensor3D; // [N, 1, k]
-  // Pooling as a batched product [N, 1, k] x [N, k, d]: on wasm one pass over U, where a
-  // broadcast product and a sum over the middle axis transpose U first.
-  const v = tf.reshape(tf.matMul(abar, u), [n, d]) as tf.Tensor2D;
-  return { x, t, s, g, a, v };
+function checkU(u: tf.Tensor3D, w: ScoreWeights): void {
+  if (u.rank !== 3 || u.shape[2] !== w.kernelV.shape[0] || u.shape[0] === 0) {
+    throw new ShapeError(`Error in poolSubPatches: expected U [N, k, ${w.kernelV.shape[0]}] with N >= 1, but got ${fmtShape(u.shape)}.`);
+  }
+  requireGated(w);
+}
+
+/** What the backward pass of {@link subPatchForward} needs ([N k, D] activations and the attention). */
+export interface SubPatchSaved {
+  /** tanh(u W_V + b_V), [N k, D]. */
+  t: tf.Tensor2D;
+  /** sigmoid(u W_U + b_U), [N k, D]. */
+  s: tf.Tensor2D;
+  /** t * s, [N k, D]. */
+  g: tf.Tensor2D;
+  /** The attention, [N, M, k]. */
+  a: tf.Tensor3D;
+}
+
+/**
+ * The forward pass of {@link poolSubPatches} without a tape: the features, the attention and
+ * what {@link subPatchBackward} needs. Used to run stage 1 over shards of a slide's patches
+ * (each shard's backward pass then runs where its forward pass ran).
+ *
+ * **Input shape:** `u` [N, k, d]. **Output shapes:** features [N, d], attention [N, M, k].
+ * @returns new tensors owned by the caller (dispose `saved` after the backward pass).
+ * @category HAFED
+ */
+export function subPatchForward(
+  u: tf.Tensor3D,
+  w: ScoreWeights,
+  options: SubPatchPoolingOptions = {},
+): SubPatchPooling & { saved: SubPatchSaved } {
+  checkU(u, w);
+  return tf.tidy(() => {
+    const [n, k, d] = u.shape;
+    const m = w.kernelW.shape[1] as number;
+    const x = tf.reshape(u, [n * k, d]) as tf.Tensor2D;
+    const t = fastTanh(tf.fused.matMul({ a: x, b: w.kernelV as tf.Tensor2D, bias: w.biasV })) as tf.Tensor2D; // [R, D]
+    const s = tf.sigmoid(tf.fused.matMul({ a: x, b: w.kernelU as tf.Tensor2D, bias: w.biasU })) as tf.Tensor2D; // [R, D]
+    const g = tf.mul(t, s) as tf.Tensor2D; // [R, D]
+    const scores = tf.fused.matMul({ a: g, b: w.kernelW as tf.Tensor2D, bias: w.biasW }); // [R, M]
+    let logits = (m === 1 ? tf.reshape(scores, [n, 1, k]) : tf.transpose(tf.reshape(scores, [n, k, m]), [0, 2, 1])) as tf.Tensor3D;
+    const keep = options.keep ? options.keep(logits) : null;
+    if (keep) logits = tf.where(keep, logits, tf.fill(logits.shape, MASK_LOGIT)) as tf.Tensor3D;
+    const a = tf.softmax(logits) as tf.Tensor3D; // [N, M, k], over the k sub-patches
+    const abar = (m === 1 ? a : tf.mean(a, 1, true)) as tf.Tensor3D; // [N, 1, k]
+    // Pooling as a batched product [N, 1, k] x [N, k, d]: on wasm one pass over U, where a
+    // broadcast product and a sum over the middle axis transpose U first.
+    const features = tf.reshape(tf.matMul(abar, u), [n, d]) as tf.Tensor2D;
+    return { features, attention: a, saved: { t, s, g, a } };
+  });
+}
+
+/**
+ * The backward pass of {@link subPatchForward}: the gradients of the six weights
+ * (`kernelV, biasV, kernelU, biasU, kernelW, biasW`, in that order) given the gradients of the
+ * features [N, d] and of the attention [N, M, k] (null: none).
+ * @returns new tensors owned by the caller; `saved` is not disposed.
+ * @category HAFED
+ */
+export function subPatchBackward(u: tf.Tensor3D, w: ScoreWeights, saved: SubPatchSaved, dFeatures: tf.Tensor, dAttention: tf.Tensor | null): tf.Tensor[] {
+  return tf.tidy(() => {
+    const [n, k, d] = u.shape;
+    const m = w.kernelW.shape[1] as number;
+    const D = w.kernelV.shape[1] as number;
+    const R = n * k;
+    const { t, s, g, a } = saved;
+    // Pooling: dabar_ij = dV_i . u_ij, a batched product [N, 1, d] x [N, k, d]^T
+    const dabar = tf.matMul(tf.reshape(dFeatures, [n, 1, d]) as tf.Tensor3D, u, false, true); // [N, 1, k]
+    let da: tf.Tensor = m === 1 ? dabar : tf.tile(tf.div(dabar, m), [1, m, 1]); // [N, M, k]
+    if (dAttention) da = tf.add(da, tf.reshape(dAttention, [n, m, k]));
+    // Softmax over k: dl = a (da - sum_j a da); masked entries have a = 0
+    const dl = tf.mul(a, tf.sub(da, tf.sum(tf.mul(a, da), -1, true)));
+    const ds = (m === 1 ? tf.reshape(dl, [R, 1]) : tf.reshape(tf.transpose(dl, [0, 2, 1]), [R, m])) as tf.Tensor2D; // [R, M]
+    // Output layer: dW_w = g^T ds as (ds^T g)^T, so that the product packs g, not a transpose
+    const dsT = (m === 1 ? tf.reshape(ds, [1, R]) : tf.transpose(ds)) as tf.Tensor2D; // [M, R]
+    const dkW = tf.transpose(tf.matMul(dsT, g)); // [D, M]
+    const dbW = tf.sum(dsT, 1); // [M]
+    const dg = m === 1 ? tf.mul(ds, tf.reshape(w.kernelW, [1, D])) : tf.matMul(ds, tf.transpose(w.kernelW) as tf.Tensor2D); // [R, D]
+    // Gates: g = t s with t = tanh(hv), s = sigmoid(hu)
+    const dhv = tf.mul(tf.mul(dg, s), tf.sub(1, tf.square(t))) as tf.Tensor2D;
+    const dhu = tf.mul(tf.mul(dg, t), tf.mul(s, tf.sub(1, s))) as tf.Tensor2D;
+    // Kernels: U^T dh with U^T formed once for both; biases: a row of ones times dh
+    const xT = tf.transpose(tf.reshape(u, [R, d])) as tf.Tensor2D; // [d, R]
+    const ones = tf.ones([1, R]) as tf.Tensor2D;
+    return [
+      tf.matMul(xT, dhv),
+      tf.reshape(tf.matMul(ones, dhv), [D]),
+      tf.matMul(xT, dhu),
+      tf.reshape(tf.matMul(ones, dhu), [D]),
+      dkW,
+      dbW,
+    ];
+  });
 }
 
 /**
@@ -79,49 +157,21 @@ function forward(u: tf.Tensor3D, w: ScoreWeights, keepFn: SubPatchPoolingOptions
  * @category HAFED
  */
 export function poolSubPatches(u: tf.Tensor3D, w: ScoreWeights, options: SubPatchPoolingOptions = {}): SubPatchPooling {
-  if (u.rank !== 3 || u.shape[2] !== w.kernelV.shape[0] || u.shape[0] === 0) {
-    throw new ShapeError(`Error in poolSubPatches: expected U [N, k, ${w.kernelV.shape[0]}] with N >= 1, but got ${fmtShape(u.shape)}.`);
-  }
-  requireGated(w);
+  checkU(u, w);
   const [n, k, d] = u.shape;
   const m = w.kernelW.shape[1] as number;
-  const D = w.kernelV.shape[1] as number;
-  const R = n * k;
   // One output [N, d + M k] holds V and the attention, so that both carry gradients through
   // one custom-gradient op (customGrad takes a single output).
   const op = tf.customGrad(((kV: tf.Tensor, bV: tf.Tensor, kU: tf.Tensor, bU: tf.Tensor, kW: tf.Tensor, bW: tf.Tensor, save: tf.GradSaveFunc) => {
-    const f = forward(u, { kernelV: kV, biasV: bV, kernelU: kU, biasU: bU, kernelW: kW, biasW: bW }, options.keep);
-    save([f.t, f.s, f.g, f.a]);
+    const weights: ScoreWeights = { kernelV: kV, biasV: bV, kernelU: kU, biasU: bU, kernelW: kW, biasW: bW };
+    const f = subPatchForward(u, weights, options);
+    save([f.saved.t, f.saved.s, f.saved.g, f.saved.a]);
     return {
-      value: tf.concat([f.v, tf.reshape(f.a, [n, m * k])], 1),
+      value: tf.concat([f.features, tf.reshape(f.attention, [n, m * k])], 1),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [t, s, g, a] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
-        const [dv, daFlat] = tf.split(dy, [d, m * k], 1);
-        // Pooling: dabar_ij = dV_i . u_ij, a batched product [N, 1, d] x [N, k, d]^T
-        const dabar = tf.matMul(tf.reshape(dv, [n, 1, d]) as tf.Tensor3D, u, false, true); // [N, 1, k]
-        const da = tf.add(m === 1 ? dabar : tf.div(dabar, m), tf.reshape(daFlat, [n, m, k])); // [N, M, k]
-        // Softmax over k: dl = a (da - sum_j a da); masked entries have a = 0
-        const dl = tf.mul(a, tf.sub(da, tf.sum(tf.mul(a, da), -1, true)));
-        const ds = (m === 1 ? tf.reshape(dl, [R, 1]) : tf.reshape(tf.transpose(dl, [0, 2, 1]), [R, m])) as tf.Tensor2D; // [R, M]
-        // Output layer: dW_w = g^T ds as (ds^T g)^T, so that the product packs g, not a transpose
-        const dsT = (m === 1 ? tf.reshape(ds, [1, R]) : tf.transpose(ds)) as tf.Tensor2D; // [M, R]
-        const dkW = tf.transpose(tf.matMul(dsT, g)); // [D, M]
-        const dbW = tf.sum(dsT, 1); // [M]
-        const dg = m === 1 ? tf.mul(ds, tf.reshape(kW, [1, D])) : tf.matMul(ds, tf.transpose(kW) as tf.Tensor2D); // [R, D]
-        // Gates: g = t s with t = tanh(hv), s = sigmoid(hu)
-        const dhv = tf.mul(tf.mul(dg, s), tf.sub(1, tf.square(t))) as tf.Tensor2D;
-        const dhu = tf.mul(tf.mul(dg, t), tf.mul(s, tf.sub(1, s))) as tf.Tensor2D;
-        // Kernels: U^T dh with U^T formed once for both; biases: a row of ones times dh
-        const xT = tf.transpose(tf.reshape(u, [R, d])) as tf.Tensor2D; // [d, R]
-        const ones = tf.ones([1, R]) as tf.Tensor2D;
-        return [
-          tf.matMul(xT, dhv),
-          tf.reshape(tf.matMul(ones, dhv), [D]),
-          tf.matMul(xT, dhu),
-          tf.reshape(tf.matMul(ones, dhu), [D]),
-          dkW,
-          dbW,
-        ];
+        const [dv, da] = tf.split(dy, [d, m * k], 1);
+        return subPatchBackward(u, weights, { t, s, g, a }, dv, da);
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...ws: tf.Tensor[]) => tf.Tensor2D;
@@ -139,12 +189,7 @@ export function poolSubPatches(u: tf.Tensor3D, w: ScoreWeights, options: SubPatc
  * @category HAFED
  */
 export function poolSubPatchesNoGrad(u: tf.Tensor3D, w: ScoreWeights, options: SubPatchPoolingOptions = {}): SubPatchPooling {
-  if (u.rank !== 3 || u.shape[2] !== w.kernelV.shape[0] || u.shape[0] === 0) {
-    throw new ShapeError(`Error in poolSubPatches: expected U [N, k, ${w.kernelV.shape[0]}] with N >= 1, but got ${fmtShape(u.shape)}.`);
-  }
-  requireGated(w);
-  return tf.tidy(() => {
-    const f = forward(u, w, options.keep);
-    return { features: f.v, attention: f.a };
-  });
+  const { features, attention, saved } = subPatchForward(u, w, options);
+  tf.dispose([saved.t, saved.s, saved.g]);
+  return { features, attention };
 }

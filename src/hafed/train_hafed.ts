@@ -1,14 +1,14 @@
 /**
- * Training HAFED on a cohort of slides (sasha-reference.md §2.3-2.4): one slide per step
+ * Training HAFED on a cohort of slides (docs/reference-code.md §2.3-2.4): one slide per step
  * (B = 1, no padding), AdamW with the half-cosine schedule evaluated at every step, model
  * selection on validation F1 + AUC, resumable checkpoints.
  *
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';
-import { DataError, StateError, ValueError } from '../core/errors.js';
+import { StateError, ValueError } from '../core/errors.js';
 import { AdamW, halfCosineLr } from '../core/optim.js';
-import { createRng, type Rng } from '../core/random.js';
+import type { Rng } from '../core/random.js';
 import { disposeBag, type SlideDataset } from '../core/data.js';
 import type { ProgressCallback } from '../core/progress.js';
 import { argmax } from '../eval/metrics.js';
@@ -16,12 +16,27 @@ import { resolveHafedTrainConfig } from './defaults.js';
 import { Hafed } from './hafed.js';
 import { hafedLoss } from './losses.js';
 import { checkDatasetForHafed, evaluateHafed, loadHafedInput } from './evaluate.js';
-import type { CheckpointStore } from './checkpoint.js';
+import { hafedTrainStepSharded, type SubPatchWorkers } from './sharded.js';
+import {
+  decodeTrainingCheckpoint,
+  encodeTrainingCheckpoint,
+  epochRng,
+  type CheckpointStore,
+  type TrainingCheckpointState,
+} from '../core/checkpoint.js';
+import type { ArtifactFormat } from '../core/io.js';
 import type { HafedBest, HafedConfig, HafedEpochLog, HafedTrainConfig } from './types.js';
 
 /** The `format` of training checkpoints. */
 export const HAFED_CHECKPOINT_FORMAT = 'sasha-hafed-checkpoint';
-const CHECKPOINT_VERSION = 1;
+
+/** Layout 2 is the training-checkpoint layout of every trainer; 1 is release 0.1's. */
+const HAFED_CHECKPOINT: ArtifactFormat = {
+  format: HAFED_CHECKPOINT_FORMAT,
+  version: 2,
+  what: 'HAFED checkpoint',
+  writtenBy: 'trainHafed or `sasha train hafed`',
+};
 
 /** What {@link HafedTrainCallbacks.onStep} receives after every slide. */
 export interface HafedStepInfo {
@@ -74,6 +89,13 @@ export interface TrainHafedOptions {
   checkpoint?: CheckpointStore;
   /** Continue from the `'last'` checkpoint of `checkpoint` when there is one. Default false. */
   resume?: boolean;
+  /**
+   * Worker threads for stage 1 (in Node, `createHafedWorkerPool` of `sasha-wsi/node`): every
+   * step and every validation splits the slide's patches over this thread and the workers
+   * ({@link hafedTrainStepSharded}); the same training up to float rounding. The caller closes
+   * the pool.
+   */
+  workers?: SubPatchWorkers;
 }
 
 /** What {@link trainHafed} returns. */
@@ -86,66 +108,25 @@ export interface TrainHafedResult {
   best: HafedBest;
 }
 
-interface CheckpointState {
-  format: string;
-  formatVersion: number;
-  hafed: HafedConfig;
-  train: HafedTrainConfig;
-  seed: number;
-  epoch: number;
+/** The progress saved in a checkpoint. */
+interface HafedProgress {
   history: HafedEpochLog[];
   best: HafedBest | null;
-  trainIds: string[];
 }
 
-/** The generator of one epoch: slide order, then STKIM draws. Depends only on (seed, epoch). */
-function epochRng(seed: number, epoch: number): Rng {
-  return createRng((Math.imul(Math.floor(seed) | 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
+/** Reads the description of a release-0.1 checkpoint. */
+function legacyState(d: Record<string, unknown>): TrainingCheckpointState<HafedProgress> {
+  const { epochs: _e, ...train } = (d.train ?? {}) as Record<string, unknown>;
+  return {
+    resume: { model: d.hafed, train, seed: d.seed, trainIds: d.trainIds },
+    epochsDone: Number(d.epoch) + 1,
+    progress: { history: d.history as HafedEpochLog[], best: d.best as HafedBest | null },
+  };
 }
 
 /** NaN-safe selection score `f1 + auc` (an undefined AUC, one class only, counts 0). */
 function selectionScore(f1: number, auc: number): number {
   return (Number.isFinite(f1) ? f1 : 0) + (Number.isFinite(auc) ? auc : 0);
-}
-
-async function optimizerArtifacts(opt: AdamW, stableOf: Map<string, string>): Promise<tf.NamedTensorMap> {
-  const weights = await opt.getWeights();
-  const out: tf.NamedTensorMap = {};
-  for (const { name, tensor } of weights) {
-    if (name === 'iter') {
-      out['optimizer/iterations'] = tensor;
-      continue;
-    }
-    const m = /^(.*)\/adamw_(m|v)$/.exec(name);
-    const stable = m ? stableOf.get(m[1]) : undefined;
-    if (!m || !stable) throw new StateError(`Unexpected optimizer weight '${name}'.`);
-    out[`optimizer/${stable}/${m[2]}`] = tensor;
-  }
-  return out;
-}
-
-async function restoreOptimizer(opt: AdamW, weights: tf.NamedTensorMap, vars: Record<string, tf.Variable>): Promise<void> {
-  const iter = weights['optimizer/iterations'];
-  if (!iter) throw new DataError('The checkpoint has no optimizer state; it is incomplete. Remove it to start afresh.');
-  const list: { name: string; tensor: tf.Tensor }[] = [{ name: 'iter', tensor: iter }];
-  for (const [stable, v] of Object.entries(vars)) {
-    const m = weights[`optimizer/${stable}/m`];
-    const s = weights[`optimizer/${stable}/v`];
-    if (m && s) list.push({ name: `${v.name}/adamw_m`, tensor: m }, { name: `${v.name}/adamw_v`, tensor: s });
-  }
-  await opt.setWeights(list);
-}
-
-function pick(weights: tf.NamedTensorMap, prefix: string): tf.NamedTensorMap {
-  const out: tf.NamedTensorMap = {};
-  for (const [k, v] of Object.entries(weights)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
-  return out;
-}
-
-function prefixed(weights: tf.NamedTensorMap, prefix: string): tf.NamedTensorMap {
-  const out: tf.NamedTensorMap = {};
-  for (const [k, v] of Object.entries(weights)) out[prefix + k] = v;
-  return out;
 }
 
 /** What {@link hafedTrainStep} returns. */
@@ -206,7 +187,7 @@ export function hafedTrainStep(
 
 /**
  * Trains HAFED (both stages jointly on U, or stage 2 on Z with `input: 'lowRes'`) with the
- * reference recipe (CAMELYON16 column of sasha-reference.md §2.3):
+ * reference recipe (CAMELYON16 column of docs/reference-code.md §2.3):
  * - one slide per step in a seeded random order, STKIM masking on, loss
  *   `slide CE + mean branch CE + similarity losses` ({@link hafedLoss});
  * - AdamW (lr 4.14e-4, weight decay 1e-5), the learning rate set at every step from the
@@ -233,7 +214,7 @@ export function hafedTrainStep(
  * @category HAFED
  */
 export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafedResult> {
-  const { train, val, checkpoint, resume = false, onProgress, callbacks = {} } = options;
+  const { train, val, checkpoint, resume = false, onProgress, callbacks = {}, workers } = options;
   if (!train || typeof train.load !== 'function') throw new ValueError('trainHafed needs a training dataset: { train: SlideDataset }.');
   const seed = options.seed ?? 5;
   if (!Number.isFinite(seed)) throw new ValueError(`Expected seed to be a finite number, but got ${seed}.`);
@@ -251,48 +232,28 @@ export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafed
 
     const vars = model.weightMap();
     const varList = Object.values(vars);
-    const stableOf = new Map(Object.entries(vars).map(([stable, v]) => [v.name, stable] as const));
     const nTrain = train.ids.length;
     let history: HafedEpochLog[] = [];
     let best: HafedBest | null = null;
     let startEpoch = 0;
+    const { epochs: _epochs, ...trainSettings } = tc;
+    const resumeKey = { model: { ...model.config }, train: trainSettings, seed, trainIds: [...train.ids] };
 
-    // Resume
     if (resume && checkpoint) {
-      const ck = await checkpoint.load('last');
-      if (ck) {
-        const state = ck.modelTopology as unknown as CheckpointState;
-        if (!state || state.format !== HAFED_CHECKPOINT_FORMAT) {
-          throw new DataError(`The 'last' checkpoint is not a HAFED training checkpoint (format '${String(state?.format)}'). Remove it or use another directory.`);
-        }
-        if (state.formatVersion > CHECKPOINT_VERSION) throw new DataError('The checkpoint was written by a newer sasha-wsi; upgrade to resume it.');
-        if (JSON.stringify(state.hafed) !== JSON.stringify(model.config)) {
-          throw new ValueError(
-            'The checkpoint was written for a different HAFED config; resume with the same model settings or remove the checkpoint. ' +
-              `Checkpoint: ${JSON.stringify(state.hafed)}; now: ${JSON.stringify(model.config)}.`,
-          );
-        }
-        if (Array.isArray(state.trainIds) && state.trainIds.join('\n') !== train.ids.join('\n')) {
-          throw new ValueError(
-            `The checkpoint was written for another training set (${state.trainIds.length} slides, now ${train.ids.length}); ` +
-              'resume with the same split or remove the checkpoint.',
-          );
-        }
-        if (state.epoch + 1 > tc.epochs) {
-          throw new ValueError(`The checkpoint has ${state.epoch + 1} epochs done, more than epochs = ${tc.epochs}.`);
-        }
-        const weights = tf.io.decodeWeights(ck.weightData!, ck.weightSpecs!);
+      const saved = await checkpoint.load('last');
+      if (saved) {
+        const ck = decodeTrainingCheckpoint(saved, HAFED_CHECKPOINT, { resume: resumeKey, epochs: tc.epochs }, legacyState);
         try {
-          model.setWeights(pick(weights, 'model/'));
-          await restoreOptimizer(optimizer, weights, vars);
-          const bw = pick(weights, 'best/');
+          model.setWeights(ck.group('model'));
+          await ck.restoreOptimizer(optimizer, vars);
+          const bw = ck.group('best');
           if (Object.keys(bw).length > 0) bestWeights = Object.fromEntries(Object.entries(bw).map(([k, v]) => [k, tf.clone(v)]));
         } finally {
-          tf.dispose(weights);
+          ck.dispose();
         }
-        history = state.history;
-        best = state.best;
-        startEpoch = state.epoch + 1;
+        history = ck.state.progress.history;
+        best = ck.state.progress.best;
+        startEpoch = ck.state.epochsDone;
       }
     }
 
@@ -319,7 +280,9 @@ export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafed
         try {
           lr = halfCosineLr(epoch + i / nTrain, schedule);
           optimizer.learningRate = lr;
-          const r = hafedTrainStep(model, optimizer, x, label, rng, varList);
+          const r = workers && model.aggregator
+            ? await hafedTrainStepSharded(model, optimizer, x as tf.Tensor3D, label, rng, workers)
+            : hafedTrainStep(model, optimizer, x, label, rng, varList);
           if (!Number.isFinite(r.loss)) {
             throw new StateError(
               `The loss became ${r.loss} at epoch ${epoch}, slide '${id}'. Lower the learning rate or check the features of this slide.`,
@@ -363,7 +326,7 @@ export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafed
       let improved = false;
       const validate = val && ((epoch + 1) % tc.evalEvery === 0 || epoch === tc.epochs - 1);
       if (validate) {
-        const { metrics, predictions } = await evaluateHafed(model, val!, { onProgress, task: 'val hafed' });
+        const { metrics, predictions } = await evaluateHafed(model, val!, { onProgress, task: 'val hafed', workers });
         log.val = metrics;
         log.score = selectionScore(metrics.f1, metrics.auc);
         log.valLoss = predictions.reduce((s, p) => s - Math.log(Math.max(p.probs[p.label], 1e-12)), 0) / predictions.length;
@@ -387,30 +350,14 @@ export async function trainHafed(options: TrainHafedOptions): Promise<TrainHafed
 
       if (checkpoint) {
         if (improved) await checkpoint.save('best', await model.toArtifacts());
-        const modelWeights = prefixed(model.weightMap(), 'model/');
-        const optWeights = await optimizerArtifacts(optimizer, stableOf);
-        const state: CheckpointState = {
-          format: HAFED_CHECKPOINT_FORMAT,
-          formatVersion: CHECKPOINT_VERSION,
-          hafed: { ...model.config },
-          train: { ...tc },
-          seed,
-          epoch,
-          history,
-          best,
-          trainIds: [...train.ids],
-        };
-        const all = { ...modelWeights, ...optWeights, ...(bestWeights ? prefixed(bestWeights, 'best/') : {}) };
-        const { data, specs } = await tf.io.encodeWeights(all);
-        optWeights['optimizer/iterations'].dispose();
-        await checkpoint.save('last', {
-          modelTopology: state as unknown as tf.io.ModelArtifacts['modelTopology'],
-          weightSpecs: specs,
-          weightData: data,
-          format: HAFED_CHECKPOINT_FORMAT,
-          generatedBy: 'sasha-wsi',
-          convertedBy: null,
+        const artifacts = await encodeTrainingCheckpoint<HafedProgress>(HAFED_CHECKPOINT, {
+          resume: resumeKey,
+          epochsDone: epoch + 1,
+          progress: { history, best },
+          tensors: { model: vars, best: bestWeights },
+          optimizers: { '': { optimizer, variables: vars } },
         });
+        await checkpoint.save('last', artifacts);
       }
       if ((await callbacks.onEpochEnd?.(log)) === false) stop = true;
     }

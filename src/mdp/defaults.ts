@@ -12,10 +12,10 @@ import type { WsiEnvConfig } from './types.js';
  * @category MDP
  */
 export const DEFAULT_WSI_ENV_CONFIG: Readonly<WsiEnvConfig> = Object.freeze({
-  budget: 0.2, // sasha-reference.md §10 item 13 (frac_visit 0.2 in the inference configs; SASHA-0.2)
-  tau: 0.95, // sasha-reference.md §4.3, cosine_threshold of the RL and inference configs
-  rewriteOnce: true, // sasha-reference.md §5.3 step 6 (training env); DESIGN.md §4 item 3
-  update: 'tsu' as const, // sasha-reference.md §4.3 (fglobal: 'mlp' in every config)
+  budget: 0.2, // docs/reference-code.md §10 item 13 (frac_visit 0.2 in the inference configs; SASHA-0.2)
+  tau: 0.95, // docs/reference-code.md §4.3, cosine_threshold of the RL and inference configs
+  rewriteOnce: true, // docs/reference-code.md §5.3 (training env); docs/implementation-details.md
+  update: 'tsu' as const, // docs/reference-code.md §4.3 (fglobal: 'mlp' in every config)
 });
 
 /**

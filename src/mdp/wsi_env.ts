@@ -200,7 +200,7 @@ const EMPTY_VALUES = new Float32Array(0);
  * // inference: no cached V, V(a) given per step after zooming into patch a
  * const r = env2.step(a, await zoomAndAggregate(a));
  * ```
- * @see sasha-reference.md §5
+ * @see docs/reference-code.md §5
  * @category MDP
  */
 export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {

@@ -27,6 +27,7 @@ export * from './h5/index.js';
 export * from './open_slide.js';
 export * from './jpeg_wasm.js';
 export * from './worker_slide_source.js';
+export { HafedWorkerPool, createHafedWorkerPool } from './hafed_workers.js';
 export * from './synthetic_slide.js';
 export * from './encoder_loader.js';
 export * from './onnx_encoder.js';

@@ -6,10 +6,8 @@
  *
  * @packageDocumentation
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker, workerModule } from './worker_module.js';
 import { DataError, SashaError, ShapeError, StateError, ValueError } from '../core/errors.js';
 import { checkLevel, checkRegion, type SlideLevel, type SlideSource } from '../wsi/slide_source.js';
 import type { OpenSlideOptions } from './open_slide.js';
@@ -18,47 +16,17 @@ import type { SlideWorkerReply, SlideWorkerRequest } from './slide_worker.js';
 const ERRORS: Record<string, new (m: string) => SashaError> = { DataError, ValueError, ShapeError, StateError };
 
 /**
- * The directory of this module, in CommonJS (`__dirname`) and in ES modules (from the first
- * frame of a stack trace: `import.meta` would be a syntax error in the CommonJS build).
- */
-function moduleDir(): string {
-  if (typeof __dirname === 'string') return __dirname;
-  // The first frame is this function: "at moduleDir (file:///x/y.js:1:2)" or "at /x/y.ts:1:2".
-  const frame = (new Error().stack ?? '').split('\n').find((l) => /^\s*at /.test(l)) ?? '';
-  const m = /((?:file:\/\/)?(?:[A-Za-z]:)?[/\\][^\s()]*?):\d+:\d+\)?\s*$/.exec(frame);
-  if (!m) throw new StateError(`Cannot locate the slide worker module from the stack frame '${frame.trim()}'.`);
-  return dirname(m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1]);
-}
-
-/**
  * Whether {@link openSlideInWorker} can start its worker (the worker module ships next to this
  * one; a bundle that left it out cannot).
  * @category WSI
  */
 export function canReadInWorker(): boolean {
   try {
-    workerScript();
+    workerModule('slide_worker');
     return true;
   } catch {
     return false;
   }
-}
-
-/** Finds the worker module next to this one (source, built ESM or CommonJS, split chunks). */
-function workerScript(): { file: string; ts: boolean } {
-  const here = moduleDir();
-  const candidates = [
-    'slide_worker.js',
-    'slide_worker.cjs',
-    'slide_worker.ts',
-    join('node', 'slide_worker.js'),
-    join('node', 'slide_worker.cjs'),
-  ].map((f) => join(here, f));
-  const esm = typeof __dirname !== 'string';
-  const ordered = esm ? candidates : [candidates[1], candidates[0], ...candidates.slice(2)];
-  const file = ordered.find((f) => existsSync(f));
-  if (!file) throw new StateError(`Cannot find the slide worker module next to '${here}'; use openSlide instead of openSlideInWorker.`);
-  return { file, ts: file.endsWith('.ts') };
 }
 
 /**
@@ -102,14 +70,7 @@ export class WorkerSlideSource implements SlideSource {
 
   /** Starts a worker and opens the slide in it (see {@link openSlideInWorker}). */
   static async open(path: string, options: OpenSlideOptions = {}): Promise<WorkerSlideSource> {
-    const { file, ts } = workerScript();
-    // TypeScript sources (tests, tsx) are loaded through tsx's loader, registered in the worker.
-    const worker = ts
-      ? new Worker(`import('tsx/esm/api').then((api) => { api.register(); return import(${JSON.stringify(pathToFileURL(file).href)}); });`, {
-          eval: true,
-          workerData: { sashaSlideWorker: true },
-        })
-      : new Worker(file, { workerData: { sashaSlideWorker: true } });
+    const worker = startWorker('slide_worker', { sashaSlideWorker: true });
     try {
       let onMessage: (msg: SlideWorkerReply) => void = () => {};
       let onError: (e: Error) => void = () => {};

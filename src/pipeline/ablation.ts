@@ -8,13 +8,13 @@ import { ValueError } from '../core/errors.js';
 import { subsetDataset, type SlideDataset, type SlideSplit } from '../core/data.js';
 import type { ProgressCallback } from '../core/progress.js';
 import { comparePredictions, type PairedComparison } from '../eval/statistics.js';
-import type { CheckpointStore } from '../hafed/checkpoint.js';
+import { prefixedStore, type CheckpointStore } from '../core/checkpoint.js';
 import { evaluateHafed } from '../hafed/evaluate.js';
 import { trainHafed } from '../hafed/train_hafed.js';
 import { ActorCriticPolicy, RandomPolicy, TopAttentionPolicy, type ZoomPolicy } from '../ppo/index.js';
 import { evaluateSasha, summarizeEvaluation, type SashaEvaluation, type SashaSlideResult } from './evaluate_sasha.js';
 import { trainPolicy } from './train_policy.js';
-import { prefixedStore, trainSasha, type TrainSashaConfig } from './train_sasha.js';
+import { trainSasha, type TrainSashaConfig } from './train_sasha.js';
 
 /** The rows of the ablation table, in the order printed. @category Pipeline */
 export const ABLATION_ROWS = Object.freeze(['default', 'single-branch', 'global-update', 'random', 'top-attention', 'z-only'] as const);

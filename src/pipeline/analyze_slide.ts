@@ -100,14 +100,14 @@ export interface AnalyzeSlideConfig {
  */
 export const DEFAULT_ANALYZE_SLIDE_CONFIG: Readonly<AnalyzeSlideConfig> = Object.freeze({
   mode: 'sasha' as AnalyzeMode,
-  budget: null, // the model's budget (sasha-reference.md §7.2: frac_visit of the trained agent)
-  policy: 'learned' as PolicyName, // sasha-reference.md §7.2: the trained actor, argmax with visited patches masked
-  lowRes: Object.freeze({ level: 3 }) as LevelSpec, // sasha-reference.md §7.2: patch_level_low_res 3 (CAMELYON16)
-  highRes: Object.freeze({ level: 1 }) as LevelSpec, // sasha-reference.md §7.2: patch_level_high_res 1
+  budget: null, // the model's budget (docs/reference-code.md §7.2: frac_visit of the trained agent)
+  policy: 'learned' as PolicyName, // docs/reference-code.md §7.2: the trained actor, argmax with visited patches masked
+  lowRes: Object.freeze({ level: 3 }) as LevelSpec, // docs/reference-code.md §7.2: patch_level_low_res 3 (CAMELYON16)
+  highRes: Object.freeze({ level: 1 }) as LevelSpec, // docs/reference-code.md §7.2: patch_level_high_res 1
   mppTolerance: 0.25, // as tileSlide: a level more than 25 % off the wanted mpp is refused
-  tissue: Object.freeze({}) as Partial<TissueConfig>, // CLAM's segmentation defaults (sasha-reference.md §1.1)
-  grid: Object.freeze({}) as Partial<PatchGridConfig>, // 256-pixel patches, no overlap (sasha-reference.md §1.1)
-  batchSize: 32, // sasha-reference.md §1.4 (--batch_size 32); the reference's inference uses 512, too large for wasm memory
+  tissue: Object.freeze({}) as Partial<TissueConfig>, // CLAM's segmentation defaults (docs/reference-code.md §1.1)
+  grid: Object.freeze({}) as Partial<PatchGridConfig>, // 256-pixel patches, no overlap (docs/reference-code.md §1.1)
+  batchSize: 32, // docs/reference-code.md §1.4 (--batch_size 32); the reference's inference uses 512, too large for wasm memory
   prefetch: 4, // as DEFAULT_EXTRACT_CONFIG: reads finish while batches are encoded
   speculate: 2, // bench/inference_speed.ts: hides the zoom reads behind encoding; the policy's next picks are nearly always among them (few wasted reads)
   seed: 0,

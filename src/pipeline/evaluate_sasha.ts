@@ -162,7 +162,7 @@ export function summarizeEvaluation(slides: SashaSlideResult[], t0: number): Sas
 /**
  * The reference's model-selection criterion for the policy (lower is better):
  * `(2 - AUC - F1) + mean final CE`. An undefined AUC or F1 (one class only) counts as 0.
- * @see sasha-reference.md §6.2 (model selection)
+ * @see docs/reference-code.md §6.2 (model selection)
  * @category Pipeline
  */
 export function policySelectionScore(ev: Pick<SashaEvaluation, 'metrics' | 'meanCrossEntropy'>): number {

@@ -72,7 +72,7 @@ export interface HeatmapConfig {
 export const DEFAULT_HEATMAP_CONFIG: Readonly<HeatmapConfig> = Object.freeze({
   maxSide: 2048, // a screen-sized thumbnail; a CAMELYON16 slide's level 6 or 7
   maxPixels: 64 * 2 ** 20, // 64 Mpixel (192 MB of RGB): never a full-resolution level of a real slide
-  colormap: 'jet' as HeatmapColormap, // the colour map of CLAM's attention heatmaps (mil-anchors.md §3)
+  colormap: 'jet' as HeatmapColormap, // the colour map of CLAM's attention heatmaps (docs/reference-code.md §13.3)
   scale: 'percentile' as const, // CLAM's heatmaps convert scores to percentiles
   alpha: 0.5,
   lineWidth: 2,

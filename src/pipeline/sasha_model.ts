@@ -7,7 +7,8 @@
  */
 import { tf } from '../core/tf.js';
 import { DataError, ShapeError, StateError, assert } from '../core/errors.js';
-import type { CheckpointStore } from '../hafed/checkpoint.js';
+import type { CheckpointStore } from '../core/checkpoint.js';
+import { decodeArtifacts, encodeArtifacts, type ArtifactFormat } from '../core/io.js';
 import { Hafed } from '../hafed/hafed.js';
 import { resolveWsiEnvConfig, type WsiEnvConfig } from '../mdp/index.js';
 import { ActorCritic } from '../ppo/index.js';
@@ -19,6 +20,13 @@ import { analyzeSlide, type AnalyzeSlideOptions, type SlideAnalysis } from './an
 export const SASHA_MODEL_FORMAT = 'sasha-wsi/model';
 /** Layout version of a saved bundle; a newer one is refused with a clear error. */
 export const SASHA_MODEL_FORMAT_VERSION = 1;
+
+const SASHA_MODEL_ARTIFACT: ArtifactFormat = {
+  format: SASHA_MODEL_FORMAT,
+  version: SASHA_MODEL_FORMAT_VERSION,
+  what: 'SASHA model description',
+  writtenBy: 'SashaModel.save or `sasha train`',
+};
 
 /** What a saved bundle records besides the weights. @category Pipeline */
 export interface SashaModelInfo {
@@ -107,22 +115,14 @@ export class SashaModel {
     if (this.hafed) await store.save('hafed', await this.hafed.toArtifacts());
     if (this.fS) await store.save('tsu', await this.fS.toArtifacts());
     if (this.policy) await store.save('policy', await this.policy.toArtifacts());
-    await store.save('sasha', {
-      modelTopology: { format: SASHA_MODEL_FORMAT, formatVersion: SASHA_MODEL_FORMAT_VERSION, ...info },
-      format: SASHA_MODEL_FORMAT,
-      generatedBy: 'sasha-wsi',
-    });
+    await store.save('sasha', await encodeArtifacts(SASHA_MODEL_ARTIFACT, { ...info }));
   }
 
   /** Reads the description of a saved bundle (null when the store has none). */
   static async readInfo(store: CheckpointStore): Promise<SashaModelInfo | null> {
     const a = await store.load('sasha');
     if (!a) return null;
-    const t = a.modelTopology as (SashaModelInfo & { format?: string; formatVersion?: number }) | undefined;
-    if (!t || t.format !== SASHA_MODEL_FORMAT) throw new DataError(`Expected a SASHA model description (format '${SASHA_MODEL_FORMAT}'), but got '${String(t?.format)}'.`);
-    if (typeof t.formatVersion !== 'number' || t.formatVersion > SASHA_MODEL_FORMAT_VERSION) {
-      throw new DataError(`This SASHA model was saved in layout version ${t.formatVersion}; this library reads up to ${SASHA_MODEL_FORMAT_VERSION}. Upgrade sasha-wsi.`);
-    }
+    const t = decodeArtifacts(a, SASHA_MODEL_ARTIFACT, false).description as unknown as SashaModelInfo;
     return { dim: t.dim, k: t.k, numClasses: t.numClasses, env: t.env, parts: t.parts, extra: t.extra ?? {} };
   }
 

@@ -7,8 +7,7 @@
 import { DataError, ValueError } from '../core/errors.js';
 import { disposeBag, type SlideBag, type SlideDataset } from '../core/data.js';
 import type { ProgressCallback } from '../core/progress.js';
-import { createRng } from '../core/random.js';
-import type { CheckpointStore } from '../hafed/checkpoint.js';
+import { checkResume, epochRng, type CheckpointStore, type TrainingCheckpointState } from '../core/checkpoint.js';
 import { WsiEnv, resolveWsiEnvConfig, type StateClassifier, type WsiEnvConfig } from '../mdp/index.js';
 import {
   ActorCritic,
@@ -80,16 +79,27 @@ export interface TrainPolicyResult {
   bestScore: number;
 }
 
+/** The progress kept in the `'last'` checkpoint (the PPO trainer's metadata). */
 interface PolicyProgress {
-  epoch: number;
   history: PolicyEpochLog[];
   bestEpoch: number;
   bestScore: number;
-  seed: number;
-  [key: string]: unknown;
 }
 
-/** Default number of policy epochs: sasha-reference.md §6.3 (`train_epoch` 15, CAMELYON16). */
+/** Reads the metadata of a checkpoint of release 0.1 (`{ epoch, history, bestEpoch, bestScore, seed }`). */
+function policyState(metadata: Record<string, unknown> | null): TrainingCheckpointState<PolicyProgress> {
+  if (metadata && typeof metadata.epochsDone === 'number') return metadata as unknown as TrainingCheckpointState<PolicyProgress>;
+  if (!metadata || typeof metadata.epoch !== 'number') {
+    throw new DataError("The policy checkpoint 'last' has no training progress; remove it to start afresh.");
+  }
+  return {
+    resume: { seed: metadata.seed },
+    epochsDone: metadata.epoch + 1,
+    progress: { history: metadata.history as PolicyEpochLog[], bestEpoch: Number(metadata.bestEpoch), bestScore: Number(metadata.bestScore ?? NaN) },
+  };
+}
+
+/** Default number of policy epochs: docs/reference-code.md §6.3 (`train_epoch` 15, CAMELYON16). */
 export const DEFAULT_POLICY_EPOCHS = 15;
 
 /**
@@ -107,7 +117,7 @@ export const DEFAULT_POLICY_EPOCHS = 15;
  * ```ts
  * const { model, bestEpoch } = await trainPolicy({ classifier: hafed, fS, dataset: withV, split, env: { budget: 0.2 } });
  * ```
- * @see sasha-reference.md §6.2
+ * @see docs/reference-code.md §6.2
  * @category Pipeline
  */
 export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPolicyResult> {
@@ -123,16 +133,25 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
   if (envConfig.update !== 'none' && !fS) throw new ValueError("Expected f_S for the targeted update; pass fS or set env.update to 'none'.");
 
   let ppo: PPO | null = null;
-  let progress: PolicyProgress = { epoch: -1, history: [], bestEpoch: -1, bestScore: Number.NaN, seed };
+  let progress: PolicyProgress = { history: [], bestEpoch: -1, bestScore: Number.NaN };
+  let epochsDone = 0;
+  const resumeKey = { seed, env: { ...envConfig }, policy: options.policy ?? {}, ppo: options.ppo ?? {}, trainIds: [...split.train] };
   let best: ActorCritic | null = null;
   if (options.resume && checkpoint) {
     const last = await checkpoint.load('last');
     if (last) {
       ppo = await PPO.fromArtifacts(last, { dim: classifier.dim, logger: options.logger });
-      progress = ppo.metadata as PolicyProgress;
-      if (!progress || typeof progress.epoch !== 'number') throw new DataError("The policy checkpoint 'last' has no training progress; remove it to start afresh.");
-      const bestArtifacts = await checkpoint.load('best');
-      if (bestArtifacts) best = ActorCritic.fromArtifacts(bestArtifacts, { dim: classifier.dim });
+      try {
+        const state = policyState(ppo.metadata);
+        checkResume('policy', state, { resume: resumeKey, epochs });
+        progress = state.progress;
+        epochsDone = state.epochsDone;
+        const bestArtifacts = await checkpoint.load('best');
+        if (bestArtifacts) best = ActorCritic.fromArtifacts(bestArtifacts, { dim: classifier.dim });
+      } catch (e) {
+        ppo.dispose();
+        throw e;
+      }
     }
   }
   if (!ppo) {
@@ -164,12 +183,12 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
   });
 
   try {
-    for (let epoch = progress.epoch + 1; epoch < epochs; epoch++) {
+    for (let epoch = epochsDone; epoch < epochs; epoch++) {
       const t0 = performance.now();
       // the epoch's randomness depends on (seed, epoch) only, so a resumed run equals an uninterrupted one
-      const epochRng = createRng((seed * 7919 + epoch * 104729) >>> 0);
-      order = epochRng.shuffle([...split.train]);
-      ppo.setSeed(epochRng.seedInt());
+      const rng = epochRng(seed, epoch);
+      order = rng.shuffle([...split.train]);
+      ppo.setSeed(rng.seedInt());
       epochStartUpdates = ppo.numUpdates;
       const returns: number[] = [];
       const finals: number[] = [];
@@ -221,8 +240,11 @@ export async function trainPolicy(options: TrainPolicyOptions): Promise<TrainPol
         if (checkpoint) await checkpoint.save('best', await best.toArtifacts());
       }
       log.seconds = (performance.now() - t0) / 1000;
-      progress = { ...progress, epoch, history: [...progress.history, log] };
-      if (checkpoint) await checkpoint.save('last', await ppo.toArtifacts({ metadata: progress }));
+      progress = { ...progress, history: [...progress.history, log] };
+      if (checkpoint) {
+        const state: TrainingCheckpointState<PolicyProgress> = { resume: resumeKey, epochsDone: epoch + 1, progress };
+        await checkpoint.save('last', await ppo.toArtifacts({ metadata: state as unknown as Record<string, unknown> }));
+      }
       if ((await onEpochEnd?.(log)) === false) break;
     }
     const model = best ?? ActorCritic.fromArtifacts(await ppo.model.toArtifacts());

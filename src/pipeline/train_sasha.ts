@@ -8,7 +8,7 @@
 import { DataError, ValueError } from '../core/errors.js';
 import { subsetDataset, type SlideDataset, type SlideSplit } from '../core/data.js';
 import type { ProgressCallback } from '../core/progress.js';
-import type { CheckpointStore } from '../hafed/checkpoint.js';
+import { prefixedStore, type CheckpointStore } from '../core/checkpoint.js';
 import { Hafed } from '../hafed/hafed.js';
 import { trainHafed } from '../hafed/train_hafed.js';
 import type { HafedBest, HafedConfig, HafedEpochLog, HafedTrainConfig } from '../hafed/types.js';
@@ -18,14 +18,6 @@ import { StateMlp, trainTsu, type TrainTsuConfig, type TsuEpochRecord } from '..
 import { withAggregated, type AggregatedDataset } from './aggregated.js';
 import { SashaModel } from './sasha_model.js';
 import { DEFAULT_POLICY_EPOCHS, trainPolicy, type PolicyEpochLog } from './train_policy.js';
-
-/**
- * A view of a store whose names get a prefix (`prefixedStore(store, 'checkpoints/hafed/')`).
- * @category Pipeline
- */
-export function prefixedStore(store: CheckpointStore, prefix: string): CheckpointStore {
-  return { save: (name, a) => store.save(prefix + name, a), load: (name) => store.load(prefix + name) };
-}
 
 /** The stages, in order. @category Pipeline */
 export const SASHA_STAGES = Object.freeze(['hafed', 'tsu', 'policy'] as const);

@@ -6,10 +6,12 @@
  */
 import { tf } from '../core/tf.js';
 import { ShapeError, StateError, ValueError, assert, fmtShape } from '../core/errors.js';
-import { fastTanh, linear, maskedSoftmax, matMul } from '../core/ops.js';
-import { createRng, type Rng } from '../core/random.js';
+import { linear, maskedSoftmax, matMul } from '../core/ops.js';
+import { createRng } from '../core/random.js';
+import { linearInit } from '../core/init.js';
+import { gatedScores } from '../core/gated_attention.js';
 import { resolveActorCriticConfig, type ActorCriticConfig } from './defaults.js';
-import { artifactsToNamedTensors, loadArtifacts, namedTensorsToArtifacts, saveArtifacts, type IOTarget } from './serialization.js';
+import { decodeArtifacts, encodeArtifacts, loadArtifacts, saveArtifacts, type ArtifactFormat, type IOTarget } from '../core/io.js';
 
 /** Weights of one gated attention `d -> h -> 1`. */
 interface GatedAttentionWeights {
@@ -24,60 +26,44 @@ interface GatedAttentionWeights {
 /** Format tag of a saved {@link ActorCritic}. */
 export const ACTOR_CRITIC_FORMAT = 'sasha-wsi/actor-critic';
 
+const ACTOR_CRITIC_ARTIFACT: ArtifactFormat = {
+  format: ACTOR_CRITIC_FORMAT,
+  version: 1,
+  what: 'zoom policy (actor-critic)',
+  writtenBy: 'ActorCritic.save or `sasha train policy`',
+};
+
 let instanceCount = 0;
 
-/** PyTorch's `nn.Linear` initialisation: weight and bias ~ U(-1/sqrt(fanIn), 1/sqrt(fanIn)). */
-function torchLinearInit(rng: Rng, shape: number[], fanIn: number): tf.Tensor {
-  const bound = 1 / Math.sqrt(fanIn);
-  const size = shape.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(size);
-  for (let i = 0; i < size; i++) values[i] = rng.uniform(-bound, bound);
-  return tf.tensor(values, shape);
-}
-
 /**
- * Gated attention logit of every row: `l = w . (tanh(x Wv + bv) * sigmoid(x Wu + bu)) + b`,
- * as one op with a hand-written gradient with respect to the weights (the rows `x` are data
- * and get none). The forward keeps only the two activations `a = tanh(.)` and `s = sigmoid(.)`
- * ([n, h] each) for the backward pass, instead of the ten or so intermediates autodiff would
- * hold; this is what lets a dense update at N = 1000 fit in the wasm backend's 4 GB.
- * Backward, with `p = a * s` and `dp = dy w^T`:
- * `dPreV = dp * s * (1 - a^2)`, `dPreU = dp * a * s * (1 - s)`, `dWv = x^T dPreV`,
- * `dWu = x^T dPreU`, `dbv`, `dbu` their column sums, `dw = p^T dy`, `db = sum(dy)`.
+ * Gated attention logit of every row, `l = w . (tanh(x Wv + bv) * sigmoid(x Wu + bu)) + b`
+ * ({@link gatedScores} with one output; the rows `x` are data and get no gradient).
  *
  * **Input shape:** `x` [n, d]. **Output shape:** [n].
  */
-function gatedAttentionLogits(x: tf.Tensor2D, g: GatedAttentionWeights): tf.Tensor1D {
-  const op = tf.customGrad(((vK: tf.Tensor, vB: tf.Tensor, uK: tf.Tensor, uB: tf.Tensor, wK: tf.Tensor, wB: tf.Tensor, save: tf.GradSaveFunc) => {
-    // the engine runs this in a tidy: only the value and the saved tensors survive
-    const a = fastTanh(linear(x, vK, vB)); // [n, h]
-    const s = tf.sigmoid(linear(x, uK, uB)); // [n, h]
-    const value = tf.reshape(linear(tf.mul(a, s) as tf.Tensor2D, wK, wB), [-1]); // [n]
-    save([a, s]);
-    return {
-      value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        // one [n, h] temporary at a time where possible: the backward pass bounds the peak memory
-        const [sa, ss] = saved as tf.Tensor2D[];
-        const [n, h] = sa.shape;
-        const dyc = tf.reshape(dy, [n, 1]) as tf.Tensor2D; // [n, 1]
-        const xT = tf.transpose(x) as tf.Tensor2D; // [d, n]: explicit, the fast matMul path on wasm
-        const dw = tf.tidy(() => tf.matMul(tf.transpose(tf.mul(sa, ss)) as tf.Tensor2D, dyc)); // [h, 1]
-        const dp = tf.mul(dyc, tf.reshape(wK, [1, h])) as tf.Tensor2D; // [n, h]
-        const dPreV = tf.tidy(() => tf.mul(tf.mul(dp, ss), tf.sub(1, tf.square(sa))) as tf.Tensor2D); // [n, h]
-        const dWv = tf.matMul(xT, dPreV);
-        const dbv = tf.sum(dPreV, 0);
-        dPreV.dispose();
-        const dPreU = tf.tidy(() => tf.mul(tf.mul(dp, sa), tf.mul(ss, tf.sub(1, ss))) as tf.Tensor2D); // [n, h]
-        dp.dispose();
-        const dWu = tf.matMul(xT, dPreU);
-        const dbu = tf.sum(dPreU, 0);
-        tf.dispose([dPreU, xT, dyc]);
-        return [dWv, dbv, dWu, dbu, dw, tf.reshape(tf.sum(dy), [1])];
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...w: tf.Tensor[]) => tf.Tensor1D;
-  return op(g.vKernel, g.vBias, g.uKernel, g.uBias, g.wKernel, g.wBias);
+function gatedAttentionLogits(x: tf.Tensor2D, g: GatedAttentionWeights, xT?: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() =>
+    tf.reshape(
+      gatedScores(x, { kernelV: g.vKernel, biasV: g.vBias, kernelU: g.uKernel, biasU: g.uBias, kernelW: g.wKernel, biasW: g.wBias }, false, xT),
+      [-1],
+    ),
+  );
+}
+
+/**
+ * `x . w` for every row ([n, d] x [d, 1] -> [n]), differentiable with respect to `w` only (the
+ * rows are data); the gradient `x^T dy` uses `xT` ([d, n]) when given instead of transposing x.
+ */
+function rowProjections(x: tf.Tensor2D, w: tf.Variable, xT?: tf.Tensor2D): tf.Tensor1D {
+  const op = tf.customGrad(((wk: tf.Tensor) => ({
+    value: tf.reshape(tf.matMul(x, wk as tf.Tensor2D), [-1]),
+    gradFunc: (dy: tf.Tensor) =>
+      tf.tidy(() => {
+        const t = xT ?? (tf.transpose(x) as tf.Tensor2D);
+        return tf.matMul(t, tf.reshape(dy, [-1, 1]) as tf.Tensor2D);
+      }),
+  })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (w: tf.Tensor) => tf.Tensor1D;
+  return op(w);
 }
 
 /** What {@link ActorCritic.criticRowTerms} returns. @category PPO */
@@ -109,7 +95,7 @@ export interface CriticRowTerms {
  * const logits = ac.actorLogits(tf.randomNormal([1000, 384])); // [1000]
  * const v = ac.value(tf.randomNormal([1000, 384]));            // scalar
  * ```
- * @see sasha-reference.md §6.1
+ * @see docs/reference-code.md §6.1
  * @category PPO
  */
 export class ActorCritic {
@@ -130,7 +116,7 @@ export class ActorCritic {
     this.prefix = `sasha_actor_critic_${instanceCount++}`;
     const rng = createRng(seed);
     const make = (name: string, shape: number[], fanIn: number) =>
-      tf.tidy(() => tf.variable(torchLinearInit(rng, shape, fanIn), true, `${this.prefix}/${name}`));
+      tf.tidy(() => tf.variable(linearInit(rng, shape, fanIn), true, `${this.prefix}/${name}`));
     const gated = (scope: string): GatedAttentionWeights => ({
       vKernel: make(`${scope}/attention_v/kernel`, [d, h], d),
       vBias: make(`${scope}/attention_v/bias`, [h], d),
@@ -165,24 +151,28 @@ export class ActorCritic {
    * The actor's logit of every row.
    *
    * **Input shape:** `x` [n, d]. **Output shape:** [n].
+   * @param xT optional `x` transposed, [d, n]: the gradient uses it instead of transposing `x`
+   *   (a caller that differentiates the same rows several times makes it once); it stays owned by
+   *   the caller and alive until the gradient is computed.
    * @returns a new tensor owned by the caller.
    */
-  actorLogits(x: tf.Tensor2D): tf.Tensor1D {
+  actorLogits(x: tf.Tensor2D, xT?: tf.Tensor2D): tf.Tensor1D {
     this.checkInput(x, 'actorLogits');
-    return gatedAttentionLogits(x, this.actor);
+    return gatedAttentionLogits(x, this.actor, xT);
   }
 
   /**
    * The critic's per-row terms: attention logits `c_i` and projections `s_i = x_i . w_value`.
    *
    * **Input shape:** `x` [n, d]. **Output shape:** two tensors [n].
+   * @param xT optional `x` transposed, [d, n] (as in {@link ActorCritic.actorLogits}).
    * @returns new tensors owned by the caller.
    */
-  criticRowTerms(x: tf.Tensor2D): CriticRowTerms {
+  criticRowTerms(x: tf.Tensor2D, xT?: tf.Tensor2D): CriticRowTerms {
     this.checkInput(x, 'criticRowTerms');
     return tf.tidy(() => ({
-      attentionLogits: gatedAttentionLogits(x, this.criticAttention),
-      projections: tf.reshape(linear(x, this.valueKernel), [-1]) as tf.Tensor1D,
+      attentionLogits: gatedAttentionLogits(x, this.criticAttention, xT),
+      projections: rowProjections(x, this.valueKernel, xT),
     }));
   }
 
@@ -263,7 +253,7 @@ export class ActorCritic {
   /** Config and weights as one `tf.io` artifact (`modelTopology.format` is {@link ACTOR_CRITIC_FORMAT}). */
   async toArtifacts(): Promise<tf.io.ModelArtifacts> {
     this.checkAlive();
-    return namedTensorsToArtifacts(ACTOR_CRITIC_FORMAT, { config: { ...this.config } }, this.getWeights());
+    return encodeArtifacts(ACTOR_CRITIC_ARTIFACT, { config: { ...this.config } }, this.getWeights());
   }
 
   /**
@@ -272,7 +262,7 @@ export class ActorCritic {
    * @throws ShapeError when the saved d differs from `options.dim`; DataError on other artifacts.
    */
   static fromArtifacts(artifacts: tf.io.ModelArtifacts, options: { dim?: number } = {}): ActorCritic {
-    const { description, tensors } = artifactsToNamedTensors(artifacts, ACTOR_CRITIC_FORMAT);
+    const { description, tensors } = decodeArtifacts(artifacts, ACTOR_CRITIC_ARTIFACT);
     try {
       const config = description.config as ActorCriticConfig;
       checkDim(config.dim, options.dim);

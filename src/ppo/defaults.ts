@@ -1,6 +1,6 @@
 /**
  * Configurations of the PPO component and their defaults. Every default cites its source:
- * `sasha-reference.md` is the description of the official SASHA code (CAMELYON16 column unless
+ * docs/reference-code.md is the description of the official SASHA code (CAMELYON16 column unless
  * said otherwise); CleanRL is `cleanrl/ppo.py`.
  *
  * @packageDocumentation
@@ -23,9 +23,9 @@ export interface ActorCriticConfig {
 
 /** Defaults of {@link ActorCriticConfig}. @category PPO */
 export const DEFAULT_ACTOR_CRITIC_CONFIG: Readonly<ActorCriticConfig> = Object.freeze({
-  dim: 384, // sasha-reference.md §1.3: ViT-S/16 features, D_feat 384
-  hiddenDim: 128, // sasha-reference.md §6.1: Attention_Gated(384, 128, 1) for actor and critic
-  seed: 1130, // sasha-reference.md §6.2: set_seed(1130) hard-coded in step6
+  dim: 384, // docs/reference-code.md §1.3: ViT-S/16 features, D_feat 384
+  hiddenDim: 128, // docs/reference-code.md §6.1: Attention_Gated(384, 128, 1) for actor and critic
+  seed: 1130, // docs/reference-code.md §6.2: set_seed(1130) hard-coded in step6
 });
 
 /**
@@ -104,26 +104,26 @@ export interface PpoConfig {
 
 /** Defaults of {@link PpoConfig}: the reference's CAMELYON16 settings. @category PPO */
 export const DEFAULT_PPO_CONFIG: Readonly<PpoConfig> = Object.freeze({
-  numEpisodesPerUpdate: 2, // sasha-reference.md §6.2/§5.5: num_envs = 2 sequential episodes per slide
-  updateEpochs: 4, // sasha-reference.md §6.3: num_epochs_on_single_roll_out = 4 (CleanRL update_epochs = 4)
-  gamma: 1.0, // sasha-reference.md §6.3: gamma 1.0 (CleanRL 0.99)
-  gaeLambda: 0.94, // sasha-reference.md §6.3: lam 0.94, CAMELYON16 (TCGA 0.95; CleanRL 0.95)
-  clipCoef: 0.2, // sasha-reference.md §6.3: clip 0.2, CAMELYON16 (TCGA 0.1; CleanRL 0.2)
-  entCoef: 0.001, // sasha-reference.md §6.3: entropy_coef 0.001 (CleanRL 0.01)
-  maxGradNorm: 0.5, // sasha-reference.md §6.2: clip_grad_norm_ 0.5 per network (CleanRL 0.5, joint)
-  normAdvantage: true, // sasha-reference.md §6.2 step 5: (A - mean) / (std + 1e-8) over the 2T samples
-  clipValueLoss: false, // sasha-reference.md §6.2: L_critic = MSE(V_new, returns) (CleanRL clip_vloss = True)
-  targetKl: null, // sasha-reference.md §6.2: no early stop (CleanRL target_kl = None)
-  actorLearningRate: 1e-5, // sasha-reference.md §6.3: lr 1e-5
-  criticLearningRate: 1e-5, // sasha-reference.md §6.3: lr 1e-5
-  weightDecay: 1e-4, // sasha-reference.md §6.3: wd 1e-4
+  numEpisodesPerUpdate: 2, // docs/reference-code.md §6.2/§5.5: num_envs = 2 sequential episodes per slide
+  updateEpochs: 4, // docs/reference-code.md §6.3: num_epochs_on_single_roll_out = 4 (CleanRL update_epochs = 4)
+  gamma: 1.0, // docs/reference-code.md §6.3: gamma 1.0 (CleanRL 0.99)
+  gaeLambda: 0.94, // docs/reference-code.md §6.3: lam 0.94, CAMELYON16 (TCGA 0.95; CleanRL 0.95)
+  clipCoef: 0.2, // docs/reference-code.md §6.3: clip 0.2, CAMELYON16 (TCGA 0.1; CleanRL 0.2)
+  entCoef: 0.001, // docs/reference-code.md §6.3: entropy_coef 0.001 (CleanRL 0.01)
+  maxGradNorm: 0.5, // docs/reference-code.md §6.2: clip_grad_norm_ 0.5 per network (CleanRL 0.5, joint)
+  normAdvantage: true, // docs/reference-code.md §6.2 step 5: (A - mean) / (std + 1e-8) over the 2T samples
+  clipValueLoss: false, // docs/reference-code.md §6.2: L_critic = MSE(V_new, returns) (CleanRL clip_vloss = True)
+  targetKl: null, // docs/reference-code.md §6.2: no early stop (CleanRL target_kl = None)
+  actorLearningRate: 1e-5, // docs/reference-code.md §6.3: lr 1e-5
+  criticLearningRate: 1e-5, // docs/reference-code.md §6.3: lr 1e-5
+  weightDecay: 1e-4, // docs/reference-code.md §6.3: wd 1e-4
   adamBeta1: 0.9, // PyTorch AdamW default, used by the reference
   adamBeta2: 0.999, // PyTorch AdamW default, used by the reference
   adamEpsilon: 1e-8, // PyTorch AdamW default, used by the reference (CleanRL Adam eps 1e-5)
-  annealLr: false, // sasha-reference.md §10.11: constant LR, the scheduler is commented out
-  updateMode: 'event-sourced', // DESIGN.md §5
+  annealLr: false, // docs/reference-code.md §10.11: constant LR, the scheduler is commented out
+  updateMode: 'event-sourced', // docs/implementation-details.md P21
   chunkElements: 1 << 17, // ours: 0.5 MB per float32 (step, row) tensor; bounds the update's temporaries
-  seed: 1130, // sasha-reference.md §10.11: RL seed hard-coded at 1130
+  seed: 1130, // docs/reference-code.md §10.11: RL seed hard-coded at 1130
 } satisfies PpoConfig);
 
 /**
@@ -132,8 +132,8 @@ export const DEFAULT_PPO_CONFIG: Readonly<PpoConfig> = Object.freeze({
  * @category PPO
  */
 export const PPO_PRESETS: Readonly<Record<'camelyon16' | 'tcga', Readonly<Partial<PpoConfig>>>> = Object.freeze({
-  camelyon16: Object.freeze({ gaeLambda: 0.94, clipCoef: 0.2 }), // sasha-reference.md §6.3
-  tcga: Object.freeze({ gaeLambda: 0.95, clipCoef: 0.1 }), // sasha-reference.md §6.3
+  camelyon16: Object.freeze({ gaeLambda: 0.94, clipCoef: 0.2 }), // docs/reference-code.md §6.3
+  tcga: Object.freeze({ gaeLambda: 0.95, clipCoef: 0.1 }), // docs/reference-code.md §6.3
 });
 
 /**

@@ -19,7 +19,7 @@
  * 3. one backward pass: the per-step part's exact gradient with respect to l, c, s in
  *    O(R + B), then through the networks.
  *
- * @see docs/implementation-details.md
+ * @see docs/implementation-details.md P21
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';
@@ -46,6 +46,11 @@ export interface EventSourcedOptions {
    * pass of the networks (default `DEFAULT_PPO_CONFIG.chunkElements`, 2^17).
    */
   chunkElements?: number;
+  /**
+   * The table's row versions as tensors (from {@link VersionRows}), to reuse over the epochs of
+   * an update; made and freed per call when absent or made for another table.
+   */
+  rows?: VersionRows;
 }
 
 /** Row ranges [start, end) of the version table, at most `rows` versions each. */
@@ -55,29 +60,61 @@ function rowRanges(table: VersionTable, rows: number): [number, number][] {
   return out;
 }
 
-/** The versions [start, end) as a tensor [end - start, d] (a copy; owned by the caller). */
-function versionRows(table: VersionTable, [start, end]: [number, number]): tf.Tensor2D {
-  const d = table.dim;
-  return tf.tensor2d(table.values.slice(start * d, end * d), [end - start, d]);
-}
-
 function rowsPerPass(model: ActorCritic, chunkElements: number): number {
   return Math.max(1, Math.floor(chunkElements / model.config.hiddenDim));
 }
 
 /**
- * The networks' per-version outputs, without a tape, in passes of at most `rows` versions:
- * actor logits l, critic attention logits c and projections s (each [R]), and the value bias b.
+ * The row versions of a table as tensors, in passes of the networks, each with its transpose
+ * (which the networks' weight gradients need): made once per update and reused by its epochs.
+ * The caller frees them with {@link VersionRows.dispose}.
+ * @example
+ * ```ts
+ * const rows = new VersionRows(table, model);
+ * try { for (let e = 0; e < 4; e++) eventSourcedPpoLoss(model, batch, config, { rows }); } finally { rows.dispose(); }
+ * ```
+ * @category PPO
  */
-function rowOutputs(model: ActorCritic, table: VersionTable, rows: number): [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Scalar] {
+export class VersionRows {
+  /** The table the rows belong to. */
+  readonly table: VersionTable;
+  /** The passes: rows [n, d] and their transposes [d, n]. */
+  readonly passes: readonly { x: tf.Tensor2D; xT: tf.Tensor2D }[];
+
+  constructor(table: VersionTable, model: ActorCritic, options: { chunkElements?: number } = {}) {
+    this.table = table;
+    const d = table.dim;
+    const rows = rowsPerPass(model, options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements);
+    this.passes = rowRanges(table, rows).map(([start, end]) => {
+      const x = tf.tensor2d(table.values.slice(start * d, end * d), [end - start, d]);
+      return { x, xT: tf.transpose(x) as tf.Tensor2D };
+    });
+  }
+
+  /** Frees the tensors. */
+  dispose(): void {
+    for (const p of this.passes) tf.dispose([p.x, p.xT]);
+  }
+}
+
+/** The rows of `options` when they belong to `table`, else new ones (`owned`: the caller frees them). */
+function rowsFor(model: ActorCritic, table: VersionTable, options: EventSourcedOptions): { rows: VersionRows; owned: boolean } {
+  if (options.rows && options.rows.table === table) return { rows: options.rows, owned: false };
+  return { rows: new VersionRows(table, model, options), owned: true };
+}
+
+/**
+ * The networks' per-version outputs, without a tape, pass by pass: actor logits l, critic
+ * attention logits c and projections s (each [R]), and the value bias b.
+ */
+function rowOutputs(model: ActorCritic, rows: VersionRows): [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Scalar] {
   const ls: tf.Tensor1D[] = [];
   const cs: tf.Tensor1D[] = [];
   const ss: tf.Tensor1D[] = [];
-  for (const range of rowRanges(table, rows)) {
+  for (const { x } of rows.passes) {
     tf.tidy(() => {
-      const X = versionRows(table, range);
-      const { attentionLogits, projections } = model.criticRowTerms(X);
-      ls.push(tf.keep(model.actorLogits(X)));
+      const { attentionLogits, projections } = model.criticRowTerms(x);
+      ls.push(tf.keep(model.actorLogits(x)));
       cs.push(tf.keep(attentionLogits));
       ss.push(tf.keep(projections));
     });
@@ -102,8 +139,14 @@ function rowOutputs(model: ActorCritic, table: VersionTable, rows: number): [tf.
  * @category PPO
  */
 export function evaluateEventSourced(model: ActorCritic, table: VersionTable, options: EventSourcedOptions = {}): PolicyEvaluation {
-  const chunkElements = options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements;
-  const [l, c, s, b] = rowOutputs(model, table, rowsPerPass(model, chunkElements));
+  const { rows, owned } = rowsFor(model, table, options);
+  let outputs: [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Scalar];
+  try {
+    outputs = rowOutputs(model, rows);
+  } finally {
+    if (owned) rows.dispose();
+  }
+  const [l, c, s, b] = outputs;
   try {
     const q = stepStatistics(table, l.dataSync(), c.dataSync(), s.dataSync());
     const bias = b.dataSync()[0];
@@ -139,12 +182,11 @@ export function eventSourcedPpoLoss(
 ): PpoLossResult {
   const { table } = batch;
   const B = table.numSamples;
-  const chunkElements = options.chunkElements ?? DEFAULT_PPO_CONFIG.chunkElements;
   const names = ['actorLoss', 'valueLoss', 'policyLoss', 'entropy', 'oldApproxKl', 'approxKl', 'clipFraction'] as const;
   let terms: Record<(typeof names)[number], tf.Scalar> | null = null;
-  // The version rows stay alive until the gradients are computed (the networks' gradient
-  // reads them; they are data and get none).
-  const passes = rowRanges(table, rowsPerPass(model, chunkElements)).map((range) => versionRows(table, range));
+  // The version rows (and their transposes) stay alive until the gradients are computed: the
+  // networks' weight gradients read them; they are data and get none.
+  const { rows, owned } = rowsFor(model, table, options);
   const oldLogProbs = tf.tensor1d(batch.oldLogProbs);
   const advantages = tf.tensor1d(batch.advantages);
   const returns = tf.tensor1d(batch.returns);
@@ -157,9 +199,9 @@ export function eventSourcedPpoLoss(
       const ls: tf.Tensor1D[] = [];
       const cs: tf.Tensor1D[] = [];
       const ss: tf.Tensor1D[] = [];
-      for (const X of passes) {
-        ls.push(model.actorLogits(X));
-        const { attentionLogits, projections } = model.criticRowTerms(X);
+      for (const { x, xT } of rows.passes) {
+        ls.push(model.actorLogits(x, xT));
+        const { attentionLogits, projections } = model.criticRowTerms(x, xT);
         cs.push(attentionLogits);
         ss.push(projections);
       }
@@ -198,7 +240,8 @@ export function eventSourcedPpoLoss(
       criticGrads,
     };
   } finally {
-    tf.dispose([...passes, oldLogProbs, advantages, returns, oldValues]);
+    if (owned) rows.dispose();
+    tf.dispose([oldLogProbs, advantages, returns, oldValues]);
     if (terms) tf.dispose(Object.values(terms as Record<string, tf.Scalar>));
   }
 }

@@ -44,7 +44,7 @@ export interface GaeOutput {
  * computeGae({ rewards: [1, 1], values: [0, 0], gamma: 1, gaeLambda: 1 });
  * // advantages [2, 1], returns [2, 1]
  * ```
- * @see sasha-reference.md §6.2 step 3; CleanRL ppo.py lines 222-231.
+ * @see docs/reference-code.md §6.2 step 3; CleanRL ppo.py lines 222-231.
  * @category PPO
  */
 export function computeGae(input: GaeInput): GaeOutput {
@@ -80,7 +80,7 @@ export function computeGae(input: GaeInput): GaeOutput {
  * ```ts
  * normalizeAdvantages([1, 3]); // mean 2, unbiased std sqrt(2): [-0.7071, 0.7071]
  * ```
- * @see sasha-reference.md §6.2 step 5
+ * @see docs/reference-code.md §6.2 step 5
  * @category PPO
  */
 export function normalizeAdvantages(advantages: ArrayLike<number>, eps = 1e-8): Float64Array {

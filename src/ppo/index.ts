@@ -18,4 +18,3 @@ export * from './policies.js';
 export * from './callbacks.js';
 export * from './logger.js';
 export * from './ppo.js';
-export { type IOTarget } from './serialization.js';

@@ -48,7 +48,7 @@ export interface ZoomPolicy {
  * selectFromLogits([0, 2, 1], Uint8Array.from([1, 0, 1]), { mode: 'argmax' });
  * // { action: 2, logProb: log(e / (1 + e)) = -0.3133 }
  * ```
- * @see sasha-reference.md §6.1 (get_action: top-k 3, top-p 0.3)
+ * @see docs/reference-code.md §6.1 (get_action: top-k 3, top-p 0.3)
  * @category PPO
  */
 export function selectFromLogits(logits: ArrayLike<number>, mask: ArrayLike<number>, options: SelectOptions = {}): ActionChoice {

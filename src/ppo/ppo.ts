@@ -15,17 +15,22 @@ import { ActorCritic, checkDim } from './actor_critic.js';
 import { CallbackList, type CallbackContext, type TrainerCallback } from './callbacks.js';
 import { resolvePpoConfig, type ActorCriticConfig, type PpoConfig } from './defaults.js';
 import { densePpoLoss, evaluateDense } from './dense_reference.js';
-import { evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
+import { VersionRows, evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
 import { PPO_METRICS, type Logger } from './logger.js';
 import { ActorCriticPolicy, selectFromLogits } from './policies.js';
 import { RolloutBuffer, buildRolloutBatch, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
-import { artifactsToNamedTensors, loadArtifacts, namedTensorsToArtifacts, saveArtifacts, type IOTarget } from './serialization.js';
+import { decodeArtifacts, encodeArtifacts, loadArtifacts, saveArtifacts, type ArtifactFormat, type IOTarget } from '../core/io.js';
+import { optimizerTensors, restoreOptimizer } from '../core/checkpoint.js';
+import { pickPrefixed } from '../core/io.js';
 import type { ActionChoice, SelectOptions, ZoomEnv, ZoomEnvProvider, ZoomObservation } from './types.js';
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
 
 /** Format tag of a saved {@link PPO}. */
 export const PPO_FORMAT = 'sasha-wsi/ppo';
+
+/** Layout 2 names the optimiser state as every checkpoint does (`optimizer/actor/<weight>/m`); 1 is release 0.1's. */
+const PPO_ARTIFACT: ArtifactFormat = { format: PPO_FORMAT, version: 2, what: 'PPO trainer', writtenBy: 'PPO.save or `sasha train policy`' };
 
 /** Metrics of one update. @category PPO */
 export interface UpdateMetrics {
@@ -91,14 +96,16 @@ function disposeSnapshot(snap: Snapshot): void {
  * to what they were before the update and the error is rethrown.
  *
  * @returns the batch (advantages, returns) and the update's metrics.
- * @see sasha-reference.md §6.2; CleanRL ppo.py lines 215-293.
+ * @see docs/reference-code.md §6.2; CleanRL ppo.py lines 215-293.
  * @category PPO
  */
 export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: RolloutBatch; metrics: UpdateMetrics }> {
   const { model, actorOptimizer, criticOptimizer, table, config } = args;
   checkDim(model.config.dim, table.dim);
   const eventSourced = config.updateMode === 'event-sourced';
-  const options = { chunkElements: config.chunkElements };
+  // the version rows as tensors once for the whole update (all its epochs)
+  const rows = eventSourced ? new VersionRows(table, model, { chunkElements: config.chunkElements }) : null;
+  const options = { chunkElements: config.chunkElements, ...(rows ? { rows } : {}) };
   const snapshot = await takeSnapshot(model, [actorOptimizer, criticOptimizer]);
   try {
     // Old values, GAE, returns, normalised advantages
@@ -153,6 +160,7 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
     throw err;
   } finally {
     disposeSnapshot(snapshot);
+    rows?.dispose();
   }
 }
 
@@ -205,7 +213,7 @@ export interface PredictOptions extends SelectOptions {
  * Each update collects `numEpisodesPerUpdate` episodes on the update's environment (the
  * reference: two sequential episodes on one slide), sampling actions from the masked actor;
  * then {@link runPpoUpdate} trains actor and critic with separate AdamW optimisers. The update
- * is event-sourced by default (DESIGN.md §5).
+ * is event-sourced by default (docs/implementation-details.md P21).
  *
  * @example
  * ```ts
@@ -215,7 +223,7 @@ export interface PredictOptions extends SelectOptions {
  * await ppo.save(handler);
  * const again = await PPO.load(handler);
  * ```
- * @see sasha-reference.md §6; CleanRL ppo.py; SB3 ppo/ppo.py
+ * @see docs/reference-code.md §6; CleanRL ppo.py; SB3 ppo/ppo.py
  * @category PPO
  */
 export class PPO {
@@ -451,38 +459,29 @@ export class PPO {
   async toArtifacts(options: { includeOptimizer?: boolean; metadata?: Record<string, unknown> } = {}): Promise<tf.io.ModelArtifacts> {
     this.checkAlive();
     const includeOptimizer = options.includeOptimizer ?? true;
+    const weights = this.model.getWeights() as Record<string, tf.Variable>;
     const tensors: tf.NamedTensorMap = {};
-    for (const [k, v] of Object.entries(this.model.getWeights())) tensors[`policy/${k}`] = v;
-    const iterations: Record<string, number> = {};
-    const fresh: tf.Tensor[] = [];
+    for (const [k, v] of Object.entries(weights)) tensors[`policy/${k}`] = v;
+    const states = includeOptimizer
+      ? [await optimizerTensors(this.actorOptimizer, weights, 'actor'), await optimizerTensors(this.criticOptimizer, weights, 'critic')]
+      : [];
     try {
-      if (includeOptimizer) {
-        for (const [which, opt] of [['actor', this.actorOptimizer], ['critic', this.criticOptimizer]] as const) {
-          const ws = await opt.getWeights();
-          fresh.push(ws[0].tensor);
-          iterations[which] = opt.iterations;
-          for (const w of ws.slice(1)) {
-            const m = /^(.*)\/(adamw_[mv])$/.exec(w.name);
-            if (!m) throw new StateError(`Unexpected optimizer weight '${w.name}'.`);
-            tensors[`optimizer/${which}/${this.model.shortName(m[1])}/${m[2]}`] = w.tensor;
-          }
-        }
-      }
-      return await namedTensorsToArtifacts(
-        PPO_FORMAT,
+      for (const o of states) Object.assign(tensors, o.tensors);
+      return await encodeArtifacts(
+        PPO_ARTIFACT,
         {
           config: { ...this.config },
           actorCritic: { ...this.model.config },
           numTimesteps: this.numTimesteps,
           numUpdates: this.numUpdates,
-          optimizerIterations: includeOptimizer ? iterations : null,
+          hasOptimizer: includeOptimizer,
           learningRates: { actor: this.actorOptimizer.learningRate, critic: this.criticOptimizer.learningRate },
           metadata: options.metadata ?? null,
         },
         tensors,
       );
     } finally {
-      tf.dispose(fresh);
+      for (const o of states) o.dispose();
     }
   }
 
@@ -503,15 +502,14 @@ export class PPO {
    *   that is not a saved PPO.
    */
   static async fromArtifacts(artifacts: tf.io.ModelArtifacts, options: PpoLoadOptions = {}): Promise<PPO> {
-    const { description, tensors } = artifactsToNamedTensors(artifacts, PPO_FORMAT);
+    const { description, version, tensors } = decodeArtifacts(artifacts, PPO_ARTIFACT);
+    if (version === 1) upgradeOptimizerNames(description, tensors);
     let model: ActorCritic | null = null;
     try {
       const acConfig = description.actorCritic as ActorCriticConfig;
       checkDim(acConfig.dim, options.dim);
       model = new ActorCritic(acConfig);
-      const weights: tf.NamedTensorMap = {};
-      for (const [k, v] of Object.entries(tensors)) if (k.startsWith('policy/')) weights[k.slice('policy/'.length)] = v;
-      model.setWeights(weights);
+      model.setWeights(pickPrefixed(tensors, 'policy/'));
       const ppo = new PPO({
         policy: model,
         env: options.env,
@@ -522,19 +520,10 @@ export class PPO {
       ppo.numTimesteps = Number(description.numTimesteps ?? 0);
       ppo.numUpdates = Number(description.numUpdates ?? 0);
       ppo.metadata = (description.metadata as Record<string, unknown> | null) ?? null;
-      const iterations = description.optimizerIterations as Record<string, number> | null;
-      if (iterations) {
-        for (const [which, opt] of [['actor', ppo.actorOptimizer], ['critic', ppo.criticOptimizer]] as const) {
-          const prefix = `optimizer/${which}/`;
-          const ws: NamedTensor[] = [{ name: 'iter', tensor: tf.scalar(iterations[which] ?? 0, 'int32') }];
-          for (const [k, v] of Object.entries(tensors)) {
-            if (!k.startsWith(prefix)) continue;
-            const m = /^(.*)\/(adamw_[mv])$/.exec(k.slice(prefix.length));
-            if (m) ws.push({ name: `${model.fullName(m[1])}/${m[2]}`, tensor: v });
-          }
-          await opt.setWeights(ws);
-          ws[0].tensor.dispose();
-        }
+      if (description.hasOptimizer) {
+        const weights = model.getWeights() as Record<string, tf.Variable>;
+        await restoreOptimizer(ppo.actorOptimizer, tensors, weights, 'actor');
+        await restoreOptimizer(ppo.criticOptimizer, tensors, weights, 'critic');
       }
       const lrs = description.learningRates as { actor: number; critic: number } | undefined;
       if (lrs && !options.config) {
@@ -546,7 +535,7 @@ export class PPO {
       model?.dispose();
       throw err;
     } finally {
-      tf.dispose(Object.values(tensors));
+      tf.dispose(tensors);
     }
   }
 
@@ -570,4 +559,22 @@ export class PPO {
   private checkAlive(): void {
     assert(!this.disposed, () => 'This PPO trainer was disposed; load or create a new one.', StateError);
   }
+}
+
+/**
+ * Renames the optimiser state of a layout-1 artifact (release 0.1: `.../adamw_m`, step counts
+ * in the description) to the names of every checkpoint (`.../m`, `optimizer/<group>/iterations`).
+ */
+function upgradeOptimizerNames(description: Record<string, unknown>, tensors: tf.NamedTensorMap): void {
+  const iterations = description.optimizerIterations as Record<string, number> | null | undefined;
+  description.hasOptimizer = Boolean(iterations);
+  if (!iterations) return;
+  for (const key of Object.keys(tensors)) {
+    const m = /^(optimizer\/(?:actor|critic)\/.*)\/adamw_([mv])$/.exec(key);
+    if (m) {
+      tensors[`${m[1]}/${m[2]}`] = tensors[key];
+      delete tensors[key];
+    }
+  }
+  for (const group of ['actor', 'critic']) tensors[`optimizer/${group}/iterations`] = tf.scalar(iterations[group] ?? 0, 'int32');
 }

@@ -32,7 +32,7 @@ export interface ActorLossTerms {
  *
  * **Input shape:** every tensor [b].
  * @returns scalars owned by the caller.
- * @see sasha-reference.md §6.2 step 6; CleanRL ppo.py lines 244-272.
+ * @see docs/reference-code.md §6.2 step 6; CleanRL ppo.py lines 244-272.
  * @internal
  */
 export function actorLossTerms(

@@ -434,7 +434,7 @@ export interface RolloutBatch {
  *
  * @param oldValues V_old(S_t) for every sample, [B], from the critic before the update.
  * @returns arrays owned by the caller.
- * @see sasha-reference.md §6.2 steps 3-5
+ * @see docs/reference-code.md §6.2 steps 3-5
  * @category PPO
  */
 export function buildRolloutBatch(

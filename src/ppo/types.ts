@@ -7,6 +7,7 @@
  *
  * @packageDocumentation
  */
+import type { ResetResult, StepResult } from '../mdp/env.js';
 
 /**
  * What a zoom policy sees at step t: the state `S_t` of the slide and which patches may still
@@ -44,24 +45,20 @@ export interface ZoomStepChanges {
   readonly changedValues: Float32Array;
 }
 
-/** Result of {@link ZoomEnv.reset}. @category PPO */
-export interface ZoomResetResult<Info = unknown> {
-  observation: ZoomObservation;
-  info: Info;
-}
+/**
+ * Result of {@link ZoomEnv.reset}: Gymnasium's reset result on a zoom observation.
+ * @category PPO
+ */
+export type ZoomResetResult<Info = unknown> = ResetResult<ZoomObservation, Info>;
 
-/** Result of {@link ZoomEnv.step} (Gymnasium v0.26 semantics). @category PPO */
-export interface ZoomStepResult<Info extends ZoomStepChanges = ZoomStepChanges> {
-  /** S_{t+1} and the mask for the next choice. */
-  observation: ZoomObservation;
-  /** r_t; in SASHA `-CE(y, classify(S_{t+1}))`. Must be finite. */
-  reward: number;
-  /** The budget is spent (t == T): an MDP terminal state, not bootstrapped. */
-  terminated: boolean;
-  /** Cut by an outside limit: bootstrapped with the critic's value of the next state. */
-  truncated: boolean;
-  info: Info;
-}
+/**
+ * Result of {@link ZoomEnv.step} (Gymnasium v0.26 semantics): `reward` is r_t (in SASHA
+ * `-CE(y, classify(S_{t+1}))`, finite); `terminated` means the budget is spent (t == T, not
+ * bootstrapped); `truncated` means an outside limit cut the episode (bootstrapped with the
+ * critic's value of the next state).
+ * @category PPO
+ */
+export type ZoomStepResult<Info extends ZoomStepChanges = ZoomStepChanges> = StepResult<ZoomObservation, Info>;
 
 /**
  * The environment contract PPO trains on: Gymnasium-style `reset` / `step` over a slide, one

@@ -26,7 +26,7 @@ import type { StateUpdateNet, TsuState } from './types.js';
  * ```ts
  * const { state: s1, rows } = globalStateUpdate(s0, 3, v3, fS); // rows = [3, every other unvisited row]
  * ```
- * @see mil-anchors.md §4 (RLogist: every unobserved region is updated)
+ * @see docs/reference-code.md §13.4 (RLogist: every unobserved region is updated)
  * @category TSU
  */
 export function globalStateUpdate(

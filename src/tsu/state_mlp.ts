@@ -9,10 +9,19 @@ import { tf } from '../core/tf.js';
 import { gelu, layerNorm, linear } from '../core/ops.js';
 import { DataError, ShapeError, StateError, ValueError, fmtShape } from '../core/errors.js';
 import { createRng } from '../core/random.js';
+import { linearInit } from '../core/init.js';
+import { decodeArtifacts, encodeArtifacts, loadArtifacts, saveArtifacts, type ArtifactFormat, type IOTarget } from '../core/io.js';
 import type { StateMlpArgs, StateUpdateNet } from './types.js';
 
 /** The `format` tag written into saved artifacts. */
 export const STATE_MLP_FORMAT = 'sasha-wsi/state-mlp';
+
+const STATE_MLP_ARTIFACT: ArtifactFormat = {
+  format: STATE_MLP_FORMAT,
+  version: 1,
+  what: 'f_S network',
+  writtenBy: 'StateMlp.save or `sasha train tsu`',
+};
 
 /** Names of the weights, in saved files and in {@link StateMlp.getWeights}. */
 const WEIGHT_NAMES: readonly StateMlpWeightName[] = ['fc1/kernel', 'fc1/bias', 'fc2/kernel', 'fc2/bias', 'layer_norm/gamma', 'layer_norm/beta'];
@@ -48,7 +57,7 @@ let instances = 0;
  * const fS = new StateMlp({ dim: 384 });     // 1,181,568 parameters
  * const y = fS.apply(tf.zeros([5, 1152]));   // [5, 384], caller disposes
  * ```
- * @see sasha-reference.md §4.1
+ * @see docs/reference-code.md §4.1
  * @category TSU
  */
 export class StateMlp implements StateUpdateNet {
@@ -77,27 +86,20 @@ export class StateMlp implements StateUpdateNet {
     this.hiddenDim = hiddenDim;
     this.layerNormEps = eps;
     const rng = createRng(args.seed ?? 0);
-    const uniform = (n: number, fanIn: number) => {
-      const bound = 1 / Math.sqrt(fanIn);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = rng.uniform(-bound, bound);
-      return out;
-    };
     const prefix = `sasha_state_mlp_${instances++}`;
-    const make = (name: StateMlpWeightName, values: Float32Array, shape: number[]) => {
-      const init = tf.tensor(values, shape);
+    const make = (name: StateMlpWeightName, init: tf.Tensor) => {
       const variable = tf.variable(init, true, `${prefix}/${name}`);
       init.dispose();
       return variable;
     };
     const inDim = 3 * dim;
     this.vars = {
-      'fc1/kernel': make('fc1/kernel', uniform(inDim * hiddenDim, inDim), [inDim, hiddenDim]),
-      'fc1/bias': make('fc1/bias', uniform(hiddenDim, inDim), [hiddenDim]),
-      'fc2/kernel': make('fc2/kernel', uniform(hiddenDim * dim, hiddenDim), [hiddenDim, dim]),
-      'fc2/bias': make('fc2/bias', uniform(dim, hiddenDim), [dim]),
-      'layer_norm/gamma': make('layer_norm/gamma', new Float32Array(dim).fill(1), [dim]),
-      'layer_norm/beta': make('layer_norm/beta', new Float32Array(dim), [dim]),
+      'fc1/kernel': make('fc1/kernel', linearInit(rng, [inDim, hiddenDim], inDim)),
+      'fc1/bias': make('fc1/bias', linearInit(rng, [hiddenDim], inDim)),
+      'fc2/kernel': make('fc2/kernel', linearInit(rng, [hiddenDim, dim], hiddenDim)),
+      'fc2/bias': make('fc2/bias', linearInit(rng, [dim], hiddenDim)),
+      'layer_norm/gamma': make('layer_norm/gamma', tf.ones([dim])),
+      'layer_norm/beta': make('layer_norm/beta', tf.zeros([dim])),
     };
   }
 
@@ -238,21 +240,12 @@ export class StateMlp implements StateUpdateNet {
   }
 
   /**
-   * The model as tf.io artifacts (topology = `{ className, config }`, weights encoded).
+   * The model as tf.io artifacts (the config in the description, the weights by name).
    * @returns new buffers owned by the caller; no tensor is created.
    */
   async toArtifacts(): Promise<tf.io.ModelArtifacts> {
     this.checkAlive();
-    const named: tf.NamedTensorMap = {};
-    for (const n of WEIGHT_NAMES) named[n] = this.vars[n];
-    const { data, specs } = await tf.io.encodeWeights(named);
-    return {
-      modelTopology: { className: StateMlp.className, config: this.getConfig() } as unknown as tf.io.ModelJSON['modelTopology'],
-      format: STATE_MLP_FORMAT,
-      generatedBy: 'sasha-wsi',
-      weightSpecs: specs,
-      weightData: data,
-    };
+    return encodeArtifacts(STATE_MLP_ARTIFACT, { className: StateMlp.className, config: this.getConfig() }, { ...this.vars });
   }
 
   /**
@@ -263,10 +256,8 @@ export class StateMlp implements StateUpdateNet {
    * await fS.save('file:///models/sasha/tsu');
    * ```
    */
-  async save(target: string | tf.io.IOHandler): Promise<tf.io.SaveResult> {
-    const handler = resolveHandler(target, 'save');
-    if (!handler.save) throw new ValueError('Expected a tf.io handler that can save (it has no save method).');
-    return handler.save(await this.toArtifacts());
+  async save(target: IOTarget): Promise<tf.io.SaveResult> {
+    return saveArtifacts(target, await this.toArtifacts());
   }
 
   /**
@@ -275,42 +266,31 @@ export class StateMlp implements StateUpdateNet {
    * @throws DataError when the artifacts are not a StateMlp or their weights do not fit.
    */
   static fromArtifacts(artifacts: tf.io.ModelArtifacts): StateMlp {
-    const topo = artifacts.modelTopology as { className?: string; config?: Record<string, unknown> } | undefined;
-    if (artifacts.format !== STATE_MLP_FORMAT || topo?.className !== StateMlp.className || !topo.config) {
-      throw new DataError(
-        `Expected saved f_S artifacts (format '${STATE_MLP_FORMAT}'), but got format '${String(artifacts.format)}'. ` +
-          'Point at the TSU folder written by StateMlp.save or sasha train tsu.',
-      );
-    }
-    if (!artifacts.weightSpecs || !artifacts.weightData) throw new DataError('The saved f_S has no weights.');
-    const cfg = topo.config;
-    const model = new StateMlp({
-      dim: Number(cfg.dim),
-      hiddenDim: Number(cfg.hiddenDim),
-      layerNormEps: Number(cfg.layerNormEps),
-    });
-    const weights = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
+    const { description, tensors } = decodeArtifacts(artifacts, STATE_MLP_ARTIFACT);
     try {
-      const missing = WEIGHT_NAMES.filter((n) => !(n in weights));
+      const cfg = description.config as Record<string, unknown> | undefined;
+      if (!cfg) throw new DataError('The saved f_S has no config; it is incomplete. Save it again.');
+      const missing = WEIGHT_NAMES.filter((n) => !(n in tensors));
       if (missing.length > 0) throw new DataError(`The saved f_S lacks the weights ${missing.join(', ')}.`);
-      model.setWeights(weights);
-    } catch (e) {
-      model.dispose();
-      throw e;
+      const model = new StateMlp({ dim: Number(cfg.dim), hiddenDim: Number(cfg.hiddenDim), layerNormEps: Number(cfg.layerNormEps) });
+      try {
+        model.setWeights(tensors);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+      return model;
     } finally {
-      tf.dispose(Object.values(weights));
+      tf.dispose(tensors);
     }
-    return model;
   }
 
   /**
    * Loads a model saved by {@link StateMlp.save}, from a handler or a URL.
    * @returns a new model owned by the caller.
    */
-  static async load(source: string | tf.io.IOHandler): Promise<StateMlp> {
-    const handler = resolveHandler(source, 'load');
-    if (!handler.load) throw new ValueError('Expected a tf.io handler that can load (it has no load method).');
-    return StateMlp.fromArtifacts(await handler.load());
+  static async load(source: IOTarget): Promise<StateMlp> {
+    return StateMlp.fromArtifacts(await loadArtifacts(source));
   }
 
   /** Frees the weights. The model cannot be used afterwards. */
@@ -325,19 +305,4 @@ export class StateMlp implements StateUpdateNet {
   private checkAlive(): void {
     if (this.disposed) throw new StateError('This StateMlp was disposed; create or load a new one.');
   }
-}
-
-/** The tf.io handler registered for a URL (or the handler itself). */
-function resolveHandler(target: string | tf.io.IOHandler, mode: 'save' | 'load'): tf.io.IOHandler {
-  if (typeof target !== 'string') return target;
-  const handlers = mode === 'save' ? tf.io.getSaveHandlers(target) : tf.io.getLoadHandlers(target);
-  if (handlers.length !== 1) {
-    throw new ValueError(
-      handlers.length === 0
-        ? `No tf.io handler can ${mode} '${target}'. In Node, import 'sasha-wsi/node' (it registers file://); ` +
-            "in a browser use 'indexeddb://NAME' or 'downloads://NAME', or pass a tf.io handler."
-        : `Several tf.io handlers match '${target}'; pass a handler instead of the URL.`,
-    );
-  }
-  return handlers[0];
 }

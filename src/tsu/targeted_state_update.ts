@@ -244,7 +244,7 @@ export interface StateUpdateStep extends StateUpdateResult {
  * const fS = new StateMlp({ dim: 384 });
  * const { state: s1, similarSet } = targetedStateUpdate(s0, 7, v7, fS, { tau: 0.95 });
  * ```
- * @see sasha-reference.md §4.3 and §5.3
+ * @see docs/reference-code.md §4.3 and §5.3
  * @category TSU
  */
 export function targetedStateUpdate(

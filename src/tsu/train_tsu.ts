@@ -10,10 +10,17 @@ import { tf } from '../core/tf.js';
 import { checkNumber, resolveConfig } from '../core/config.js';
 import { DataError, ShapeError, ValueError, fmtShape } from '../core/errors.js';
 import { AdamW, halfCosineLr } from '../core/optim.js';
-import { createRng, type Rng } from '../core/random.js';
+import { createRng } from '../core/random.js';
 import { disposeBag, type SlideDataset, type SlidePart } from '../core/data.js';
 import type { ProgressCallback } from '../core/progress.js';
-import type { CheckpointStore } from '../hafed/checkpoint.js';
+import {
+  decodeTrainingCheckpoint,
+  encodeTrainingCheckpoint,
+  epochRng,
+  type CheckpointStore,
+  type TrainingCheckpointState,
+} from '../core/checkpoint.js';
+import type { ArtifactFormat } from '../core/io.js';
 import { DEFAULT_TRAIN_TSU_CONFIG } from './defaults.js';
 import { StateMlp } from './state_mlp.js';
 import { checkTau, rowNorm, similarRows } from './targeted_state_update.js';
@@ -131,7 +138,7 @@ interface Sample {
  *   onProgress: (e) => console.log(e.done, e.info),
  * });
  * ```
- * @see sasha-reference.md §4.2
+ * @see docs/reference-code.md §4.2
  * @category TSU
  */
 export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult> {
@@ -173,6 +180,9 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
   const opt = new AdamW({ learningRate: config.learningRate, weightDecay: config.weightDecay });
   const vars = model.trainableVariables();
   const names = Object.keys(model.getWeights());
+  const variables = Object.fromEntries(names.map((n, i) => [n, vars[i]]));
+  const { epochs: _epochs, ...trainSettings } = config;
+  const resumeKey = { model: model.getConfig(), train: trainSettings, trainIds: [...split.train] };
   const history: TsuEpochRecord[] = [];
   let best: tf.Tensor[] | null = null;
   let bestValMse = Infinity;
@@ -203,15 +213,25 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
 
   try {
     if (resume && checkpoint) {
-      const last = await checkpoint.load('last');
-      if (last) {
-        const restored = await restoreCheckpoint(last, { model, opt, names, config, trainIds: split.train });
-        history.push(...restored.history);
-        best = restored.best;
-        bestValMse = restored.bestValMse;
-        bestEpoch = restored.bestEpoch;
-        identityValMse = restored.identityValMse;
-        startEpoch = restored.epochsDone;
+      const saved = await checkpoint.load('last');
+      if (saved) {
+        const ck = decodeTrainingCheckpoint(saved, TSU_CHECKPOINT, { resume: resumeKey, epochs: config.epochs }, legacyState);
+        try {
+          const modelWeights = ck.group('model');
+          if (names.some((n) => !modelWeights[n])) throw new DataError('The TSU checkpoint lacks model weights; it is incomplete.');
+          model.setWeights(modelWeights);
+          await ck.restoreOptimizer(opt, variables);
+          const bw = ck.group('best');
+          best = ck.state.progress.hasBest ? names.map((n) => tf.clone(bw[n])) : null;
+        } finally {
+          ck.dispose();
+        }
+        const p = ck.state.progress;
+        history.push(...p.history);
+        bestValMse = p.bestValMse ?? Infinity;
+        bestEpoch = p.bestEpoch;
+        identityValMse = p.identityValMse ?? NaN;
+        startEpoch = ck.state.epochsDone;
       }
     }
     for (let epoch = startEpoch; epoch < config.epochs; epoch++) {
@@ -254,7 +274,22 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
         if (onBest) await onBest(model, record);
       }
       if (checkpoint && ((epoch + 1) % config.checkpointEvery === 0 || lastEpoch)) {
-        await checkpoint.save('last', await checkpointArtifacts({ model, opt, names, best, config, history, bestEpoch, bestValMse, identityValMse, trainIds: split.train }));
+        const progress: TsuProgress = {
+          history,
+          bestEpoch,
+          bestValMse: Number.isFinite(bestValMse) ? bestValMse : null,
+          identityValMse: Number.isFinite(identityValMse) ? identityValMse : null,
+          hasBest: best !== null,
+        };
+        const bestMap = best ? Object.fromEntries(names.map((n, i) => [n, best![i]])) : null;
+        const artifacts = await encodeTrainingCheckpoint(TSU_CHECKPOINT, {
+          resume: resumeKey,
+          epochsDone: history.length,
+          progress,
+          tensors: { model: variables, best: bestMap },
+          optimizers: { '': { optimizer: opt, variables } },
+        });
+        await checkpoint.save('last', artifacts);
       }
       onProgress?.({
         task: 'train tsu',
@@ -282,20 +317,17 @@ export async function trainTsu(options: TrainTsuOptions): Promise<TrainTsuResult
 
 /** The `format` of trainTsu's resumable checkpoints. */
 export const TSU_CHECKPOINT_FORMAT = 'sasha-tsu-checkpoint';
-const TSU_CHECKPOINT_VERSION = 1;
 
-/** The generator of one epoch (slide order, then anchors): a function of (seed, epoch) only. */
-function epochRng(seed: number, epoch: number): Rng {
-  return createRng((Math.imul(Math.floor(seed) | 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
-}
+/** Layout 2 is the training-checkpoint layout of every trainer; 1 is release 0.1's. */
+const TSU_CHECKPOINT: ArtifactFormat = {
+  format: TSU_CHECKPOINT_FORMAT,
+  version: 2,
+  what: 'TSU checkpoint',
+  writtenBy: 'trainTsu or `sasha train tsu`',
+};
 
-interface CheckpointState {
-  format: string;
-  formatVersion: number;
-  model: Record<string, unknown>;
-  config: TrainTsuConfig;
-  trainIds: string[];
-  epochsDone: number;
+/** The progress saved in a checkpoint. */
+interface TsuProgress {
   history: TsuEpochRecord[];
   bestEpoch: number;
   bestValMse: number | null;
@@ -303,108 +335,20 @@ interface CheckpointState {
   hasBest: boolean;
 }
 
-/** The full training state: weights, AdamW moments and step, best weights, history. */
-async function checkpointArtifacts(s: {
-  model: StateMlp;
-  opt: AdamW;
-  names: string[];
-  best: tf.Tensor[] | null;
-  config: Readonly<TrainTsuConfig>;
-  history: TsuEpochRecord[];
-  bestEpoch: number;
-  bestValMse: number;
-  identityValMse: number;
-  trainIds: readonly string[];
-}): Promise<tf.io.ModelArtifacts> {
-  const weights: tf.NamedTensorMap = {};
-  const current = s.model.getWeights() as Record<string, tf.Tensor>;
-  const stableOf = new Map<string, string>();
-  s.model.trainableVariables().forEach((v, i) => stableOf.set(v.name, s.names[i]));
-  for (const n of s.names) weights[`model/${n}`] = current[n];
-  s.best?.forEach((t, i) => (weights[`best/${s.names[i]}`] = t));
-  for (const { name, tensor } of await s.opt.getWeights()) {
-    if (name === 'iter') {
-      weights['optimizer/iterations'] = tensor;
-      continue;
-    }
-    const m = /^(.*)\/adamw_(m|v)$/.exec(name);
-    const stable = m ? stableOf.get(m[1]) : undefined;
-    if (!m || !stable) throw new DataError(`Unexpected optimizer weight '${name}'.`);
-    weights[`optimizer/${stable}/${m[2]}`] = tensor;
-  }
-  const { data, specs } = await tf.io.encodeWeights(weights);
-  tf.dispose(weights['optimizer/iterations']);
-  const state: CheckpointState = {
-    format: TSU_CHECKPOINT_FORMAT,
-    formatVersion: TSU_CHECKPOINT_VERSION,
-    model: s.model.getConfig(),
-    config: { ...s.config },
-    trainIds: [...s.trainIds],
-    epochsDone: s.history.length,
-    history: s.history,
-    bestEpoch: s.bestEpoch,
-    bestValMse: Number.isFinite(s.bestValMse) ? s.bestValMse : null,
-    identityValMse: Number.isFinite(s.identityValMse) ? s.identityValMse : null,
-    hasBest: s.best !== null,
-  };
+/** Reads the description of a release-0.1 checkpoint. */
+function legacyState(d: Record<string, unknown>): TrainingCheckpointState<TsuProgress> {
+  const { epochs: _e, ...train } = (d.config ?? {}) as Record<string, unknown>;
   return {
-    modelTopology: state as unknown as tf.io.ModelJSON['modelTopology'],
-    format: TSU_CHECKPOINT_FORMAT,
-    generatedBy: 'sasha-wsi',
-    weightSpecs: specs,
-    weightData: data,
+    resume: { model: d.model, train, trainIds: d.trainIds },
+    epochsDone: Number(d.epochsDone),
+    progress: {
+      history: d.history as TsuEpochRecord[],
+      bestEpoch: Number(d.bestEpoch),
+      bestValMse: d.bestValMse as number | null,
+      identityValMse: d.identityValMse as number | null,
+      hasBest: Boolean(d.hasBest),
+    },
   };
-}
-
-/** Restores what {@link checkpointArtifacts} saved into `model` and `opt`. */
-async function restoreCheckpoint(
-  artifacts: tf.io.ModelArtifacts,
-  s: { model: StateMlp; opt: AdamW; names: string[]; config: Readonly<TrainTsuConfig>; trainIds: readonly string[] },
-): Promise<{ history: TsuEpochRecord[]; best: tf.Tensor[] | null; bestEpoch: number; bestValMse: number; identityValMse: number; epochsDone: number }> {
-  const state = artifacts.modelTopology as unknown as CheckpointState | undefined;
-  if (!state || state.format !== TSU_CHECKPOINT_FORMAT) {
-    throw new DataError(`The 'last' checkpoint is not a TSU training checkpoint (format '${String(state?.format)}'). Remove it or use another directory.`);
-  }
-  if (state.formatVersion > TSU_CHECKPOINT_VERSION) throw new DataError('The checkpoint was written by a newer sasha-wsi; upgrade to resume it.');
-  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-  const { epochs: _e, ...rest } = s.config;
-  const { epochs: _f, ...savedRest } = state.config;
-  if (!same(state.model, s.model.getConfig()) || !same(rest, savedRest) || !same(state.trainIds, s.trainIds)) {
-    throw new DataError(
-      'The checkpoint was written with another f_S, config or training split; resume with the same settings (only epochs may grow) or remove the checkpoint.',
-    );
-  }
-  if (state.epochsDone > s.config.epochs) {
-    throw new ValueError(`The checkpoint has ${state.epochsDone} epochs done, more than epochs = ${s.config.epochs}.`);
-  }
-  if (!artifacts.weightSpecs || !artifacts.weightData) throw new DataError('The TSU checkpoint has no weights; it is incomplete.');
-  const w = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
-  try {
-    const pick = (prefix: string) => Object.fromEntries(s.names.map((n) => [n, w[`${prefix}/${n}`]]));
-    const modelWeights = pick('model');
-    if (Object.values(modelWeights).some((t) => !t)) throw new DataError('The TSU checkpoint lacks model weights; it is incomplete.');
-    s.model.setWeights(modelWeights);
-    const best = state.hasBest ? s.names.map((n) => tf.clone(w[`best/${n}`])) : null;
-    const iter = w['optimizer/iterations'];
-    if (!iter) throw new DataError('The TSU checkpoint has no optimizer state; it is incomplete.');
-    const list: { name: string; tensor: tf.Tensor }[] = [{ name: 'iter', tensor: iter }];
-    s.model.trainableVariables().forEach((v, i) => {
-      const m = w[`optimizer/${s.names[i]}/m`];
-      const vv = w[`optimizer/${s.names[i]}/v`];
-      if (m && vv) list.push({ name: `${v.name}/adamw_m`, tensor: m }, { name: `${v.name}/adamw_v`, tensor: vv });
-    });
-    await s.opt.setWeights(list);
-    return {
-      history: state.history,
-      best,
-      bestEpoch: state.bestEpoch,
-      bestValMse: state.bestValMse ?? Infinity,
-      identityValMse: state.identityValMse ?? NaN,
-      epochsDone: state.epochsDone,
-    };
-  } finally {
-    tf.dispose(Object.values(w));
-  }
 }
 
 /** Which parts to load: Z and V, or Z and U (V computed by the aggregator). */

@@ -34,7 +34,7 @@ export interface ExtractConfig {
 
 /** Defaults of {@link ExtractConfig}. @category WSI */
 export const DEFAULT_EXTRACT_CONFIG: Readonly<ExtractConfig> = Object.freeze({
-  batchSize: 32, // sasha-reference.md §1.4: --batch_size 32
+  batchSize: 32, // docs/reference-code.md §1.4: --batch_size 32
   prefetch: 4, // enough read-ahead for a read to finish (file read, then decode) while batches are encoded
   firstBatchSize: 8, // ours: the encoder starts after 8 reads instead of 32 (bench/extraction.ts)
 });

@@ -41,11 +41,11 @@ export interface PatchGridConfig {
 
 /** CLAM's patching defaults, as the SASHA reference runs them. @category WSI */
 export const DEFAULT_PATCH_GRID_CONFIG: Readonly<PatchGridConfig> = Object.freeze({
-  patchSize: 256, // sasha-reference.md §1.1; mil-anchors.md §3.2
-  stepSize: 256, // sasha-reference.md §1.1: no overlap
-  rule: 'fourPt' as PatchRule, // sasha-reference.md §1.1: contour_fn four_pt
+  patchSize: 256, // docs/reference-code.md §1.1; docs/reference-code.md §13.3
+  stepSize: 256, // docs/reference-code.md §1.1: no overlap
+  rule: 'fourPt' as PatchRule, // docs/reference-code.md §1.1: contour_fn four_pt
   minTissueFraction: 0.5, // for the tissueFraction rule only (not in CLAM)
-  usePadding: true, // sasha-reference.md §1.1: use_padding True
+  usePadding: true, // docs/reference-code.md §1.1: use_padding True
 });
 
 /** Resolves a partial {@link PatchGridConfig} with range checks. */

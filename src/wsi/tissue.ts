@@ -37,16 +37,16 @@ export interface TissueConfig {
 
 /** CLAM's segmentation defaults, as the SASHA reference runs them. @category WSI */
 export const DEFAULT_TISSUE_CONFIG: Readonly<TissueConfig> = Object.freeze({
-  segLevel: -1, // mil-anchors.md §3.1: seg_level -1 -> get_best_level_for_downsample(64)
-  segDownsample: 64, // mil-anchors.md §3.1
-  sthresh: 8, // mil-anchors.md §3.1; sasha-reference.md §1.1
-  mthresh: 7, // mil-anchors.md §3.1: median blur on HSV saturation
-  close: 4, // mil-anchors.md §3.1
-  aT: 100, // mil-anchors.md §3.1: in 512 x 512 level-0 reference patches
-  aH: 16, // mil-anchors.md §3.1
-  maxNHoles: 8, // mil-anchors.md §3.1 (the README says 10; the code uses 8)
-  refPatchSize: 512, // mil-anchors.md §3.1
-  maxPixels: 1e8, // mil-anchors.md §3.1: larger segmentation levels are skipped
+  segLevel: -1, // docs/reference-code.md §13.2: seg_level -1 -> get_best_level_for_downsample(64)
+  segDownsample: 64, // docs/reference-code.md §13.2
+  sthresh: 8, // docs/reference-code.md §13.2; docs/reference-code.md §1.1
+  mthresh: 7, // docs/reference-code.md §13.2: median blur on HSV saturation
+  close: 4, // docs/reference-code.md §13.2
+  aT: 100, // docs/reference-code.md §13.2: in 512 x 512 level-0 reference patches
+  aH: 16, // docs/reference-code.md §13.2
+  maxNHoles: 8, // docs/reference-code.md §13.2 (the README says 10; the code uses 8)
+  refPatchSize: 512, // docs/reference-code.md §13.2
+  maxPixels: 1e8, // docs/reference-code.md §13.2: larger segmentation levels are skipped
 });
 
 /**
@@ -56,7 +56,7 @@ export const DEFAULT_TISSUE_CONFIG: Readonly<TissueConfig> = Object.freeze({
  */
 export const TISSUE_PRESETS: Readonly<Record<'clam' | 'tcga' | 'bwhBiopsy' | 'bwhResection', Partial<TissueConfig>>> = Object.freeze({
   clam: {}, // create_patches_fp.py defaults
-  tcga: { sthresh: 8, mthresh: 7, close: 4, aT: 16, aH: 4, maxNHoles: 8 }, // mil-anchors.md §3.1 presets/tcga.csv
+  tcga: { sthresh: 8, mthresh: 7, close: 4, aT: 16, aH: 4, maxNHoles: 8 }, // docs/reference-code.md §13.2 presets/tcga.csv
   bwhBiopsy: { sthresh: 15, mthresh: 11, close: 2, aT: 1, aH: 1, maxNHoles: 2 }, // presets/bwh_biopsy.csv
   bwhResection: { sthresh: 15, mthresh: 11, close: 4, aT: 100, aH: 16, maxNHoles: 8 }, // presets/bwh_resection.csv
 });

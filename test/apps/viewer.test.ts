@@ -293,6 +293,13 @@ describe.skipIf(!haveChromium)('the slide viewer in Chromium', () => {
       expect(await page.isHidden('#message')).toBe(true);
       await page.click('#analyze');
       await page.waitForFunction(() => (window as unknown as { sashaViewer: ViewerStats }).sashaViewer.state === 'running', undefined, { timeout: 30_000 });
+      // a file dropped meanwhile does not replace the slide in use
+      await page.evaluate(() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(8)], 'other.tif'));
+        window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      });
+      expect(await message()).toMatch(/An analysis is running: cancel it first/);
       await page.click('#cancel');
       const stats = await waitForState(page, ['cancelled', 'done', 'error'], 120_000);
       expect(stats.state).toBe('cancelled');

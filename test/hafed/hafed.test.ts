@@ -39,7 +39,7 @@ function refWeights(model: Hafed, flat?: Record<string, ArrayLike<number>>): Haf
 
 describe('Hafed', () => {
   it('has the reference parameter counts (202,514 for CAMELYON16, 198,918 for TCGA)', () => {
-    // sasha-reference.md §2.5
+    // docs/reference-code.md §2.5
     const c16 = new Hafed();
     expect(c16.countParams()).toBe(202514);
     expect([c16.dim, c16.k, c16.numClasses, c16.numBranches]).toEqual([384, 16, 2, 5]);

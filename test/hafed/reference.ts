@@ -1,6 +1,6 @@
 /**
  * A plain-JavaScript, float64 implementation of HAFED's forward pass and loss, written from the
- * formulas (sasha-reference.md §2.2, mil-anchors.md §1.2-1.4), used as the reference the tfjs
+ * formulas (docs/reference-code.md §2.2, docs/reference-code.md §13.1), used as the reference the tfjs
  * model is checked against.
  */
 type Mat = number[][];

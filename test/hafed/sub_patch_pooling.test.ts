@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MASK_LOGIT, createRng, tf, ShapeError } from '../../src/core/index.js';
-import { poolSubPatches, poolSubPatchesNoGrad, type ScoreWeights } from '../../src/hafed/index.js';
+import { MASK_LOGIT, createRng, tf, ShapeError, type ScoreWeights } from '../../src/core/index.js';
+import { poolSubPatches, poolSubPatchesNoGrad } from '../../src/hafed/index.js';
 import { expectAllclose, expectNoLeak, finiteDiff } from '../helpers.js';
 
 const NAMES = ['kernelV', 'biasV', 'kernelU', 'biasU', 'kernelW', 'biasW'] as const;

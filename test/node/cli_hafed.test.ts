@@ -54,6 +54,18 @@ describe('sasha train hafed / sasha eval --budget 1', () => {
     expect(lastJson(again.stdout).epochs).toBe(2);
   });
 
+  it('trains the same model with --workers 1 (stage 1 split over two threads)', async () => {
+    const run = async (name: string, extra: string[]) => {
+      const r = await sasha('train', 'hafed', '--lr-h5', files.lrH5, '--hr-h5', files.hrH5, '--split', files.split, '--out', path.join(tmp(), name), '--epochs', '2', '--seed', '3', ...extra, '--json', '--quiet');
+      expect(r.code).toBe(0);
+      return lastJson(r.stdout);
+    };
+    const one = await run('one', []);
+    const two = await run('two', ['--workers', '1']);
+    expect(two.trainLoss).toBeCloseTo(one.trainLoss as number, 4);
+    expect(two.bestEpoch).toBe(one.bestEpoch);
+  });
+
   it('trains the Z-only baseline with --input lowRes', async () => {
     const out = path.join(tmp(), 'z');
     const r = await sasha('train', 'hafed', '--lr-h5', files.lrH5, '--split', files.split, '--out', out, '--epochs', '1', '--input', 'lowRes', '--json', '--quiet');

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tf } from '../../src/core/index.js';
-import { MemoryCheckpointStore } from '../../src/hafed/index.js';
+import { MemoryCheckpointStore, tf } from '../../src/core/index.js';
 import { ABLATION_ROWS, presetConfig, runAblation, sashaPreset, SASHA_PRESETS } from '../../src/pipeline/index.js';
 import { PPO_PRESETS } from '../../src/ppo/index.js';
 import { SyntheticDataset, SYNTHETIC_PRESETS } from '../../src/wsi/index.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, tf } from '../../src/core/index.js';
-import { MemoryCheckpointStore } from '../../src/hafed/index.js';
+import { MemoryCheckpointStore } from '../../src/core/index.js';
 import { ActorCriticPolicy, RandomPolicy } from '../../src/ppo/index.js';
 import {
   SashaModel,

@@ -17,7 +17,7 @@ function memoryHandler() {
 
 describe('ActorCritic', () => {
   it('has the reference sizes at d = 384 (98,689 actor and 99,074 critic parameters)', () => {
-    // sasha-reference.md §6.1: Attention_Gated(384, 128, 1) = 2 * (384 * 128 + 128) + 128 + 1 = 98,689;
+    // docs/reference-code.md §6.1: Attention_Gated(384, 128, 1) = 2 * (384 * 128 + 128) + 128 + 1 = 98,689;
     // the critic adds Linear(384 -> 1) = 385: 99,074
     const ac = new ActorCritic();
     expect(ac.parameterCounts).toEqual({ actor: 98689, critic: 99074 });

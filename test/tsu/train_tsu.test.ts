@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DataError, InMemoryDataset, ValueError, createRng, tf, type SlideBag } from '../../src/core/index.js';
-import { MemoryCheckpointStore } from '../../src/hafed/index.js';
+import { MemoryCheckpointStore } from '../../src/core/index.js';
 import { StateMlp, trainTsu, type TsuEpochRecord } from '../../src/tsu/index.js';
 import { clusteredFeatures } from '../mdp/stand_in_classifier.js';
 import { expectAllclose } from '../helpers.js';
@@ -133,7 +133,7 @@ describe('trainTsu', () => {
     }
     // another config (other than a longer run) is refused
     await expect(trainTsu({ dataset, split, config: { ...config, tau: 0.9 }, checkpoint: store, resume: true })).rejects.toThrow(
-      /another f_S, config or training split/,
+      /other settings: train \(checkpoint: .*"tau":0.95/,
     );
     [whole, first, resumed].forEach((r) => r.model.dispose());
     dataset.dispose();

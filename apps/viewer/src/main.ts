@@ -164,6 +164,11 @@ function messageOf(e: unknown): string {
 /** Runs a user action: one at a time, errors shown in the page, controls back afterwards. */
 async function act(what: string, run: () => Promise<void>): Promise<void> {
   if (busy) return;
+  if (running) {
+    // e.g. a file dropped during an analysis: the slide in use must stay open
+    show('An analysis is running: cancel it first, then open another slide or model.');
+    return;
+  }
   busy = true;
   refreshControls();
   clearMessage();

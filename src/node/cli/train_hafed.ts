@@ -15,6 +15,7 @@ import { updateModelManifest } from '../model_dir.js';
 import { numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
 import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
 import { progressBars } from './progress_bar.js';
+import { createHafedWorkerPool } from '../hafed_workers.js';
 
 /** `sasha train hafed`. */
 export const trainHafedCommand: CommandSpec = {
@@ -34,6 +35,7 @@ export const trainHafedCommand: CommandSpec = {
     'mask-drop': { type: 'string', help: presetDefaultHelp('STKIM masked fraction', (p) => p.hafed.maskDrop) },
     input: { type: 'string', help: "'highRes' (HAFED on U) or 'lowRes' (stage 2 on Z only, a baseline)", default: 'highRes' },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/hafed/last when it exists' },
+    workers: { type: 'string', help: 'worker threads for stage 1 besides this one (0: none; 1 uses 2 cores)', default: '0' },
   },
   async run(args, io) {
     const cmd = 'train hafed';
@@ -56,10 +58,12 @@ export const trainHafedCommand: CommandSpec = {
     const weightDecay = numberFlag(args, 'weight-decay', preset.hafedTrain.weightDecay, { min: 0 });
     const numBranches2 = numberFlag(args, 'branches', preset.hafed.numBranches2, { min: 1, integer: true });
     const maskDrop = numberFlag(args, 'mask-drop', preset.hafed.maskDrop, { min: 0, max: 1 });
+    const workerCount = numberFlag(args, 'workers', 0, { min: 0, integer: true });
 
     const t0 = Date.now();
     const dataset = await H5FeatureDataset.open({ lrH5, ...(input === 'highRes' ? { hrH5 } : {}) });
     const bars = progressBars(io.interactive);
+    const workers = workerCount > 0 && input === 'highRes' ? await createHafedWorkerPool(workerCount) : undefined;
     try {
       const split = readSplitFile(splitPath, dataset);
       if (split.train.length === 0) throw new ValueError(`The split '${splitPath}' lists no training slide.`);
@@ -83,6 +87,7 @@ export const trainHafedCommand: CommandSpec = {
         checkpoint,
         resume: Boolean(args.values.resume),
         onProgress: bars.onProgress,
+        workers,
       });
       const params = model.countParams();
       try {
@@ -126,6 +131,7 @@ export const trainHafedCommand: CommandSpec = {
     } finally {
       bars.stop();
       dataset.close();
+      await workers?.close();
     }
   },
 };

@@ -2,7 +2,7 @@
  * Feature files on disk: the reference code's layout (one h5 file per resolution, one group
  * per slide), CLAM / TRIDENT per-slide files, and split files.
  *
- * Reference layout (`sasha-reference.md` §1.4, §3):
+ * Reference layout (docs/reference-code.md §1.4, §3):
  * ```
  * lr.h5   /<slide_id>/feat    float16 (N, d)       Z
  *         /<slide_id>/coords  int     (N, 2)       level-0 (x, y) of each patch

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { tf } from '../../core/tf.js';
 import { DataError } from '../../core/errors.js';
 import type { ModelFiles } from '../../core/model_files.js';
-import type { CheckpointStore } from '../../hafed/checkpoint.js';
+import type { CheckpointStore } from '../../core/checkpoint.js';
 
 /** Name of the JSON file of a saved model. */
 export const MODEL_JSON = 'model.json';

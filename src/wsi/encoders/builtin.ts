@@ -30,11 +30,11 @@ export interface BuiltinEncoderConfig {
 
 /** Defaults of {@link BuiltinEncoderConfig}. @category Encoders */
 export const DEFAULT_BUILTIN_ENCODER_CONFIG: Readonly<BuiltinEncoderConfig> = Object.freeze({
-  dim: 384, // sasha-reference.md §1.3: D_feat 384 (ViT-S/16), so examples match the reference's d
-  inputSize: 224, // sasha-reference.md §1.3: patches resized 256 -> 224
+  dim: 384, // docs/reference-code.md §1.3: D_feat 384 (ViT-S/16), so examples match the reference's d
+  inputSize: 224, // docs/reference-code.md §1.3: patches resized 256 -> 224
   filters: [16, 32, 64, 128], // four stride-2 convolutions: 224 -> 14 pixels, about 50 M multiply-adds per patch
   seed: 0,
-  normalization: 'imagenet' as Normalization, // sasha-reference.md §1.3: ImageNet mean / std
+  normalization: 'imagenet' as Normalization, // docs/reference-code.md §1.3: ImageNet mean / std
 });
 
 /**

@@ -124,7 +124,7 @@ export const DEFAULT_DIGIT_SLIDE_CONFIG: Readonly<DigitSlideConfig> = Object.fre
   numSlides: 160, // task brief: a cohort of about 120-200 slides, 96 / 19 / 45 with the split below
   minPatches: 100, // task brief: N about 100-600
   maxPatches: 600,
-  ratio: 4, // sasha-reference.md §1.2: 4 x 4 sub-patches (level 3 -> level 1)
+  ratio: 4, // docs/reference-code.md §1.2: 4 x 4 sub-patches (level 3 -> level 1)
   cellSize: 32, // the encoder's input side: one cell is one high-res patch
   digitSize: 16, // at r = 4 a digit spans 4 low-res pixels: its shape is gone, its ink is not (guide: design)
   tumourDigit: 9, // 4 and 9 are the pair most confused at low resolution (docs/guides/real-images.md)
@@ -132,8 +132,8 @@ export const DEFAULT_DIGIT_SLIDE_CONFIG: Readonly<DigitSlideConfig> = Object.fre
   normalDigits: [0, 1, 2, 3, 5, 6, 7, 8], // every other digit
   regionPatches: 30, // synthetic/README.md: regions of tens of patches
   strayFraction: 0.1, // a little variety inside each region
-  positiveFraction: 0.4, // sasha-reference.md §8.2: CAMELYON16 has 160 tumour of 399 slides
-  splitFractions: [0.6, 0.12, 0.28] as [number, number, number], // sasha-reference.md §8.2: 242 / 27 / 129
+  positiveFraction: 0.4, // docs/reference-code.md §8.2: CAMELYON16 has 160 tumour of 399 slides
+  splitFractions: [0.6, 0.12, 0.28] as [number, number, number], // docs/reference-code.md §8.2: 242 / 27 / 129
   microLesionRate: 0.5, // synthetic/README.md: the lesion law of the feature benchmark
   microLesionCells: [3, 24] as [number, number],
   macroLesionFraction: [0.01, 0.1] as [number, number],

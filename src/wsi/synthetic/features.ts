@@ -99,13 +99,13 @@ export type SyntheticPresetName = 'tiny' | 'small' | 'default' | 'multiclass';
 export const DEFAULT_SYNTHETIC_FEATURE_CONFIG: Readonly<SyntheticFeatureConfig> = Object.freeze({
   seed: 0,
   numSlides: 180, // enough for a 108 / 22 / 50 split
-  minPatches: 300, // sasha-reference.md §5.5: N varies per slide; CAMELYON16 LR bags are hundreds to thousands
-  maxPatches: 3000, // DESIGN.md §5: N = 3000 is where the reference's PPO update no longer fits in 24 GB
-  k: 16, // sasha-reference.md §1.2: 4 x 4 sub-patches
-  dim: 64, // speed; the reference uses 384 (sasha-reference.md §1.3)
+  minPatches: 300, // docs/reference-code.md §5.5: N varies per slide; CAMELYON16 LR bags are hundreds to thousands
+  maxPatches: 3000, // N = 3000: the reference's dense PPO update no longer fits in 24 GB (bench/RESULTS.md, ppo-update)
+  k: 16, // docs/reference-code.md §1.2: 4 x 4 sub-patches
+  dim: 64, // speed; the reference uses 384 (docs/reference-code.md §1.3)
   numClasses: 2, // the paper's two tasks are binary (normal / tumour, LUAD / LUSC)
-  positiveFraction: 0.4, // sasha-reference.md §8.2: CAMELYON16 has 160 tumour of 399 slides
-  splitFractions: [0.6, 0.12, 0.28] as [number, number, number], // sasha-reference.md §8.2: 242 / 27 / 129
+  positiveFraction: 0.4, // docs/reference-code.md §8.2: CAMELYON16 has 160 tumour of 399 slides
+  splitFractions: [0.6, 0.12, 0.28] as [number, number, number], // docs/reference-code.md §8.2: 242 / 27 / 129
   numTissueTypes: 4, // README "generative model": several normal types (stroma, lymphoid, fat, epithelium)
   regionPatches: 40, // README: regions of tens of patches, larger than the cosine neighbourhood
   microLesionRate: 0.5, // about half of CAMELYON16 tumour slides hold only micro-metastases or isolated cells
@@ -126,7 +126,7 @@ export const DEFAULT_SYNTHETIC_FEATURE_CONFIG: Readonly<SyntheticFeatureConfig> 
   lowResNoise: 0.12, // README: see fieldNorm
   highResNoise: 0.5, // README: per-sub-patch noise, half the detail norm
   slideShift: 0.15, // README: stain and scanner variation between slides
-  patchSizeLevel0: 2048, // sasha-reference.md §1.2: a level-3 patch of 256 px covers 2048 level-0 px
+  patchSizeLevel0: 2048, // docs/reference-code.md §1.2: a level-3 patch of 256 px covers 2048 level-0 px
 });
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { tf, ValueError } from '../../src/core/index.js';
-import { gatedScores, setAttentionGradMode, type ScoreWeights } from '../../src/hafed/index.js';
+import { gatedScores, setAttentionGradMode, type ScoreWeights } from '../../src/core/index.js';
 import { expectAllclose, expectNoLeak } from '../helpers.js';
 
 function weights(gated: boolean, d: number, D: number, M: number, seed: number): ScoreWeights {
@@ -53,6 +53,22 @@ describe('gatedScores', () => {
       });
     });
   }
+
+  it('uses a given transpose of the rows for the kernel gradients (the same gradients), and leaves it alive', () => {
+    const x = tf.randomNormal([29, 6], 0, 1, 'float32', 3) as tf.Tensor2D;
+    const xT = tf.transpose(x) as tf.Tensor2D;
+    const w = weights(true, 6, 9, 1, 21);
+    const names = Object.keys(w) as (keyof ScoreWeights)[];
+    const probe = tf.randomNormal([29, 1], 0, 1, 'float32', 5);
+    const loss = (given?: tf.Tensor2D) => (...ts: tf.Tensor[]) =>
+      tf.sum(tf.mul(gatedScores(x, Object.fromEntries(names.map((n, i) => [n, ts[i]])) as unknown as ScoreWeights, false, given), probe));
+    const ws = names.map((n) => w[n]!);
+    const a = tf.grads(loss())(ws);
+    const b = tf.grads(loss(xT))(ws);
+    a.forEach((g, i) => expectAllclose(b[i], g, { rtol: 1e-6, atol: 1e-7 }));
+    expect(xT.isDisposed).toBe(false);
+    tf.dispose([x, xT, probe, ...ws, ...a, ...b]);
+  });
 
   it('computes the formula by hand on one row', () => {
     // x = [1, 2]; V = [[1], [0]] -> tanh(1); U = [[0], [1]] -> sigmoid(2); W = [[2]], b = 0.5
