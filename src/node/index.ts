@@ -14,8 +14,9 @@
 import { registerFileRouter } from './io/file_io.js';
 import { registerNodeOnnxRuntime } from './onnx_encoder.js';
 
-// File io
+// File io (crash-safe writes, model directories on disk, output-folder locks)
 export * from './io/file_io.js';
+export * from './io/folder_lock.js';
 
 // Model directories (sasha.json)
 export * from './model_dir.js';

@@ -39,6 +39,7 @@ export class WorkerSlideSource implements SlideSource {
   readonly mpp?: number;
   readonly magnification?: number;
   readonly description?: string;
+  readonly warnings: readonly string[];
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve(d: Uint8Array): void; reject(e: Error): void }>();
   private nextId = 0;
@@ -51,6 +52,7 @@ export class WorkerSlideSource implements SlideSource {
     this.mpp = info.mpp;
     this.magnification = info.magnification;
     this.description = info.description;
+    this.warnings = Object.freeze([...(info.warnings ?? [])]);
     worker.on('message', (msg: SlideWorkerReply) => {
       if (msg.type === 'data') {
         const p = this.pending.get(msg.id);

@@ -128,6 +128,15 @@ describe('sasha infer', () => {
     expect(existsSync(join(sharded, 'heatmaps'))).toBe(false);
     // the same slides and settings give the same results as the unsharded run
     for (const id of ['slide_a', 'slide_b']) expect(readJson(sharded, id).visited).toEqual(readJson(out, id).visited);
+    // sasha merge joins the shards' results into one predictions.csv, in cohort order
+    const m = await cli(['merge', sharded, '--json', '--quiet']);
+    expect(m.result).toMatchObject({ kind: 'infer', slides: 2, missing: [] });
+    const head = (f: string) =>
+      readFileSync(f, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(',').slice(0, 4).join(','));
+    expect(head(join(sharded, 'predictions.csv'))).toEqual(head(join(out, 'predictions.csv')));
   });
 
   it('adds labels, class names and the accuracy from a label CSV', async () => {

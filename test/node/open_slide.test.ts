@@ -125,7 +125,10 @@ describe('openSlide on generated pyramidal TIFFs', () => {
     const corrupt = new Uint8Array(500).map((_, i) => (i * 37) & 255);
     corrupt[0] = 0xff;
     corrupt[1] = 0xd8;
-    await expect(dec(info6)!.decode(corrupt.buffer)).rejects.toThrow(/corrupt or truncated/);
+    await expect(dec(info6)!.decode(corrupt.buffer)).rejects.toThrow(/no frame header/);
+    // a valid header with its entropy-coded data cut short: libjpeg-turbo reports it
+    const cut = Uint8Array.from([...new Uint8Array(bytes).subarray(0, bytes.length - 400), 0xff, 0xd9]);
+    await expect(dec(info6)!.decode(cut.buffer)).rejects.toThrow(/corrupt or truncated/);
     await expect(dec(info6)!.decode(new Uint8Array([1, 2, 3, 4]).buffer)).rejects.toThrow(/not a JPEG stream/);
     const again = await dec(info6)!.decode(tile.slice(0));
     expect(diff(again, await sharpJpegDecoders(sharpMod!)(info6)!.decode(tile.slice(0))).max).toBeLessThanOrEqual(1);

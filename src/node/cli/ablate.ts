@@ -22,8 +22,7 @@ import { comparePredictions, type PairedComparison } from '../../eval/index.js';
 import { Hafed, evaluateHafed } from '../../hafed/index.js';
 import { ABLATION_DESCRIPTIONS, ABLATION_ROWS, alignTo, summarizeEvaluation, type AblationRowName, type SashaEvaluation } from '../../pipeline/index.js';
 import { H5FeatureDataset } from '../h5/index.js';
-import { fileIO } from '../io/file_io.js';
-import { readModelManifest, type ModelManifest } from '../model_dir.js';
+import { loadModelComponent, readModelManifest, type ModelManifest } from '../model_dir.js';
 import { dataPaths, numberFlag, requireString, type CommandSpec, type ParsedArgs } from './args.js';
 import { evaluateAtBudget, metricFields } from './model_eval.js';
 import { progressBars } from './progress_bar.js';
@@ -277,7 +276,7 @@ export const ablateCommand: CommandSpec = {
       if (rows.includes('z-only') && have['z-only']()) {
         const t1 = performance.now();
         const zm = readModelManifest(zDir);
-        const model = await Hafed.load(fileIO(path.join(zDir, zm.hafed!.path)));
+        const model = await loadModelComponent(zDir, zm.hafed!.path, 'HAFED', (io) => Hafed.load(io));
         const ds = await H5FeatureDataset.open({ lrH5: data.lrH5 });
         try {
           const { predictions } = await evaluateHafed(model, subsetDataset(ds, ids), { onProgress: progress('z-only') });

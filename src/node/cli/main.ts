@@ -8,6 +8,7 @@ import { SashaError } from '../../core/errors.js';
 import { initBackend } from '../../core/backend.js';
 import { commandHelp, EXIT_INCOMPLETE, parseCommandArgs, type CommandSpec } from './args.js';
 import { COMMANDS } from './commands.js';
+import { lockFolder } from '../io/folder_lock.js';
 
 /** Finds the command named by the first one or two words of argv. */
 function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | undefined {
@@ -57,7 +58,14 @@ export async function runCli(argv: string[]): Promise<number> {
       },
       interactive: !args.values.quiet,
     };
-    const result = await spec.run(args, io);
+    const target = spec.lock?.(args);
+    const lock = target ? lockFolder(target.dir, target.purpose, target.name) : undefined;
+    let result: Record<string, unknown>;
+    try {
+      result = await spec.run(args, io);
+    } finally {
+      lock?.release();
+    }
     const human = args.json ? undefined : spec.render?.(result);
     if (args.json) {
       process.stdout.write(JSON.stringify(result) + '\n');

@@ -21,8 +21,8 @@ import { trainPolicy, withAggregated, type AggregatedDataset } from '../../pipel
 import { StateMlp } from '../../tsu/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
-import { readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
-import { dataPaths, numberFlag, recordedFlags, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
+import { loadModelComponent, modelComponentPath, readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
+import { dataPaths, folderLockOf, numberFlag, recordedFlags, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand, type TsuManifestEntry } from './train_tsu.js';
 import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
@@ -88,10 +88,10 @@ export async function openModelData(dir: string, args: ParsedArgs): Promise<Mode
   }
   const { lrH5, hrH5, splitPath } = dataPaths(args, manifest.data);
   if (!hrH5) throw new ValueError('SASHA needs the high-res features U: pass --hr-h5.');
-  const hafed = await Hafed.load(fileIO(path.join(dir, manifest.hafed.path)));
+  const hafed = await loadModelComponent(dir, manifest.hafed.path, 'HAFED', (io) => Hafed.load(io));
   // V cached by 'sasha train tsu' (DIR/v.h5), when computed with the current HAFED
   const cached = manifest.aggregated as { path: string; hafedBest: unknown } | undefined;
-  const vH5 = cached && JSON.stringify(cached.hafedBest) === JSON.stringify(manifest.hafed.best) ? path.join(dir, cached.path) : undefined;
+  const vH5 = cached && JSON.stringify(cached.hafedBest) === JSON.stringify(manifest.hafed.best) ? modelComponentPath(dir, cached.path, 'V file') : undefined;
   let dataset: H5FeatureDataset | null = null;
   try {
     dataset = await H5FeatureDataset.open({ lrH5, hrH5, ...(vH5 && existsSync(vH5) ? { vH5 } : {}) });
@@ -143,6 +143,7 @@ export const trainPolicyCommand: CommandSpec = {
     lr: { type: 'string', help: 'AdamW learning rate of actor and critic', default: '1e-5' },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/policy-<slot>/last when it exists' },
   },
+  lock: (args) => folderLockOf(args, 'model', 'train policy'),
   async run(args, io) {
     const dir = path.resolve(requireString(args, 'model', 'train policy'));
     const budget = numberFlag(args, 'budget', DEFAULT_WSI_ENV_CONFIG.budget, { min: 0, minExclusive: true, max: 1 });
@@ -158,7 +159,7 @@ export const trainPolicyCommand: CommandSpec = {
       data.close();
       throw new DataError(`The model directory '${dir}' holds no f_S; run 'sasha train tsu --model ${dir}' first.`);
     }
-    const fS = await StateMlp.load(fileIO(path.join(dir, tsuEntry.path)));
+    const fS = await loadModelComponent(dir, tsuEntry.path, 'f_S', (io) => StateMlp.load(io));
     const bars = progressBars(io.interactive);
     const key = policySlot(budget, update);
     try {
@@ -241,12 +242,14 @@ export const trainAllCommand: CommandSpec = {
     budget: { type: 'string', help: 'fraction f of the patches zoomed into', default: String(DEFAULT_WSI_ENV_CONFIG.budget) },
     seed: { type: 'string', help: 'seed of every stage', default: '5' },
     'hafed-epochs': { type: 'string', help: presetDefaultHelp('HAFED epochs', (p) => p.hafedTrain.epochs) },
+    'num-classes': { type: 'string', help: 'number of classes C; every label must be a class index 0..C-1', default: '2' },
     'tsu-epochs': { type: 'string', help: presetDefaultHelp('f_S epochs', (p) => p.tsu.epochs) },
     'policy-epochs': { type: 'string', help: presetDefaultHelp('PPO passes over the training slides', (p) => p.policyEpochs) },
     tau: { type: 'string', help: presetDefaultHelp('cosine threshold of the targeted update', (p) => p.tsu.tau) },
     preset: { ...PRESET_FLAG, help: "dataset settings of every stage (HAFED, f_S, PPO): 'camelyon16' or 'tcga'", default: 'camelyon16' },
     resume: { type: 'boolean', help: 'skip finished stages and continue an interrupted one from its checkpoint' },
   },
+  lock: (args) => folderLockOf(args, 'out', 'train all'),
   async run(args, io) {
     const out = path.resolve(requireString(args, 'out', 'train all'));
     const budget = numberFlag(args, 'budget', DEFAULT_WSI_ENV_CONFIG.budget, { min: 0, minExclusive: true, max: 1 });
@@ -267,7 +270,17 @@ export const trainAllCommand: CommandSpec = {
     } else {
       results.hafed = await runWith(
         trainHafedCommand,
-        { 'lr-h5': str('lr-h5'), 'hr-h5': str('hr-h5'), split: str('split'), out, epochs: str('hafed-epochs'), seed: str('seed'), preset: str('preset'), resume },
+        {
+          'lr-h5': str('lr-h5'),
+          'hr-h5': str('hr-h5'),
+          split: str('split'),
+          out,
+          epochs: str('hafed-epochs'),
+          seed: str('seed'),
+          preset: str('preset'),
+          'num-classes': str('num-classes'),
+          resume,
+        },
         io,
       );
     }
