@@ -34,7 +34,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { cpus, loadavg } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/index.js';
+import { DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/synthetic/index.js';
 import { loadMnistDigits, writeDigitCohort } from '../src/node/index.js';
 import { ablateCommand } from '../src/node/cli/ablate.js';
 import { compressionCommand } from '../src/node/cli/compression.js';

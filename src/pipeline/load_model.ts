@@ -24,12 +24,12 @@ import {
   graphModelEncoder,
   layersModelEncoder,
   onnxEncoder,
-  parseBuiltinEncoderName,
   type GraphModelLike,
   type Normalization,
   type OnnxRuntimeLike,
   type PatchEncoder,
 } from '../wsi/encoders/index.js';
+import { parseBuiltinEncoderName } from '../wsi/encoders/builtin.js';
 import type { PatchGridConfig } from '../wsi/patch_grid.js';
 import type { LevelSpec } from '../wsi/slide_source.js';
 import type { TissueConfig } from '../wsi/tissue.js';
@@ -359,10 +359,10 @@ export interface LoadModelEncoderOptions {
 /**
  * The patch encoder named by a model directory's extraction settings
  * ({@link readModelExtractSettings}): a built-in CNN (`'builtin-cnn(d=..,in=..,seed=..)'`,
- * rebuilt from its seed), a folder of the directory (`'encoder'`, as {@link packModelDir}
- * writes it) holding a tfjs LayersModel or GraphModel, or an ONNX file of the directory
- * (`'encoder/vit_s16.onnx'`, run by ONNX Runtime with the patch preparation recorded at
- * extraction). The settings' `normalization`, `inputSize` and `tokenPooling` are applied.
+ * rebuilt from its seed), a folder of the directory (`'encoder'`, as `packModelDir` of
+ * `sasha-wsi/node` writes it) holding a tfjs LayersModel or GraphModel, or an ONNX file of the
+ * directory (`'encoder/vit_s16.onnx'`, run by ONNX Runtime with the patch preparation recorded
+ * at extraction). The settings' `normalization`, `inputSize` and `tokenPooling` are applied.
  * @param files the model directory's files.
  * @param settings the extraction settings (at least `encoder`).
  * @returns the encoder, owned by the caller (`dispose()` it).

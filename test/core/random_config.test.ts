@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkNumber, createRng, resolveConfig, ValueError } from '../../src/core/index.js';
+import { createRng, ValueError } from '../../src/core/index.js';
+import { checkNumber, resolveConfig } from '../../src/core/config.js';
 
 describe('Rng', () => {
   it('is deterministic per seed and uniform enough', () => {

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, syntheticTumourFractions, tumourClass } from '../../src/wsi/index.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, syntheticTumourFractions, tumourClass } from '../../src/wsi/synthetic/index.js';
 import { readModelManifest, writeSyntheticCohortFiles } from '../../src/node/index.js';
 import { findPolicy } from '../../src/node/cli/model_eval.js';
 import { parseBudgets } from '../../src/node/cli/eval_sweep.js';
@@ -189,9 +189,9 @@ describe('presets across stages', () => {
     expect(existsSync(path.join(out, 'ablations'))).toBe(false);
     const bad = await sasha('train', 'hafed', '--lr-h5', files.lrH5, '--hr-h5', files.hrH5, '--split', files.split, '--out', out, '--preset', 'c16');
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--preset to be one of camelyon16, tcga, but got 'c16'/);
+    expect(bad.stderr).toMatch(/--preset to be one of default, reference, camelyon16, tcga, but got 'c16'/);
     const help = await sasha('train', 'tsu', '--help');
-    expect(help.stdout).toMatch(/from --preset: camelyon16 1000, tcga 500/);
+    expect(help.stdout).toMatch(/from --preset: default 1000, reference 1000, camelyon16 1000, tcga 500/);
   }, 120_000);
 });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { expectedCalibrationError } from '../../src/eval/index.js';
 import { budgetSweepSvg, evaluateBudgetSweep, evaluateFullResolution, evaluateSasha, trainSasha } from '../../src/pipeline/index.js';
 import { ActorCriticPolicy } from '../../src/ppo/index.js';
-import { SyntheticDataset, SYNTHETIC_PRESETS } from '../../src/wsi/index.js';
+import { SyntheticDataset, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/index.js';
 
 describe('evaluateBudgetSweep', () => {
   it('evaluates HAFED at 1 and SASHA below, on the same slides, with reliability bins and the plot', async () => {

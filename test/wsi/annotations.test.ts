@@ -1,13 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { DataError } from '../../src/core/index.js';
+import { annotationTumourFractions, parseAnnotations, parseAsapXml, parseQuPathGeoJson, type SlideAnnotations } from '../../src/wsi/index.js';
 import {
-  annotationTumourFractions,
   CELL_TUMOUR,
   digitTruthAt,
   digitTumourFractions,
-  parseAnnotations,
-  parseAsapXml,
-  parseQuPathGeoJson,
   SyntheticDataset,
   SYNTHETIC_PRESETS,
   syntheticTumourFractions,
@@ -16,8 +13,7 @@ import {
   syntheticLesionFraction,
   tumourClass,
   type DigitSlide,
-  type SlideAnnotations,
-} from '../../src/wsi/index.js';
+} from '../../src/wsi/synthetic/index.js';
 
 const ASAP = `<?xml version="1.0"?>
 <ASAP_Annotations>
