@@ -19,6 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KERNEL_NAME, NOTEBOOKS_DIR, denoBinary, executeNotebook, haveNbconvert, listNotebooks, makeKernelHome, type KernelHome } from '../../scripts/notebooks.js';
 
@@ -65,6 +66,23 @@ function pngSize(b64: string): [number, number] {
   expect(bytes.toString('latin1', 12, 16)).toBe('IHDR');
   expect(bytes.toString('latin1', bytes.length - 8, bytes.length - 4)).toBe('IEND');
   return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+}
+
+/**
+ * Decodes a base64 PNG with libpng (through sharp), which checks every chunk's CRC, and checks
+ * that it holds a picture: 3 channels, the size of its header, not one flat colour.
+ */
+async function checkPicture(b64: string): Promise<void> {
+  const [width, height] = pngSize(b64);
+  const { data, info } = await sharp(Buffer.from(b64, 'base64')).raw().toBuffer({ resolveWithObject: true });
+  expect([info.width, info.height, info.channels]).toEqual([width, height, 3]);
+  let lo = 255;
+  let hi = 0;
+  for (const v of data) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  expect(hi - lo).toBeGreaterThan(100);
 }
 
 /** The numbers of the first match of `re` in `text`. */
@@ -138,7 +156,7 @@ describe.skipIf(!haveJupyter)('the notebooks executed headless with the Deno ker
     return fresh;
   }
 
-  it('01 quick tour: HAFED trained and tested, its attention, an episode of WsiEnv, where the policy zoomed', () => {
+  it('01 quick tour: HAFED trained and tested, its attention, an episode of WsiEnv, where the policy zoomed', async () => {
     const nb = execute('01_quick_tour.ipynb');
     const out = allStdout(nb);
     expect(out).toMatch(/on the tfjs (wasm|cpu|tensorflow) backend/);
@@ -162,6 +180,7 @@ describe.skipIf(!haveJupyter)('the notebooks executed headless with the Deno ker
     for (const png of pngs) {
       const [w, h] = pngSize(png);
       expect(w > 100 && h > 100).toBe(true);
+      await checkPicture(png);
     }
     const [svg] = allImages(nb, 'image/svg+xml');
     expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
@@ -169,7 +188,7 @@ describe.skipIf(!haveJupyter)('the notebooks executed headless with the Deno ker
     expect([...svg.matchAll(/<circle /g)].length).toBe(T + 1);
   }, 300_000);
 
-  it('02 training: the three stages, training curves, HAFED-100 % against SASHA-0.2 and the heuristics, the bundle reloaded', () => {
+  it('02 training: the three stages, training curves, HAFED-100 % against SASHA-0.2 and the heuristics, the bundle reloaded', async () => {
     const nb = execute('02_train_on_synthetic_cohort.ipynb');
     const out = allStdout(nb);
     for (const stage of ['hafed', 'tsu', 'policy']) expect(out).toMatch(new RegExp(`stage ${stage} done after \\d+ s`));
@@ -197,9 +216,10 @@ describe.skipIf(!haveJupyter)('the notebooks executed headless with the Deno ker
     const pngs = allImages(nb, 'image/png');
     expect(pngs.length).toBe(2);
     expect(pngSize(pngs[0])).toEqual(pngSize(pngs[1]));
+    for (const png of pngs) await checkPicture(png);
   }, 300_000);
 
-  it('03 slide to heatmap: tissue and patches, lazy zoom reading f N patches at high resolution, the heatmap', () => {
+  it('03 slide to heatmap: tissue and patches, lazy zoom reading f N patches at high resolution, the heatmap', async () => {
     const nb = execute('03_slide_to_heatmap.ipynb');
     const out = allStdout(nb);
     const [p] = num(out, /new_slide: class [01], P\(lesion\) ([\d.]+)/);
@@ -226,6 +246,7 @@ describe.skipIf(!haveJupyter)('the notebooks executed headless with the Deno ker
       [512, 384],
       [512, 384],
     ]);
+    for (const png of pngs) await checkPicture(png);
   }, 300_000);
 
   it('type-check against the built declarations (deno check)', () => {
