@@ -113,3 +113,10 @@ export {
   type AblationResult,
   type RunAblationOptions,
 } from './ablation.js';
+export {
+  evaluateBudgetSweep,
+  budgetSweepSvg,
+  type SweepPolicy,
+  type BudgetSweepOptions,
+  type BudgetSweepRow,
+} from './budget_sweep.js';

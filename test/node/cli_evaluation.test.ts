@@ -79,6 +79,9 @@ describe('sasha eval --budgets (budget sweep with calibration)', () => {
     const plots = await sasha('eval', '--model', model, '--plots', tmp());
     expect(plots.stderr).toMatch(/--plots needs --budgets/);
     expect(parseBudgets('1, 0.2,0.2 ,0.05')).toEqual([0.05, 0.2, 1]);
+    const help = await sasha('eval', '--help');
+    expect(help.code).toBe(0);
+    for (const flag of ['--budgets', '--plots', '--json']) expect(help.stdout).toContain(flag);
   });
 });
 
@@ -254,6 +257,9 @@ describe('sasha compression', () => {
     expect(swapped.stderr).toMatch(/hr\.h5', slide 'slide_000': expected 'feat' of rank 2 .* This looks like a high-res file/);
     expect((await sasha('compression', '--model', model, '--subset', 'everything')).stderr).toMatch(/--subset to be 'train', 'val', 'test' or 'all'/);
     expect((await sasha('compression', '--model', model, '--sub-patch-size', '0')).stderr).toMatch(/--sub-patch-size to be an integer >= 1/);
+    const help = await sasha('compression', '--help');
+    expect(help.code).toBe(0);
+    for (const flag of ['--model', '--lr-h5', '--hr-h5', '--subset', '--json']) expect(help.stdout).toContain(flag);
   });
 });
 
@@ -331,5 +337,8 @@ describe('sasha interpret', () => {
     expect((await sasha('interpret', '--model', model, '--annotations', ann, '--heatmaps', tmp())).stderr).toMatch(/--heatmaps needs --slides/);
     expect((await sasha('interpret', '--model', model, '--annotations', path.join(ann, 'none'))).stderr).toMatch(/Cannot find the annotation folder/);
     expect((await sasha('interpret', '--model', model, '--annotations', ann, '--policies', 'learned,oracle')).stderr).toMatch(/--policies among learned, random/);
+    const help = await sasha('interpret', '--help');
+    expect(help.code).toBe(0);
+    for (const flag of ['--annotations', '--policies', '--heatmaps', '--patch-size', '--json']) expect(help.stdout).toContain(flag);
   });
 });

@@ -69,4 +69,4 @@ export {
   type DigitCell,
   type DigitSlide,
 } from './digit_slide.js';
-export { syntheticTumourFractions, digitTumourFractions } from '../annotations.js';
+export { syntheticTumourFractions, digitTumourFractions, syntheticImageTumourFractions } from '../annotations.js';
