@@ -13,7 +13,7 @@
  * @packageDocumentation
  */
 import { tf, tfl } from '../core/tf.js';
-import { DataError, SashaError, ShapeError, ValueError } from '../core/errors.js';
+import { DataError, SashaError, ShapeError, ValueError, quoteValue } from '../core/errors.js';
 import { checkModelPath, readModelArtifacts, readModelJson, type ModelFiles } from '../core/model_files.js';
 import { Hafed } from '../hafed/hafed.js';
 import { DEFAULT_WSI_ENV_CONFIG, resolveWsiEnvConfig, type WsiEnvConfig } from '../mdp/index.js';
@@ -112,7 +112,7 @@ export function parseModelManifest(json: unknown, where: string): ModelManifest 
   }
   const damaged = (why: string) => new DataError(`'${where}' is damaged: ${why}. Train the model again or restore the file.`);
   for (const key of ['dim', 'k', 'numClasses'] as const) {
-    if (m[key] !== undefined && !(Number.isSafeInteger(m[key]) && m[key] > 0)) throw damaged(`'${key}' is ${JSON.stringify(m[key])}, not a positive integer`);
+    if (m[key] !== undefined && !(Number.isSafeInteger(m[key]) && m[key] > 0)) throw damaged(`'${key}' is ${quoteValue(m[key])}, not a positive integer`);
   }
   if (m.numClasses !== undefined && m.numClasses < 2) throw damaged(`'numClasses' is ${m.numClasses}; a classifier has at least 2 classes`);
   const d = m.data as Record<string, unknown> | undefined;
@@ -122,7 +122,7 @@ export function parseModelManifest(json: unknown, where: string): ModelManifest 
   if (m.policies !== undefined && (m.policies === null || typeof m.policies !== 'object' || Array.isArray(m.policies))) throw damaged("'policies' is not an object");
   for (const [key, v] of Object.entries((m.policies ?? {}) as Record<string, unknown>)) {
     const budget = (v as { budget?: unknown } | null)?.budget;
-    if (typeof budget !== 'number' || !(budget > 0 && budget <= 1)) throw damaged(`policy '${key}' has the budget ${JSON.stringify(budget)}, not a number in (0, 1]`);
+    if (typeof budget !== 'number' || !(budget > 0 && budget <= 1)) throw damaged(`policy '${key}' has the budget ${quoteValue(budget)}, not a number in (0, 1]`);
   }
   for (const key of ['hafed', 'tsu', 'aggregated']) {
     if (m[key] !== undefined && (m[key] === null || typeof m[key] !== 'object')) throw damaged(`the entry '${key}' is not an object`);

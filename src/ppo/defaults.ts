@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { checkNumber, checkOneOf, resolveConfig } from '../core/config.js';
-import { ValueError } from '../core/errors.js';
+import { quoteValue, ValueError } from '../core/errors.js';
 
 /**
  * Sizes of the actor and the critic.
@@ -207,7 +207,7 @@ export function resolvePpoConfig(partial?: Partial<PpoConfig>): Readonly<PpoConf
     checkOneOf(name, c, 'updateMode', ['event-sourced', 'dense']);
     checkOneOf(name, c, 'rewardScale', ['none', 'budget']);
     for (const key of ['normAdvantage', 'clipValueLoss', 'annealLr', 'criticTimeScale'] as const) {
-      if (typeof c[key] !== 'boolean') throw new ValueError(`Expected ${name}.${key} to be a boolean, but got ${String(c[key])}.`);
+      if (typeof c[key] !== 'boolean') throw new ValueError(`Expected ${name}.${key} to be a boolean, but got ${quoteValue(c[key])}.`);
     }
     if (c.targetKl !== null) checkNumber(name, c, 'targetKl', { min: 0, minExclusive: true });
   });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createRng, ValueError } from '../../src/core/index.js';
-import { checkNumber, resolveConfig } from '../../src/core/config.js';
+import { checkNumber, checkOneOf, resolveConfig } from '../../src/core/config.js';
+import { quoteValue } from '../../src/core/errors.js';
+import { resolveWsiEnvConfig } from '../../src/mdp/defaults.js';
 
 describe('Rng', () => {
   it('is deterministic per seed and uniform enough', () => {
@@ -47,5 +49,24 @@ describe('resolveConfig', () => {
     expect(() =>
       resolveConfig('GaeConfig', defaults, { gamma: 2 }, (x) => checkNumber('GaeConfig', x, 'gamma', { min: 0, max: 1 })),
     ).toThrow(/Expected GaeConfig.gamma to be a finite number in \[0, 1\], but got 2/);
+  });
+});
+
+describe('values from hostile files in messages', () => {
+  // 100 000 nested lists, as a damaged sasha.json can hold: JSON.parse reads it, printing it would overflow the stack
+  const deep = JSON.parse('['.repeat(100_000) + '1' + ']'.repeat(100_000)) as unknown;
+
+  it('quoteValue caps long values at 60 characters and names values too deep to print', () => {
+    expect(quoteValue(deep)).toBe('a value nested too deeply to print');
+    expect(quoteValue('x'.repeat(100))).toBe(`"${'x'.repeat(56)}...`);
+    expect(quoteValue(NaN)).toBe('NaN');
+    expect(quoteValue({ a: [1, 2] })).toBe('{"a":[1,2]}');
+  });
+
+  it('config checks throw their ValueError, not a stack overflow', () => {
+    expect(() => checkNumber('C', { x: deep }, 'x')).toThrow(/Expected C\.x to be a finite number, but got a value nested too deeply to print\./);
+    expect(() => checkOneOf('C', { x: deep }, 'x', ['a', 'b'])).toThrow(/Expected C\.x to be one of "a", "b", but got a value nested too deeply to print\./);
+    expect(() => resolveWsiEnvConfig({ update: deep as 'tsu' })).toThrow(ValueError);
+    expect(() => resolveWsiEnvConfig({ rewriteOnce: deep as boolean })).toThrow(/rewriteOnce to be a boolean, but got a value nested too deeply to print/);
   });
 });

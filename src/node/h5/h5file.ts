@@ -8,7 +8,7 @@
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type * as H5 from 'h5wasm';
-import { DataError, StateError, fmtShape } from '../../core/errors.js';
+import { DataError, StateError, fmtShape, quoteValue } from '../../core/errors.js';
 import { decodeFloat16 } from '../../core/float16.js';
 
 /** The h5wasm namespace (its Node build). */
@@ -387,5 +387,5 @@ export function readNumberAttr(obj: H5.Group | H5.Dataset, name: string, where: 
   if (typeof v === 'bigint') return Number(v);
   if (typeof v === 'number') return v;
   if (typeof v === 'boolean') return Number(v);
-  throw new DataError(`${where}: expected attribute '${name}' to be a number, but got ${JSON.stringify(String(v))}.`);
+  throw new DataError(`${where}: expected attribute '${name}' to be a number, but got ${quoteValue(v)}.`);
 }
