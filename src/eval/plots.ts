@@ -57,7 +57,8 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) ?? raw;
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + 1e-9 * span; v += step) out.push(+v.toPrecision(12));
+  // each tick is an integer multiple of the step (no accumulated error: the tick at zero is 0, not 2.8e-17)
+  for (let i = Math.ceil(lo / step - 1e-9); i * step <= hi + 1e-9 * span; i++) out.push(+(i * step).toPrecision(12) || 0);
   return out;
 }
 

@@ -22,6 +22,12 @@ describe('lineChartSvg', () => {
     expect(svg).toContain('>acc<');
   });
 
+  it('labels the y ticks of a negative range with round numbers, zero included', () => {
+    const svg = lineChartSvg({ title: 'T', xLabel: 'x', yLabel: 'y', yRange: [-0.3, 0], pointLabels: false, series: [{ name: 's', x: [1, 2], y: [-0.25, -0.1] }] });
+    const labels = [...svg.matchAll(/text-anchor="end" fill="#444">([^<]+)</g)].map((m) => m[1]);
+    expect(labels).toEqual(['-0.3', '-0.2', '-0.1', '0']);
+  });
+
   it('puts the legend where it covers no point', () => {
     const legend = (svg: string) => {
       const m = /<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="#ffffff" fill-opacity/.exec(svg)!;
