@@ -6,7 +6,7 @@
  * same seeds, and reports the share of positive test slides on which the greedy policy zoomed
  * into a tumour patch (random and top-attention zooming beside it), over several cohort seeds.
  *
- * Run: `nice -n 10 npx tsx bench/policy_ablation.ts [--cohorts 1000,2000,3000] [--seed 1] [--rows default,noImitation,...] [--no-record]`
+ * Run: `nice -n 10 npx tsx bench/policy_ablation.ts [--cohorts 1000,2000,3000] [--seed 1] [--rows default,imitation,...] [--no-record]`
  */
 import { loadavg, cpus } from 'node:os';
 import { initBackend } from '../src/index.js';
@@ -25,9 +25,10 @@ const lr = (x: number) => ({ actorLearningRate: x, criticLearningRate: x });
 /** Each row: one change to the default recipe. */
 const VARIANTS: Record<string, { label: string; options: Variant }> = {
   default: { label: 'default recipe', options: {} },
-  noImitation: { label: 'no imitation (9 PPO epochs)', options: { imitation: { teacher: 'lookahead', epochs: 0 }, epochs: 9 } },
-  imitationOnly: { label: 'imitation alone (3 epochs, no PPO)', options: { epochs: 0 } },
-  greedyTeacher: { label: 'greedy-attention teacher instead of lookahead', options: { imitation: { teacher: 'greedy-attention', epochs: 3 } } },
+  epochs30: { label: '30 PPO epochs instead of 15', options: { epochs: 30 } },
+  imitation: { label: 'imitation warm start (3 epochs of the lookahead teacher, then 6 PPO: the earlier default)', options: { imitation: { teacher: 'lookahead', epochs: 3 }, epochs: 6 } },
+  imitationOnly: { label: 'imitation alone (3 epochs, no PPO)', options: { imitation: { teacher: 'lookahead', epochs: 3 }, epochs: 0 } },
+  greedyTeacher: { label: 'greedy-attention teacher (3 epochs), then 6 PPO', options: { imitation: { teacher: 'greedy-attention', epochs: 3 }, epochs: 6 } },
   noAttention: { label: 'no attention in the observation and no prior', options: { observeAttention: false, policy: { attentionPrior: 0 } } },
   noPrior: { label: 'attention observed, no prior', options: { policy: { attentionPrior: 0 } } },
   oneSlide: { label: 'one slide per update and full-batch epochs', options: { ppo: { numEnvsPerUpdate: 1, numMinibatches: 1 } } },

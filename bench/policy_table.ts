@@ -12,6 +12,8 @@
  * <cohort>/model/            sasha train hafed|tsu (preset default); policy-0.2, policy-0.1 (default recipe);
  *                            policy-0.2-global (--update global); ablations/single-branch (sasha ablate)
  * <cohort>/model-reference/  HAFED and f_S of model/, policies trained with --preset reference
+ * <cohort>/model-imitation/  HAFED and f_S of model/, policies with an imitation warm start
+ *                            (--imitation-epochs 3 --epochs 6: the recipe's earlier default)
  * <cohort>/model-z/          HAFED stage 2 on Z alone (the no-zoom baseline)
  * <cohort>/predictions/      one CSV per row (sasha eval --predictions)
  * ```
@@ -52,6 +54,8 @@ export const ROWS = [
   'SASHA-0.1',
   'SASHA-0.2 (reference recipe)',
   'SASHA-0.1 (reference recipe)',
+  'SASHA-0.2 (imitation warm start)',
+  'SASHA-0.1 (imitation warm start)',
   'top-attention-0.2',
   'top-attention-0.1',
   'greedy-attention-0.2',
@@ -73,7 +77,7 @@ export const ROW_SETS: Readonly<Record<string, readonly Row[]>> = {
   // the default recipe against the heuristics at both budgets
   core: ['SASHA-0.2', 'SASHA-0.1', ...BASE_ROWS],
   // the core rows with the reference recipe beside them
-  policy: ROWS.filter((r) => !['global update retrained-0.2', 'single branch-0.2'].includes(r)),
+  policy: ROWS.filter((r) => !['global update retrained-0.2', 'single branch-0.2', 'SASHA-0.2 (imitation warm start)', 'SASHA-0.1 (imitation warm start)'].includes(r)),
   // the paper's ablation table at f = 0.2
   ablation: ['HAFED-100%', 'SASHA-0.2', 'SASHA-0.2 (reference recipe)', 'top-attention-0.2', 'random-0.2', 'global update retrained-0.2', 'single branch-0.2', 'Z only (no zoom)'],
 };
@@ -94,6 +98,8 @@ export function parseRows(value: string): Set<Row> {
 export const COMPARE: Partial<Record<Row, Row>> = {
   'SASHA-0.2 (reference recipe)': 'SASHA-0.2',
   'SASHA-0.1 (reference recipe)': 'SASHA-0.1',
+  'SASHA-0.2 (imitation warm start)': 'SASHA-0.2',
+  'SASHA-0.1 (imitation warm start)': 'SASHA-0.1',
   'top-attention-0.2': 'SASHA-0.2',
   'top-attention-0.1': 'SASHA-0.1',
   'greedy-attention-0.2': 'SASHA-0.2',
@@ -156,6 +162,7 @@ export type RowSelection = ReadonlySet<Row>;
 export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection, log: Log): Promise<Partial<Record<Row, SlidePrediction[]>>> {
   const M = join(c.dir, 'model');
   const R = join(c.dir, 'model-reference');
+  const I = join(c.dir, 'model-imitation');
   const Z = join(c.dir, 'model-z');
   const seed = String(c.seed);
   const data = ['--lr-h5', c.lrH5, '--hr-h5', c.hrH5, '--split', c.split];
@@ -185,6 +192,14 @@ export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection,
       }
     }
   }
+  if (has('SASHA-0.2 (imitation warm start)') || has('SASHA-0.1 (imitation warm start)')) {
+    if (!existsSync(join(I, 'sasha.json'))) copyModel(M, I);
+    for (const f of ['0.2', '0.1']) {
+      if (has(`SASHA-${f} (imitation warm start)` as Row)) {
+        await stage(`train policy ${f} (imitation)`, Boolean(policies(I)[f]), ['train', 'policy', '--model', I, '--budget', f, '--seed', seed, '--imitation-epochs', '3', '--epochs', '6']);
+      }
+    }
+  }
   if (has('global update retrained-0.2')) {
     await stage('train policy 0.2 --update global', Boolean(policies(M)['0.2-global']), ['train', 'policy', '--model', M, '--budget', '0.2', '--update', 'global', '--seed', seed, ...s.policyFlags]);
   }
@@ -204,6 +219,8 @@ export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection,
     'SASHA-0.1': ['--model', M, '--budget', '0.1'],
     'SASHA-0.2 (reference recipe)': ['--model', R, '--budget', '0.2'],
     'SASHA-0.1 (reference recipe)': ['--model', R, '--budget', '0.1'],
+    'SASHA-0.2 (imitation warm start)': ['--model', I, '--budget', '0.2'],
+    'SASHA-0.1 (imitation warm start)': ['--model', I, '--budget', '0.1'],
     'top-attention-0.2': ['--model', M, '--budget', '0.2', '--policy', 'top-attention'],
     'top-attention-0.1': ['--model', M, '--budget', '0.1', '--policy', 'top-attention'],
     'greedy-attention-0.2': ['--model', M, '--budget', '0.2', '--policy', 'greedy-attention'],

@@ -170,8 +170,8 @@ export const REFERENCE_POLICY_RECIPE: Readonly<PolicyRecipe> = Object.freeze({
  * @category Pipeline
  */
 export const DEFAULT_POLICY_RECIPE: Readonly<PolicyRecipe> = Object.freeze({
-  epochs: 6,
-  imitation: Object.freeze({ teacher: 'lookahead' as PolicyTeacher, epochs: 3 }),
+  epochs: 15,
+  imitation: Object.freeze({ teacher: 'lookahead' as PolicyTeacher, epochs: 0 }),
   ppo: Object.freeze({
     actorLearningRate: 1e-3,
     criticLearningRate: 1e-3,

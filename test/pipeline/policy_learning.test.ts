@@ -1,7 +1,7 @@
 /**
  * PPO learns on the real environment: the lesion cohort of `lesion_cohort.ts` (a small WsiEnv
  * cohort where a lesion can be found only by zooming, and where the classifier's
- * low-resolution attention points to decoys), trained with the library's default recipe.
+ * low-resolution attention points to decoys), trained by PPO with the library's default recipe.
  *
  * Expected on positive slides (share with a tumour patch zoomed): random 1 - C(22,6)/C(24,6)
  * = 0.446; top-attention spends 4 zooms on the decoys and 2 on near-ties among the other 20
@@ -25,8 +25,10 @@ describe('PPO on WsiEnv learns where the lesion is', () => {
     const random = await cohort.hitRate(new RandomPolicy({ seed: 3 }));
     const top = await cohort.hitRate(new TopAttentionPolicy(cohort.classifier));
     const { classifier, dataset, split, env } = cohort;
-    // the library's default recipe: imitation of the lookahead teacher, then PPO
-    const { model } = await trainPolicy({ classifier, fS: null, dataset, split, env, seed: 1 });
+    // the library's default recipe (PPO alone, from an attention prior), with 30 epochs instead of
+    // 15: on this cohort the prior points at the decoys by construction, and leaving it takes
+    // longer (measured at 15 epochs: 0.47 on this cohort seed, 1.0 on seeds 2000 and 3000)
+    const { model } = await trainPolicy({ classifier, fS: null, dataset, split, env, seed: 1, epochs: 30 });
     const learned = await cohort.hitRate(new ActorCriticPolicy(model));
     model.dispose();
     if (process.env.SASHA_TEST_REPORT) console.log(`policy learning: random ${random}, top-attention ${top}, learned ${learned}`);

@@ -36,8 +36,8 @@ describe('trainSasha on the tiny synthetic cohort', () => {
     expect(model.hafed && model.fS && model.policy).toBeTruthy();
     expect((hafed as { history: unknown[] }).history.length).toBe(2);
     expect((tsu as { history: unknown[] }).history.length).toBe(3);
-    // the default recipe: 3 epochs of imitation, then policyEpochs of PPO
-    expect((policy as { history: { phase: string }[] }).history.map((h) => h.phase)).toEqual(['imitation', 'imitation', 'imitation', 'ppo', 'ppo']);
+    // the default recipe: policyEpochs of PPO, no imitation
+    expect((policy as { history: { phase: string }[] }).history.map((h) => h.phase)).toEqual(['ppo', 'ppo']);
     expect(store.names().sort()).toEqual(
       ['checkpoints/hafed/best', 'checkpoints/hafed/last', 'checkpoints/policy/best', 'checkpoints/policy/last', 'checkpoints/tsu/best', 'checkpoints/tsu/last', 'hafed', 'policy', 'tsu'].sort(),
     );
@@ -99,10 +99,10 @@ describe('pipeline pieces', () => {
     const hafed = new Hafed({ dim: dataset.dim, k: dataset.k, seed: 1 });
     const fS = new StateMlp({ dim: dataset.dim, seed: 2 });
     const withV = withAggregated(dataset, hafed);
-    const common = { classifier: hafed, fS, dataset: withV, split, env: { budget: 0.2 }, policy: { hiddenDim: 8 }, seed: 4 };
+    const imitation = { teacher: 'lookahead' as const, epochs: 3 };
+    const common = { classifier: hafed, fS, dataset: withV, split, env: { budget: 0.2 }, policy: { hiddenDim: 8 }, imitation, seed: 4 };
     const store = new MemoryCheckpointStore();
-    // one epoch, "interrupted" by onEpochEnd, then resumed to the end: 3 of imitation (the default
-    // recipe's), then 3 of PPO
+    // one epoch, "interrupted" by onEpochEnd, then resumed to the end: 3 of imitation, then 3 of PPO
     const first = await trainPolicy({ ...common, epochs: 3, checkpoint: store, onEpochEnd: () => false });
     expect(first.history.length).toBe(1);
     const resumed = await trainPolicy({ ...common, epochs: 3, checkpoint: store, resume: true });

@@ -142,7 +142,7 @@ export const trainPolicyCommand: CommandSpec = {
     epochs: { type: 'string', help: presetDefaultHelp('PPO passes over the training slides', (p) => p.policyEpochs) },
     'imitation-epochs': {
       type: 'string',
-      help: "passes of imitation of the lookahead teacher before PPO (default: the preset's recipe, 3 for default, 0 for reference)",
+      help: "passes of imitation of the lookahead teacher before PPO (default: the preset's recipe, 0 for default and reference)",
     },
     seed: { type: 'string', help: 'seed of slide order, sampling and initialisation', default: '5' },
     update: { type: 'string', help: "state update: 'tsu' (targeted) or 'global' (ablation, saved apart as policy-<f>-global)", default: 'tsu' },
