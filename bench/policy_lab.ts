@@ -42,62 +42,66 @@ const log = (m: string) => process.stderr.write(`[lab ${new Date().toISOString()
 
 type Variant = Omit<Partial<TrainPolicyOptions>, 'classifier' | 'fS' | 'dataset' | 'split'>;
 const lr = (x: number) => ({ actorLearningRate: x, criticLearningRate: x });
+/** Several slides per update in minibatches, returns on one scale, a time-scaled critic. */
+const batched = { numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget' as const, criticTimeScale: true };
+/** The actor reads the M attention logits and starts from the attention prior. */
+const prior = (M: number) => ({ numScores: M, attentionPrior: 1 });
 const VARIANTS: Record<string, (M: number) => Variant> = {
   reference: () => ({ recipe: 'reference' }),
   default: () => ({}),
   lr1e4: () => ({ epochs: 15, ppo: lr(1e-4) }),
   lr3e4: () => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true } }),
   batch8: () => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2 } }),
-  prior: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true }, policy: { numScores: M, attentionPrior: 1 } }),
-  priorBatch8: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2 }, policy: { numScores: M, attentionPrior: 1 } }),
+  prior: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true }, policy: prior(M) }),
+  priorBatch8: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2 }, policy: prior(M) }),
   full: (M) => ({
     epochs: 30,
-    ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
-    policy: { numScores: M, attentionPrior: 1 },
+    ppo: { ...lr(3e-4), annealLr: true, ...batched },
+    policy: prior(M),
   }),
   fullNoPrior: () => ({
     epochs: 30,
-    ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
+    ppo: { ...lr(3e-4), annealLr: true, ...batched },
   }),
   bcLookOnly: (M) => ({
     epochs: 1,
     imitation: { teacher: 'lookahead', epochs: 10 },
-    ppo: { ...lr(3e-4), numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
-    policy: { numScores: M, attentionPrior: 1 },
+    ppo: { ...lr(3e-4), ...batched },
+    policy: prior(M),
   }),
   bcLookFull: (M) => ({
     epochs: 30,
     imitation: { teacher: 'lookahead', epochs: 10 },
-    ppo: { ...lr(3e-4), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
-    policy: { numScores: M, attentionPrior: 1 },
+    ppo: { ...lr(3e-4), annealLr: true, ...batched },
+    policy: prior(M),
   }),
   full1e3: (M) => ({
     epochs: 30,
-    ppo: { ...lr(1e-3), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
-    policy: { numScores: M, attentionPrior: 1 },
+    ppo: { ...lr(1e-3), annealLr: true, ...batched },
+    policy: prior(M),
   }),
   full1e3mb8: (M) => ({
     epochs: 30,
-    ppo: { ...lr(1e-3), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 8, rewardScale: 'budget', criticTimeScale: true },
-    policy: { numScores: M, attentionPrior: 1 },
+    ppo: { ...lr(1e-3), annealLr: true, ...batched, numMinibatches: 8 },
+    policy: prior(M),
   }),
   bcLook1e3: (M) => ({
     epochs: 30,
     imitation: { teacher: 'lookahead', epochs: 5 },
-    ppo: { ...lr(1e-3), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
-    policy: { numScores: M, attentionPrior: 1 },
+    ppo: { ...lr(1e-3), annealLr: true, ...batched },
+    policy: prior(M),
   }),
   bcOnly: (M) => ({
     epochs: 0,
     imitation: { teacher: 'lookahead', epochs: 8 },
-    ppo: { ...lr(1e-3), numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
-    policy: { numScores: M, attentionPrior: 1 },
+    ppo: { ...lr(1e-3), ...batched },
+    policy: prior(M),
   }),
   bcGreedyFull: (M) => ({
     epochs: 20,
     imitation: { teacher: 'greedy-attention', epochs: 4 },
-    ppo: { ...lr(1e-3), annealLr: true, numEnvsPerUpdate: 8, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
-    policy: { numScores: M, attentionPrior: 1 },
+    ppo: { ...lr(1e-3), annealLr: true, ...batched },
+    policy: prior(M),
   }),
   feat: (M) => ({ epochs: 30, ppo: { ...lr(3e-4), annealLr: true }, policy: { numScores: M, attentionPrior: 0 } }),
 };

@@ -68,12 +68,12 @@ export function fmtShape(shape: readonly number[]): string {
 }
 
 /**
- * Quotes a value read from a user's file or config for an error message: JSON, at most 60
- * characters (longer text ends in `...`), numbers as written (`NaN`, `Infinity`), and values
- * nested too deeply to print (hostile input) named instead of overflowing the stack.
+ * Quotes a value read from a user's file or config for an error message: JSON, at most
+ * `maxLength` characters (longer text ends in `...`), numbers as written (`NaN`, `Infinity`),
+ * and values nested too deeply to print (hostile input) named instead of overflowing the stack.
  * @internal
  */
-export function quoteValue(value: unknown): string {
+export function quoteValue(value: unknown, maxLength = 60): string {
   if (typeof value === 'number' || typeof value === 'bigint' || value === undefined) return String(value);
   let text: string | undefined;
   try {
@@ -82,5 +82,5 @@ export function quoteValue(value: unknown): string {
     return 'a value nested too deeply to print';
   }
   if (text === undefined) return typeof value;
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  return text.length > maxLength ? `${text.slice(0, maxLength - 3)}...` : text;
 }

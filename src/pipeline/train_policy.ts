@@ -195,10 +195,13 @@ export type PolicyRecipeName = keyof typeof POLICY_RECIPES;
 export const DEFAULT_POLICY_EPOCHS = DEFAULT_POLICY_RECIPE.epochs;
 
 /**
- * Trains the zoom policy as the reference's step 6 does: for every epoch, the training slides
- * in a seeded random order, one PPO update per slide (two episodes of T = ceil(f N) steps on
- * it); after every epoch, greedy episodes on the validation slides with visited patches
- * masked, and the epoch minimising `(2 - AUC - F1) + mean final CE` is kept.
+ * Trains the zoom policy with a recipe ({@link DEFAULT_POLICY_RECIPE} unless `recipe` says
+ * otherwise): for every epoch, the training slides in a seeded random order, one PPO update per
+ * `numEnvsPerUpdate` slides (8 in the default recipe; 1 in the reference's step 6,
+ * `recipe: 'reference'`), two episodes of T = ceil(f N) steps on each; imitation epochs first
+ * when `imitation.epochs > 0` (none by default). After every epoch, greedy episodes on the
+ * validation slides with visited patches masked, and the epoch minimising
+ * `(2 - AUC - F1) + mean final CE` is kept.
  *
  * With `checkpoint`, the full PPO state (networks, optimisers, counters, history) is written
  * as `'last'` after every epoch and the selected actor-critic as `'best'`; `resume: true`

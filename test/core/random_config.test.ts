@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createRng, ValueError } from '../../src/core/index.js';
 import { checkNumber, checkOneOf, resolveConfig } from '../../src/core/config.js';
 import { quoteValue } from '../../src/core/errors.js';
+import { checkResume } from '../../src/core/checkpoint.js';
 import { resolveWsiEnvConfig } from '../../src/mdp/defaults.js';
 
 describe('Rng', () => {
@@ -61,6 +62,16 @@ describe('values from hostile files in messages', () => {
     expect(quoteValue('x'.repeat(100))).toBe(`"${'x'.repeat(56)}...`);
     expect(quoteValue(NaN)).toBe('NaN');
     expect(quoteValue({ a: [1, 2] })).toBe('{"a":[1,2]}');
+    expect(quoteValue('y'.repeat(300), 200)).toBe(`"${'y'.repeat(196)}...`);
+  });
+
+  it('checkResume names a differing setting, also when the checkpoint holds a value too deep to print', () => {
+    const now = { resume: { seed: 1, lr: 0.001 }, epochs: 5 };
+    expect(() => checkResume('HAFED', { resume: { seed: 1, lr: 0.001 }, epochsDone: 2 }, now)).not.toThrow();
+    expect(() => checkResume('HAFED', { resume: { seed: 2, lr: 0.001 }, epochsDone: 2 }, now)).toThrow(/other settings: seed \(checkpoint: 2; now: 1\)\. Resume with the same settings/);
+    expect(() => checkResume('HAFED', { resume: { seed: deep, lr: 0.001 }, epochsDone: 2 }, now)).toThrow(
+      /seed \(checkpoint: a value nested too deeply to print; now: 1\)/,
+    );
   });
 
   it('config checks throw their ValueError, not a stack overflow', () => {
