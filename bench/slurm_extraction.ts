@@ -107,17 +107,25 @@ async function startCluster(): Promise<string> {
   throw new Error(`the SLURM node did not come up; see ${c('slurmctld.log')} and ${c('slurmd.log')}`);
 }
 
-function stopCluster(): void {
+/** Cancels the jobs, stops the daemons and waits until they are gone (they write state while stopping). */
+async function stopCluster(): Promise<void> {
   spawnSync('scancel', ['--user', os.userInfo().username], { env });
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   for (const p of ['slurmd', 'slurmctld', 'munged']) {
     const f = c(`${p}.pid`);
-    if (existsSync(f)) {
-      try {
-        process.kill(Number(readFileSync(f, 'utf8').trim()), 'SIGTERM');
-      } catch {
-        // already gone
-      }
-    }
+    if (!existsSync(f)) continue;
+    const pid = Number(readFileSync(f, 'utf8').trim());
+    if (!alive(pid)) continue;
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
   }
 }
 
@@ -228,7 +236,7 @@ try {
   if (!values['no-record']) writeReliability('slurm', 'A real cluster scheduler: SLURM array job, a killed task, resubmission, merge', `npx tsx bench/slurm_extraction.ts ${process.argv.slice(2).join(' ')}`.trim(), 'cpu', body);
   if (!identical) process.exitCode = 1;
 } finally {
-  stopCluster();
+  await stopCluster();
   if (!values.keep) rmSync(work, { recursive: true, force: true });
   else console.log(`kept ${work}`);
 }

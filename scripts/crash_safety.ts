@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/core/backend.js';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../src/wsi/index.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../src/wsi/synthetic/index.js';
 import { writeSyntheticCohortFiles, writeSyntheticSlide } from '../src/node/index.js';
 import { table } from '../bench/results.js';
 import { crashExtraction, crashModelDirectory, crashTraining, type CrashReport } from '../test/reliability/crash.js';

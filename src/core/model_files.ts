@@ -8,7 +8,7 @@
  * @packageDocumentation
  */
 import { tf } from './tf.js';
-import { DataError } from './errors.js';
+import { DataError, quoteValue } from './errors.js';
 
 /**
  * Read access to the files of one model directory, by path relative to it (`'sasha.json'`,
@@ -105,14 +105,14 @@ export function checkModelJson(json: unknown, file: string): asserts json is tf.
       const e = w as Record<string, unknown> | null;
       if (e === null || typeof e !== 'object' || typeof e.name !== 'string') throw bad(`weights group ${g} has an entry without a name`);
       if (!Array.isArray(e.shape) || e.shape.length > 8 || e.shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) {
-        throw bad(`weight '${e.name}' has the shape ${JSON.stringify(e.shape)}, not a list of non-negative integers`);
+        throw bad(`weight '${e.name}' has the shape ${quoteValue(e.shape)}, not a list of non-negative integers`);
       }
       if (typeof e.dtype !== 'string' || !(e.dtype in WEIGHT_DTYPE_BYTES || e.dtype === 'string')) {
-        throw bad(`weight '${e.name}' has the unknown dtype ${JSON.stringify(e.dtype)}`);
+        throw bad(`weight '${e.name}' has the unknown dtype ${quoteValue(e.dtype)}`);
       }
       const q = e.quantization as Record<string, unknown> | undefined;
       if (q !== undefined && (q === null || typeof q !== 'object' || !['uint8', 'uint16', 'float16'].includes(q.dtype as string))) {
-        throw bad(`weight '${e.name}' has an unknown quantization ${JSON.stringify(q)}`);
+        throw bad(`weight '${e.name}' has an unknown quantization ${quoteValue(q)}`);
       }
     }
   }

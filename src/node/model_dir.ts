@@ -24,7 +24,7 @@ const MAX_MANIFEST_BYTES = 16 * 2 ** 20;
 /**
  * Reads `DIR/sasha.json` and checks its fields: `dim`, `k` and `numClasses` are positive
  * integers, `data` names the feature files, and the folder of every component entry (`path`)
- * stays inside `DIR` (see {@link modelComponentPath}).
+ * stays inside `DIR` (see `modelComponentPath`).
  * @throws DataError naming the fix when the directory holds no model, another format, or a
  *   damaged manifest.
  * @category Node
@@ -67,7 +67,7 @@ export function modelComponentPath(dir: string, rel: string, what: string): stri
 /**
  * Loads a component of a model directory (`manifest.hafed.path`, a policy's path) with its
  * class's `load` (`Hafed.load`, `StateMlp.load`, `ActorCritic.load`): the path is resolved
- * inside `dir` ({@link modelComponentPath}), and any failure is a `DataError` naming the folder.
+ * inside `dir` (`modelComponentPath`), and any failure is a `DataError` naming the folder.
  * @returns the loaded model, owned by the caller.
  * @example
  * ```ts
@@ -92,11 +92,26 @@ export async function loadModelComponent<T>(dir: string, rel: string, what: stri
  * @category Node
  */
 export async function updateModelManifest(dir: string, update: Omit<Partial<ModelManifest>, 'format' | 'formatVersion'>): Promise<ModelManifest> {
-  const file = path.join(dir, MODEL_MANIFEST);
-  const prev = existsSync(file) ? readModelManifest(dir) : {};
-  const next = { format: MODEL_MANIFEST_FORMAT, formatVersion: 1, ...prev, ...update } as ModelManifest;
-  next.format = MODEL_MANIFEST_FORMAT;
-  next.formatVersion = 1;
-  await writeFileAtomic(file, JSON.stringify(next, null, 2) + '\n');
-  return next;
+  const file = path.resolve(dir, MODEL_MANIFEST);
+  // one update of a file at a time in this process: each reads what the previous one wrote
+  const previous = manifestUpdates.get(file) ?? Promise.resolve();
+  const run = previous.then(async () => {
+    const prev = existsSync(file) ? readModelManifest(dir) : {};
+    const next = { format: MODEL_MANIFEST_FORMAT, formatVersion: 1, ...prev, ...update } as ModelManifest;
+    // policies are added one budget at a time: keep the ones saved meanwhile
+    if (update.policies) next.policies = { ...((prev as Partial<ModelManifest>).policies ?? {}), ...update.policies };
+    next.format = MODEL_MANIFEST_FORMAT;
+    next.formatVersion = 1;
+    await writeFileAtomic(file, JSON.stringify(next, null, 2) + '\n');
+    return next;
+  });
+  const settled = run.catch(() => undefined);
+  manifestUpdates.set(file, settled);
+  void settled.then(() => {
+    if (manifestUpdates.get(file) === settled) manifestUpdates.delete(file);
+  });
+  return run;
 }
+
+/** The last pending manifest update per file (see {@link updateModelManifest}). */
+const manifestUpdates = new Map<string, Promise<unknown>>();

@@ -13,7 +13,7 @@
  * @packageDocumentation
  */
 import { tf, tfl } from '../core/tf.js';
-import { DataError, SashaError, ShapeError, ValueError } from '../core/errors.js';
+import { DataError, SashaError, ShapeError, ValueError, quoteValue } from '../core/errors.js';
 import { checkModelPath, readModelArtifacts, readModelJson, type ModelFiles } from '../core/model_files.js';
 import { Hafed } from '../hafed/hafed.js';
 import { DEFAULT_WSI_ENV_CONFIG, resolveWsiEnvConfig, type WsiEnvConfig } from '../mdp/index.js';
@@ -24,12 +24,12 @@ import {
   graphModelEncoder,
   layersModelEncoder,
   onnxEncoder,
-  parseBuiltinEncoderName,
   type GraphModelLike,
   type Normalization,
   type OnnxRuntimeLike,
   type PatchEncoder,
 } from '../wsi/encoders/index.js';
+import { parseBuiltinEncoderName } from '../wsi/encoders/builtin.js';
 import type { PatchGridConfig } from '../wsi/patch_grid.js';
 import type { LevelSpec } from '../wsi/slide_source.js';
 import type { TissueConfig } from '../wsi/tissue.js';
@@ -112,7 +112,7 @@ export function parseModelManifest(json: unknown, where: string): ModelManifest 
   }
   const damaged = (why: string) => new DataError(`'${where}' is damaged: ${why}. Train the model again or restore the file.`);
   for (const key of ['dim', 'k', 'numClasses'] as const) {
-    if (m[key] !== undefined && !(Number.isSafeInteger(m[key]) && m[key] > 0)) throw damaged(`'${key}' is ${JSON.stringify(m[key])}, not a positive integer`);
+    if (m[key] !== undefined && !(Number.isSafeInteger(m[key]) && m[key] > 0)) throw damaged(`'${key}' is ${quoteValue(m[key])}, not a positive integer`);
   }
   if (m.numClasses !== undefined && m.numClasses < 2) throw damaged(`'numClasses' is ${m.numClasses}; a classifier has at least 2 classes`);
   const d = m.data as Record<string, unknown> | undefined;
@@ -122,7 +122,7 @@ export function parseModelManifest(json: unknown, where: string): ModelManifest 
   if (m.policies !== undefined && (m.policies === null || typeof m.policies !== 'object' || Array.isArray(m.policies))) throw damaged("'policies' is not an object");
   for (const [key, v] of Object.entries((m.policies ?? {}) as Record<string, unknown>)) {
     const budget = (v as { budget?: unknown } | null)?.budget;
-    if (typeof budget !== 'number' || !(budget > 0 && budget <= 1)) throw damaged(`policy '${key}' has the budget ${JSON.stringify(budget)}, not a number in (0, 1]`);
+    if (typeof budget !== 'number' || !(budget > 0 && budget <= 1)) throw damaged(`policy '${key}' has the budget ${quoteValue(budget)}, not a number in (0, 1]`);
   }
   for (const key of ['hafed', 'tsu', 'aggregated']) {
     if (m[key] !== undefined && (m[key] === null || typeof m[key] !== 'object')) throw damaged(`the entry '${key}' is not an object`);
@@ -359,10 +359,10 @@ export interface LoadModelEncoderOptions {
 /**
  * The patch encoder named by a model directory's extraction settings
  * ({@link readModelExtractSettings}): a built-in CNN (`'builtin-cnn(d=..,in=..,seed=..)'`,
- * rebuilt from its seed), a folder of the directory (`'encoder'`, as {@link packModelDir}
- * writes it) holding a tfjs LayersModel or GraphModel, or an ONNX file of the directory
- * (`'encoder/vit_s16.onnx'`, run by ONNX Runtime with the patch preparation recorded at
- * extraction). The settings' `normalization`, `inputSize` and `tokenPooling` are applied.
+ * rebuilt from its seed), a folder of the directory (`'encoder'`, as `packModelDir` of
+ * `sasha-wsi/node` writes it) holding a tfjs LayersModel or GraphModel, or an ONNX file of the
+ * directory (`'encoder/vit_s16.onnx'`, run by ONNX Runtime with the patch preparation recorded
+ * at extraction). The settings' `normalization`, `inputSize` and `tokenPooling` are applied.
  * @param files the model directory's files.
  * @param settings the extraction settings (at least `encoder`).
  * @returns the encoder, owned by the caller (`dispose()` it).

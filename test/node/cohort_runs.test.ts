@@ -6,10 +6,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StateError } from '../../src/core/index.js';
-import { lockFolder, removeStaleTempFiles, tempPathFor, writeFileAtomic, writeFileAtomicSync, writeSyntheticSlide } from '../../src/node/index.js';
+import { lockFolder, removeStaleTempFiles, writeFileAtomic, writeFileAtomicSync, writeSyntheticSlide } from '../../src/node/index.js';
+import { tempPathFor } from '../../src/node/io/file_io.js';
 import { h5Contents } from '../reliability/crash.js';
 import { tempDir } from '../wsi/fixtures.js';
-import { cli } from './cli_capture.js';
+import { cli, cliWithEnv as withEnv } from './cli_capture.js';
 
 const tmp = tempDir('sasha-cohort-');
 const DIST = join(import.meta.dirname, '..', '..', 'dist', 'node', 'index.js');
@@ -105,20 +106,6 @@ describe('shards on a cluster, and sasha merge', () => {
   beforeAll(async () => {
     for (const seed of [0, 1, 2, 3, 4]) await writeSyntheticSlide(join(slides, `s${seed}.tif`), { width: 1024, height: 768, seed });
   });
-
-  /** Runs the CLI in-process with scheduler variables set. */
-  async function withEnv(vars: Record<string, string>, argv: string[]) {
-    const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, vars);
-    try {
-      return await cli(argv);
-    } finally {
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
-  }
 
   it('SLURM array tasks and Kubernetes indexes pick their shard; sasha merge gives the single-process files', async () => {
     const single = tmp.path('single');

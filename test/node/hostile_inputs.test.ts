@@ -5,7 +5,7 @@ import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writ
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/core/index.js';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS, type SyntheticCohort } from '../../src/wsi/index.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS, type SyntheticCohort } from '../../src/wsi/synthetic/index.js';
 import { Hafed } from '../../src/hafed/index.js';
 import { DataError } from '../../src/core/index.js';
 import { fileIO, loadSashaModel, openSlide, writeFeatureFiles, writeSplitFile, writeSyntheticCohortFiles, writeSyntheticSlide } from '../../src/node/index.js';

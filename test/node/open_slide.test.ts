@@ -1,12 +1,13 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { InMemorySlideSource, TiffSlideSource, parseTiffResolution, tileSlide, ycbcrToRgb, type TileDecoderFactory } from '../../src/wsi/index.js';
+import { InMemorySlideSource, TiffSlideSource, parseTiffResolution, tileSlide, type TileDecoderFactory } from '../../src/wsi/index.js';
 import { DataError } from '../../src/core/index.js';
 import { loadSharp, openSlide, sharpJpegDecoders, slideIdFromPath } from '../../src/node/open_slide.js';
 import { loadWasmJpeg, wasmJpegDecoders } from '../../src/node/jpeg_wasm.js';
 import { writeRgbTiff, writeSyntheticSlide, type WrittenSyntheticSlide } from '../../src/node/synthetic_slide.js';
 import { tempDir } from '../wsi/fixtures.js';
+import { ycbcrToRgb } from '../../src/wsi/tiff_source.js';
 
 const tmp = tempDir();
 let jpeg: WrittenSyntheticSlide;

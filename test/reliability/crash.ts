@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { Rng } from '../../src/core/random.js';
 import { tf } from '../../src/core/tf.js';
 import { Hafed } from '../../src/hafed/index.js';
-import { fileIO, openH5, readModelManifest, readRaw } from '../../src/node/index.js';
+import { fileIO, readModelManifest } from '../../src/node/index.js';
+import { openH5, readRaw } from '../../src/node/h5/h5file.js';
 // @ts-expect-error a plain JavaScript module shared with the save loop
 import { MODELS } from './save_loop_models.mjs';
 

@@ -4,7 +4,7 @@
 // points; nothing on disk may load wrongly, and a resumed run must end with the same result.
 import { mkdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/index.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/index.js';
 import { writeSyntheticCohortFiles, writeSyntheticSlide } from '../../src/node/index.js';
 import { tempDir } from '../wsi/fixtures.js';
 import { crashExtraction, crashModelDirectory, crashTraining, type CrashReport } from './crash.js';

@@ -11,12 +11,12 @@ import { Hafed } from '../../src/hafed/index.js';
 import { ActorCritic } from '../../src/ppo/index.js';
 import { StateMlp } from '../../src/tsu/index.js';
 import { DEFAULT_WSI_ENV_CONFIG } from '../../src/mdp/index.js';
-import { generateSyntheticCohort, tileSlide, SYNTHETIC_PRESETS, type SlideFeatures } from '../../src/wsi/index.js';
+import { tileSlide, type SlideFeatures } from '../../src/wsi/index.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/index.js';
 import {
   ClamFeatureDataset,
   H5FeatureDataset,
   H5FeatureSink,
-  H5Writer,
   fileIO,
   loadSashaModel,
   openSlide,
@@ -28,6 +28,7 @@ import {
   writeSyntheticSlide,
 } from '../../src/node/index.js';
 import { loadH5 } from '../../src/node/h5/h5file.js';
+import { H5Writer } from '../../src/node/h5/h5_writer.js';
 import { loadWasmJpeg } from '../../src/node/jpeg_wasm.js';
 import { loadNodeOnnxRuntime, loadOnnxEncoder } from '../../src/node/onnx_encoder.js';
 import { actorCriticFromReference, hafedFromReference, stateMlpFromReference } from '../../src/pipeline/index.js';

@@ -9,7 +9,7 @@ import { Hafed } from '../../src/hafed/index.js';
 import { ActorCritic, resolvePpoConfig, runPpoUpdate } from '../../src/ppo/index.js';
 import { trainPolicy, withAggregated } from '../../src/pipeline/index.js';
 import { StateMlp } from '../../src/tsu/index.js';
-import { SyntheticDataset } from '../../src/wsi/index.js';
+import { SyntheticDataset } from '../../src/wsi/synthetic/index.js';
 import { AdamW } from '../../src/core/optim.js';
 import { envEpisodes, trackPeakBytes } from '../../bench/ppo_update.js';
 
@@ -90,7 +90,10 @@ export async function soakPolicyTraining(opts: { updates: number; episodesPerUpd
     dataset: withAggregated(dataset, hafed),
     split,
     env: { budget: 0.2 },
-    ppo: { numEpisodesPerUpdate: opts.episodesPerUpdate },
+    // the default recipe's networks and PPO settings, with one slide per update and no imitation
+    // epochs, so that every update is a PPO update on one slide
+    ppo: { numEpisodesPerUpdate: opts.episodesPerUpdate, numEnvsPerUpdate: 1, numMinibatches: 1 },
+    imitation: { teacher: 'lookahead', epochs: 0 },
     policy: { hiddenDim: 32 },
     epochs: opts.updates / opts.trainSlides,
     seed,

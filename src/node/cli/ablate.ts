@@ -20,7 +20,7 @@ import { DataError, ValueError } from '../../core/errors.js';
 import { subsetDataset, type SplitSubset } from '../../core/data.js';
 import { comparePredictions, type PairedComparison } from '../../eval/index.js';
 import { Hafed, evaluateHafed } from '../../hafed/index.js';
-import { ABLATION_DESCRIPTIONS, ABLATION_ROWS, alignTo, summarizeEvaluation, type AblationRowName, type SashaEvaluation } from '../../pipeline/index.js';
+import { ABLATION_DESCRIPTIONS, ABLATION_ROWS, summarizeEvaluation, type AblationRowName, type SashaEvaluation } from '../../pipeline/index.js';
 import { H5FeatureDataset } from '../h5/index.js';
 import { loadModelComponent, readModelManifest, type ModelManifest } from '../model_dir.js';
 import { dataPaths, numberFlag, requireString, type CommandSpec, type ParsedArgs } from './args.js';
@@ -29,6 +29,7 @@ import { progressBars } from './progress_bar.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { openModelData, policySlot, trainPolicyCommand, type PolicyManifestEntry } from './train_sasha.js';
 import { trainTsuCommand, type TsuManifestEntry } from './train_tsu.js';
+import { alignTo } from '../../pipeline/ablation.js';
 
 /** Where the ablated model directories go, under the model directory. */
 export const ABLATIONS_DIR = 'ablations';

@@ -29,7 +29,8 @@ import {
   type SlideAnalysisJson,
   type SashaModel,
 } from '../../pipeline/index.js';
-import { parseBuiltinEncoderName, type Normalization, type PatchEncoder } from '../../wsi/index.js';
+import type { Normalization, PatchEncoder } from '../../wsi/index.js';
+import { parseBuiltinEncoderName } from '../../wsi/encoders/builtin.js';
 import type { LevelSpec, SlideSource } from '../../wsi/slide_source.js';
 import { readLabelCsv } from '../h5/feature_files.js';
 import { loadEncoder } from '../encoder_loader.js';

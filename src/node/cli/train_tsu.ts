@@ -18,12 +18,13 @@ import path from 'node:path';
 import { DataError } from '../../core/errors.js';
 import { Hafed } from '../../hafed/index.js';
 import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp, trainTsu } from '../../tsu/index.js';
-import { H5FeatureDataset, H5Writer, readSplitFile } from '../h5/index.js';
+import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { loadModelComponent, readModelManifest, updateModelManifest } from '../model_dir.js';
 import { folderLockOf, numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
 import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
 import { progressBars } from './progress_bar.js';
+import { H5Writer } from '../h5/h5_writer.js';
 
 /** File name of the cached V in a model directory. */
 export const V_FILE = 'v.h5';

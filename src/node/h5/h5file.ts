@@ -8,7 +8,7 @@
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type * as H5 from 'h5wasm';
-import { DataError, fmtShape } from '../../core/errors.js';
+import { DataError, StateError, fmtShape, quoteValue } from '../../core/errors.js';
 import { decodeFloat16 } from '../../core/float16.js';
 
 /** The h5wasm namespace (its Node build). */
@@ -32,13 +32,19 @@ export function loadH5(): Promise<{ h5: H5Wasm; module: H5Module }> {
       // which cannot load it on Node 20; there, the import is redone out of the bundler's sight.
       const spec = 'h5wasm/node';
       let h5: H5Wasm & { default?: H5Wasm };
+      const missing = (e: unknown) => {
+        const code = (e as { code?: string }).code;
+        return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
+          ? new StateError('Reading and writing h5 feature files needs h5wasm, an optional dependency of sasha-wsi that is not installed: npm install h5wasm.')
+          : e;
+      };
       try {
         h5 = (await import(/* @vite-ignore */ spec)) as H5Wasm & { default?: H5Wasm };
       } catch (e) {
         const code = (e as { code?: string }).code;
-        if (code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED' && code !== 'ERR_REQUIRE_ESM') throw e;
+        if (code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED' && code !== 'ERR_REQUIRE_ESM') throw missing(e);
         const esmImport = new Function('s', 'return import(s)') as (s: string) => Promise<unknown>;
-        h5 = (await esmImport(spec)) as H5Wasm & { default?: H5Wasm };
+        h5 = (await esmImport(spec).catch((e2: unknown) => Promise.reject(missing(e2)))) as H5Wasm & { default?: H5Wasm };
       }
       const ns = (h5.File ? h5 : h5.default) as H5Wasm;
       const module = await ns.ready;
@@ -381,5 +387,5 @@ export function readNumberAttr(obj: H5.Group | H5.Dataset, name: string, where: 
   if (typeof v === 'bigint') return Number(v);
   if (typeof v === 'number') return v;
   if (typeof v === 'boolean') return Number(v);
-  throw new DataError(`${where}: expected attribute '${name}' to be a number, but got ${JSON.stringify(String(v))}.`);
+  throw new DataError(`${where}: expected attribute '${name}' to be a number, but got ${quoteValue(v)}.`);
 }

@@ -215,7 +215,7 @@ function busy(dir: string, file: string, other: LockOwner | null): StateError {
 }
 
 /**
- * Removes the temporary files ({@link tempPathFor}) in `dir` that a killed process of this
+ * Removes the temporary files (`tempPathFor`) in `dir` that a killed process of this
  * host left behind (its pid is gone). Temporary files of live processes and of other hosts
  * (shards sharing the folder over a network file system) are kept.
  * @returns the number of files removed.
