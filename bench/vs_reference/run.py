@@ -12,6 +12,8 @@ alike. Reported: medians over the runs with their range, ratios of medians, peak
 that both computed the same thing (same greedy actions, same probabilities, same old values).
 
 Workloads (d = 384, k = 16, f = 0.2, tau = 0.95, the CAMELYON16 settings of the official configs):
+- the two matrix products under HAFED stage 1 at N = 1000 and 3000 (each backend's own product,
+  one thread), the arithmetic floor of the HAFED rows;
 - HAFED training step and inference at N = 1000 and 3000 (U of shape [N, 16, 384]);
 - one greedy episode of the policy at N = 1000, 3000 and 10000 (the slide loop of
   step7_inference.py), on Z with 50 clusters of near-duplicate rows;
@@ -64,7 +66,7 @@ def parse_args():
     p.add_argument('--reference', help='checkout of github.com/coglabiisc/SASHA (default: clone into bench/vs_reference/.cache/SASHA)')
     p.add_argument('--reps', type=int, default=3, help='rounds of alternating runs (default 3)')
     p.add_argument('--threads', default='1,2', help='thread counts of the official code (default 1,2)')
-    p.add_argument('--only', default='hafed,episode,ppo', help='workloads to run (default hafed,episode,ppo)')
+    p.add_argument('--only', default='gemm,hafed,episode,ppo', help='workloads to run (default gemm,hafed,episode,ppo)')
     p.add_argument('--work', help='directory for the generated inputs (default: a temporary one, removed at the end)')
     p.add_argument('--sizes', help='only these N (comma-separated), for a partial run (implies --no-write)')
     p.add_argument('--quick', action='store_true', help='small sizes only, to check the setup (implies --no-write)')
@@ -313,6 +315,10 @@ def main():
 
     # (workload, N, inner repetitions per process, contenders); a contender is ('ours', 1) or ('ref', threads)
     plan = []
+    if 'gemm' in only:
+        # the arithmetic under HAFED stage 1: the backends' matrix products alone, both at one thread
+        for n in hafed_sizes:
+            plan.append(('gemm', n, 3, [('ours', 1), ('ref', 1)]))
     if 'hafed' in only:
         for n in hafed_sizes:
             # sasha-wsi at 2 threads: stage 1 over this thread and one worker thread
@@ -425,8 +431,8 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
 
     sizes = sorted({n for (_task, n) in results})
     rows = []
-    names = {'hafed-train': 'HAFED training step', 'hafed-infer': 'HAFED inference', 'episode': 'greedy episode', 'ppo': 'PPO update of one slide'}
-    for task in ['hafed-train', 'hafed-infer', 'episode', 'ppo']:
+    names = {'gemm': 'matrix products of HAFED stage 1', 'hafed-train': 'HAFED training step', 'hafed-infer': 'HAFED inference', 'episode': 'greedy episode', 'ppo': 'PPO update of one slide'}
+    for task in ['gemm', 'hafed-train', 'hafed-infer', 'episode', 'ppo']:
         for n in sizes:
             if (task, n) not in results or not any(w == 'ref' for (w, _t) in results[(task, n)]):
                 continue
@@ -469,6 +475,14 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
             diff = max(abs(p - q) for r in refs for p, q in zip(ours[0]['oldValues'], r['oldValues']))
             checks.append([f'PPO update N={n}', f'{ours[0]["numSamples"]} samples, {ours[0]["numVersions"]} row versions; old values V_old(S_t) differ by at most {diff:.1e}'])
 
+    gemm = []
+    for n in sizes:
+        ours, refs = runs('gemm', n, 'ours'), runs('gemm', n, 'ref')
+        if ours and refs:
+            flops = ours[0]['flops']
+            o, r = med(secs('gemm', n, 'ours', cpu=True)), med(secs('gemm', n, 'ref', cpu=True))
+            gemm.append([n, n * 16, f'{flops / 1e9:.2f}', f'{flops / o / 1e9:.1f}', f'{flops / r / 1e9:.1f}', f'{o / r:.2f}'])
+
     alone = [[n, fmt_s(med(secs('ppo', n, 'ours', cpu=True))), fmt_s(med(secs('ppo', n, 'ours'))), mb(peak('ppo', n, 'ours')),
               runs('ppo', n, 'ours')[0]['numSamples'], runs('ppo', n, 'ours')[0]['numVersions']]
              for n in sizes if ('ppo', n) in results and not any(w == 'ref' for (w, _t) in results[('ppo', n)]) and runs('ppo', n, 'ours')]
@@ -506,6 +520,12 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         '',
         table(['workload', 'check'], checks),
     ])
+    if gemm:
+        body += ('\n\nThe matrix products alone (`gemm` rows): HAFED stage 1 at N patches is two products over R = 16 N rows, '
+                 '[R, 384] x [384, 256] for the gates and [384, R] x [R, 256] for the kernel gradient; the rest of its step is passes '
+                 'over those rows. Throughput in GFLOP per CPU second, both at one thread:\n\n' + table(
+                     ['N', 'R', 'GFLOP per step', 'sasha-wsi (tfjs wasm, XNNPACK) GFLOP/s', 'official (torch, OpenBLAS) GFLOP/s',
+                      'CPU time sasha-wsi / official'], gemm))
     if alone:
         body += '\n\nsasha-wsi alone (the official update does not fit in 24 GB beyond N of about 2700):\n\n' + table(
             ['PPO update N', 'CPU s', 'wall s', 'peak RSS MB', 'samples', 'row versions'], alone)
