@@ -508,10 +508,11 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         + (f' The long runs (official episode at N = 10000, official PPO update at N = 1000, ours at N >= 10000) ran {args.long_reps} '
            'time(s) each.' if args.long_reps is not None else ''),
         '',
-        f'This script ran at nice {os.nice(0)}. Machine load (1-minute average, {_machine.get("short", "")} shared with other jobs): {load_start[0]:.1f} at the start, '
-        f'{load_end[0]:.1f} at the end, {min(loads):.1f}-{max(loads):.1f} at the starts and ends of the runs'
+        f'This script ran at nice {os.nice(0)}. Machine load (1-minute average, {_machine.get("short", "")} shared with other jobs): '
+        + ('' if args.report_only else f'{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end, ')
+        + f'{min(loads):.1f}-{max(loads):.1f} at the starts and ends of the runs'
         + ('' if args.report_only else f'. Whole run: {minutes:.0f} min')
-        + (f'; the tables were written with --report-only from the {_machine["resumed"]} runs recorded.' if args.report_only
+        + (f'; the tables were written with --report-only from the {_machine["resumed"]} runs recorded in WORK/runs.jsonl by the measuring run (the same options, without --report-only).' if args.report_only
            else f' after a restart with --resume, which kept the {_machine["resumed"]} runs recorded before it.' if _machine.get('resumed') else '.'),
         '',
         table(header, rows),
@@ -529,7 +530,6 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
     if alone:
         body += '\n\nsasha-wsi alone (the official update does not fit in 24 GB beyond N of about 2700):\n\n' + table(
             ['PPO update N', 'CPU s', 'wall s', 'peak RSS MB', 'samples', 'row versions'], alone)
-    print(body)
     summary = {
         'hafedTrainSpeedup1000': speedup('hafed-train', 1000, cpu=args.ratio_basis == 'cpu'),
         'hafedTrainSpeedup3000': speedup('hafed-train', 3000, cpu=args.ratio_basis == 'cpu'),
@@ -547,6 +547,29 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         'date': datetime.date.today().isoformat(),
     }
     summary = {k: (round(v, 3) if isinstance(v, float) and v == v else None if isinstance(v, float) else v) for k, v in summary.items()}
+    # the targets of the benchmark's acceptance, each against its measured figure
+    targets = [
+        ('HAFED training step, N = 1000, 1 thread', 'hafedTrainSpeedup1000', '>=', 1.0, 'x'),
+        ('HAFED training step, N = 3000, 1 thread', 'hafedTrainSpeedup3000', '>=', 1.0, 'x'),
+        ('HAFED inference, N = 1000, 1 thread', 'hafedInferSpeedup1000', '>=', 1.5, 'x'),
+        ('greedy episode, N = 1000', 'episodeSpeedup1000', '>=', 15, 'x'),
+        ('greedy episode, N = 3000', 'episodeSpeedup3000', '>=', 40, 'x'),
+        ('greedy episode, N = 10000', 'episodeSpeedup10000', '>=', 100, 'x'),
+        ('PPO update, N = 1000', 'ppoUpdateSpeedup1000', '>=', 50, 'x'),
+        ('PPO update, N = 2000', 'ppoUpdateSpeedup2000', '>=', 100, 'x'),
+        ('PPO update, N = 2000, peak RSS official / ours', 'ppoUpdateMemoryRatio2000', '>=', 20, 'x'),
+        ('PPO update, N = 10000, sasha-wsi CPU s', 'ppoUpdate10000Seconds', '<=', 20, ' s'),
+        ('PPO update, N = 20000, sasha-wsi CPU s', 'ppoUpdate20000Seconds', '<=', 90, ' s'),
+        ('PPO update, N = 20000, sasha-wsi peak RSS MB', 'ppoUpdate20000PeakMB', '<', 2048, ' MB'),
+    ]
+    target_rows = []
+    for label, key, op, bound, unit in targets:
+        v = summary[key]
+        verdict = 'not measured' if v is None else ('met' if (v >= bound if op == '>=' else v <= bound if op == '<=' else v < bound) else '**missed**')
+        target_rows.append([label, f'{op} {bound:g}{unit}', 'n/a' if v is None else f'{v:g}{unit}', verdict])
+    body += ('\n\nThe targets (speed-ups ' + ('in CPU seconds' if args.ratio_basis == 'cpu' else 'in wall-clock seconds') + ', official code at one thread):\n\n'
+             + table(['target', 'bound', 'measured', ''], target_rows))
+    print(body)
     print(json.dumps(summary, indent=2))
     if write:
         basis = 'in CPU seconds' if args.ratio_basis == 'cpu' else 'in wall-clock seconds'
@@ -554,7 +577,7 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
                  '`ppoUpdateMemoryRatio2000` = official peak RSS / ours; `ppoUpdate*Seconds` are sasha-wsi CPU seconds; '
                  '`ppoUpdate20000PeakMB` its peak RSS).')
         write_results('vs-reference', 'sasha-wsi vs the official SASHA code, side by side',
-                      'nice -n 10 /usr/bin/python3 bench/vs_reference/run.py' + command_options(), body)
+                      f'nice -n {os.nice(0)} /usr/bin/python3 bench/vs_reference/run.py' + command_options(), body)
         with open(os.path.join(HERE, 'summary.json'), 'w') as f:
             json.dump(summary, f, indent=2)
             f.write('\n')
