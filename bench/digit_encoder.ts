@@ -30,24 +30,11 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, linear, tf, tfl, createRng, type Rng } from '../src/core/index.js';
-import {
-  CELL_GLASS,
-  CELL_MIMIC,
-  CELL_NORMAL,
-  CELL_TUMOUR,
-  DEFAULT_DIGIT_SLIDE_CONFIG,
-  partitionDigitBank,
-  paintDigitCell,
-  preprocessPatches,
-  randomStain,
-  renderDigitPatch,
-  scaleDigitBank,
-  type DigitBank,
-  type DigitCell,
-  type RgbImage,
-} from '../src/wsi/index.js';
-import { fileIO, loadMnistDigits, writeFileAtomic } from '../src/node/index.js';
+import { preprocessPatches, type RgbImage } from '../src/wsi/index.js';
+import { fileIO, loadMnistDigits } from '../src/node/index.js';
 import { table, writeResults } from './results.js';
+import { CELL_GLASS, CELL_MIMIC, CELL_NORMAL, CELL_TUMOUR, DEFAULT_DIGIT_SLIDE_CONFIG, partitionDigitBank, paintDigitCell, randomStain, renderDigitPatch, scaleDigitBank, type DigitBank, type DigitCell } from '../src/wsi/synthetic/digit_slide.js';
+import { writeFileAtomic } from '../src/node/io/file_io.js';
 
 /** Options of {@link trainDigitEncoder}. */
 export interface DigitEncoderOptions {

@@ -16,14 +16,25 @@
  * cohort and one training seed: this shows the commands work and what they print; the
  * multi-seed statistics belong to the policy benchmarks (`bench/digits_table.ts`).
  *
- * Run: `nice -n 10 npx tsx bench/digits_evaluation.ts [--dir bench/out/digits-eval] [--slides 60]
+ * `--cohort DIR` evaluates a cohort of `bench/digits_table.ts` instead of writing one (DIR holds
+ * `cohort/`, `tiles/` and `features/`, which are only read; the encoder is the one named in
+ * `features/extract.json`). Models already in `--dir`/model (e.g. a copy of that benchmark's
+ * HAFED, f_S and policies) are kept; only the missing ones are trained. `--train-budgets` lists
+ * the budgets whose policies are trained when missing (the sweep names the nearest trained
+ * policy for the others), `--sweep` the budgets evaluated, and `--no-ablate` leaves the ablation
+ * table to the policy benchmarks. The section of bench/RESULTS.md is `digits-evaluation`, or
+ * `digits-evaluation-<name of DIR>` with `--cohort`.
+ *
+ * Run: `nice -n 15 npx tsx bench/digits_evaluation.ts [--dir bench/out/digits-eval] [--slides 60]
  *   [--min-patches 60] [--max-patches 200] [--seed 0] [--hafed-epochs 30] [--hafed-lr 2e-3]
- *   [--tsu-epochs 200] [--policy-epochs 8] [--policy-lr 1e-4] [--encoder-epochs 8] [--no-record]`
+ *   [--tsu-epochs 200] [--policy-epochs 8] [--policy-lr 1e-4] [--encoder-epochs 8] [--cohort DIR]
+ *   [--train-budgets 0.05,0.1,0.2,0.3,0.5] [--sweep 0.05,0.1,0.2,0.3,0.5,1] [--no-ablate] [--no-record]`
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
-import { DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/index.js';
+import { basename, join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/synthetic/index.js';
 import { loadMnistDigits, writeDigitCohort } from '../src/node/index.js';
 import { ablateCommand } from '../src/node/cli/ablate.js';
 import { compressionCommand } from '../src/node/cli/compression.js';
@@ -49,18 +60,32 @@ const tsuEpochs = arg('tsu-epochs', '200');
 const policyEpochs = arg('policy-epochs', '8');
 const policyLr = arg('policy-lr', '1e-4');
 const encoderEpochs = Number(arg('encoder-epochs', '8'));
-const budgets = ['0.05', '0.1', '0.2', '0.3', '0.5'];
+const cohortFrom = process.argv.includes('--cohort') ? resolve(arg('cohort', '')) : undefined;
+const budgets = arg('train-budgets', '0.05,0.1,0.2,0.3,0.5').split(',').filter(Boolean);
+const sweepBudgets = arg('sweep', [...budgets, '1'].join(',')).split(',').filter(Boolean);
+const ablation = !process.argv.includes('--no-ablate');
 const record = !process.argv.includes('--no-record');
-const FIGURES = resolve(new URL('figures/digits-evaluation', import.meta.url).pathname);
+const section = cohortFrom ? `digits-evaluation-${basename(cohortFrom)}` : 'digits-evaluation';
+const FIGURES = resolve(new URL(`figures/${section}`, import.meta.url).pathname);
 const log = (m: string) => process.stderr.write(`[digits-eval ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
+// Stage times are kept in DIR/times.json, so that a rerun that finds a stage done still reports
+// the time the stage took when it ran.
+mkdirSync(dir, { recursive: true });
+const timesFile = join(dir, 'times.json');
+const recorded: Record<string, number> = existsSync(timesFile) ? (JSON.parse(readFileSync(timesFile, 'utf8')) as Record<string, number>) : {};
 const times: [string, string][] = [];
+const fmtTime = (s: number) => (s < 120 ? `${s.toFixed(0)} s` : `${(s / 60).toFixed(1)} min`);
 async function stage<T>(name: string, cached: boolean, run: () => Promise<T>): Promise<T> {
   log(`${name}${cached ? ' (cached)' : ''}...`);
   const t0 = performance.now();
   const out = await run();
   const s = (performance.now() - t0) / 1000;
-  times.push([name, cached ? 'cached' : s < 120 ? `${s.toFixed(0)} s` : `${(s / 60).toFixed(1)} min`]);
+  if (!cached) {
+    recorded[name] = s;
+    writeFileSync(timesFile, JSON.stringify(recorded, null, 2));
+  }
+  times.push([name, cached ? (recorded[name] !== undefined ? `${fmtTime(recorded[name])} (an earlier run)` : 'done earlier') : fmtTime(s)]);
   return out;
 }
 
@@ -70,10 +95,17 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const load0 = loadavg()[0];
   mkdirSync(dir, { recursive: true });
-  const encoderDir = join(dir, 'encoder');
-  const cohortDir = join(dir, 'cohort');
-  const tilesDir = join(dir, 'tiles');
-  const featDir = join(dir, 'features');
+  const root = cohortFrom ?? dir;
+  const cohortDir = join(root, 'cohort');
+  const tilesDir = join(root, 'tiles');
+  const featDir = join(root, 'features');
+  if (cohortFrom && !['cohort.json', 'split.json', 'labels.csv'].every((f) => existsSync(join(cohortDir, f)))) {
+    throw new Error(`--cohort ${cohortFrom}: expected a digit cohort of bench/digits_table.ts there (cohort/cohort.json, split.json, labels.csv).`);
+  }
+  // the cohort of another benchmark is only read: every stage that would write into it must be done
+  const missing = ['features/lr.h5', 'features/hr.h5', 'features/extract.json', 'tiles/tiling.json'].filter((f) => !existsSync(join(root, f)));
+  if (cohortFrom && missing.length) throw new Error(`--cohort ${cohortFrom}: missing ${missing.join(', ')}; run bench/digits_table.ts --data-only first.`);
+  const encoderDir = cohortFrom ? (JSON.parse(readFileSync(join(featDir, 'extract.json'), 'utf8')) as { encoder: string }).encoder : join(dir, 'encoder');
   const model = join(dir, 'model');
   const lrH5 = join(featDir, 'lr.h5');
   const hrH5 = join(featDir, 'hr.h5');
@@ -81,14 +113,21 @@ async function main(): Promise<void> {
 
   // 1. Encoder, slides, tiles, features.
   const encoderCached = existsSync(join(encoderDir, 'model.json'));
+  if (cohortFrom && !encoderCached) throw new Error(`--cohort ${cohortFrom}: the encoder '${encoderDir}' named in features/extract.json is gone.`);
   const encoder: DigitEncoderReport = await stage('train the encoder (bench/digit_encoder.ts)', encoderCached, async () =>
     encoderCached
       ? (JSON.parse(readFileSync(join(encoderDir, 'encoder.json'), 'utf8')) as { report: DigitEncoderReport }).report
       : trainDigitEncoder({ out: encoderDir, epochs: encoderEpochs, log }),
   );
   const cohortConfig = { ...DEFAULT_DIGIT_SLIDE_CONFIG, numSlides, minPatches, maxPatches };
-  const slidesCached = existsSync(join(cohortDir, 'cohort.json')) && existsSync(join(cohortDir, 'slides', `digits_${String(numSlides - 1).padStart(3, '0')}.tif`));
-  const files = await stage('write the slides (writeDigitCohort)', slidesCached, async () => writeDigitCohort(cohortDir, await loadMnistDigits(), cohortConfig));
+  const slidesCached = Boolean(cohortFrom) || (existsSync(join(cohortDir, 'cohort.json')) && existsSync(join(cohortDir, 'slides', `digits_${String(numSlides - 1).padStart(3, '0')}.tif`)));
+  const files = cohortFrom
+    ? { labels: join(cohortDir, 'labels.csv'), split: join(cohortDir, 'split.json'), manifest: join(cohortDir, 'cohort.json') }
+    : await stage('write the slides (writeDigitCohort)', slidesCached, async () => writeDigitCohort(cohortDir, await loadMnistDigits(), cohortConfig));
+  const cohortSummary = JSON.parse(readFileSync(files.manifest, 'utf8')) as {
+    config: { numSlides: number; minPatches: number; maxPatches: number };
+    slides: { id: string; label: number; tumourCells: number }[];
+  };
   const wsiFlags = ['--patch-size', '32', '--a-t', '0.5', '--a-h', '0.5'];
   const tiled = existsSync(join(tilesDir, 'tiling.json'));
   await stage('sasha tile', tiled, () => (tiled ? Promise.resolve(null) : sashaCli(['tile', join(cohortDir, 'slides'), '--out', tilesDir, '--level', '2', ...wsiFlags], 'tile')));
@@ -114,11 +153,9 @@ async function main(): Promise<void> {
   }
 
   // 3-6. The evaluation commands.
-  const ablate = await stage('sasha ablate --budget 0.2', false, () => sashaCli(['ablate', '--model', model, '--budget', '0.2', '--seed', seed], 'ablate'));
+  const ablate = ablation ? await stage('sasha ablate --budget 0.2', false, () => sashaCli(['ablate', '--model', model, '--budget', '0.2', '--seed', seed], 'ablate')) : undefined;
   const plots = join(dir, 'plots');
-  const sweep = await stage('sasha eval --budgets', false, () =>
-    sashaCli(['eval', '--model', model, '--budgets', [...budgets, '1'].join(','), '--plots', plots], 'eval sweep'),
-  );
+  const sweep = await stage('sasha eval --budgets', false, () => sashaCli(['eval', '--model', model, '--budgets', sweepBudgets.join(','), '--plots', plots], 'eval sweep'));
   const compression = await stage('sasha compression', false, () => sashaCli(['compression', '--model', model, '--subset', 'test'], 'compression'));
   const heatmaps = join(dir, 'heatmaps');
   const interpret = await stage('sasha interpret', false, () =>
@@ -127,40 +164,64 @@ async function main(): Promise<void> {
 
   // The record: each command's printed table, and the figures.
   mkdirSync(FIGURES, { recursive: true });
-  copyFileSync(join(plots, 'accuracy_ece_vs_budget.svg'), join(FIGURES, 'accuracy_ece_vs_budget.svg'));
-  copyFileSync(join(plots, 'reliability_f0.2.svg'), join(FIGURES, 'reliability_f0.2.svg'));
-  const heat = (interpret.result!.heatmaps as string[]).find((h) => h.includes('/learned/'));
-  if (heat) copyFileSync(heat, join(FIGURES, 'heatmap_learned.png'));
-  const summary = JSON.parse(readFileSync(files.manifest, 'utf8')) as { slides: { label: number }[] };
+  const fig = (name: string) => `figures/${section}/${name}`;
+  for (const f of ['accuracy_ece_vs_budget', 'reliability_f0.2']) {
+    for (const ext of ['svg', 'png']) if (existsSync(join(plots, `${f}.${ext}`))) copyFileSync(join(plots, `${f}.${ext}`), join(FIGURES, `${f}.${ext}`));
+  }
+  // the figure: the learned policy's heatmap of the slide with the most tumour among those drawn
+  const tumourCells = new Map(cohortSummary.slides.map((x) => [x.id, x.tumourCells] as const));
+  const slideOf = (h: string) => basename(h, '.png');
+  const heat = (interpret.result!.heatmaps as string[])
+    .filter((h) => h.includes('/learned/'))
+    .sort((a, b) => (tumourCells.get(slideOf(b)) ?? 0) - (tumourCells.get(slideOf(a)) ?? 0))[0];
+  // a palette PNG keeps the figure small in the repository
+  if (heat) await sharp(heat).png({ palette: true, quality: 90 }).toFile(join(FIGURES, 'heatmap_learned.png'));
   const split = JSON.parse(readFileSync(files.split, 'utf8')) as { train_names: string[]; val_names: string[]; test_names: string[] };
+  const m = manifest() as {
+    hafed: { train: { epochs: number; lr: number } };
+    tsu: { train: { epochs: number } };
+    policies: Record<string, { epochs: number; ppo: { actorLearningRate: number } }>;
+  };
+  const trained = Object.keys(m.policies).filter((b) => !b.includes('-'));
+  const c = cohortSummary.config;
   const body = [
-    `Cohort: ${numSlides} digit slides (N ${minPatches}-${maxPatches} patches of 32 px at level 2, k = 16), ` +
-      `${summary.slides.filter((s) => s.label === 1).length} positive; split ${split.train_names.length} / ${split.val_names.length} / ${split.test_names.length}. ` +
+    `Cohort${cohortFrom ? ` ${basename(cohortFrom)} of bench/digits_table.ts` : ''}: ${c.numSlides} digit slides (N ${c.minPatches}-${c.maxPatches} patches of 32 px at level 2, k = 16), ` +
+      `${cohortSummary.slides.filter((s) => s.label === 1).length} positive; split ${split.train_names.length} / ${split.val_names.length} / ${split.test_names.length}. ` +
       `Encoder d = ${encoder.dim} (9 vs 4: ${encoder.tumourVsMimicHighRes.toFixed(3)} at high res, ${encoder.tumourVsMimicLowRes.toFixed(3)} at low res, unseen digits). ` +
-      `Training seed ${seed}: HAFED ${hafedEpochs} epochs (peak lr ${hafedLr}), f_S ${tsuEpochs} epochs, PPO ${policyEpochs} epochs (lr ${policyLr}) per budget ${budgets.join(', ')}; ` +
-      'the ablated models were trained by `sasha ablate` with the same flags and one change each. One cohort and one seed: this records what the commands print; ' +
-      'the intervals over cohort seeds come from the policy benchmarks.',
+      `Training seed ${seed}: HAFED ${m.hafed.train.epochs} epochs (peak lr ${m.hafed.train.lr}), f_S ${m.tsu.train.epochs} epochs, PPO ` +
+      trained.map((b) => `${m.policies[b].epochs} epochs (lr ${m.policies[b].ppo.actorLearningRate}) at f = ${b}`).join(', ') +
+      (cohortFrom ? ' (the models of that benchmark where it trained them, copied; the others trained here)' : '') +
+      (ablate ? '; the ablated models were trained by `sasha ablate` with the same flags and one change each' : '') +
+      '. One cohort and one seed: this records what the commands print; the intervals over cohort seeds come from the policy benchmarks' +
+      (ablate ? '' : ', which also hold the ablation table') +
+      '.',
     '',
-    `\`sasha ablate --model ${'$'}MODEL --budget 0.2\` (p: SASHA against the row on the same test slides; McNemar exact on correctness, paired bootstrap of the AUC):`,
-    '',
-    fence(ablateCommand.render!(ablate.result!) ?? ''),
-    '',
-    `\`sasha eval --model ${'$'}MODEL --budgets ${[...budgets, '1'].join(',')} --plots plots\`:`,
+    ...(ablate
+      ? [
+          `\`sasha ablate --model ${'$'}MODEL --budget 0.2\` (p: SASHA against the row on the same test slides; McNemar exact on correctness, paired bootstrap of the AUC):`,
+          '',
+          fence(ablateCommand.render!(ablate.result!) ?? ''),
+          '',
+        ]
+      : []),
+    `\`sasha eval --model ${'$'}MODEL --budgets ${sweepBudgets.join(',')} --plots plots\`:`,
     '',
     fence(evalCommand.render!(sweep.result!)?.split('\nplots:')[0] ?? ''),
     '',
-    '![accuracy and ECE against the budget](figures/digits-evaluation/accuracy_ece_vs_budget.svg)',
-    '![reliability diagram at f = 0.2](figures/digits-evaluation/reliability_f0.2.svg)',
+    `![accuracy and ECE against the budget](${fig('accuracy_ece_vs_budget.svg')})`,
+    `![reliability diagram at f = 0.2](${fig('reliability_f0.2.svg')})`,
+    '',
+    `(PNG versions: ${fig('accuracy_ece_vs_budget.png')}, ${fig('reliability_f0.2.png')}.)`,
     '',
     `\`sasha compression --model ${'$'}MODEL --subset test\`:`,
     '',
     fence(compressionCommand.render!(compression.result!) ?? ''),
     '',
-    `\`sasha interpret --model ${'$'}MODEL --budget 0.2 --annotations cohort/truth --slides cohort/slides --heatmaps heatmaps\` (the digit slides' truth files are the annotations):`,
+    `\`sasha interpret --model ${'$'}MODEL --budget 0.2 --annotations cohort/truth --slides cohort/slides --heatmaps heatmaps\` (the digit slides' truth files are the annotations; attention: HAFED's with every patch at high resolution):`,
     '',
     fence(interpretCommand.render!(interpret.result!) ?? ''),
     '',
-    ...(heat ? ['![heatmap of the learned policy on a positive test slide, tumour cells outlined in green](figures/digits-evaluation/heatmap_learned.png)', ''] : []),
+    ...(heat ? [`![heatmap of the learned policy on ${slideOf(heat)} (final-state attention, zoomed patches numbered in visit order, tumour cells outlined in green)](${fig('heatmap_learned.png')})`, ''] : []),
     'Time per stage:',
     '',
     '| stage | time |',
@@ -172,8 +233,12 @@ async function main(): Promise<void> {
   console.log(body);
   console.log('\n' + encoderTable(encoder));
   if (record) {
-    const cmd = `nice -n 10 npx tsx bench/digits_evaluation.ts ${process.argv.slice(2).join(' ')}`.trim();
-    writeResults('digits-evaluation', "The paper's evaluation with the CLI on a small digit cohort (ablate, budget sweep, compression, interpretability)", cmd, 'wasm', body);
+    const cmd = `nice -n 15 npx tsx bench/digits_evaluation.ts ${process.argv.slice(2).join(' ')}`.trim();
+    writeResults(
+      section,
+      cohortFrom
+        ? `The paper's evaluation with the CLI on digit cohort ${basename(cohortFrom)} (budget sweep, compression, interpretability)`
+        : "The paper's evaluation with the CLI on a small digit cohort (ablate, budget sweep, compression, interpretability)", cmd, 'wasm', body);
   }
 }
 

@@ -9,12 +9,13 @@
  * Run: npx tsx bench/env_speed.ts [--steps K]
  */
 import { initBackend, tf, createRng } from '../src/core/index.js';
-import { NaiveWsiEnv, WsiEnv, type WsiEnvOptions } from '../src/mdp/index.js';
+import { WsiEnv, type WsiEnvOptions } from '../src/mdp/index.js';
 import { StateMlp } from '../src/tsu/index.js';
 import { Hafed } from '../src/hafed/index.js';
 import { clusteredFeatures } from '../test/mdp/stand_in_classifier.js';
 import os from 'node:os';
 import { median, table, writeResults } from './results.js';
+import { NaiveWsiEnv } from '../src/mdp/naive_wsi_env.js';
 
 const SIZES = [1000, 3000, 10000];
 const D = 384;

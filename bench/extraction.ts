@@ -25,7 +25,6 @@ import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf } from '../src/core/index.js';
 import {
-  batchStarts,
   builtinEncoder,
   encodePatches,
   extractFeatures,
@@ -41,6 +40,7 @@ import { openSlideInWorker } from '../src/node/worker_slide_source.js';
 import { writeSyntheticSlide } from '../src/node/synthetic_slide.js';
 import { loadOnnxEncoder } from '../src/node/onnx_encoder.js';
 import { median, table, writeResults } from './results.js';
+import { batchStarts } from '../src/wsi/extract.js';
 
 const { values } = parseArgs({
   options: {

@@ -11,10 +11,10 @@
  */
 import { parseArgs } from 'node:util';
 import { initBackend, tf, DataError, type SlideBag, type SlideDataset, type SlidePart } from '../src/core/index.js';
-import { SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, resolveSyntheticConfig, type SyntheticPresetName } from '../src/wsi/index.js';
 import { DEFAULT_HAFED_TRAIN_CONFIG, evaluateHafed, trainHafed, type HafedInput } from '../src/hafed/index.js';
 import { meanStd } from '../src/eval/index.js';
 import { table, writeResults } from './results.js';
+import { SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, resolveSyntheticConfig, type SyntheticPresetName } from '../src/wsi/synthetic/features.js';
 
 const { values } = parseArgs({
   options: {

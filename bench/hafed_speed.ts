@@ -11,10 +11,11 @@
  * Run: npx tsx bench/hafed_speed.ts [--reps 3] [--dim 384] [--k 16]
  */
 import { parseArgs } from 'node:util';
-import { createRng, initBackend, setMatMulGradMode, tf, InMemoryDataset, type SlideBag } from '../src/core/index.js';
+import { createRng, initBackend, tf, InMemoryDataset, type SlideBag } from '../src/core/index.js';
 import { setAttentionGradMode } from '../src/core/gated_attention.js';
 import { Hafed, hafedLoss, trainHafed } from '../src/hafed/index.js';
 import { median, table, writeResults } from './results.js';
+import { setMatMulGradMode } from '../src/core/ops.js';
 
 const { values } = parseArgs({
   options: {

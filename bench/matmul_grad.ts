@@ -7,8 +7,9 @@
  *
  * Run: npx tsx bench/matmul_grad.ts [reps]
  */
-import { initBackend, linear, matMul, setMatMulGradMode, tf, type MatMulGradMode } from '../src/core/index.js';
+import { initBackend, linear, matMul, tf } from '../src/core/index.js';
 import { median, table, writeResults } from './results.js';
+import { setMatMulGradMode, type MatMulGradMode } from '../src/core/ops.js';
 
 const REPS = Number(process.argv[2] ?? 7);
 const D = 384;

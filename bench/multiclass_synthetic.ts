@@ -14,8 +14,6 @@
 import {
   ActorCriticPolicy,
   RandomPolicy,
-  SYNTHETIC_PRESETS,
-  SyntheticDataset,
   TopAttentionPolicy,
   bootstrapInterval,
   comparePredictions,
@@ -29,6 +27,7 @@ import {
   trainSasha,
   type SashaEvaluation,
 } from '../src/index.js';
+import { SYNTHETIC_PRESETS, SyntheticDataset } from '../src/wsi/synthetic/index.js';
 import { table, writeResults } from './results.js';
 
 function arg(name: string, fallback: string): string {

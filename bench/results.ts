@@ -27,8 +27,24 @@ export function machineLine(backend: string): string {
  * @param body markdown with the figures (tables).
  */
 export function writeResults(name: string, title: string, command: string, backend: string, body: string): void {
-  const start = `<!-- bench:${name} -->`;
-  const end = `<!-- /bench:${name} -->`;
+  writeSection({ file: FILE, tag: 'bench', header: HEADER }, name, title, command, backend, body);
+}
+
+/**
+ * Replaces (or appends) the section `name` of a markdown file whose sections are delimited by
+ * `<!-- TAG:name -->` and `<!-- /TAG:name -->` (bench/RESULTS.md, docs/reliability.md).
+ * @param doc the file, the tag of its markers, and the text a new file starts with.
+ */
+export function writeSection(
+  doc: { file: string; tag: string; header: string },
+  name: string,
+  title: string,
+  command: string,
+  backend: string,
+  body: string,
+): void {
+  const start = `<!-- ${doc.tag}:${name} -->`;
+  const end = `<!-- /${doc.tag}:${name} -->`;
   const section = [
     start,
     `## ${title}`,
@@ -39,12 +55,12 @@ export function writeResults(name: string, title: string, command: string, backe
     body.trim(),
     end,
   ].join('\n');
-  const text = existsSync(FILE) ? readFileSync(FILE, 'utf8') : HEADER;
+  const text = existsSync(doc.file) ? readFileSync(doc.file, 'utf8') : doc.header;
   const i = text.indexOf(start);
   const j = text.indexOf(end);
   const next = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : text.trimEnd() + '\n\n' + section + '\n';
-  writeFileSync(FILE + '.tmp', next);
-  renameSync(FILE + '.tmp', FILE);
+  writeFileSync(doc.file + '.tmp', next);
+  renameSync(doc.file + '.tmp', doc.file);
 }
 
 /** Formats a markdown table. */

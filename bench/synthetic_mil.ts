@@ -11,8 +11,8 @@
  * learns U within a few epochs.
  */
 import { createRng, initBackend, linear, matMul, tf } from '../src/core/index.js';
-import { resolveSyntheticConfig, SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, type SyntheticPresetName } from '../src/wsi/index.js';
 import { table, writeResults } from './results.js';
+import { resolveSyntheticConfig, SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, type SyntheticPresetName } from '../src/wsi/synthetic/features.js';
 
 const preset = (process.argv[2] ?? 'small') as SyntheticPresetName;
 const numSlides = Number(process.argv[3] ?? 180);

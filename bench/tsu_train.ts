@@ -9,8 +9,8 @@
 import { InMemoryDataset, initBackend, subsetDataset, type SlideBag } from '../src/core/index.js';
 import { trainHafed } from '../src/hafed/index.js';
 import { trainTsu } from '../src/tsu/index.js';
-import { SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticPresetName } from '../src/wsi/index.js';
 import { table, writeResults } from './results.js';
+import { SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticPresetName } from '../src/wsi/synthetic/features.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

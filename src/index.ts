@@ -1,39 +1,361 @@
 /**
  * sasha-wsi: SASHA (Sequential Attention-based Sampling for Histopathological Analysis) on
- * TensorFlow.js.
+ * TensorFlow.js. Browser-safe; the parts that need Node are in `sasha-wsi/node`.
+ *
+ * This entry holds what most programs use. More parts are in the subpaths:
+ * `sasha-wsi/core` (ops, gated-attention scores, saving and checkpoints, PyTorch checkpoints),
+ * `sasha-wsi/wsi`, `sasha-wsi/hafed`, `sasha-wsi/tsu`, `sasha-wsi/mdp`, `sasha-wsi/ppo`,
+ * `sasha-wsi/pipeline` (every public part of each component), `sasha-wsi/synthetic` (synthetic
+ * cohorts and slides) and `sasha-wsi/node`.
  *
  * Sections:
- * 1. Core: backends, ops, optimisers, errors, config, random numbers, the data contract.
- * 2. Slides and features: slide sources (TIFF / SVS, in-memory), tissue segmentation, patch grids,
- *    patch encoders, feature extraction, synthetic slides and synthetic feature cohorts.
- * 3. Evaluation: classification metrics.
- * 4. HAFED: multi-branch attention, the two stages, losses, model, trainer.
- * 5. TSU: the targeted state update, the f_S network and its trainer.
- * 6. MDP: the environment interface, the WSI environment, vector env, checkEnv.
- * 7. PPO: the zoom policy (actor-critic), GAE, the event-sourced update, the trainer, baselines.
+ * 1. Core: tfjs, backends, errors, random numbers, AdamW, the data contract, checkpoints.
+ * 2. Evaluation: classification metrics and statistics, compression ratio, interpretability.
+ * 3. Slides and features: slide sources, tissue, patch grids, encoders, extraction.
+ * 4. HAFED: the model, its trainer and evaluation.
+ * 5. TSU: the targeted state update, f_S and its trainer.
+ * 6. MDP: the WSI environment, a vector env, checkEnv.
+ * 7. PPO: the zoom policy, baselines, GAE, the trainer, callbacks and loggers.
+ * 8. Pipeline: the staged recipe, evaluation at a budget, the model bundle (loaded from URLs,
+ *    picked files or a directory), inference on slides with heatmaps, import of the official
+ *    checkpoints.
  *
  * @packageDocumentation
  */
 
-// Core
-export * from './core/index.js';
+// 1. Core
+export {
+  tf,
+  VERSION,
+  initBackend,
+  SashaError,
+  ValueError,
+  ShapeError,
+  DataError,
+  StateError,
+  Rng,
+  createRng,
+  AdamW,
+  clipByGlobalNorm,
+  halfCosineLr,
+  InMemoryDataset,
+  subsetDataset,
+  parseSplit,
+  disposeBag,
+  validateBag,
+  MemoryCheckpointStore,
+  prefixedStore,
+  type BackendName,
+  type InitBackendOptions,
+  type AdamWConfig,
+  type HalfCosineSchedule,
+  type SlideBag,
+  type SlidePart,
+  type SlideDataset,
+  type SlideSplit,
+  type SplitSubset,
+  type BagExpectations,
+  type ProgressEvent,
+  type ProgressCallback,
+  type IOTarget,
+  type CheckpointStore,
+  modelFilesFromUrl,
+  modelFilesFromPicked,
+  type ModelFiles,
+  type PickedFile,
+} from './core/index.js';
 
-// Slides and features
-export * from './wsi/index.js';
+// 2. Evaluation
+export {
+  accuracy,
+  balancedAccuracy,
+  confusionMatrix,
+  f1Score,
+  binaryAuc,
+  rocAuc,
+  perClassAuc,
+  reliabilityBins,
+  expectedCalibrationError,
+  classificationMetrics,
+  meanStd,
+  bootstrapInterval,
+  mcnemarExact,
+  pairedBootstrapAuc,
+  mannWhitneyU,
+  comparePredictions,
+  lineChartSvg,
+  reliabilityDiagramSvg,
+  compressionRatio,
+  cohortCompression,
+  zoomInterpretability,
+  type CompressionReport,
+  type SlideStorageShape,
+  type ZoomedSlide,
+  type ZoomInterpretability,
+  type ZoomComparison,
+  type PatchGroupSummary,
+  type ClassificationMetrics,
+  type F1Options,
+  type ProbabilityRows,
+  type BootstrapOptions,
+  type Interval,
+  type McNemarResult,
+  type PairedBootstrapAucOptions,
+  type PairedAucComparison,
+  type MannWhitneyResult,
+  type Scores,
+  type ReliabilityBin,
+  type PairedComparison,
+  type LineSeries,
+  type LineChartOptions,
+  type ReliabilityDiagramOptions,
+} from './eval/index.js';
 
-// Evaluation
-export * from './eval/index.js';
+// 3. Slides and features
+export {
+  InMemorySlideSource,
+  TiffSlideSource,
+  segmentTissue,
+  DEFAULT_TISSUE_CONFIG,
+  TISSUE_PRESETS,
+  patchGrid,
+  subPatchCoords,
+  DEFAULT_PATCH_GRID_CONFIG,
+  extractFeatures,
+  extractCohort,
+  MemoryFeatureSink,
+  DEFAULT_EXTRACT_CONFIG,
+  encodePatches,
+  preprocessPatches,
+  builtinEncoder,
+  functionEncoder,
+  layersModelEncoder,
+  graphModelEncoder,
+  onnxEncoder,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  type SlideSource,
+  type SlideLevel,
+  type RgbImage,
+  type InMemorySlideOptions,
+  type TiffSlideOptions,
+  type TissueConfig,
+  type TissueSegmentation,
+  type PatchGrid,
+  type PatchGridConfig,
+  type SubPatches,
+  type ExtractConfig,
+  type ExtractOptions,
+  type SlideFeatures,
+  type FeatureSink,
+  type CohortSlide,
+  type CohortExtractOptions,
+  type CohortExtractResult,
+  type PatchEncoder,
+  type Normalization,
+  type PreprocessOptions,
+  type EncoderOptions,
+  type FunctionEncoderOptions,
+  type GraphModelEncoderOptions,
+  type BuiltinEncoderConfig,
+  type OnnxEncoderOptions,
+  type OnnxPatchEncoder,
+} from './wsi/index.js';
 
-// HAFED
-export * from './hafed/index.js';
+// 4. HAFED
+export {
+  Hafed,
+  trainHafed,
+  evaluateHafed,
+  predictHafed,
+  hafedLoss,
+  DEFAULT_HAFED_CONFIG,
+  DEFAULT_HAFED_TRAIN_CONFIG,
+  type HafedConfig,
+  type HafedTrainConfig,
+  type HafedInput,
+  type HafedOutput,
+  type HafedLosses,
+  type HafedPrediction,
+  type HafedEpochLog,
+  type HafedBest,
+  type TrainHafedOptions,
+  type TrainHafedResult,
+  type HafedTrainCallbacks,
+  type HafedStepInfo,
+  type EvaluateHafedOptions,
+  type SlidePrediction,
+} from './hafed/index.js';
 
-// TSU
-export * from './tsu/index.js';
+// 5. TSU
+export {
+  StateMlp,
+  trainTsu,
+  targetedStateUpdate,
+  globalStateUpdate,
+  createTsuState,
+  similarSet,
+  computeStateUpdate,
+  applyStateUpdate,
+  DEFAULT_TSU_CONFIG,
+  DEFAULT_TRAIN_TSU_CONFIG,
+  type TsuState,
+  type TsuConfig,
+  type StateUpdateNet,
+  type StateUpdateMode,
+  type StateUpdateResult,
+  type StateMlpArgs,
+  type TrainTsuConfig,
+  type TrainTsuOptions,
+  type TrainTsuResult,
+  type TsuEpochRecord,
+} from './tsu/index.js';
 
-// MDP
-export * from './mdp/index.js';
-// PPO
-export * from './ppo/index.js';
+// 6. MDP
+export {
+  WsiEnv,
+  SyncVectorEnv,
+  Discrete,
+  checkEnv,
+  EnvCheckError,
+  budgetSteps,
+  DEFAULT_WSI_ENV_CONFIG,
+  type Env,
+  type Space,
+  type ResetOptions,
+  type ResetResult,
+  type StepResult,
+  type StateClassifier,
+  type WsiEnvConfig,
+  type WsiEnvOptions,
+  type WsiInfo,
+  type WsiObservation,
+  type VectorResetResult,
+  type VectorStepResult,
+  type AutoresetMode,
+  type CheckEnvOptions,
+  type CheckEnvReport,
+} from './mdp/index.js';
 
-// Pipeline
-export * from './pipeline/index.js';
+// 7. PPO
+export {
+  PPO,
+  ActorCritic,
+  ActorCriticPolicy,
+  RandomPolicy,
+  TopAttentionPolicy,
+  GreedyAttentionPolicy,
+  selectFromLogits,
+  playEpisode,
+  computeGae,
+  normalizeAdvantages,
+  explainedVariance,
+  RolloutBuffer,
+  runPpoUpdate,
+  DEFAULT_PPO_CONFIG,
+  DEFAULT_ACTOR_CRITIC_CONFIG,
+  PPO_PRESETS,
+  PPO_METRICS,
+  MemoryLogger,
+  LineLogger,
+  checkpointCallback,
+  evalCallback,
+  earlyStopOnReward,
+  type PpoConfig,
+  type PpoOptions,
+  type LearnOptions,
+  type PredictOptions,
+  type PpoLoadOptions,
+  type UpdateMetrics,
+  type ActorCriticConfig,
+  type ZoomEnv,
+  type ZoomEnvProvider,
+  type ZoomObservation,
+  type ZoomStepChanges,
+  type ZoomStepResult,
+  type ZoomResetResult,
+  type ZoomPolicy,
+  type ActionChoice,
+  type SelectOptions,
+  type SelectionMode,
+  type GaeInput,
+  type GaeOutput,
+  type PlayEpisodeOptions,
+  type EpisodeResult,
+  type TrainerCallback,
+  type CallbackContext,
+  type StepContext,
+  type UpdateContext,
+  type Logger,
+  type LoggedValue,
+} from './ppo/index.js';
+
+// 8. Pipeline
+export {
+  trainSasha,
+  trainPolicy,
+  evaluateSasha,
+  evaluateFullResolution,
+  makePolicy,
+  POLICY_NAMES,
+  SashaModel,
+  analyzeSlide,
+  analysisToJson,
+  heatmapDataFromJson,
+  renderHeatmap,
+  loadSashaModelFrom,
+  withAggregated,
+  hafedFromReference,
+  stateMlpFromReference,
+  actorCriticFromReference,
+  runAblation,
+  ABLATION_ROWS,
+  SASHA_PRESETS,
+  sashaPreset,
+  presetConfig,
+  summarizeEvaluation,
+  SASHA_STAGES,
+  DEFAULT_POLICY_EPOCHS,
+  DEFAULT_POLICY_RECIPE,
+  DEFAULT_ANALYZE_SLIDE_CONFIG,
+  DEFAULT_HEATMAP_CONFIG,
+  type SashaStage,
+  type TrainSashaConfig,
+  type TrainSashaOptions,
+  type TrainSashaResult,
+  type TrainPolicyOptions,
+  type TrainPolicyResult,
+  type PolicyRecipe,
+  type PolicyRecipeName,
+  type PolicyEpochLog,
+  type PolicyName,
+  type EvaluateSashaOptions,
+  type SashaEvaluation,
+  type SashaSlideResult,
+  type SashaModelInfo,
+  type AnalyzeMode,
+  type AnalyzeSlideConfig,
+  type AnalyzeSlideOptions,
+  type SlideAnalysis,
+  type SlideAnalysisJson,
+  type AnalysisPrediction,
+  type AnalyzeTimings,
+  type AnalyzeCounts,
+  type AnalyzeEvent,
+  type LoadSashaModelOptions,
+  type ModelManifest,
+  type Heatmap,
+  type HeatmapConfig,
+  type HeatmapColormap,
+  type HeatmapData,
+  type AggregatedDataset,
+  type ReferenceCheckpointSource,
+  type ReferenceImportInfo,
+  type HafedFromReferenceOptions,
+  type SashaPreset,
+  type SashaPresetName,
+  type AblationRowName,
+  type AblationRow,
+  type AblationResult,
+  type RunAblationOptions,
+} from './pipeline/index.js';

@@ -4,6 +4,9 @@
  * that its peak RSS is its own. Prints one JSON line.
  *
  * Tasks:
+ * - `gemm`: HAFED stage 1's two matrix products at N patches (R = N k rows), the gate
+ *   pre-activations [R, d] x [d, 2 D] and the kernel gradient [d, R] x [R, 2 D] (as our training
+ *   step forms it: the transpose of U, then the product), on the backend's own matMul;
  * - `hafed-train`: {@link hafedTrainStep} (forward in training mode, the losses, gradients, one
  *   AdamW step), the learning rate set from the half-cosine schedule as `trainHafed` does;
  * - `hafed-infer`: `Hafed.predict` (stage 1 and stage 2, evaluation mode) and the probabilities;
@@ -170,7 +173,24 @@ async function main(): Promise<void> {
   const backend = await initBackend('wasm');
   const out: Out = { task, n, backend, seconds: [], cpuSeconds: [] };
 
-  if (task === 'hafed-train' || task === 'hafed-infer') {
+  if (task === 'gemm') {
+    const rows = n * shared.k;
+    const rng = createRng(shared.seed);
+    const random = (r: number, c: number) => tf.tensor2d(Float32Array.from({ length: r * c }, () => rng.normal()), [r, c]);
+    const x = random(rows, d);
+    const w = random(d, 256);
+    const g = random(rows, 256);
+    const products = () =>
+      tf.tidy(() => {
+        const y = tf.matMul(x, w);
+        const dw = tf.matMul(tf.transpose(x) as tf.Tensor2D, g);
+        return y.dataSync()[0] + dw.dataSync()[0];
+      });
+    products();
+    await timed(out, products);
+    out.flops = 2 * 2 * rows * d * 256;
+    tf.dispose([x, w, g]);
+  } else if (task === 'hafed-train' || task === 'hafed-infer') {
     const hafed = loadHafed();
     // with --workers, stage 1 is split over this thread and the worker threads
     const pool = workerCount > 0 ? await createHafedWorkerPool(workerCount) : null;

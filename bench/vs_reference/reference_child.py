@@ -36,7 +36,7 @@ import numpy as np
 
 def parse_args():
     p = argparse.ArgumentParser()
-    p.add_argument('task', choices=['prepare', 'hafed-train', 'hafed-infer', 'episode', 'ppo'])
+    p.add_argument('task', choices=['prepare', 'gemm', 'hafed-train', 'hafed-infer', 'episode', 'ppo'])
     p.add_argument('--work', required=True, help='directory with the inputs written by run.py')
     p.add_argument('--reference', required=True, help='checkout of github.com/coglabiisc/SASHA')
     p.add_argument('--n', type=int, default=0)
@@ -122,7 +122,30 @@ def main():
 
     torch.manual_seed(0)
 
-    if args.task in ('hafed-train', 'hafed-infer'):
+    if args.task == 'gemm':
+        # HAFED stage 1's two products at N patches (R = N k rows): the gate pre-activations
+        # U W, [R, d] x [d, 2 D], and the kernel gradient U^T dH, [d, R] x [R, 2 D]
+        gen = torch.Generator().manual_seed(shared['seed'])
+        rows = args.n * shared['k']
+        x = torch.randn(rows, d, generator=gen)
+        w = torch.randn(d, 256, generator=gen)
+        g = torch.randn(rows, 256, generator=gen)
+
+        def products():
+            y = x @ w
+            dw = x.t() @ g
+            return float(y[0, 0] + dw[0, 0])
+
+        products()
+        for _ in range(args.reps):
+            c0 = cpu_seconds()
+            t0 = time.perf_counter()
+            products()
+            out['seconds'].append(time.perf_counter() - t0)
+            out['cpuSeconds'].append(cpu_seconds() - c0)
+        out['flops'] = 2 * 2 * rows * d * 256
+
+    elif args.task in ('hafed-train', 'hafed-infer'):
         hafed = build_hafed()
         u = torch.from_numpy(read_array(work, f'u_{args.n}'))[None]  # [1, N, k, d]
         warm = torch.from_numpy(read_array(work, 'u_warmup'))[None]

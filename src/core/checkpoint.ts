@@ -13,7 +13,7 @@
  * @packageDocumentation
  */
 import { tf } from './tf.js';
-import { DataError, StateError, ValueError } from './errors.js';
+import { DataError, StateError, ValueError, quoteValue } from './errors.js';
 import { decodeArtifacts, encodeArtifacts, pickPrefixed, type ArtifactFormat } from './io.js';
 import type { AdamW } from './optim.js';
 import { createRng, type Rng } from './random.js';
@@ -207,9 +207,9 @@ export function checkResume(
   const keys = Object.keys(saved.resume ?? {});
   const differ: string[] = [];
   for (const k of keys) {
-    const a = JSON.stringify(saved.resume?.[k] ?? null);
-    const b = JSON.stringify(current.resume[k] ?? null);
-    if (a !== b) differ.push(`${k} (checkpoint: ${short(a)}; now: ${short(b)})`);
+    const was = saved.resume?.[k] ?? null;
+    const now = current.resume[k] ?? null;
+    if (!sameJson(was, now)) differ.push(`${k} (checkpoint: ${quoteValue(was, 200)}; now: ${quoteValue(now, 200)})`);
   }
   if (differ.length > 0) {
     throw new ValueError(
@@ -222,8 +222,13 @@ export function checkResume(
   }
 }
 
-function short(json: string): string {
-  return json.length > 200 ? `${json.slice(0, 200)}...` : json;
+/** Whether two values have the same JSON (false when one is nested too deeply to serialise: a damaged file). */
+function sameJson(a: unknown, b: unknown): boolean {
+  try {
+    return JSON.stringify(a) === JSON.stringify(b);
+  } catch {
+    return false;
+  }
 }
 
 /** What {@link encodeTrainingCheckpoint} writes. @category Persistence */

@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-import { ValueError } from './errors.js';
+import { quoteValue, ValueError } from './errors.js';
 
 /** A check run on the merged config; it throws a {@link ValueError} naming the bad key. */
 export type ConfigCheck<T> = (config: T) => void;
@@ -67,7 +67,7 @@ export function checkNumber<T>(
     (opts.integer && !Number.isInteger(v)) ||
     (opts.min !== undefined && (opts.minExclusive ? v <= opts.min : v < opts.min)) ||
     (opts.max !== undefined && (opts.maxExclusive ? v >= opts.max : v > opts.max));
-  if (bad) throw new ValueError(`Expected ${name}.${key} to be ${what}, but got ${String(v)}.`);
+  if (bad) throw new ValueError(`Expected ${name}.${key} to be ${what}, but got ${quoteValue(v)}.`);
 }
 
 /** Checks that `config[key]` is one of `allowed`. */
@@ -75,7 +75,7 @@ export function checkOneOf<T>(name: string, config: T, key: keyof T & string, al
   const v = config[key] as unknown;
   if (!allowed.includes(v)) {
     throw new ValueError(
-      `Expected ${name}.${key} to be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, but got ${JSON.stringify(v)}.`,
+      `Expected ${name}.${key} to be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, but got ${quoteValue(v)}.`,
     );
   }
 }

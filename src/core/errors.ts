@@ -66,3 +66,21 @@ export function assert(
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
+
+/**
+ * Quotes a value read from a user's file or config for an error message: JSON, at most
+ * `maxLength` characters (longer text ends in `...`), numbers as written (`NaN`, `Infinity`),
+ * and values nested too deeply to print (hostile input) named instead of overflowing the stack.
+ * @internal
+ */
+export function quoteValue(value: unknown, maxLength = 60): string {
+  if (typeof value === 'number' || typeof value === 'bigint' || value === undefined) return String(value);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return 'a value nested too deeply to print';
+  }
+  if (text === undefined) return typeof value;
+  return text.length > maxLength ? `${text.slice(0, maxLength - 3)}...` : text;
+}

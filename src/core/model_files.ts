@@ -8,7 +8,7 @@
  * @packageDocumentation
  */
 import { tf } from './tf.js';
-import { DataError } from './errors.js';
+import { DataError, quoteValue } from './errors.js';
 
 /**
  * Read access to the files of one model directory, by path relative to it (`'sasha.json'`,
@@ -45,6 +45,90 @@ export function normalizeModelPath(path: string): string {
 function joinModelPath(dir: string, path: string): string {
   return normalizeModelPath(dir === '' ? path : `${dir}/${path}`);
 }
+
+/**
+ * Checks a path read from a file of a model directory (a component path in `sasha.json`, a
+ * weights path in `model.json`): a non-empty relative path that stays inside the folder it is
+ * relative to (no absolute path, no drive letter, no `..` that leaves the folder).
+ * @param what how the path is named in messages (`'weights path'`).
+ * @param where the file it was read from.
+ * @returns the path with `.` and inner `..` resolved.
+ * @throws DataError naming the path and the file.
+ * @example
+ * ```ts
+ * checkModelPath('hafed', 'HAFED path', 'sasha.json');            // 'hafed'
+ * checkModelPath('../../etc/passwd', 'weights path', 'model.json'); // throws DataError
+ * ```
+ * @category Utils
+ */
+export function checkModelPath(rel: unknown, what: string, where: string): string {
+  const refuse = (why: string) =>
+    new DataError(`The ${what} '${String(rel)}' in '${where}' ${why}. A saved model names files inside its own folder only; save the model again.`);
+  if (typeof rel !== 'string' || rel === '' || rel.includes('\0')) throw refuse('is not a file name');
+  if (/^([\\/]|[A-Za-z]:)/.test(rel)) throw refuse('is an absolute path');
+  let depth = 0;
+  for (const part of rel.split(/[\\/]+/)) {
+    if (part === '..') depth--;
+    else if (part !== '' && part !== '.') depth++;
+    if (depth < 0) throw refuse('leaves the folder');
+  }
+  const out = normalizeModelPath(rel);
+  if (out === '') throw refuse('is not a file name');
+  return out;
+}
+
+/** Bytes per element of each weight dtype tfjs stores (after quantization, if any). */
+const WEIGHT_DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };
+
+/**
+ * Checks a parsed tfjs `model.json`: a JSON object with a `modelTopology`, whose
+ * `weightsManifest` is a list of groups of weight files (`paths`) and weight entries (`name`,
+ * an integer `shape` of rank at most 8, a known `dtype` and quantization).
+ * @param file the file, for messages.
+ * @throws DataError naming the file and what is wrong.
+ * @internal
+ */
+export function checkModelJson(json: unknown, file: string): asserts json is tf.io.ModelJSON {
+  const bad = (why: string) => new DataError(`'${file}' is not a saved model: ${why}. The file is corrupt or of another kind; save the model again.`);
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw bad('expected a JSON object');
+  const j = json as Record<string, unknown>;
+  if (j.modelTopology === undefined || j.modelTopology === null || typeof j.modelTopology !== 'object') throw bad("'modelTopology' is missing");
+  if (j.weightsManifest === undefined) return;
+  if (!Array.isArray(j.weightsManifest)) throw bad("'weightsManifest' is not a list");
+  for (const [g, group] of (j.weightsManifest as unknown[]).entries()) {
+    const gr = group as Record<string, unknown> | null;
+    if (gr === null || typeof gr !== 'object' || !Array.isArray(gr.paths) || !Array.isArray(gr.weights)) {
+      throw bad(`weights group ${g} needs the lists 'paths' and 'weights'`);
+    }
+    if (gr.paths.some((p) => typeof p !== 'string')) throw bad(`weights group ${g} has a path that is not a string`);
+    for (const w of gr.weights as unknown[]) {
+      const e = w as Record<string, unknown> | null;
+      if (e === null || typeof e !== 'object' || typeof e.name !== 'string') throw bad(`weights group ${g} has an entry without a name`);
+      if (!Array.isArray(e.shape) || e.shape.length > 8 || e.shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) {
+        throw bad(`weight '${e.name}' has the shape ${quoteValue(e.shape)}, not a list of non-negative integers`);
+      }
+      if (typeof e.dtype !== 'string' || !(e.dtype in WEIGHT_DTYPE_BYTES || e.dtype === 'string')) {
+        throw bad(`weight '${e.name}' has the unknown dtype ${quoteValue(e.dtype)}`);
+      }
+      const q = e.quantization as Record<string, unknown> | undefined;
+      if (q !== undefined && (q === null || typeof q !== 'object' || !['uint8', 'uint16', 'float16'].includes(q.dtype as string))) {
+        throw bad(`weight '${e.name}' has an unknown quantization ${quoteValue(q)}`);
+      }
+    }
+  }
+}
+
+/**
+ * Bytes of one weight entry in its file (after quantization), or undefined for string weights
+ * (variable length).
+ * @internal
+ */
+export function weightEntryBytes(e: tf.io.WeightsManifestEntry): number | undefined {
+  if (e.dtype === 'string') return undefined;
+  const size = e.shape.reduce((a, b) => a * b, 1);
+  return size * WEIGHT_DTYPE_BYTES[e.quantization?.dtype ?? e.dtype];
+}
+
 
 /** Options of {@link modelFilesFromUrl}. @category Utils */
 export interface ModelFilesFromUrlOptions {
@@ -188,19 +272,31 @@ export async function readModelArtifacts(files: ModelFiles, dir: string): Promis
   const jsonPath = joinModelPath(dir, 'model.json');
   const json = await readModelJson<tf.io.ModelJSON>(files, jsonPath);
   if (json === null) return null;
-  if (typeof json !== 'object' || !('modelTopology' in json)) {
-    throw new DataError(`'${jsonPath}' in '${files.name}' is not a tfjs model JSON (no modelTopology).`);
-  }
+  checkModelJson(json, `${files.name}/${jsonPath}`);
   return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
     const specs: tf.io.WeightsManifestEntry[] = [];
     const parts: Uint8Array[] = [];
     for (const group of manifest ?? []) {
       specs.push(...group.weights);
+      let have = 0;
+      const paths: string[] = [];
       for (const p of group.paths) {
-        const wp = joinModelPath(dir, p);
+        const wp = joinModelPath(dir, checkModelPath(p, 'weights path', `${files.name}/${jsonPath}`));
         const bytes = await files.read(wp);
         if (bytes === null) throw new DataError(`The weights file '${wp}' listed in '${jsonPath}' is missing from '${files.name}'; the saved model is incomplete.`);
         parts.push(bytes);
+        paths.push(wp);
+        have += bytes.length;
+      }
+      const need = group.weights.map(weightEntryBytes);
+      if (need.every((n) => n !== undefined)) {
+        const want = (need as number[]).reduce((a, b) => a + b, 0);
+        if (have !== want) {
+          throw new DataError(
+            `Weights file${paths.length > 1 ? 's' : ''} '${paths.map((p) => `${files.name}/${p}`).join("', '")}' hold${paths.length > 1 ? '' : 's'} ${have} bytes, but '${files.name}/${jsonPath}' describes ${want} ` +
+              `(${group.weights.length} weights). The file is truncated or belongs to another model; save the model again.`,
+          );
+        }
       }
     }
     const total = parts.reduce((a, b) => a + b.length, 0);

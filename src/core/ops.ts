@@ -54,7 +54,7 @@ const explicitMatMul = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.Grad
 
 /**
  * Matrix product `a · b` of two rank-2 tensors, with a wasm-friendly gradient
- * (see {@link setMatMulGradMode}). Forward values are identical to `tf.matMul`.
+ * (chosen per backend; see decision D1). Forward values are identical to `tf.matMul`.
  *
  * **Input shape:** `a` [m, k], `b` [k, n]. **Output shape:** [m, n].
  * @returns a new tensor owned by the caller.

@@ -57,7 +57,8 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) ?? raw;
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + 1e-9 * span; v += step) out.push(+v.toPrecision(12));
+  // each tick is an integer multiple of the step (no accumulated error: the tick at zero is 0, not 2.8e-17)
+  for (let i = Math.ceil(lo / step - 1e-9); i * step <= hi + 1e-9 * span; i++) out.push(+(i * step).toPrecision(12) || 0);
   return out;
 }
 
@@ -86,7 +87,8 @@ function frame(width: number, height: number, title: string, xLabel: string, yLa
 
 /**
  * A line chart as SVG text: one polyline with point markers per series, axes with ticks, a
- * legend, and the y value printed by each point.
+ * legend (in the corner or side, right first, that covers the fewest points), and the y value
+ * printed by each point.
  *
  * @returns a complete `<svg>` document.
  * @throws ValueError when a series' x and y differ in length, or a log axis gets x <= 0.
@@ -158,9 +160,21 @@ export function lineChartSvg(options: LineChartOptions): string {
         svg.push(`<text x="${px(s.x[i]).toFixed(1)}" y="${(py(s.y[i]) - 9).toFixed(1)}" font-size="10" text-anchor="middle" fill="${color}">${s.y[i].toFixed(3)}</text>`);
       }
     }
-    // legend
-    const ly = f.top + 14 + 18 * k;
-    const lx = f.left + f.plotW - 150;
+  });
+  // legend: on a white box in the place (right or left; top, middle or bottom) that covers the
+  // fewest points and their labels
+  const legendW = 36 + 7 * Math.max(...series.map((s) => s.name.length));
+  const legendH = 10 + 18 * series.length;
+  const points = series.flatMap((s) => s.x.map((x, i) => [px(x), py(s.y[i]), s.y[i]] as const).filter((q) => Number.isFinite(q[2])));
+  const places = [0, 0.5, 1].flatMap((v) => [1, 0].map((h) => ({ x: f.left + 8 + h * (f.plotW - 16 - legendW), y: f.top + 8 + v * (f.plotH - 16 - legendH) })));
+  const covered = (r: { x: number; y: number }) =>
+    points.filter(([x, y]) => x >= r.x - 20 && x <= r.x + legendW + 20 && y >= r.y - 6 && y <= r.y + legendH + (pointLabels ? 22 : 6)).length;
+  const box = places.reduce((best, r) => (covered(r) < covered(best) ? r : best));
+  svg.push(`<rect x="${box.x}" y="${box.y}" width="${legendW}" height="${legendH}" fill="#ffffff" fill-opacity="0.85" stroke="#cccccc"/>`);
+  series.forEach((s, k) => {
+    const color = s.color ?? PALETTE[k % PALETTE.length];
+    const ly = box.y + 18 + 18 * k;
+    const lx = box.x + 6;
     svg.push(`<line x1="${lx}" x2="${lx + 24}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="7 4"' : ''}/>`);
     svg.push(`<text x="${lx + 30}" y="${ly}" font-size="12" fill="#222">${esc(s.name)}</text>`);
   });

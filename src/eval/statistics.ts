@@ -272,7 +272,8 @@ export interface PairedAucComparison {
   pValue: number;
 }
 
-type Scores = ArrayLike<number> | ProbabilityRows;
+/** Scores of class 1 `[n]` (a binary AUC), or class probabilities `[n, C]` (the macro one-vs-rest AUC of `rocAuc`). */
+export type Scores = ArrayLike<number> | ProbabilityRows;
 
 function aucOf(labels: ArrayLike<number>, scores: Scores): number {
   return typeof scores[0] === 'number' ? binaryAuc(labels, scores as ArrayLike<number>) : rocAuc(labels, scores as ProbabilityRows);

@@ -182,13 +182,13 @@ export class Hafed {
   }
 
   /**
-   * The stage-2 slide head on a pooled vector, `[1, d] -> [1, C]`.
+   * The stage-2 slide head on pooled vectors, one per row, `[n, d] -> [n, C]`.
    * @returns a new tensor owned by the caller.
    */
   stage2HeadLogits(pooled: tf.Tensor2D): tf.Tensor2D {
     this.alive();
-    if (pooled.rank !== 2 || pooled.shape[0] !== 1 || pooled.shape[1] !== this.dim) {
-      throw new ShapeError(`Expected a pooled vector of shape [1, ${this.dim}], but got ${fmtShape(pooled.shape)}.`);
+    if (pooled.rank !== 2 || pooled.shape[0] < 1 || pooled.shape[1] !== this.dim) {
+      throw new ShapeError(`Expected pooled vectors of shape [n, ${this.dim}], but got ${fmtShape(pooled.shape)}.`);
     }
     return this.classifier.headLogits(pooled);
   }

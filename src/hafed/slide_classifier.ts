@@ -146,7 +146,7 @@ export class SlideClassifier {
    * @returns a new tensor owned by the caller.
    */
   headLogits(pooled: tf.Tensor2D): tf.Tensor2D {
-    this.checkInput(pooled, 'pooled', 1);
+    this.checkInput(pooled, 'pooled');
     return linear(pooled, this.slideKernel, this.slideBias);
   }
 

@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import { checkNumber, checkOneOf, resolveConfig } from '../core/config.js';
-import { ValueError } from '../core/errors.js';
+import { quoteValue, ValueError } from '../core/errors.js';
 import type { WsiEnvConfig } from './types.js';
 
 /**
@@ -29,7 +29,7 @@ export function resolveWsiEnvConfig(partial?: Partial<WsiEnvConfig> | null): Rea
     checkNumber(name, c, 'budget', { min: 0, minExclusive: true, max: 1 });
     checkNumber(name, c, 'tau', { min: 0, minExclusive: true, max: 1 });
     if (typeof c.rewriteOnce !== 'boolean') {
-      throw new ValueError(`Expected ${name}.rewriteOnce to be a boolean, but got ${String(c.rewriteOnce)}.`);
+      throw new ValueError(`Expected ${name}.rewriteOnce to be a boolean, but got ${quoteValue(c.rewriteOnce)}.`);
     }
     checkOneOf(name, c, 'update', ['tsu', 'global', 'none']);
   });

@@ -221,6 +221,51 @@ export class IncrementalAttentionPool {
   }
 
   /**
+   * The pooled embedding for each of several candidate rows if that row alone held another
+   * value: for candidate i with new logits `L'_i` and value `x_i`, every branch replaces the
+   * row's term, `pooled'_i = (1/M) sum_m (P_m - e_im S_i + e'_im x_i) / (Z_m - e_im + e'_im)`.
+   * O(|rows| M d); the pool is not changed.
+   * @param rows the candidate rows.
+   * @param newLogits their new logits, [|rows| * M].
+   * @param newValues their new values, [|rows| * d].
+   * @returns the pooled embeddings, [|rows| * d] (a new array).
+   */
+  pooledIfReplaced(rows: ArrayLike<number>, newLogits: Float32Array, newValues: Float32Array): Float32Array {
+    const { dim: d, numBranches: m, logits, values, shift, norm, sums } = this;
+    const nr = rows.length;
+    if (newLogits.length !== nr * m || newValues.length !== nr * d) {
+      throw new ShapeError(`Expected ${nr} x ${m} new logits and ${nr} x ${d} new values.`);
+    }
+    const out = new Float32Array(nr * d);
+    const acc = new Float64Array(d);
+    for (let r = 0; r < nr; r++) {
+      const i = rows[r];
+      acc.fill(0);
+      // the old and new rows' weights summed over the branches: the rows enter every branch alike
+      let oldWeight = 0;
+      let newWeight = 0;
+      for (let b = 0; b < m; b++) {
+        // a common shift for the branch's sums and the new term: c' = max(c_m, L'_im)
+        const lNew = newLogits[r * m + b];
+        const c = Math.max(shift[b], lNew);
+        const scale = Math.exp(shift[b] - c);
+        const wOld = Math.exp(logits[i * m + b] - c);
+        const wNew = Math.exp(lNew - c);
+        const z = norm[b] * scale - wOld + wNew;
+        const sumWeight = scale / z;
+        oldWeight += wOld / z;
+        newWeight += wNew / z;
+        const off = b * d;
+        for (let j = 0; j < d; j++) acc[j] += sums[off + j] * sumWeight;
+      }
+      const vi = i * d;
+      const vr = r * d;
+      for (let j = 0; j < d; j++) out[vr + j] = (acc[j] - oldWeight * values[vi + j] + newWeight * newValues[vr + j]) / m;
+    }
+    return out;
+  }
+
+  /**
    * The attention weights `abar_i = (1/M) sum_m exp(L_im - c_m) / Z_m`, [N]: O(N M).
    * @returns a new Float32Array [N].
    */

@@ -1,6 +1,6 @@
 /**
- * MDP: a Gymnasium-style environment interface, spaces, the SASHA WSI environment with
- * incremental scoring, its naive re-score-everything reference, a vector env and `checkEnv`.
+ * sasha-wsi/mdp: a Gymnasium-style environment interface, spaces, the SASHA WSI environment
+ * with incremental scoring, a vector env and `checkEnv`.
  *
  * @packageDocumentation
  */
@@ -10,7 +10,6 @@ export type { StateClassifier, WsiEnvConfig, WsiEnvOptions, WsiInfo, WsiObservat
 export { DEFAULT_WSI_ENV_CONFIG, resolveWsiEnvConfig, budgetSteps } from './defaults.js';
 export { RowScoreCache, IncrementalAttentionPool, type RowScorer, type PoolSnapshot } from './incremental.js';
 export { WsiEnv, WsiObservationSpace } from './wsi_env.js';
-export { NaiveWsiEnv, denseSlideLogits } from './naive_wsi_env.js';
 export {
   SyncVectorEnv,
   type AutoresetMode,

@@ -33,9 +33,9 @@ export interface StateClassifier {
    */
   stage2RowLogits(x: tf.Tensor2D): tf.Tensor2D;
   /**
-   * The slide head on a pooled embedding.
+   * The slide head on pooled embeddings, one per row (a slide's pooled embedding is one row).
    *
-   * **Input shape:** `pooled` [1, d]. **Output shape:** [1, C].
+   * **Input shape:** `pooled` [n, d]. **Output shape:** [n, C].
    * @returns a new tensor owned by the caller.
    */
   stage2HeadLogits(pooled: tf.Tensor2D): tf.Tensor2D;
@@ -82,6 +82,18 @@ export interface WsiObservation {
    * or `reset`: copy it to keep it, never write to it.
    */
   state: Float32Array;
+  /** M, the width of {@link WsiObservation.rowScores} (the classifier's attention branches). */
+  numScores?: number;
+  /**
+   * The frozen classifier's stage-2 attention logits of every row of S_t, row-major [N * M]: a
+   * read-only view like `state` (`WsiEnv` keeps them cached for its reward).
+   */
+  rowScores?: Float32Array;
+  /**
+   * [N], 1 for every row whose state is no longer its low-resolution feature (chosen, or
+   * rewritten by the state update). A read-only view like `state`.
+   */
+  changed?: Uint8Array;
 }
 
 /**
@@ -99,6 +111,8 @@ export interface WsiInfo {
   changedRows: Int32Array;
   /** The new values of `changedRows`, same order, row-major [|changedRows| * d]. */
   changedValues: Float32Array;
+  /** The classifier's attention logits of `changedRows`, same order, [|changedRows| * M]. */
+  changedScores: Float32Array;
   /** C, the rows rewritten by f_S at this step. */
   similarSet: Int32Array;
   /** Slide logits of the classifier on S_t, [C]. */

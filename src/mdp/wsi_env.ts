@@ -238,6 +238,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   private readonly pool0: PoolSnapshot;
   private readonly head0: { slideLogits: Float32Array; probs: Float32Array; crossEntropy: number };
   private readonly mask: Uint8Array;
+  private readonly changed: Uint8Array;
   private readonly pooledBuf: Float32Array;
   private t = 0;
   private active = false;
@@ -299,6 +300,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     const slideLogits = this.slideLogits();
     this.head0 = { slideLogits, ...headOutputs(slideLogits, r.label) };
     this.mask = new Uint8Array(r.n);
+    this.changed = new Uint8Array(r.n);
     this.actionSpace = new Discrete(r.n);
     this.observationSpace = new WsiObservationSpace(r.n, r.d, r.budget);
   }
@@ -315,6 +317,56 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   attention(): Float32Array {
     this.checkOpen();
     return this.pool.attention();
+  }
+
+  /**
+   * One-step lookahead for a teacher in training: the cross-entropy `-log p(y | S')` of the
+   * classifier on the state S' where one allowed patch i alone is zoomed into next (its row
+   * replaced by V(i), no state update), for every patch; `Infinity` for patches already chosen.
+   * Needs the label and the cached V (a training env). Costs O(N M d) plus one batched run of
+   * the classifier head; the env is not changed.
+   * @returns a new array [N].
+   * @throws StateError outside an episode; ValueError without a label or cached V.
+   */
+  zoomLookahead(): Float64Array {
+    this.checkOpen();
+    if (!this.active) throw new StateError('Call reset() before zoomLookahead(), and use it before the episode terminates.');
+    if (this.label === undefined || !this.v) {
+      throw new ValueError('zoomLookahead() needs the slide label and the cached V (a training environment).');
+    }
+    const n = this.numPatches;
+    const rows: number[] = [];
+    for (let i = 0; i < n; i++) if (this.mask[i]) rows.push(i);
+    const out = new Float64Array(n).fill(Infinity);
+    if (rows.length === 0) return out;
+    const m = this.rowLogits.width;
+    const d = this.dim;
+    const newLogits = new Float32Array(rows.length * m);
+    const newValues = new Float32Array(rows.length * d);
+    rows.forEach((i, r) => {
+      newLogits.set(this.vLogits!.subarray(i * m, i * m + m), r * m);
+      newValues.set(this.v!.subarray(i * d, i * d + d), r * d);
+    });
+    const pooled = this.pool.pooledIfReplaced(rows, newLogits, newValues);
+    const C = this.classifier.numClasses;
+    let logits: Float32Array;
+    if (this.head) {
+      const { kernel, bias } = this.head;
+      logits = new Float32Array(rows.length * C);
+      for (let r = 0; r < rows.length; r++) {
+        for (let c = 0; c < C; c++) {
+          let acc = bias[c];
+          for (let j = 0; j < d; j++) acc += pooled[r * d + j] * kernel[j * C + c];
+          logits[r * C + c] = acc;
+        }
+      }
+    } else {
+      logits = tf.tidy(() => this.classifier.stage2HeadLogits(tf.tensor2d(pooled, [rows.length, d])).dataSync() as Float32Array);
+    }
+    rows.forEach((i, r) => {
+      out[i] = headOutputs(logits.subarray(r * C, r * C + C), this.label).crossEntropy;
+    });
+    return out;
   }
 
   /**
@@ -337,6 +389,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     this.rowLogits.scores.set(this.logits0);
     this.pool.restore(this.pool0);
     this.mask.fill(1);
+    this.changed.fill(0);
     this.t = 0;
     this.active = true;
     const actionMask = this.mask.slice();
@@ -348,6 +401,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
         actionMask,
         changedRows: EMPTY_ROWS,
         changedValues: EMPTY_VALUES,
+        changedScores: EMPTY_VALUES,
         similarSet: EMPTY_ROWS,
         slideLogits: this.head0.slideLogits.slice(),
         probs: this.head0.probs.slice(),
@@ -410,6 +464,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
       oldLogits.set(this.rowLogits.scores.subarray(rows[r] * m, rows[r] * m + m), r * m);
     }
     applyStateUpdate(s, action, change);
+    for (let r = 0; r < nr; r++) this.changed[rows[r]] = 1;
     if (fromCache) {
       this.index.useTableRow(action);
       this.index.updateRows(s, rows.subarray(1));
@@ -437,6 +492,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
         actionMask,
         changedRows: rows,
         changedValues: change.values,
+        changedScores: newLogits,
         similarSet: change.similarSet,
         slideLogits,
         probs,
@@ -488,6 +544,9 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
       budget: this.budget,
       actionMask,
       state: this.state.values,
+      numScores: this.rowLogits.width,
+      rowScores: this.rowLogits.scores,
+      changed: this.changed,
     };
   }
 

@@ -20,7 +20,7 @@ import { DataError, ValueError } from '../core/errors.js';
 import type { ProgressCallback } from '../core/progress.js';
 import type { FeatureSink, SlideFeatures } from '../wsi/extract.js';
 import { H5Writer } from './h5/h5_writer.js';
-import { bytesToInt32, openH5, readNumberAttr, readRaw } from './h5/h5file.js';
+import { bytesToInt32, h5Group, openH5, readNumberAttr, readRaw } from './h5/h5file.js';
 
 /** Options of {@link H5FeatureSink}. @category IO */
 export interface H5FeatureSinkOptions {
@@ -184,7 +184,7 @@ async function copySlide(file: H5.File, w: H5Writer, id: string): Promise<void> 
     throw new DataError(`'${file.filename}': expected float16 or float32 features, but got ${feat.type}.`);
   }
   w.writeInt(`${id}/coords`, bytesToInt32(coords.bytes, coords.type, `${file.filename}:${id}/coords`), coords.shape, '<i8');
-  const group = file.get(id) as H5.Group;
+  const group = h5Group(file, id);
   for (const name of ['label', 'patch_level', 'patch_size']) {
     const v = readNumberAttr(group, name, `${file.filename}:${id}`);
     if (v !== undefined) w.writeNumberAttr(id, name, v);

@@ -4,11 +4,12 @@
  *
  * @packageDocumentation
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DataError } from '../core/errors.js';
 import { renderHeatmap, type Heatmap, type HeatmapConfig, type HeatmapData } from '../pipeline/heatmap.js';
 import type { SlideSource } from '../wsi/slide_source.js';
+import { commitTempFile, tempPathFor } from './io/file_io.js';
 import { loadSharp } from './open_slide.js';
 
 /**
@@ -39,12 +40,12 @@ export async function writeHeatmap(
   if (!sharp) throw new DataError('Writing heatmap PNGs needs sharp: npm install sharp.');
   const img = await renderHeatmap(source, data, config);
   await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = tempPathFor(file);
   try {
     await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), { raw: { width: img.width, height: img.height, channels: 3 }, limitInputPixels: false })
       .png()
       .toFile(tmp);
-    await rename(tmp, file);
+    commitTempFile(tmp, file);
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;

@@ -1,12 +1,14 @@
 /**
  * sasha-wsi/node: the parts of the library that need Node (files on disk, h5 feature files,
- * the CLI helpers). Importing it registers the `file://` scheme with `tf.io` and
- * `onnxruntime-node` as the runtime of `onnxEncoder`.
+ * slides from disk, trained models from a directory). Importing it registers the `file://`
+ * scheme with `tf.io` and `onnxruntime-node` as the runtime of `onnxEncoder`.
  *
  * Sections:
- * 1. File io (model artifacts in directories, file:// URLs, checkpoint directories).
+ * 1. Files: model artifacts in directories, `file://` URLs, checkpoint directories, the CLI's
+ *    model directory.
  * 2. HDF5 feature files.
- * 3. Slides: opening TIFF / SVS files, synthetic slides, encoders from disk, feature sinks.
+ * 3. Slides: opening TIFF / SVS files (in a worker thread too), writing synthetic and digit
+ *    slides, encoders from disk, feature files as an extraction sink.
  * 4. Inference: loading a trained SASHA model, heatmap PNGs.
  *
  * @packageDocumentation
@@ -14,31 +16,59 @@
 import { registerFileRouter } from './io/file_io.js';
 import { registerNodeOnnxRuntime } from './onnx_encoder.js';
 
-// File io
-export * from './io/file_io.js';
-
-// Model directories (sasha.json)
-export * from './model_dir.js';
+// Files (crash-safe writes, model directories on disk, output-folder locks)
+export {
+  fileIO,
+  fileCheckpointStore,
+  modelFilesFromDir,
+  registerFileRouter,
+  pathFromFileUrl,
+  writeFileAtomic,
+  writeFileAtomicSync,
+  MODEL_JSON,
+} from './io/file_io.js';
+export { lockFolder, removeStaleTempFiles, LOCK_HEARTBEAT_MS, LOCK_STALE_MS, type FolderLock, type LockOwner } from './io/folder_lock.js';
+export {
+  readModelManifest,
+  updateModelManifest,
+  MODEL_MANIFEST,
+  MODEL_MANIFEST_FORMAT,
+  type ModelManifest,
+} from './model_dir.js';
 
 // HDF5 feature files
 export * from './h5/index.js';
 
 // Slides
-export * from './open_slide.js';
-export * from './jpeg_wasm.js';
-export * from './worker_slide_source.js';
+export { openSlide, slideIdFromPath, type OpenSlideOptions, type JpegDecoderChoice } from './open_slide.js';
+export { openSlideInWorker, canReadInWorker, WorkerSlideSource } from './worker_slide_source.js';
+export { writeSyntheticSlide, writeRgbTiff, type SyntheticTiffOptions, type WrittenSyntheticSlide } from './synthetic_slide.js';
+export { loadEncoder, type EncoderSpec } from './encoder_loader.js';
+export { loadOnnxEncoder, loadNodeOnnxRuntime } from './onnx_encoder.js';
+export { H5FeatureSink, type H5FeatureSinkOptions, type MergedFeatureFiles } from './feature_sink.js';
+export {
+  loadMnistDigits,
+  writeDigitCohort,
+  readDigitTruth,
+  type WriteDigitCohortOptions,
+  type DigitCohortFiles,
+} from './digit_slides.js';
+
+// Training: HAFED's stage 1 over worker threads
 export { HafedWorkerPool, createHafedWorkerPool } from './hafed_workers.js';
-export * from './synthetic_slide.js';
-export * from './encoder_loader.js';
-export * from './onnx_encoder.js';
-export * from './feature_sink.js';
 
-// Digit slides (MNIST digits as pyramidal TIFF cohorts)
-export * from './digit_slides.js';
-
-// Inference: trained models from disk, heatmap PNGs
-export * from './load_model.js';
-export * from './heatmap.js';
+// Inference
+export {
+  loadSashaModel,
+  trainedBudgets,
+  readTrainingExtractSettings,
+  readModelDirExtractSettings,
+  packModelDir,
+  type LoadSashaModelOptions,
+  type PackModelDirOptions,
+  type PackedModelDir,
+} from './load_model.js';
+export { writeHeatmap } from './heatmap.js';
 
 // Evaluation outputs: plots
 export * from './plots.js';

@@ -79,6 +79,37 @@ export function jpegTileStream(info: TiffTileInfo): (tile: Uint8Array) => Uint8A
 }
 
 /**
+ * The frame size a JPEG stream declares in its start-of-frame header, read without decoding.
+ * @returns `{ width, height }`, or undefined when the stream has no frame header before its scan.
+ * @example
+ * ```ts
+ * jpegFrameSize(stream); // { width: 256, height: 256 }
+ * ```
+ * @category WSI
+ */
+export function jpegFrameSize(stream: Uint8Array): { width: number; height: number } | undefined {
+  let i = 2;
+  while (i + 4 <= stream.length) {
+    if (stream[i] !== 0xff) return undefined;
+    const marker = stream[i + 1];
+    if (marker === 0xff) {
+      i++; // fill byte
+      continue;
+    }
+    if (marker === 0xda || marker === 0xd9) return undefined; // scan or end before any frame header
+    const len = (stream[i + 2] << 8) | stream[i + 3];
+    const sof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    if (sof) {
+      if (i + 9 > stream.length) return undefined;
+      return { height: (stream[i + 5] << 8) | stream[i + 6], width: (stream[i + 7] << 8) | stream[i + 8] };
+    }
+    if (len < 2) return undefined;
+    i += 2 + len;
+  }
+  return undefined;
+}
+
+/**
  * Pads decoded rows of width `width` to the tile width (a JPEG frame narrower than the tile).
  * @returns `tileWidth * height * 3` bytes, a new array.
  */
@@ -135,7 +166,17 @@ export function rgbJpegDecoders(
     const stream = jpegTileStream(info);
     return {
       async decode(bytes: ArrayBuffer): Promise<Uint8Array> {
-        const { rgb, width, height } = await decodeStream(stream(new Uint8Array(bytes)));
+        const full = stream(new Uint8Array(bytes));
+        // The frame must fit the tile: a damaged header could ask the decoder for gigapixels.
+        const frame = jpegFrameSize(full);
+        if (!frame) throw new Error('the JPEG tile has no frame header');
+        if (frame.width < 1 || frame.height < 1 || frame.width > info.tileWidth || frame.height > info.tileHeight) {
+          throw new Error(`the JPEG frame is ${frame.width} x ${frame.height} pixels, but the tiles are ${info.tileWidth} x ${info.tileHeight}`);
+        }
+        const { rgb, width, height } = await decodeStream(full);
+        if (width !== frame.width || height !== frame.height || rgb.length !== width * height * 3) {
+          throw new Error(`the JPEG decoder returned ${width} x ${height} pixels (${rgb.length} bytes) for a ${frame.width} x ${frame.height} frame`);
+        }
         return width === info.tileWidth ? rgb : padToTileWidth(rgb, width, height, info.tileWidth);
       },
     };

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DataError, ValueError } from '../core/errors.js';
-import { parseBuiltinEncoderName } from '../wsi/encoders/index.js';
+import { parseBuiltinEncoderName } from '../wsi/encoders/builtin.js';
 import {
   MODEL_EXTRACT_SETTINGS,
   loadSashaModelFrom,

@@ -9,7 +9,6 @@ import { basename, extname } from 'node:path';
 import { fromFile } from 'geotiff';
 import type sharpFn from 'sharp';
 import { DataError } from '../core/errors.js';
-import { isMainThread } from 'node:worker_threads';
 import { TiffSlideSource, checkTiffSignature, type TiffSlideOptions, type TileDecoderFactory } from '../wsi/tiff_source.js';
 import { loadWasmJpeg, rgbJpegDecoders, wasmJpegDecoders } from './jpeg_wasm.js';
 
@@ -19,11 +18,14 @@ export type JpegDecoderChoice = 'auto' | 'wasm' | 'sharp' | 'geotiff';
 /** Options of {@link openSlide}. @category WSI */
 export interface OpenSlideOptions extends Omit<TiffSlideOptions, 'byteLength' | 'decoder'> {
   /**
-   * JPEG tile decoder: `'wasm'` (libjpeg-turbo in WebAssembly, synchronous in the calling
-   * thread: the fastest per tile, and the best choice in a worker thread), `'sharp'`
-   * (libjpeg-turbo in libvips's thread pool: asynchronous, so a main-thread reader still
-   * overlaps a synchronous encoder), `'geotiff'` (pure JavaScript, slowest), or `'auto'` (the
-   * default: wasm in a worker thread, sharp on the main thread when installed, else wasm).
+   * JPEG tile decoder: `'wasm'` (libjpeg-turbo in WebAssembly through its strict TurboJPEG
+   * interface, synchronous in the calling thread: the fastest per tile, and a tile with damaged
+   * data is an error), `'sharp'` (libjpeg-turbo in libvips's thread pool: asynchronous, so a
+   * main-thread reader overlaps a synchronous encoder, but libvips decodes some damaged tiles
+   * to wrong pixels without an error: use it for files you trust), `'geotiff'` (pure
+   * JavaScript, slowest), or `'auto'` (the default: wasm, else sharp when the wasm codec is
+   * missing). With the default, `sasha tile`, `sasha extract` and `sasha infer` read a slide
+   * the same way on either thread.
    */
   jpegDecoder?: JpegDecoderChoice;
   /**
@@ -135,13 +137,13 @@ export async function openSlide(path: string, options: OpenSlideOptions = {}): P
     }
     return codec ? wasmJpegDecoders(codec) : undefined;
   };
-  if (choice === 'wasm' || (choice === 'auto' && !isMainThread)) decoder = await wasm();
+  // auto: the strict wasm decoder on both threads, so that every command refuses the same damaged tiles
+  if (choice === 'wasm' || choice === 'auto') decoder = await wasm();
   if (!decoder && (choice === 'sharp' || choice === 'auto')) {
     const sharp = await loadSharp();
     if (sharp) decoder = sharpJpegDecoders(sharp, options.decodeConcurrency ?? Infinity);
     else if (choice === 'sharp') throw new DataError("jpegDecoder 'sharp' was asked for, but sharp is not installed: npm install sharp.");
   }
-  if (!decoder && choice === 'auto') decoder = await wasm();
   let tiff;
   try {
     tiff = await fromFile(path);

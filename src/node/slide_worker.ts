@@ -27,6 +27,7 @@ export type SlideWorkerReply =
       mpp?: number;
       magnification?: number;
       description?: string;
+      warnings: string[];
     }
   | { type: 'data'; id: number; data: Uint8Array }
   | { type: 'error'; id: number; name: string; message: string }
@@ -49,6 +50,7 @@ export function serveSlide(port: NonNullable<typeof parentPort>): void {
             mpp: s.mpp,
             magnification: s.magnification,
             description: s.description,
+            warnings: [...s.warnings],
           } satisfies SlideWorkerReply);
         },
         (e) => fail(-1, e),

@@ -4,10 +4,11 @@
  *
  * @packageDocumentation
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DataError } from '../core/errors.js';
 import { generateSyntheticSlideImage, type SyntheticSlideImage, type SyntheticImageConfig } from '../wsi/synthetic/slide_image.js';
+import { commitTempFile, tempPathFor } from './io/file_io.js';
 import { loadSharp } from './open_slide.js';
 
 /** How {@link writeSyntheticSlide} encodes the TIFF. @category WSI */
@@ -71,7 +72,7 @@ export async function writeRgbTiff(
   const tile = options.tileSize ?? 256;
   const pxPerMm = 1000 / mpp;
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = tempPathFor(path);
   try {
     await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.length), {
       raw: { width, height, channels: 3 },
@@ -89,7 +90,7 @@ export async function writeRgbTiff(
         resolutionUnit: 'cm',
       })
       .toFile(tmp);
-    await rename(tmp, path);
+    commitTempFile(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;

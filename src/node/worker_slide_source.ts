@@ -39,6 +39,7 @@ export class WorkerSlideSource implements SlideSource {
   readonly mpp?: number;
   readonly magnification?: number;
   readonly description?: string;
+  readonly warnings: readonly string[];
   private readonly worker: Worker;
   private readonly requests: WorkerRequests<Uint8Array>;
   private closed = false;
@@ -50,6 +51,7 @@ export class WorkerSlideSource implements SlideSource {
     this.mpp = info.mpp;
     this.magnification = info.magnification;
     this.description = info.description;
+    this.warnings = Object.freeze([...(info.warnings ?? [])]);
     // Keeps the process alive only while reads are pending.
     this.requests = new WorkerRequests(worker, () => new StateError(`The reader of slide '${this.name}' stopped.`));
     worker.on('message', (msg: SlideWorkerReply) => {

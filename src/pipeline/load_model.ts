@@ -13,8 +13,8 @@
  * @packageDocumentation
  */
 import { tf, tfl } from '../core/tf.js';
-import { DataError, ShapeError, ValueError } from '../core/errors.js';
-import { readModelArtifacts, readModelJson, type ModelFiles } from '../core/model_files.js';
+import { DataError, SashaError, ShapeError, ValueError, quoteValue } from '../core/errors.js';
+import { checkModelPath, readModelArtifacts, readModelJson, type ModelFiles } from '../core/model_files.js';
 import { Hafed } from '../hafed/hafed.js';
 import { DEFAULT_WSI_ENV_CONFIG, resolveWsiEnvConfig, type WsiEnvConfig } from '../mdp/index.js';
 import { ActorCritic } from '../ppo/index.js';
@@ -24,12 +24,12 @@ import {
   graphModelEncoder,
   layersModelEncoder,
   onnxEncoder,
-  parseBuiltinEncoderName,
   type GraphModelLike,
   type Normalization,
   type OnnxRuntimeLike,
   type PatchEncoder,
 } from '../wsi/encoders/index.js';
+import { parseBuiltinEncoderName } from '../wsi/encoders/builtin.js';
 import type { PatchGridConfig } from '../wsi/patch_grid.js';
 import type { LevelSpec } from '../wsi/slide_source.js';
 import type { TissueConfig } from '../wsi/tissue.js';
@@ -92,21 +92,58 @@ interface TsuEntry {
 }
 
 /**
- * Checks a parsed `sasha.json`.
+ * Checks a parsed `sasha.json`: its format and layout version; `dim`, `k` and `numClasses`
+ * are positive integers (at least 2 classes); `data` names the feature files; every component
+ * entry (`hafed`, `tsu`, `aggregated`, each policy) is an object whose `path` is a relative path
+ * inside the model directory (no absolute path, no `..` that leaves it); a policy's budget is in
+ * (0, 1].
  * @param json the parsed file.
  * @param where the file, for messages.
- * @throws DataError when it is another format or a newer layout.
+ * @throws DataError when it is another format, a newer layout, or damaged.
  * @category Pipeline
  */
 export function parseModelManifest(json: unknown, where: string): ModelManifest {
   const m = json as ModelManifest | null;
-  if (m === null || typeof m !== 'object' || m.format !== MODEL_MANIFEST_FORMAT) {
+  if (m === null || typeof m !== 'object' || Array.isArray(m) || m.format !== MODEL_MANIFEST_FORMAT) {
     throw new DataError(`'${where}' is not a sasha-wsi model manifest (format '${String((m as { format?: unknown } | null)?.format)}').`);
   }
   if (typeof m.formatVersion !== 'number' || m.formatVersion > 1) {
     throw new DataError(`'${where}' was written by a newer sasha-wsi (layout version ${m.formatVersion}); upgrade to read it.`);
   }
+  const damaged = (why: string) => new DataError(`'${where}' is damaged: ${why}. Train the model again or restore the file.`);
+  for (const key of ['dim', 'k', 'numClasses'] as const) {
+    if (m[key] !== undefined && !(Number.isSafeInteger(m[key]) && m[key] > 0)) throw damaged(`'${key}' is ${quoteValue(m[key])}, not a positive integer`);
+  }
+  if (m.numClasses !== undefined && m.numClasses < 2) throw damaged(`'numClasses' is ${m.numClasses}; a classifier has at least 2 classes`);
+  const d = m.data as Record<string, unknown> | undefined;
+  if (d !== undefined && (d === null || typeof d !== 'object' || typeof d.lrH5 !== 'string' || typeof d.split !== 'string' || (d.hrH5 !== undefined && typeof d.hrH5 !== 'string'))) {
+    throw damaged("'data' does not name the feature files (lrH5, split)");
+  }
+  if (m.policies !== undefined && (m.policies === null || typeof m.policies !== 'object' || Array.isArray(m.policies))) throw damaged("'policies' is not an object");
+  for (const [key, v] of Object.entries((m.policies ?? {}) as Record<string, unknown>)) {
+    const budget = (v as { budget?: unknown } | null)?.budget;
+    if (typeof budget !== 'number' || !(budget > 0 && budget <= 1)) throw damaged(`policy '${key}' has the budget ${quoteValue(budget)}, not a number in (0, 1]`);
+  }
+  for (const key of ['hafed', 'tsu', 'aggregated']) {
+    if (m[key] !== undefined && (m[key] === null || typeof m[key] !== 'object')) throw damaged(`the entry '${key}' is not an object`);
+  }
+  for (const [key, v] of Object.entries((m.policies ?? {}) as Record<string, unknown>)) {
+    if (v === null || typeof v !== 'object') throw damaged(`the entry 'policies.${key}' is not an object`);
+  }
+  for (const [key, entry] of modelManifestEntries(m)) checkModelPath(entry.path, `path of '${key}'`, where);
   return m;
+}
+
+/**
+ * The component entries of a manifest that name a folder or file of the model directory:
+ * `[key, entry]` for `hafed`, `tsu`, `aggregated` and each policy (`policies.<slot>`).
+ * @category Pipeline
+ */
+export function modelManifestEntries(m: ModelManifest): [string, { path: unknown }][] {
+  const out: [string, { path: unknown }][] = [];
+  for (const key of ['hafed', 'tsu', 'aggregated']) if (m[key] !== undefined) out.push([key, m[key] as { path: unknown }]);
+  for (const [k, v] of Object.entries((m.policies ?? {}) as Record<string, { path: unknown }>)) out.push([`policies.${k}`, v]);
+  return out;
 }
 
 /**
@@ -202,12 +239,19 @@ export async function loadSashaModelFrom(files: ModelFiles, options: LoadSashaMo
     );
   }
   if (!tsuEntry && !withoutPolicy) throw new DataError(`The model directory '${where}' holds no f_S; run 'sasha train tsu --model DIR' first.`);
-  const hafed = Hafed.fromArtifacts(await artifacts(files, manifest.hafed.path, 'HAFED'));
+  const hafedArtifacts = await artifacts(files, manifest.hafed.path, 'HAFED');
+  const hafed = decodePart(files, manifest.hafed.path, 'HAFED', () => Hafed.fromArtifacts(hafedArtifacts));
   let fS: StateMlp | null = null;
   let policy: ActorCritic | null = null;
   try {
-    if (tsuEntry) fS = StateMlp.fromArtifacts(await artifacts(files, tsuEntry.path, 'f_S'));
-    if (entry) policy = ActorCritic.fromArtifacts(await artifacts(files, entry.path, `policy for f = ${entry.budget}`), { dim: hafed.dim });
+    if (tsuEntry) {
+      const a = await artifacts(files, tsuEntry.path, 'f_S');
+      fS = decodePart(files, tsuEntry.path, 'f_S', () => StateMlp.fromArtifacts(a));
+    }
+    if (entry) {
+      const a = await artifacts(files, entry.path, `policy for f = ${entry.budget}`);
+      policy = decodePart(files, entry.path, `policy for f = ${entry.budget}`, () => ActorCritic.fromArtifacts(a, { dim: hafed.dim }));
+    }
     const f = entry?.budget ?? budget ?? DEFAULT_WSI_ENV_CONFIG.budget;
     const trainedTau = Number(tsuEntry?.train?.tau);
     const env = resolveWsiEnvConfig({
@@ -233,13 +277,35 @@ async function artifacts(files: ModelFiles, dir: string, what: string) {
   return a;
 }
 
+/**
+ * Decodes a part of a model directory (`Hafed.fromArtifacts`, ...): a failure (a damaged
+ * config, weights of the wrong shape) is a `DataError` naming the part and the directory.
+ */
+function decodePart<T>(files: ModelFiles, dir: string, what: string, decode: () => T): T {
+  try {
+    return decode();
+  } catch (e) {
+    if (e instanceof DataError) throw new DataError(`The ${what} in '${files.name}/${dir}': ${e.message}`);
+    const why = e instanceof SashaError ? e.message : `${(e as Error)?.name ?? 'Error'}: ${(e as Error)?.message ?? String(e)}`;
+    throw new DataError(`The ${what} saved in '${files.name}/${dir}' cannot be loaded: ${why} The folder is damaged or of another version; train or save it again.`);
+  }
+}
+
 async function loadBundle(files: ModelFiles, budget: number | undefined, withoutPolicy: boolean): Promise<SashaModel> {
-  const model = await SashaModel.load({
-    load: (name) => readModelArtifacts(files, name),
+  const store = {
+    load: (name: string) => readModelArtifacts(files, name),
     save: async () => {
       throw new DataError(`'${files.name}' is read-only.`);
     },
-  });
+  };
+  let model: SashaModel;
+  try {
+    model = await SashaModel.load(store);
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    const why = e instanceof SashaError ? e.message : `${(e as Error)?.name ?? 'Error'}: ${(e as Error)?.message ?? String(e)}`;
+    throw new DataError(`The SASHA model saved in '${files.name}' cannot be loaded: ${why} The folder is damaged or of another version; save it again.`);
+  }
   if (budget !== undefined && Math.abs(budget - model.env.budget) > 1e-9) {
     if (model.policy && !withoutPolicy) {
       const own = model.env.budget;
@@ -293,10 +359,10 @@ export interface LoadModelEncoderOptions {
 /**
  * The patch encoder named by a model directory's extraction settings
  * ({@link readModelExtractSettings}): a built-in CNN (`'builtin-cnn(d=..,in=..,seed=..)'`,
- * rebuilt from its seed), a folder of the directory (`'encoder'`, as {@link packModelDir}
- * writes it) holding a tfjs LayersModel or GraphModel, or an ONNX file of the directory
- * (`'encoder/vit_s16.onnx'`, run by ONNX Runtime with the patch preparation recorded at
- * extraction). The settings' `normalization`, `inputSize` and `tokenPooling` are applied.
+ * rebuilt from its seed), a folder of the directory (`'encoder'`, as `packModelDir` of
+ * `sasha-wsi/node` writes it) holding a tfjs LayersModel or GraphModel, or an ONNX file of the
+ * directory (`'encoder/vit_s16.onnx'`, run by ONNX Runtime with the patch preparation recorded
+ * at extraction). The settings' `normalization`, `inputSize` and `tokenPooling` are applied.
  * @param files the model directory's files.
  * @param settings the extraction settings (at least `encoder`).
  * @returns the encoder, owned by the caller (`dispose()` it).

@@ -7,12 +7,18 @@
 import { ValueError } from '../core/errors.js';
 import { PPO_PRESETS } from '../ppo/defaults.js';
 import type { TrainSashaConfig } from './train_sasha.js';
+import { DEFAULT_POLICY_RECIPE, type PolicyRecipeName } from './train_policy.js';
 
-/** Names of the dataset presets. @category Pipeline */
-export type SashaPresetName = 'camelyon16' | 'tcga';
+/**
+ * Names of the presets: `default` (the library's policy recipe, every other stage as
+ * `camelyon16`), `reference` (the official code as it is configured, the same as `camelyon16`),
+ * and the two datasets of the paper as the official code configures them.
+ * @category Pipeline
+ */
+export type SashaPresetName = 'default' | 'reference' | 'camelyon16' | 'tcga';
 
 /** Every preset name, in order. @category Pipeline */
-export const SASHA_PRESET_NAMES: readonly SashaPresetName[] = Object.freeze(['camelyon16', 'tcga'] as const);
+export const SASHA_PRESET_NAMES: readonly SashaPresetName[] = Object.freeze(['default', 'reference', 'camelyon16', 'tcga'] as const);
 
 /**
  * The settings one dataset preset fixes, stage by stage. Everything else keeps the components'
@@ -28,8 +34,10 @@ export interface SashaPreset {
   tsu: Readonly<Required<Pick<TrainSashaConfig['tsu'], 'learningRate' | 'weightDecay' | 'epochs' | 'tau'>>>;
   /** Environment of the policy: the cosine threshold tau. */
   env: Readonly<Required<Pick<TrainSashaConfig['env'], 'tau'>>>;
-  /** PPO: GAE lambda and the clipping coefficient. */
-  ppo: Readonly<Required<Pick<TrainSashaConfig['ppo'], 'gaeLambda' | 'clipCoef'>>>;
+  /** The recipe of the policy stage the PPO settings below override (`POLICY_RECIPES` of sasha-wsi/pipeline). */
+  policyRecipe: PolicyRecipeName;
+  /** PPO: settings over the recipe's (the dataset presets: GAE lambda and the clipping coefficient). */
+  ppo: Readonly<Partial<TrainSashaConfig['ppo']>>;
   /** Passes of PPO over the training slides. */
   policyEpochs: number;
 }
@@ -63,21 +71,27 @@ export interface SashaPreset {
  * ```
  * @category Pipeline
  */
+const CAMELYON16: Readonly<SashaPreset> = Object.freeze({
+  hafed: Object.freeze({ numBranches2: 5, maskDrop: 0.24 }),
+  hafedTrain: Object.freeze({ lr: 4.14e-4, weightDecay: 1e-5, epochs: 50 }),
+  tsu: Object.freeze({ learningRate: 4e-5, weightDecay: 4e-4, epochs: 1000, tau: 0.95 }),
+  env: Object.freeze({ tau: 0.95 }),
+  policyRecipe: 'reference',
+  ppo: PPO_PRESETS.camelyon16,
+  policyEpochs: 15,
+});
+
 export const SASHA_PRESETS: Readonly<Record<SashaPresetName, Readonly<SashaPreset>>> = Object.freeze({
-  camelyon16: Object.freeze({
-    hafed: Object.freeze({ numBranches2: 5, maskDrop: 0.24 }),
-    hafedTrain: Object.freeze({ lr: 4.14e-4, weightDecay: 1e-5, epochs: 50 }),
-    tsu: Object.freeze({ learningRate: 4e-5, weightDecay: 4e-4, epochs: 1000, tau: 0.95 }),
-    env: Object.freeze({ tau: 0.95 }),
-    ppo: PPO_PRESETS.camelyon16 as SashaPreset['ppo'],
-    policyEpochs: 15,
-  }),
+  default: Object.freeze({ ...CAMELYON16, policyRecipe: 'default', ppo: Object.freeze({}), policyEpochs: DEFAULT_POLICY_RECIPE.epochs }),
+  reference: CAMELYON16,
+  camelyon16: CAMELYON16,
   tcga: Object.freeze({
     hafed: Object.freeze({ numBranches2: 1, maskDrop: 0.4 }),
     hafedTrain: Object.freeze({ lr: 4e-4, weightDecay: 1e-4, epochs: 50 }),
     tsu: Object.freeze({ learningRate: 3e-4, weightDecay: 5e-3, epochs: 500, tau: 0.95 }),
     env: Object.freeze({ tau: 0.95 }),
-    ppo: PPO_PRESETS.tcga as SashaPreset['ppo'],
+    policyRecipe: 'reference',
+    ppo: PPO_PRESETS.tcga,
     policyEpochs: 25,
   }),
 });
@@ -115,6 +129,7 @@ export function presetConfig(name: SashaPresetName, over: Partial<TrainSashaConf
     tsu: { ...p.tsu, ...over.tsu },
     env: { ...p.env, ...over.env },
     ppo: { ...p.ppo, ...over.ppo },
+    policyRecipe: over.policyRecipe ?? p.policyRecipe,
     policyEpochs: over.policyEpochs ?? p.policyEpochs,
   };
 }

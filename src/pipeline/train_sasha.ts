@@ -17,7 +17,7 @@ import { ActorCritic, type ActorCriticConfig, type PpoConfig } from '../ppo/inde
 import { StateMlp, trainTsu, type TrainTsuConfig, type TsuEpochRecord } from '../tsu/index.js';
 import { withAggregated, type AggregatedDataset } from './aggregated.js';
 import { SashaModel } from './sasha_model.js';
-import { DEFAULT_POLICY_EPOCHS, trainPolicy, type PolicyEpochLog } from './train_policy.js';
+import { POLICY_RECIPES, trainPolicy, type PolicyEpochLog, type PolicyRecipeName } from './train_policy.js';
 
 /** The stages, in order. @category Pipeline */
 export const SASHA_STAGES = Object.freeze(['hafed', 'tsu', 'policy'] as const);
@@ -40,6 +40,8 @@ export interface TrainSashaConfig {
   actorCritic: Partial<Omit<ActorCriticConfig, 'dim'>>;
   /** Passes of PPO over the training slides. */
   policyEpochs: number;
+  /** The recipe of the policy stage that `ppo`, `actorCritic` and `policyEpochs` override (default `'default'`). */
+  policyRecipe: PolicyRecipeName;
 }
 
 /** Options of {@link trainSasha}. @category Pipeline */
@@ -193,7 +195,8 @@ export async function trainSasha(options: TrainSashaOptions): Promise<TrainSasha
         log?.('Policy: found a trained policy, skipping the stage.');
         result.policy = { loaded: true };
       } else {
-        const epochs = cfg.policyEpochs ?? DEFAULT_POLICY_EPOCHS;
+        const recipe = cfg.policyRecipe ?? 'default';
+        const epochs = cfg.policyEpochs ?? POLICY_RECIPES[recipe].epochs;
         log?.(`Policy: PPO for ${epochs} epochs over ${split.train.length} slides, budget f = ${model.env.budget}.`);
         const trained = await trainPolicy({
           classifier: hafed,
@@ -201,6 +204,7 @@ export async function trainSasha(options: TrainSashaOptions): Promise<TrainSasha
           dataset: withV,
           split,
           env: model.env,
+          recipe,
           ppo: cfg.ppo,
           policy: cfg.actorCritic,
           epochs,

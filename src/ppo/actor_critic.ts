@@ -12,6 +12,7 @@ import { linearInit } from '../core/init.js';
 import { gatedScores } from '../core/gated_attention.js';
 import { resolveActorCriticConfig, type ActorCriticConfig } from './defaults.js';
 import { decodeArtifacts, encodeArtifacts, loadArtifacts, saveArtifacts, type ArtifactFormat, type IOTarget } from '../core/io.js';
+import type { ZoomObservation, ZoomStepChanges } from './types.js';
 
 /** Weights of one gated attention `d -> h -> 1`. */
 interface GatedAttentionWeights {
@@ -48,6 +49,18 @@ function gatedAttentionLogits(x: tf.Tensor2D, g: GatedAttentionWeights, xT?: tf.
       [-1],
     ),
   );
+}
+
+/** Rows `[a_i (da), b_i (db), c_i (1)]` of n rows, row-major [n * (da + db + 1)]. */
+function concatRows(n: number, da: number, a: Float32Array, db: number, b: Float32Array, c: Float32Array): Float32Array {
+  const w = da + db + 1;
+  const out = new Float32Array(n * w);
+  for (let i = 0; i < n; i++) {
+    out.set(a.subarray(i * da, i * da + da), i * w);
+    out.set(b.subarray(i * db, i * db + db), i * w + da);
+    out[i * w + da + db] = c[i];
+  }
+  return out;
 }
 
 /**
@@ -101,7 +114,14 @@ export interface CriticRowTerms {
 export class ActorCritic {
   /** The resolved config (d, hidden width, seed). */
   readonly config: Readonly<ActorCriticConfig>;
+  /**
+   * Width of a row's input: d, or `d + M + 1` when the networks read the classifier's M attention
+   * logits and the changed flag besides the state (see {@link ActorCritic.rowInputs}).
+   */
+  readonly inputDim: number;
   private readonly actor: GatedAttentionWeights;
+  /** w_p, the weight of the attention prior in the actor's logits, [1] (with `numScores > 0`). */
+  private readonly priorWeight: tf.Variable | null;
   private readonly criticAttention: GatedAttentionWeights;
   private readonly valueKernel: tf.Variable; // [d, 1]
   /** b_value, the bias of the critic's value head, [1]. */
@@ -112,28 +132,72 @@ export class ActorCritic {
   /** @param config sizes; `dim` must match the features the policy will see. */
   constructor(config: Partial<ActorCriticConfig> = {}) {
     this.config = resolveActorCriticConfig(config);
-    const { dim: d, hiddenDim: h, seed } = this.config;
+    const { hiddenDim: h, seed, numScores, attentionPrior } = this.config;
+    const d = (this.inputDim = this.config.dim + (numScores > 0 ? numScores + 1 : 0));
     this.prefix = `sasha_actor_critic_${instanceCount++}`;
     const rng = createRng(seed);
-    const make = (name: string, shape: number[], fanIn: number) =>
-      tf.tidy(() => tf.variable(linearInit(rng, shape, fanIn), true, `${this.prefix}/${name}`));
-    const gated = (scope: string): GatedAttentionWeights => ({
+    const make = (name: string, shape: number[], fanIn: number, zero = false) =>
+      tf.tidy(() => {
+        const init = linearInit(rng, shape, fanIn); // drawn even when zeroed: the other weights do not depend on it
+        return tf.variable(zero ? tf.zerosLike(init) : init, true, `${this.prefix}/${name}`);
+      });
+    const gated = (scope: string, zeroHead = false): GatedAttentionWeights => ({
       vKernel: make(`${scope}/attention_v/kernel`, [d, h], d),
       vBias: make(`${scope}/attention_v/bias`, [h], d),
       uKernel: make(`${scope}/attention_u/kernel`, [d, h], d),
       uBias: make(`${scope}/attention_u/bias`, [h], d),
-      wKernel: make(`${scope}/attention_weights/kernel`, [h, 1], h),
-      wBias: make(`${scope}/attention_weights/bias`, [1], h),
+      wKernel: make(`${scope}/attention_weights/kernel`, [h, 1], h, zeroHead),
+      wBias: make(`${scope}/attention_weights/bias`, [1], h, zeroHead),
     });
-    this.actor = gated('actor');
+    const headStart = numScores > 0 && attentionPrior !== 0;
+    this.actor = gated('actor', headStart);
     this.criticAttention = gated('critic');
     this.valueKernel = make('critic/value_fc/kernel', [d, 1], d);
     this.valueBias = make('critic/value_fc/bias', [1], d);
+    this.priorWeight = numScores > 0 ? tf.tidy(() => tf.variable(tf.tensor1d([attentionPrior]), true, `${this.prefix}/actor/prior_weight`)) : null;
+  }
+
+  /**
+   * The rows the networks read for an observation: S_t itself ([N * d], not copied) when the
+   * networks read the state alone, else `[S_t(i), scores_i, changed_i]` per row ([N * (d + M + 1)],
+   * a new array).
+   * @throws ValueError when the policy reads attention scores and the observation has none.
+   */
+  rowInputs(observation: ZoomObservation): Float32Array {
+    const { numPatches: n, state } = observation;
+    const M = this.config.numScores;
+    if (M === 0) return state;
+    const { rowScores, changed } = observation;
+    if (!rowScores || !changed || observation.numScores !== M) {
+      throw new ValueError(
+        `This policy reads the classifier's ${M} attention logits per row, but the observation ${rowScores ? `has ${observation.numScores}` : 'has none'}. ` +
+          'Use WsiEnv observations with the classifier the policy was trained with.',
+      );
+    }
+    const flags = new Float32Array(n);
+    for (let i = 0; i < n; i++) flags[i] = changed[i];
+    return concatRows(n, this.config.dim, state, M, rowScores, flags);
+  }
+
+  /**
+   * The inputs of the rows a step changed (they all hold a new value, so their changed flag is
+   * 1): `changedValues` itself, or `[values, scores, 1]` per row.
+   * @throws ValueError when the policy reads attention scores and the changes have none.
+   */
+  changedInputs(changes: ZoomStepChanges): Float32Array {
+    const n = changes.changedRows.length;
+    const M = this.config.numScores;
+    if (M === 0) return changes.changedValues;
+    const scores = changes.changedScores;
+    if (!scores || scores.length !== n * M) {
+      throw new ValueError(`This policy reads ${M} attention logits per changed row, but the step info has ${scores ? scores.length / Math.max(1, n) : 'none'}.`);
+    }
+    return concatRows(n, this.config.dim, changes.changedValues, M, scores, new Float32Array(n).fill(1));
   }
 
   /** The actor's trainable variables. */
   get actorVariables(): tf.Variable[] {
-    return Object.values(this.actor);
+    return this.priorWeight ? [...Object.values(this.actor), this.priorWeight] : Object.values(this.actor);
   }
 
   /** The critic's trainable variables (attention and value head). */
@@ -158,7 +222,13 @@ export class ActorCritic {
    */
   actorLogits(x: tf.Tensor2D, xT?: tf.Tensor2D): tf.Tensor1D {
     this.checkInput(x, 'actorLogits');
-    return gatedAttentionLogits(x, this.actor, xT);
+    const own = gatedAttentionLogits(x, this.actor, xT);
+    if (!this.priorWeight) return own;
+    const { dim: d, numScores: M } = this.config;
+    return tf.tidy(() => {
+      const prior = tf.mean(tf.slice(x, [0, d], [-1, M]), 1); // [n]: mean of the classifier's attention logits
+      return tf.add(own, tf.mul(prior, this.priorWeight as tf.Variable)) as tf.Tensor1D;
+    });
   }
 
   /**
@@ -201,8 +271,8 @@ export class ActorCritic {
   values(states: tf.Tensor3D): tf.Tensor1D {
     this.checkAlive();
     const [T, N, d] = states.shape;
-    if (states.rank !== 3 || d !== this.config.dim) {
-      throw new ShapeError(`Error in ActorCritic.values: expected states [T, N, ${this.config.dim}], but got ${fmtShape(states.shape)}.`);
+    if (states.rank !== 3 || d !== this.inputDim) {
+      throw new ShapeError(`Error in ActorCritic.values: expected states [T, N, ${this.inputDim}], but got ${fmtShape(states.shape)}.`);
     }
     return tf.tidy(() => {
       const c = tf.reshape(gatedAttentionLogits(tf.reshape(states, [T * N, d]) as tf.Tensor2D, this.criticAttention), [T, 1, N]);
@@ -317,9 +387,10 @@ export class ActorCritic {
 
   private checkInput(x: tf.Tensor, what: string): void {
     this.checkAlive();
-    if (x.rank !== 2 || x.shape[1] !== this.config.dim) {
+    if (x.rank !== 2 || x.shape[1] !== this.inputDim) {
       throw new ShapeError(
-        `Error in ActorCritic.${what}: expected states [n, ${this.config.dim}], but got ${fmtShape(x.shape)}. The policy was built for d = ${this.config.dim}.`,
+        `Error in ActorCritic.${what}: expected rows [n, ${this.inputDim}], but got ${fmtShape(x.shape)}. The policy was built for d = ${this.config.dim}` +
+          (this.inputDim !== this.config.dim ? ` and ${this.config.numScores} attention logits per row (rows of width d + M + 1; see rowInputs).` : '.'),
       );
     }
   }

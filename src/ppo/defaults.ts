@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { checkNumber, checkOneOf, resolveConfig } from '../core/config.js';
-import { ValueError } from '../core/errors.js';
+import { quoteValue, ValueError } from '../core/errors.js';
 
 /**
  * Sizes of the actor and the critic.
@@ -17,6 +17,20 @@ export interface ActorCriticConfig {
   dim: number;
   /** Hidden width of the gated attention of the actor and of the critic. */
   hiddenDim: number;
+  /**
+   * M, the number of attention logits per row the networks read besides the state (the frozen
+   * classifier's stage-2 branches, `observation.rowScores`); 0 reads the state alone, as the
+   * reference. With M > 0 every row's input is `[S_t(i), scores_i (M), changed_i]` (d + M + 1).
+   */
+  numScores: number;
+  /**
+   * With `numScores > 0`: the initial weight `w_p` of the prior term `w_p mean_m(scores_im)` added
+   * to every actor logit (trainable). A non-zero value also starts the actor's own output layer
+   * at zero, so that the untrained policy zooms where the classifier attends, and PPO learns
+   * the correction. 0: no head start (the prior weight starts at 0 and the output layer as
+   * PyTorch initialises it).
+   */
+  attentionPrior: number;
   /** Seed of the weight initialisation. */
   seed: number;
 }
@@ -25,6 +39,8 @@ export interface ActorCriticConfig {
 export const DEFAULT_ACTOR_CRITIC_CONFIG: Readonly<ActorCriticConfig> = Object.freeze({
   dim: 384, // docs/reference-code.md §1.3: ViT-S/16 features, D_feat 384
   hiddenDim: 128, // docs/reference-code.md §6.1: Attention_Gated(384, 128, 1) for actor and critic
+  numScores: 0, // docs/reference-code.md §5.1: the observation is exactly S_t
+  attentionPrior: 0, // docs/reference-code.md §6.1: no prior
   seed: 1130, // docs/reference-code.md §6.2: set_seed(1130) hard-coded in step6
 });
 
@@ -36,6 +52,8 @@ export function resolveActorCriticConfig(partial?: Partial<ActorCriticConfig>): 
   return resolveConfig('ActorCriticConfig', DEFAULT_ACTOR_CRITIC_CONFIG, partial, (c) => {
     checkNumber('ActorCriticConfig', c, 'dim', { min: 1, integer: true });
     checkNumber('ActorCriticConfig', c, 'hiddenDim', { min: 1, integer: true });
+    checkNumber('ActorCriticConfig', c, 'numScores', { min: 0, integer: true });
+    checkNumber('ActorCriticConfig', c, 'attentionPrior', {});
     checkNumber('ActorCriticConfig', c, 'seed', {});
   });
 }
@@ -49,10 +67,20 @@ export type PpoUpdateMode = 'event-sourced' | 'dense';
  * @category PPO
  */
 export interface PpoConfig {
-  /** Episodes collected per update, all on the update's environment (one slide). */
+  /** Episodes collected per update on each of the update's environments (slides). */
   numEpisodesPerUpdate: number;
-  /** Optimisation epochs per update, each one full-batch step of the actor and of the critic. */
+  /**
+   * Environments (slides) per update: the update's batch holds `numEnvsPerUpdate *
+   * numEpisodesPerUpdate` episodes, and its advantages are normalised over all of them.
+   */
+  numEnvsPerUpdate: number;
+  /** Optimisation epochs per update. */
   updateEpochs: number;
+  /**
+   * Minibatches per epoch: the update's slides are shuffled and split into this many groups
+   * (each slide's episodes stay together), one step of each network per group.
+   */
+  numMinibatches: number;
   /** Discount factor gamma. */
   gamma: number;
   /** GAE lambda. */
@@ -71,6 +99,17 @@ export interface PpoConfig {
    * IMPORTANT: the clip range is in reward units.
    */
   clipValueLoss: boolean;
+  /**
+   * `'budget'` divides every reward by the episode's budget T, so that a return is a mean reward
+   * per step and slides of any N weigh alike in a batch; `'none'` keeps the environment's rewards.
+   */
+  rewardScale: 'none' | 'budget';
+  /**
+   * The critic predicts the value per remaining step: `V(S_t) = rho_t (h . w + b)` with
+   * `rho_t = T - t` (or `(T - t) / T` with `rewardScale: 'budget'`). With gamma 1 a return is a sum
+   * over the remaining steps, so this removes the part of the value the state cannot show.
+   */
+  criticTimeScale: boolean;
   /** Stop an update's epochs early once the approximate KL exceeds this (null: never). */
   targetKl: number | null;
   /** AdamW learning rate of the actor. */
@@ -105,7 +144,9 @@ export interface PpoConfig {
 /** Defaults of {@link PpoConfig}: the reference's CAMELYON16 settings. @category PPO */
 export const DEFAULT_PPO_CONFIG: Readonly<PpoConfig> = Object.freeze({
   numEpisodesPerUpdate: 2, // docs/reference-code.md §6.2/§5.5: num_envs = 2 sequential episodes per slide
+  numEnvsPerUpdate: 1, // docs/reference-code.md §6.2: one slide per update (B = 1)
   updateEpochs: 4, // docs/reference-code.md §6.3: num_epochs_on_single_roll_out = 4 (CleanRL update_epochs = 4)
+  numMinibatches: 1, // docs/reference-code.md §10.11: full-batch epochs, no minibatches (CleanRL num_minibatches = 4)
   gamma: 1.0, // docs/reference-code.md §6.3: gamma 1.0 (CleanRL 0.99)
   gaeLambda: 0.94, // docs/reference-code.md §6.3: lam 0.94, CAMELYON16 (TCGA 0.95; CleanRL 0.95)
   clipCoef: 0.2, // docs/reference-code.md §6.3: clip 0.2, CAMELYON16 (TCGA 0.1; CleanRL 0.2)
@@ -113,6 +154,8 @@ export const DEFAULT_PPO_CONFIG: Readonly<PpoConfig> = Object.freeze({
   maxGradNorm: 0.5, // docs/reference-code.md §6.2: clip_grad_norm_ 0.5 per network (CleanRL 0.5, joint)
   normAdvantage: true, // docs/reference-code.md §6.2 step 5: (A - mean) / (std + 1e-8) over the 2T samples
   clipValueLoss: false, // docs/reference-code.md §6.2: L_critic = MSE(V_new, returns) (CleanRL clip_vloss = True)
+  rewardScale: 'none', // docs/reference-code.md §5.3: reward = -CE at every step
+  criticTimeScale: false, // docs/reference-code.md §10.10: the critic sees no time information
   targetKl: null, // docs/reference-code.md §6.2: no early stop (CleanRL target_kl = None)
   actorLearningRate: 1e-5, // docs/reference-code.md §6.3: lr 1e-5
   criticLearningRate: 1e-5, // docs/reference-code.md §6.3: lr 1e-5
@@ -145,7 +188,9 @@ export function resolvePpoConfig(partial?: Partial<PpoConfig>): Readonly<PpoConf
   const name = 'PpoConfig';
   return resolveConfig(name, DEFAULT_PPO_CONFIG as PpoConfig, partial, (c) => {
     checkNumber(name, c, 'numEpisodesPerUpdate', { min: 1, integer: true });
+    checkNumber(name, c, 'numEnvsPerUpdate', { min: 1, integer: true });
     checkNumber(name, c, 'updateEpochs', { min: 1, integer: true });
+    checkNumber(name, c, 'numMinibatches', { min: 1, integer: true });
     checkNumber(name, c, 'gamma', { min: 0, max: 1 });
     checkNumber(name, c, 'gaeLambda', { min: 0, max: 1 });
     checkNumber(name, c, 'clipCoef', { min: 0, minExclusive: true });
@@ -160,8 +205,9 @@ export function resolvePpoConfig(partial?: Partial<PpoConfig>): Readonly<PpoConf
     checkNumber(name, c, 'chunkElements', { min: 1, integer: true });
     checkNumber(name, c, 'seed', {});
     checkOneOf(name, c, 'updateMode', ['event-sourced', 'dense']);
-    for (const key of ['normAdvantage', 'clipValueLoss', 'annealLr'] as const) {
-      if (typeof c[key] !== 'boolean') throw new ValueError(`Expected ${name}.${key} to be a boolean, but got ${String(c[key])}.`);
+    checkOneOf(name, c, 'rewardScale', ['none', 'budget']);
+    for (const key of ['normAdvantage', 'clipValueLoss', 'annealLr', 'criticTimeScale'] as const) {
+      if (typeof c[key] !== 'boolean') throw new ValueError(`Expected ${name}.${key} to be a boolean, but got ${quoteValue(c[key])}.`);
     }
     if (c.targetKl !== null) checkNumber(name, c, 'targetKl', { min: 0, minExclusive: true });
   });

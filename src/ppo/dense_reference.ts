@@ -39,6 +39,13 @@ function disposeEpisode(e: DenseEpisode): void {
   tf.dispose([e.states, e.mask, e.actionIndex]);
 }
 
+/** The critic's values of an episode's states, times `rho_t` when given. [T]; owned by the caller. */
+function scaledValues(model: ActorCritic, e: DenseEpisode, valueScales: Float32Array | null | undefined, offset: number): tf.Tensor1D {
+  const T = e.states.shape[0];
+  if (!valueScales) return model.values(e.states);
+  return tf.tidy(() => tf.mul(model.values(e.states), tf.tensor1d(valueScales.slice(offset, offset + T))) as tf.Tensor1D);
+}
+
 /** Per-step masked log-probabilities of the actions and entropies of one episode, [T] each. */
 function actorQuantities(model: ActorCritic, e: DenseEpisode): { logProbs: tf.Tensor1D; entropies: tf.Tensor1D } {
   return tf.tidy(() => {
@@ -57,7 +64,7 @@ function actorQuantities(model: ActorCritic, e: DenseEpisode): { logProbs: tf.Te
  * episode stacked). Same outputs as {@link evaluateEventSourced}.
  * @category PPO
  */
-export function evaluateDense(model: ActorCritic, table: VersionTable): PolicyEvaluation {
+export function evaluateDense(model: ActorCritic, table: VersionTable, valueScales?: Float32Array | null): PolicyEvaluation {
   const B = table.numSamples;
   const out: PolicyEvaluation = { logProbs: new Float32Array(B), entropies: new Float32Array(B), values: new Float32Array(B) };
   for (let e = 0; e < table.episodes.length; e++) {
@@ -67,7 +74,7 @@ export function evaluateDense(model: ActorCritic, table: VersionTable): PolicyEv
       const { logProbs, entropies } = actorQuantities(model, ep);
       out.logProbs.set(logProbs.dataSync(), off);
       out.entropies.set(entropies.dataSync(), off);
-      out.values.set(model.values(ep.states).dataSync(), off);
+      out.values.set(scaledValues(model, ep, valueScales, off).dataSync(), off);
     });
     disposeEpisode(ep);
   }
@@ -88,6 +95,7 @@ export function densePpoLoss(
   model: ActorCritic,
   batch: RolloutBatch,
   config: Pick<PpoConfig, 'clipCoef' | 'entCoef' | 'clipValueLoss'>,
+  valueScales?: Float32Array | null,
 ): PpoLossResult {
   const { table } = batch;
   const B = table.numSamples;
@@ -130,7 +138,7 @@ export function densePpoLoss(
       tf.dispose([actor.value, ...kept]);
       actorGrads = accumulate(actorGrads, actor.grads);
       // Critic: pool every state, project, one backward pass
-      const critic = tf.variableGrads(() => criticLoss(model.values(ep.states), oldValues, returns, B, config), model.criticVariables);
+      const critic = tf.variableGrads(() => criticLoss(scaledValues(model, ep, valueScales, off), oldValues, returns, B, config), model.criticVariables);
       sums.valueLoss += critic.value.dataSync()[0];
       critic.value.dispose();
       criticGrads = accumulate(criticGrads, critic.grads);

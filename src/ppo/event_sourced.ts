@@ -47,6 +47,11 @@ export interface EventSourcedOptions {
    */
   chunkElements?: number;
   /**
+   * `rho_t` of every sample ([B], from `valueScales`): the critic's values are then
+   * `rho_t (sum_i alpha_i s_i + b)`. Absent or null: factor 1.
+   */
+  valueScales?: Float32Array | null;
+  /**
    * The table's row versions as tensors (from {@link VersionRows}), to reuse over the epochs of
    * an update; made and freed per call when absent or made for another table.
    */
@@ -153,7 +158,7 @@ export function evaluateEventSourced(model: ActorCritic, table: VersionTable, op
     return {
       logProbs: Float32Array.from(q.logProbs),
       entropies: Float32Array.from(q.entropies),
-      values: Float32Array.from(q.pooled, (p) => p + bias),
+      values: Float32Array.from(q.pooled, (p, i) => (p + bias) * (options.valueScales ? options.valueScales[i] : 1)),
     };
   } finally {
     tf.dispose([l, c, s, b]);
@@ -162,8 +167,8 @@ export function evaluateEventSourced(model: ActorCritic, table: VersionTable, op
 
 /**
  * The PPO losses of one epoch on a batch and their gradients, event-sourced (see the module
- * doc). Equal to {@link densePpoLoss} up to float rounding, at O(R d) instead of O(T N d)
- * memory. Parameters are not changed.
+ * doc). Equal to the dense computation (the networks run on every row at every step) up to
+ * float rounding, at O(R d) instead of O(T N d) memory. Parameters are not changed.
  *
  * @param batch from {@link buildRolloutBatch}.
  * @returns loss values and gradients (the gradient tensors belong to the caller).
@@ -191,6 +196,7 @@ export function eventSourcedPpoLoss(
   const advantages = tf.tensor1d(batch.advantages);
   const returns = tf.tensor1d(batch.returns);
   const oldValues = tf.tensor1d(batch.oldValues);
+  const scales = options.valueScales ? tf.tensor1d(options.valueScales) : null;
   const actorNames = new Set(model.actorVariables.map((v) => v.name));
   try {
     // One tape over the networks (once per version, in passes) and the per-step part; the
@@ -207,7 +213,8 @@ export function eventSourcedPpoLoss(
       }
       const cat = (xs: tf.Tensor1D[]) => (xs.length === 1 ? xs[0] : (tf.concat(xs) as tf.Tensor1D));
       const q = stepQuantities(table, cat(ls), cat(cs), cat(ss));
-      const values = tf.add(q.pooled, tf.reshape(model.valueBias, [])) as tf.Tensor1D;
+      const pooled = tf.add(q.pooled, tf.reshape(model.valueBias, [])) as tf.Tensor1D;
+      const values = scales ? (tf.mul(pooled, scales) as tf.Tensor1D) : pooled;
       const actor = actorLossTerms(q.logProbs, q.entropies, oldLogProbs, advantages, B, config);
       const value = criticLoss(values, oldValues, returns, B, config);
       terms = {
@@ -241,7 +248,7 @@ export function eventSourcedPpoLoss(
     };
   } finally {
     if (owned) rows.dispose();
-    tf.dispose([oldLogProbs, advantages, returns, oldValues]);
+    tf.dispose([oldLogProbs, advantages, returns, oldValues, ...(scales ? [scales] : [])]);
     if (terms) tf.dispose(Object.values(terms as Record<string, tf.Scalar>));
   }
 }

@@ -122,6 +122,26 @@ export function selectFromLogits(logits: ArrayLike<number>, mask: ArrayLike<numb
   throw new ValueError(`Expected mode to be one of 'sample', 'argmax', 'topK', 'topP', but got '${String(mode)}'.`);
 }
 
+/**
+ * `log pi(action)` under the masked softmax of `logits` (the distribution {@link selectFromLogits}
+ * samples from): `l_a - log sum_{j allowed} exp(l_j)`.
+ * @param logits [N]; @param mask [N], 1 = allowed; @param action an allowed row.
+ * @throws ValueError when the action is not allowed.
+ * @example
+ * ```ts
+ * maskedLogProb([0, 2, 1], Uint8Array.from([1, 0, 1]), 2); // log(e / (1 + e)) = -0.3133
+ * ```
+ * @category PPO
+ */
+export function maskedLogProb(logits: ArrayLike<number>, mask: ArrayLike<number>, action: number): number {
+  if (!mask[action]) throw new ValueError(`Expected an allowed action, but patch ${action} is masked.`);
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (mask[i] && logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) if (mask[i]) sum += Math.exp(logits[i] - max);
+  return logits[action] - max - Math.log(sum);
+}
+
 function checkObservation(observation: ZoomObservation): void {
   const { numPatches: N, dim: d, state, actionMask } = observation;
   if (state.length !== N * d || actionMask.length !== N) {
@@ -170,9 +190,10 @@ export class ActorCriticPolicy implements ZoomPolicy {
   startEpisode(observation: ZoomObservation): void {
     checkObservation(observation);
     checkDim(this.model.config.dim, observation.dim);
-    const { numPatches: N, dim: d } = observation;
+    const N = observation.numPatches;
+    const rows = this.model.rowInputs(observation);
     // read outside tf.tidy: a typed array returned from tidy is walked element by element
-    const t = tf.tidy(() => this.model.actorLogits(tf.tensor2d(observation.state, [N, d])));
+    const t = tf.tidy(() => this.model.actorLogits(tf.tensor2d(rows, [N, this.model.inputDim])));
     this.logits = (t.dataSync() as Float32Array).slice();
     t.dispose();
     this.tree = new LogitTree(this.logits, observation.actionMask);
@@ -221,7 +242,9 @@ export class ActorCriticPolicy implements ZoomPolicy {
     if (changes.changedValues.length !== rows.length * d) {
       throw new ShapeError(`Expected ${rows.length} x ${d} changed values, but got ${changes.changedValues.length}.`);
     }
-    for (let k = 0; k < rows.length; k++) this.pending.set(rows[k], changes.changedValues.slice(k * d, (k + 1) * d));
+    const inputs = this.model.changedInputs(changes);
+    const w = this.model.inputDim;
+    for (let k = 0; k < rows.length; k++) this.pending.set(rows[k], inputs.slice(k * w, (k + 1) * w));
   }
 
   /** The cached logits of the current episode ([N]; a copy), for inspection. */
@@ -244,10 +267,10 @@ export class ActorCriticPolicy implements ZoomPolicy {
     const rows: number[] = [];
     for (const r of this.pending.keys()) if (all || tree.isAllowed(r)) rows.push(r);
     if (rows.length === 0) return;
-    const d = this.model.config.dim;
-    const values = new Float32Array(rows.length * d);
-    rows.forEach((r, k) => values.set(this.pending.get(r) as Float32Array, k * d));
-    const scored = tf.tidy(() => this.model.actorLogits(tf.tensor2d(values, [rows.length, d])));
+    const w = this.model.inputDim;
+    const values = new Float32Array(rows.length * w);
+    rows.forEach((r, k) => values.set(this.pending.get(r) as Float32Array, k * w));
+    const scored = tf.tidy(() => this.model.actorLogits(tf.tensor2d(values, [rows.length, w])));
     const fresh = scored.dataSync() as Float32Array;
     scored.dispose();
     const logits = this.logits as Float32Array;

@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';
-import { DataError, StateError, ValueError, assert } from '../core/errors.js';
+import { DataError, ShapeError, StateError, ValueError, assert } from '../core/errors.js';
 import { AdamW, clipByGlobalNorm } from '../core/optim.js';
 import type { ProgressCallback } from '../core/progress.js';
 import { createRng, type Rng } from '../core/random.js';
@@ -18,11 +18,11 @@ import { densePpoLoss, evaluateDense } from './dense_reference.js';
 import { VersionRows, evaluateEventSourced, eventSourcedPpoLoss } from './event_sourced.js';
 import { PPO_METRICS, type Logger } from './logger.js';
 import { ActorCriticPolicy, selectFromLogits } from './policies.js';
-import { RolloutBuffer, buildRolloutBatch, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
+import { RolloutBuffer, buildRolloutBatch, sliceRolloutBatch, slideGroups, valueScales, type RolloutBatch, type VersionTable } from './rollout_buffer.js';
 import { decodeArtifacts, encodeArtifacts, loadArtifacts, saveArtifacts, type ArtifactFormat, type IOTarget } from '../core/io.js';
 import { optimizerTensors, restoreOptimizer } from '../core/checkpoint.js';
 import { pickPrefixed } from '../core/io.js';
-import type { ActionChoice, SelectOptions, ZoomEnv, ZoomEnvProvider, ZoomObservation } from './types.js';
+import type { ActionChoice, SelectOptions, ZoomEnv, ZoomEnvProvider, ZoomObservation, ZoomTeacher } from './types.js';
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
 
@@ -56,6 +56,15 @@ export interface PpoUpdateArgs {
   /** The finished episodes of the update. */
   table: VersionTable;
   config: Readonly<PpoConfig>;
+  /** Random numbers for the minibatch order (default: a generator seeded with `config.seed`). */
+  rng?: Rng;
+  /**
+   * `'imitation'`: the episodes hold a teacher's actions, and the actor's step is behaviour
+   * cloning: every advantage is 1 and the ratio is not clipped, so the surrogate's gradient at
+   * ratio 1 is `-mean grad log pi(a*_t | S_t)`, the gradient of the cross-entropy to the
+   * teacher's choices (the critic trains on the returns as in PPO). Default `'ppo'`.
+   */
+  mode?: 'ppo' | 'imitation';
 }
 
 interface Snapshot {
@@ -87,9 +96,11 @@ function disposeSnapshot(snap: Snapshot): void {
 
 /**
  * One PPO update on a set of finished episodes: the old values (critic before the update), GAE
- * and returns, advantage normalisation, then `updateEpochs` full-batch epochs, each computing
- * the actor's and the critic's loss and gradients, clipping each network's gradients to
- * `maxGradNorm` separately, and stepping each network's optimiser.
+ * and returns, advantage normalisation over the whole batch, then `updateEpochs` epochs. An
+ * epoch splits the update's slides (in a random order) into `numMinibatches` groups (one group,
+ * the full batch, by default) and, per group, computes the actor's and the critic's loss and
+ * gradients, clips each network's gradients to `maxGradNorm` separately, and steps each
+ * network's optimiser.
  *
  * All or nothing: gradients of both networks are checked before either is applied, and if
  * anything fails (a non-finite loss or gradient) the weights and optimiser states are restored
@@ -101,16 +112,26 @@ function disposeSnapshot(snap: Snapshot): void {
  */
 export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: RolloutBatch; metrics: UpdateMetrics }> {
   const { model, actorOptimizer, criticOptimizer, table, config } = args;
-  checkDim(model.config.dim, table.dim);
+  if (table.dim !== model.inputDim) {
+    throw new ShapeError(
+      `Expected episodes recorded with rows of width ${model.inputDim} (the policy's input), but they have ${table.dim}. Record them through PPO or ActorCritic.rowInputs.`,
+    );
+  }
   const eventSourced = config.updateMode === 'event-sourced';
   // the version rows as tensors once for the whole update (all its epochs)
   const rows = eventSourced ? new VersionRows(table, model, { chunkElements: config.chunkElements }) : null;
-  const options = { chunkElements: config.chunkElements, ...(rows ? { rows } : {}) };
+  const options = { chunkElements: config.chunkElements, valueScales: valueScales(table, config), ...(rows ? { rows } : {}) };
   const snapshot = await takeSnapshot(model, [actorOptimizer, criticOptimizer]);
   try {
     // Old values, GAE, returns, normalised advantages
-    const old = eventSourced ? evaluateEventSourced(model, table, options) : evaluateDense(model, table);
+    const old = eventSourced ? evaluateEventSourced(model, table, options) : evaluateDense(model, table, options.valueScales);
+    const imitation = args.mode === 'imitation';
     const batch = buildRolloutBatch(table, old.values, config);
+    if (imitation) {
+      batch.advantages.fill(1);
+      batch.oldLogProbs.set(old.logProbs);
+    }
+    const lossConfig = imitation ? { ...config, clipCoef: Infinity } : config;
     const metrics: UpdateMetrics = {
       policyLoss: NaN,
       valueLoss: NaN,
@@ -124,36 +145,48 @@ export async function runPpoUpdate(args: PpoUpdateArgs): Promise<{ batch: Rollou
       epochs: 0,
     };
     let clipFractionSum = 0;
-    for (let epoch = 0; epoch < config.updateEpochs; epoch++) {
-      const r = eventSourced ? eventSourcedPpoLoss(model, batch, config, options) : densePpoLoss(model, batch, config);
-      // Global gradient clipping, per network (the reference clips actor and critic separately)
-      const actor = clipByGlobalNorm(r.actorGrads, config.maxGradNorm);
-      const critic = clipByGlobalNorm(r.criticGrads, config.maxGradNorm);
-      tf.dispose([...Object.values(r.actorGrads), ...Object.values(r.criticGrads)]);
-      const finite = [r.actorLoss, r.valueLoss, actor.globalNorm, critic.globalNorm].every(Number.isFinite);
-      if (!finite) {
+    let steps = 0;
+    const groups = slideGroups(table);
+    const numMinibatches = Math.min(config.numMinibatches, groups.length);
+    const rng = args.rng ?? createRng(config.seed);
+    epochs: for (let epoch = 0; epoch < config.updateEpochs; epoch++) {
+      // Minibatches: the slides in a random order, split into numMinibatches groups
+      const order = numMinibatches > 1 ? rng.shuffle(groups.map((_, i) => i)) : groups.map((_, i) => i);
+      for (let m = 0; m < numMinibatches; m++) {
+        const picked = order.filter((_, i) => i % numMinibatches === m).sort((a, b) => a - b);
+        const mb = numMinibatches > 1 ? sliceRolloutBatch(batch, picked.flatMap((g) => groups[g])) : batch;
+        const mbOptions = mb === batch ? options : { ...options, valueScales: valueScales(mb.table, config) };
+        const r = eventSourced ? eventSourcedPpoLoss(model, mb, lossConfig, mbOptions) : densePpoLoss(model, mb, lossConfig, mbOptions.valueScales);
+        // Global gradient clipping, per network (the reference clips actor and critic separately)
+        const actor = clipByGlobalNorm(r.actorGrads, config.maxGradNorm);
+        const critic = clipByGlobalNorm(r.criticGrads, config.maxGradNorm);
+        tf.dispose([...Object.values(r.actorGrads), ...Object.values(r.criticGrads)]);
+        const finite = [r.actorLoss, r.valueLoss, actor.globalNorm, critic.globalNorm].every(Number.isFinite);
+        if (!finite) {
+          tf.dispose([...Object.values(actor.grads), ...Object.values(critic.grads)]);
+          throw new DataError(
+            `PPO update produced a non-finite value at epoch ${epoch} (actor loss ${r.actorLoss}, value loss ${r.valueLoss}, gradient norms ${actor.globalNorm} / ${critic.globalNorm}); the update was rolled back. Check the rewards and features for NaN or huge values.`,
+          );
+        }
+        actorOptimizer.applyGradients(actor.grads);
+        criticOptimizer.applyGradients(critic.grads);
         tf.dispose([...Object.values(actor.grads), ...Object.values(critic.grads)]);
-        throw new DataError(
-          `PPO update produced a non-finite value at epoch ${epoch} (actor loss ${r.actorLoss}, value loss ${r.valueLoss}, gradient norms ${actor.globalNorm} / ${critic.globalNorm}); the update was rolled back. Check the rewards and features for NaN or huge values.`,
-        );
+        Object.assign(metrics, {
+          policyLoss: r.policyLoss,
+          valueLoss: r.valueLoss,
+          entropy: r.entropy,
+          oldApproxKl: r.oldApproxKl,
+          approxKl: r.approxKl,
+          actorGradNorm: actor.globalNorm,
+          criticGradNorm: critic.globalNorm,
+          epochs: epoch + 1,
+        });
+        clipFractionSum += r.clipFraction;
+        steps += 1;
+        if (config.targetKl !== null && r.approxKl > config.targetKl) break epochs;
       }
-      actorOptimizer.applyGradients(actor.grads);
-      criticOptimizer.applyGradients(critic.grads);
-      tf.dispose([...Object.values(actor.grads), ...Object.values(critic.grads)]);
-      Object.assign(metrics, {
-        policyLoss: r.policyLoss,
-        valueLoss: r.valueLoss,
-        entropy: r.entropy,
-        oldApproxKl: r.oldApproxKl,
-        approxKl: r.approxKl,
-        actorGradNorm: actor.globalNorm,
-        criticGradNorm: critic.globalNorm,
-        epochs: epoch + 1,
-      });
-      clipFractionSum += r.clipFraction;
-      if (config.targetKl !== null && r.approxKl > config.targetKl) break;
     }
-    metrics.clipFraction = clipFractionSum / metrics.epochs;
+    metrics.clipFraction = clipFractionSum / steps;
     return { batch, metrics };
   } catch (err) {
     await restoreSnapshot(model, snapshot);
@@ -189,6 +222,12 @@ export interface LearnOptions {
   callbacks?: TrainerCallback | readonly TrainerCallback[];
   /** Progress events (`task: 'train policy'`, one per update). */
   onProgress?: ProgressCallback;
+  /**
+   * With `annealLr`: the part [start, end) of the whole run that this call covers, so that a
+   * caller that calls `learn` once per epoch anneals over all epochs (the learning rate goes
+   * from `(1 - start) lr` to `(1 - end) lr` in this call). Default [0, 1): this call is the run.
+   */
+  annealSpan?: readonly [number, number];
 }
 
 /** Options of {@link PPO.load} and {@link PPO.fromArtifacts}. @category PPO */
@@ -292,6 +331,28 @@ export class PPO {
    * @returns this trainer.
    */
   async learn(options: LearnOptions = {}): Promise<this> {
+    return this.train(options, null);
+  }
+
+  /**
+   * Warm start by imitation: like {@link PPO.learn}, but every episode follows `teacher` and each
+   * update is behaviour cloning of the teacher's actions (see {@link runPpoUpdate} mode
+   * `'imitation'`; the critic learns the teacher's returns). Then {@link PPO.learn} continues
+   * from the imitating policy.
+   * @example
+   * ```ts
+   * // a label-aware teacher in training: zoom where the classifier's cross-entropy drops most
+   * await ppo.imitate({ teacher: (env) => argmin((env as WsiEnv).zoomLookahead()), totalUpdates: 96 });
+   * await ppo.learn({ totalUpdates: 960 });
+   * ```
+   * @returns this trainer.
+   */
+  async imitate(options: LearnOptions & { teacher: ZoomTeacher }): Promise<this> {
+    if (typeof options?.teacher !== 'function') throw new ValueError('Expected options.teacher: (env, observation) => action.');
+    return this.train(options, options.teacher);
+  }
+
+  private async train(options: LearnOptions, teacher: ZoomTeacher | null): Promise<this> {
     this.checkAlive();
     const { totalTimesteps, totalUpdates } = options;
     if ((totalTimesteps === undefined) === (totalUpdates === undefined)) {
@@ -311,13 +372,14 @@ export class PPO {
     while (progress() < 1) {
       const t0 = performance.now();
       if (this.config.annealLr) {
-        const frac = 1 - progress();
+        const [a, b] = options.annealSpan ?? [0, 1];
+        const frac = 1 - (a + (b - a) * progress());
         this.actorOptimizer.learningRate = frac * this.config.actorLearningRate;
         this.criticOptimizer.learningRate = frac * this.config.criticLearningRate;
       }
-      const env = typeof this.env === 'function' ? await this.env(this.numUpdates) : this.env;
+      const envs = await this.updateEnvs();
       await callbacks.onRolloutStart(ctx());
-      const rollout = await this.collectRollouts(env, callbacks);
+      const rollout = await this.collectRollouts(envs, callbacks, teacher);
       await callbacks.onRolloutEnd(ctx());
       if (rollout.stopped) {
         this.numTimesteps += rollout.steps;
@@ -329,6 +391,8 @@ export class PPO {
         criticOptimizer: this.criticOptimizer,
         table: rollout.buffer.versionTable(),
         config: this.config,
+        rng: this.rng,
+        mode: teacher ? 'imitation' : 'ppo',
       });
       this.numTimesteps += rollout.steps;
       this.numUpdates += 1;
@@ -373,28 +437,32 @@ export class PPO {
    * @internal
    */
   private async collectRollouts(
-    env: ZoomEnv,
+    envs: readonly ZoomEnv[],
     callbacks: CallbackList,
+    teacher: ZoomTeacher | null,
   ): Promise<{ buffer: RolloutBuffer; returns: number[]; lengths: number[]; finalRewards: number[]; steps: number; stopped: boolean }> {
     const buffer = new RolloutBuffer();
     const returns: number[] = [];
     const lengths: number[] = [];
     const finalRewards: number[] = [];
     let steps = 0;
-    for (let e = 0; e < this.config.numEpisodesPerUpdate; e++) {
+    for (const env of envs) for (let e = 0; e < this.config.numEpisodesPerUpdate; e++) {
       let { observation } = env.reset({ seed: this.rng.seedInt() });
       checkDim(this.model.config.dim, observation.dim);
       this.policy.startEpisode(observation);
-      buffer.startEpisode(observation);
+      // the buffer keeps the rows the networks read (the state, or state and classifier scores)
+      buffer.startEpisode({ ...observation, dim: this.model.inputDim, state: this.model.rowInputs(observation) });
       let ret = 0;
       for (let t = 0; ; t++) {
         if (t >= observation.numPatches) {
           throw new StateError(`The environment did not end its episode after ${t} steps on ${observation.numPatches} patches.`);
         }
         const actionMask = observation.actionMask.slice(); // the view is invalidated by step()
-        const choice = this.policy.selectAction(observation, { mode: 'sample', rng: this.rng });
+        const choice = teacher ? this.teacherChoice(teacher, env, observation) : this.policy.selectAction(observation, { mode: 'sample', rng: this.rng });
         const result = env.step(choice.action);
-        buffer.recordStep({ actionMask, action: choice.action, logProb: choice.logProb, reward: result.reward, changes: result.info });
+        const reward = this.config.rewardScale === 'budget' ? result.reward / observation.budget : result.reward;
+        const changes = { changedRows: result.info.changedRows, changedValues: this.model.changedInputs(result.info) };
+        buffer.recordStep({ actionMask, action: choice.action, logProb: choice.logProb, reward, changes });
         this.policy.observeStep(result.info);
         steps += 1;
         ret += result.reward;
@@ -423,6 +491,33 @@ export class PPO {
     return { buffer, returns, lengths, finalRewards, steps, stopped: false };
   }
 
+  /** The teacher's action, with its log-probability under the current policy. */
+  private teacherChoice(teacher: ZoomTeacher, env: ZoomEnv, observation: ZoomObservation): ActionChoice {
+    const action = teacher(env, observation);
+    if (!(Number.isInteger(action) && action >= 0 && action < observation.numPatches && observation.actionMask[action])) {
+      throw new ValueError(`Expected the teacher to choose an allowed patch, but it chose ${action}.`);
+    }
+    // No log-probability is needed: an imitation update evaluates the old policy's log-probabilities
+    // itself (runPpoUpdate, mode 'imitation'), so the policy is not scored while the teacher acts.
+    return { action, logProb: 0 };
+  }
+
+  /** The environments of the next update: the single env, or the provider's (index 0, 1, ...). */
+  private async updateEnvs(): Promise<ZoomEnv[]> {
+    const source = this.env as ZoomEnv | ZoomEnvProvider;
+    if (typeof source !== 'function') return [source];
+    const envs: ZoomEnv[] = [];
+    for (let i = 0; i < this.config.numEnvsPerUpdate; i++) {
+      const env = await source(this.numUpdates, i);
+      if (env === null || env === undefined) {
+        if (i === 0) throw new StateError(`The environment provider returned no environment for update ${this.numUpdates}.`);
+        break;
+      }
+      envs.push(env);
+    }
+    return envs;
+  }
+
   /**
    * The action for one observation (stateless: scores all N rows). Deterministic (argmax) by
    * default; `{ deterministic: false }` samples; `mode: 'topK' | 'topP'` as the reference's
@@ -433,8 +528,9 @@ export class PPO {
     this.checkAlive();
     checkDim(this.model.config.dim, observation.dim);
     const { deterministic = true, ...select } = options;
-    const { numPatches: N, dim: d } = observation;
-    const scored = tf.tidy(() => this.model.actorLogits(tf.tensor2d(observation.state, [N, d])));
+    const N = observation.numPatches;
+    const rows = this.model.rowInputs(observation);
+    const scored = tf.tidy(() => this.model.actorLogits(tf.tensor2d(rows, [N, this.model.inputDim])));
     const logits = scored.dataSync() as Float32Array;
     scored.dispose();
     return selectFromLogits(logits, observation.actionMask, {
@@ -447,7 +543,10 @@ export class PPO {
   /** The critic's value of an observation's state. */
   stateValue(observation: ZoomObservation): number {
     checkDim(this.model.config.dim, observation.dim);
-    return tf.tidy(() => this.model.value(tf.tensor2d(observation.state, [observation.numPatches, observation.dim])).dataSync()[0]);
+    const rows = this.model.rowInputs(observation);
+    const { budget: T, t } = observation;
+    const rho = this.config.criticTimeScale ? (T - t) / (this.config.rewardScale === 'budget' ? T : 1) : 1;
+    return rho * tf.tidy(() => this.model.value(tf.tensor2d(rows, [observation.numPatches, this.model.inputDim])).dataSync()[0]);
   }
 
   /**

@@ -35,6 +35,8 @@ export class EpisodeLog {
   readonly initialState: Float32Array;
   /** The action mask at the first decision, [N] (1 = allowed). */
   readonly initialMask: Uint8Array;
+  /** T, the episode's budget of steps (the observation's `budget`). */
+  readonly budget: number;
   /** a_t. */
   readonly actions: number[] = [];
   /** log pi_old(a_t | S_t) under the masked distribution, from the rollout. */
@@ -74,6 +76,7 @@ export class EpisodeLog {
       prev && prev.numPatches === N && prev.dim === d && sameValues(prev.initialState, state) ? prev.initialState : state.slice();
     this.initialMask = actionMask.slice();
     this.mask = actionMask.slice();
+    this.budget = observation.budget;
   }
 
   /** T, the number of recorded steps. */
@@ -479,6 +482,77 @@ export function buildRolloutBatch(
     returns,
     rewards,
     explainedVariance: explainedVariance(old, returns),
+  };
+}
+
+/**
+ * The factor `rho_t` of every sample's value when the critic predicts the value per remaining
+ * step (`criticTimeScale`): `T - t`, or `(T - t) / T` with `rewardScale: 'budget'`; null
+ * when the critic's output is the value itself.
+ * @returns [B] in sample order, or null.
+ * @category PPO
+ */
+export function valueScales(table: VersionTable, config: { criticTimeScale: boolean; rewardScale: 'none' | 'budget' }): Float32Array | null {
+  if (!config.criticTimeScale) return null;
+  const out = new Float32Array(table.numSamples);
+  table.episodes.forEach((e, i) => {
+    const T = Math.max(e.budget, e.length);
+    for (let t = 0; t < e.length; t++) out[table.sampleOffsets[i] + t] = (T - t) / (config.rewardScale === 'budget' ? T : 1);
+  });
+  return out;
+}
+
+/**
+ * The episodes of a table grouped by slide: consecutive episodes that share their S_0 array
+ * (as a {@link RolloutBuffer} records episodes of one slide) form one group.
+ * @returns episode indices per group, in table order.
+ * @category PPO
+ */
+export function slideGroups(table: VersionTable): number[][] {
+  const groups: number[][] = [];
+  table.episodes.forEach((e, i) => {
+    const prev = i > 0 ? table.episodes[i - 1] : null;
+    if (prev && prev.initialState === e.initialState) groups[groups.length - 1].push(i);
+    else groups.push([i]);
+  });
+  return groups;
+}
+
+/**
+ * The part of a batch that belongs to some of its episodes (a minibatch): a version table of
+ * those episodes and the per-sample arrays gathered in the same order. Advantages are kept as
+ * they are (normalised over the whole batch).
+ * @param episodes indices into `batch.table.episodes`, ascending.
+ * @returns a new batch (arrays owned by the caller).
+ * @category PPO
+ */
+export function sliceRolloutBatch(batch: RolloutBatch, episodes: readonly number[]): RolloutBatch {
+  const { table } = batch;
+  const sub = VersionTable.fromEpisodes(episodes.map((e) => table.episodes[e]));
+  const B = sub.numSamples;
+  const pick = <T extends Float32Array | Int32Array>(src: T, make: (n: number) => T): T => {
+    const out = make(B);
+    let k = 0;
+    for (const e of episodes) {
+      const off = table.sampleOffsets[e];
+      const len = table.episodes[e].length;
+      out.set(src.subarray(off, off + len), k);
+      k += len;
+    }
+    return out;
+  };
+  const f32 = (n: number) => new Float32Array(n);
+  const oldValues = pick(batch.oldValues, f32);
+  const returns = pick(batch.returns, f32);
+  return {
+    table: sub,
+    actions: pick(batch.actions, (n) => new Int32Array(n)),
+    oldLogProbs: pick(batch.oldLogProbs, f32),
+    oldValues,
+    advantages: pick(batch.advantages, f32),
+    returns,
+    rewards: pick(batch.rewards, f32),
+    explainedVariance: explainedVariance(oldValues, returns),
   };
 }
 

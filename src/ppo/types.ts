@@ -30,6 +30,12 @@ export interface ZoomObservation {
    * environment: copy what must outlive it.
    */
   readonly state: Float32Array;
+  /** M, the width of `rowScores` (absent when the environment gives no scores). */
+  readonly numScores?: number;
+  /** The frozen classifier's attention logits of every row, [N * M] (a view like `state`). */
+  readonly rowScores?: Float32Array;
+  /** [N], 1 for every row that no longer holds its low-resolution feature (a view like `state`). */
+  readonly changed?: Uint8Array;
 }
 
 /**
@@ -43,6 +49,8 @@ export interface ZoomStepChanges {
   readonly changedRows: Int32Array;
   /** Their new values, [|changedRows| * d] row-major, in the order of `changedRows`. */
   readonly changedValues: Float32Array;
+  /** The classifier's attention logits of the changed rows, [|changedRows| * M] (with `rowScores`). */
+  readonly changedScores?: Float32Array;
 }
 
 /**
@@ -76,11 +84,13 @@ export interface ZoomEnv<Info extends ZoomStepChanges = ZoomStepChanges, ResetIn
 }
 
 /**
- * Builds (or hands out) the environment of one PPO update, e.g. one per training slide. The
+ * Builds (or hands out) the environments of one PPO update, e.g. one per training slide: it is
+ * called with `index` 0, 1, ... up to `numEnvsPerUpdate - 1` for every update, and may return
+ * null for an index above 0 when the update has fewer environments (the end of an epoch). The
  * provider owns the environments it returns (PPO never closes them).
  * @category PPO
  */
-export type ZoomEnvProvider = (update: number) => ZoomEnv | Promise<ZoomEnv>;
+export type ZoomEnvProvider = (update: number, index: number) => ZoomEnv | null | Promise<ZoomEnv | null>;
 
 /** How a policy turns scores into an action. @category PPO */
 export type SelectionMode = 'sample' | 'argmax' | 'topK' | 'topP';
@@ -111,3 +121,11 @@ export interface ActionChoice {
    */
   logProb: number;
 }
+
+/**
+ * A teacher for imitation ({@link PPO.imitate}): chooses the action at an observation of an
+ * environment, possibly from what only the training environment knows (a label-aware
+ * lookahead, for example).
+ * @category PPO
+ */
+export type ZoomTeacher = (env: ZoomEnv, observation: ZoomObservation) => number;

@@ -1,6 +1,6 @@
 /**
- * TSU: the targeted state update of SASHA (pure functions on typed-array states), its f_S
- * network ({@link StateMlp}), the global-update ablation, and the f_S trainer.
+ * sasha-wsi/tsu: the targeted state update of SASHA (pure functions on typed-array states), its
+ * f_S network ({@link StateMlp}), the global-update ablation, and the f_S trainer.
  *
  * @packageDocumentation
  */
@@ -33,6 +33,7 @@ export { StateMlp, STATE_MLP_FORMAT, type StateMlpWeightName } from './state_mlp
 export {
   trainTsu,
   resolveTrainTsuConfig,
+  TSU_CHECKPOINT_FORMAT,
   type TrainTsuOptions,
   type TrainTsuResult,
   type HighResAggregator,

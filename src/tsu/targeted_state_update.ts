@@ -17,7 +17,7 @@
  */
 import { tf } from '../core/tf.js';
 import { COSINE_EPS } from '../core/ops.js';
-import { DataError, ShapeError, ValueError, fmtShape } from '../core/errors.js';
+import { DataError, ShapeError, ValueError, fmtShape, quoteValue } from '../core/errors.js';
 import { checkNumber, resolveConfig } from '../core/config.js';
 import { DEFAULT_TSU_CONFIG } from './defaults.js';
 import type { StateUpdateMode, StateUpdateNet, StateUpdateResult, TsuConfig, TsuState } from './types.js';
@@ -32,7 +32,7 @@ export function resolveTsuConfig(partial?: Partial<TsuConfig> | null): Readonly<
   return resolveConfig('TsuConfig', DEFAULT_TSU_CONFIG, partial, (c) => {
     checkTau('TsuConfig', c.tau);
     if (typeof c.rewriteOnce !== 'boolean') {
-      throw new ValueError(`Expected TsuConfig.rewriteOnce to be a boolean, but got ${String(c.rewriteOnce)}.`);
+      throw new ValueError(`Expected TsuConfig.rewriteOnce to be a boolean, but got ${quoteValue(c.rewriteOnce)}.`);
     }
   });
 }

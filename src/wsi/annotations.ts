@@ -9,6 +9,7 @@
 import { DataError, ValueError } from '../core/errors.js';
 import { CELL_TUMOUR, type DigitSlide } from './synthetic/digit_slide.js';
 import { tumourClass, type SyntheticFeatureConfig, type SyntheticSlide } from './synthetic/features.js';
+import { syntheticLesionFraction, type SyntheticSlideImage } from './synthetic/slide_image.js';
 
 /** One annotated region. @category WSI */
 export interface AnnotationPolygon {
@@ -360,5 +361,26 @@ export function syntheticTumourFractions(slide: SyntheticSlide, config: Pick<Syn
     for (let j = 0; j < slide.k; j++) if (cls[i * slide.k + j] >= first) t++;
     out[i] = t / slide.k;
   }
+  return out;
+}
+
+/**
+ * The tumour fraction of each patch of a synthetic slide image (`generateSyntheticSlideImage`,
+ * the TIFFs of `writeSyntheticSlide`) from its ground-truth labels: the share of the patch's
+ * label blocks that are lesion ({@link syntheticLesionFraction}).
+ *
+ * @param coords level-0 top-left corners of the patches, `[N, 2]` flat.
+ * @param patchSize side of a patch in level-0 pixels.
+ * @returns `[N]` fractions in [0, 1].
+ * @example
+ * ```ts
+ * const f = syntheticImageTumourFractions(slide, tiling.coords, tiling.patchSizeLevel0);
+ * ```
+ * @category WSI
+ */
+export function syntheticImageTumourFractions(slide: SyntheticSlideImage, coords: ArrayLike<number>, patchSize: number): Float32Array {
+  const n = Math.floor(coords.length / 2);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = syntheticLesionFraction(slide, coords[2 * i], coords[2 * i + 1], patchSize, patchSize);
   return out;
 }

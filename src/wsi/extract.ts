@@ -401,6 +401,7 @@ export async function extractCohort(slides: readonly CohortSlide[], options: Coh
     let source: SlideSource | undefined;
     try {
       source = await slide.open();
+      for (const w of source.warnings ?? []) warn(w);
       const tiling = await tileSlide(source, options.tiling);
       const features = await extractFeatures(source, planFromTiling(tiling), options.encoder, {
         config: options.config,

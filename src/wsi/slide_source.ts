@@ -42,6 +42,8 @@ export interface SlideSource {
   readonly mpp?: number;
   /** Objective magnification of level 0 (Aperio `AppMag`), when the file records it. */
   readonly magnification?: number;
+  /** What the reader found odd but readable when it opened the slide (empty tiles, ...); callers report these. */
+  readonly warnings?: readonly string[];
   /**
    * Reads a region as interleaved RGB bytes, row-major: `out[(j * width + i) * 3 + c]`.
    *

@@ -19,6 +19,7 @@ import {
   type SlideLevel,
   type SlideSource,
 } from './slide_source.js';
+import { checkTiffStructure } from './tiff_structure.js';
 
 /** TIFF compression codes this reader knows to be unsupported, with what to do. */
 const UNSUPPORTED_COMPRESSION: Record<number, string> = {
@@ -82,6 +83,14 @@ export interface TiffSlideOptions {
 
 /** Default budget of the decoded-tile cache. */
 export const DEFAULT_TILE_CACHE_BYTES = 64 * 2 ** 20;
+
+/**
+ * Bounds on what a TIFF may ask the reader to allocate: a level at most `maxSide` pixels on a
+ * side, a tile (or strip) at most `maxTileSide` pixels on a side and `maxTileBytes` decoded.
+ * Scanners write tiles of 240 to 1024 pixels; larger values come from damaged files.
+ * @category WSI
+ */
+export const TIFF_READER_LIMITS = Object.freeze({ maxSide: 2 ** 24, maxTileSide: 16384, maxTileBytes: 64 * 2 ** 20 });
 
 interface LevelReader {
   image: GeoTIFFImage;
@@ -219,6 +228,11 @@ export class TiffSlideSource implements SlideSource {
   readonly magnification?: number;
   /** The raw `ImageDescription` of level 0 (Aperio metadata lives here). */
   readonly description?: string;
+  /**
+   * What opening found odd but readable, one message each: tiles stored with no data (byte
+   * count 0), which read as background. Commands print these.
+   */
+  readonly warnings: readonly string[];
   private readonly tiff: GeoTIFF;
   private readonly readers: LevelReader[];
   private readonly background: number;
@@ -233,6 +247,7 @@ export class TiffSlideSource implements SlideSource {
     name: string,
     res: TiffResolution,
     description: string | undefined,
+    warnings: string[],
     options: TiffSlideOptions,
   ) {
     this.tiff = tiff;
@@ -242,6 +257,7 @@ export class TiffSlideSource implements SlideSource {
     this.mpp = res.mpp;
     this.magnification = res.magnification;
     this.description = description;
+    this.warnings = Object.freeze(warnings);
     this.background = options.background ?? 255;
     this.cacheBytes = options.cacheBytes ?? DEFAULT_TILE_CACHE_BYTES;
   }
@@ -288,6 +304,16 @@ export class TiffSlideSource implements SlideSource {
     byteLength: number | undefined,
     options: TiffSlideOptions,
   ): Promise<TiffSlideSource> {
+    // Walk the directory chain first: geotiff would loop on a cyclic chain and allocate what
+    // a damaged tag count claims.
+    await checkTiffStructure(
+      async (offset, length) => {
+        const [buf] = await tiff.source.fetch([{ offset, length }]);
+        return new Uint8Array(buf as ArrayBuffer);
+      },
+      byteLength,
+      name,
+    );
     let count: number;
     try {
       count = await tiff.getImageCount();
@@ -325,8 +351,8 @@ export class TiffSlideSource implements SlideSource {
       yResolution: rational(await fd.loadValue('YResolution')),
       resolutionUnit: firstNumber(await fd.loadValue('ResolutionUnit'), 2),
     });
-    if (byteLength !== undefined) await checkInsideFile(readers, byteLength, name);
-    return new TiffSlideSource(tiff, readers, name, res, typeof description === 'string' ? description : undefined, options);
+    const warnings = await checkTileTables(readers, byteLength, name);
+    return new TiffSlideSource(tiff, readers, name, res, typeof description === 'string' ? description : undefined, warnings, options);
   }
 
   /** Tile size of each level (`[width, height]`; strips count as tiles of full width). */
@@ -527,9 +553,32 @@ async function makeReader(image: GeoTIFFImage, level: number, name: string, opti
     throw new DataError(`Expected a grey, RGB or YCbCr image in ${where}, but got PhotometricInterpretation ${photometric}.`);
   }
   const jpegTables = compression === 7 ? ((await fd.loadValue('JPEGTables')) as Uint8Array | undefined) : undefined;
+  if (jpegTables && jpegTables.length > 0) {
+    const t = jpegTables;
+    if (t.length < 4 || t[0] !== 0xff || t[1] !== 0xd8 || t[t.length - 2] !== 0xff || t[t.length - 1] !== 0xd9) {
+      throw new DataError(`The JPEG tables of ${where} are damaged (they must start with SOI and end with EOI). Copy or convert the slide again.`);
+    }
+  }
   const isTiled = image.isTiled;
   const tileWidth = image.getTileWidth();
   const tileHeight = image.getTileHeight();
+  const { maxSide, maxTileSide, maxTileBytes } = TIFF_READER_LIMITS;
+  const w = image.getWidth();
+  const h = image.getHeight();
+  if (!(Number.isSafeInteger(w) && Number.isSafeInteger(h) && w >= 1 && h >= 1 && w <= maxSide && h <= maxSide)) {
+    throw new DataError(`Expected the size of ${where} to be 1 to ${maxSide} pixels on a side, but got ${w} x ${h}. The file is damaged.`);
+  }
+  if (!(Number.isSafeInteger(tileWidth) && Number.isSafeInteger(tileHeight) && tileWidth >= 1 && tileHeight >= 1)) {
+    const show = (v: unknown) => (typeof v === 'number' ? String(v) : `${JSON.stringify(v)}`.slice(0, 24));
+    throw new DataError(`Expected the tiles of ${where} to be at least 1 x 1 pixels, but got ${show(tileWidth)} x ${show(tileHeight)}. The file is damaged.`);
+  }
+  if ((isTiled && (tileWidth > maxTileSide || tileHeight > maxTileSide)) || tileWidth * tileHeight * Math.max(3, spp) > maxTileBytes) {
+    throw new DataError(
+      `The ${isTiled ? 'tiles' : 'strips'} of ${where} are ${tileWidth} x ${tileHeight} pixels, more than this reader decodes at once ` +
+        `(${isTiled ? `${maxTileSide} pixels a side, ` : ''}${maxTileBytes / 2 ** 20} MiB). The file is damaged, or convert it to 256-pixel tiles: ` +
+        '`vips tiffsave in.tif out.tif --tile --tile-width 256 --tile-height 256 --pyramid --compression jpeg --Q 85`.',
+    );
+  }
   const info: TiffTileInfo = {
     compression,
     photometric,
@@ -596,33 +645,58 @@ function blitClipped(
   }
 }
 
-/** Checks that the last byte of every tile of every level lies inside a file of `byteLength` bytes. */
-async function checkInsideFile(readers: LevelReader[], byteLength: number, name: string): Promise<void> {
+/**
+ * Checks the tile table of every level: it has an offset and a byte count for every tile the
+ * level's size needs, and (when the file size is known) every tile lies inside the file.
+ * @returns warnings about tiles stored with no data (byte count 0), which read as background.
+ */
+async function checkTileTables(readers: LevelReader[], byteLength: number | undefined, name: string): Promise<string[]> {
+  const warnings: string[] = [];
   for (let i = 0; i < readers.length; i++) {
-    const fd = readers[i].image.getFileDirectory();
-    const tiled = readers[i].isTiled;
+    const r = readers[i];
+    const fd = r.image.getFileDirectory();
     let offsets: ArrayLike<number | bigint> | undefined;
     let counts: ArrayLike<number | bigint> | undefined;
     try {
-      offsets = (await fd.loadValue(tiled ? 'TileOffsets' : 'StripOffsets')) as ArrayLike<number | bigint> | undefined;
-      counts = (await fd.loadValue(tiled ? 'TileByteCounts' : 'StripByteCounts')) as ArrayLike<number | bigint> | undefined;
+      offsets = (await fd.loadValue(r.isTiled ? 'TileOffsets' : 'StripOffsets')) as ArrayLike<number | bigint> | undefined;
+      counts = (await fd.loadValue(r.isTiled ? 'TileByteCounts' : 'StripByteCounts')) as ArrayLike<number | bigint> | undefined;
     } catch {
       offsets = undefined;
     }
     if (!offsets || !counts || offsets.length === 0) {
       throw new DataError(
-        `Slide '${name}' is truncated or corrupt: the tile table of level ${i} cannot be read (file of ${byteLength} bytes). Copy or download the file again.`,
+        `Slide '${name}' is truncated or corrupt: the tile table of level ${i} cannot be read${byteLength !== undefined ? ` (file of ${byteLength} bytes)` : ''}. Copy or download the file again.`,
+      );
+    }
+    const need = r.tilesAcross * r.tilesDown;
+    if (offsets.length < need || counts.length < need) {
+      throw new DataError(
+        `Slide '${name}' is corrupt: level ${i} (${r.image.getWidth()} x ${r.image.getHeight()} pixels in ${r.info.tileWidth} x ${r.info.tileHeight} tiles) ` +
+          `needs ${need} tiles, but its tile table lists ${Math.min(offsets.length, counts.length)}. Copy or convert the file again.`,
       );
     }
     let end = 0;
-    for (let j = 0; j < offsets.length; j++) {
-      const e = Number(offsets[j]) + Number(counts[j] ?? 0);
-      if (Number(counts[j] ?? 0) > 0 && e > end) end = e;
+    let empty = 0;
+    for (let j = 0; j < need; j++) {
+      const c = Number(counts[j]);
+      if (c === 0) {
+        empty++;
+        continue;
+      }
+      const e = Number(offsets[j]) + c;
+      if (e > end) end = e;
     }
-    if (end > byteLength) {
+    if (byteLength !== undefined && end > byteLength) {
       throw new DataError(
         `Slide '${name}' is truncated: level ${i} needs ${end} bytes but the file has ${byteLength}. Copy or download the file again.`,
       );
     }
+    if (empty > 0) {
+      warnings.push(
+        `Slide '${name}': ${empty} of ${need} tiles of level ${i} are stored with no data (byte count 0); they read as background. ` +
+          'A scanner leaves empty tiles out on purpose; otherwise the file is damaged.',
+      );
+    }
   }
+  return warnings;
 }

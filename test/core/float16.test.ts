@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFloat16, encodeFloat16, float16Bits, float16Value, roundToFloat16 } from '../../src/core/index.js';
+import { decodeFloat16, encodeFloat16, roundToFloat16 } from '../../src/core/index.js';
+import { float16Bits, float16Value } from '../../src/core/float16.js';
 
 describe('float16 codec', () => {
   it('encodes hand-checked values', () => {

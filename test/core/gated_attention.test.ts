@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { tf, ValueError } from '../../src/core/index.js';
-import { gatedScores, setAttentionGradMode, type ScoreWeights } from '../../src/core/index.js';
+import { gatedScores, type ScoreWeights } from '../../src/core/index.js';
 import { expectAllclose, expectNoLeak } from '../helpers.js';
+import { setAttentionGradMode } from '../../src/core/gated_attention.js';
 
 function weights(gated: boolean, d: number, D: number, M: number, seed: number): ScoreWeights {
   const r = (shape: number[], s: number) => tf.randomNormal(shape, 0, 0.5, 'float32', seed + s);

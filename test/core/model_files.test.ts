@@ -77,4 +77,17 @@ describe('modelFilesFromUrl', () => {
     const down = modelFilesFromUrl('https://example.org/m/', { fetch: async () => Promise.reject(new TypeError('Failed to fetch')) });
     await expect(down.read('sasha.json')).rejects.toThrow(/Failed to fetch.*CORS/);
   });
+
+  it('refuses a weight entry nested too deeply to print with one readable line', async () => {
+    const { json } = twoFileModel();
+    const deep = json.replace('"shape":[3]', `"shape":${'['.repeat(200_000)}1${']'.repeat(200_000)}`);
+    expect(deep.length).toBeGreaterThan(400_000);
+    const files = modelFilesFromPicked(new Map([['model.json', blob('model.json', '', enc(deep))]]));
+    const err = await readModelArtifacts(files, '').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DataError);
+    expect((err as Error).message).toMatch(/weight 'a' has the shape a value nested too deeply to print, not a list of non-negative integers/);
+    const long = json.replace('"dtype":"float32"', `"dtype":"${'x'.repeat(500)}"`);
+    const err2 = await readModelArtifacts(modelFilesFromPicked(new Map([['model.json', blob('model.json', '', enc(long))]])), '').catch((e: unknown) => e);
+    expect((err2 as Error).message).toMatch(/has the unknown dtype "x{56}\.\.\.\. The file is corrupt/);
+  });
 });

@@ -41,6 +41,14 @@ describe('readTorchCheckpoint', () => {
     expect((v.get('c') as PyObject).cls.qualifiedName).toBe('collections.Counter');
   });
 
+  it('refuses items appended to a tuple (a flipped opcode) with a DataError', () => {
+    // PROTO 2, EMPTY_TUPLE, BININT1 1, APPEND, STOP: tuples are immutable
+    expect(() => unpickle(new Uint8Array([0x80, 2, 0x29, 0x4b, 1, 0x61, 0x2e]))).toThrow(DataError);
+    expect(() => unpickle(new Uint8Array([0x80, 2, 0x29, 0x4b, 1, 0x61, 0x2e]))).toThrow(/list items appended to a tuple/);
+    // the same on a list is read: [1]
+    expect(unpickle(new Uint8Array([0x80, 2, 0x5d, 0x4b, 1, 0x61, 0x2e]))).toEqual([1]);
+  });
+
   it('ends every damaged copy of a checkpoint in a DataError or a correct read, quickly', () => {
     const rng = createRng(15);
     const t0 = performance.now();

@@ -1,19 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, ValueError } from '../../src/core/index.js';
-import {
-  accuracy,
-  argmax,
-  balancedAccuracy,
-  binaryAuc,
-  classificationMetrics,
-  confusionMatrix,
-  expectedCalibrationError,
-  f1Score,
-  meanStd,
-  perClassAuc,
-  reliabilityBins,
-  rocAuc,
-} from '../../src/eval/index.js';
+import { accuracy, balancedAccuracy, binaryAuc, classificationMetrics, confusionMatrix, expectedCalibrationError, f1Score, meanStd, perClassAuc, reliabilityBins, rocAuc } from '../../src/eval/index.js';
+import { argmax } from '../../src/eval/metrics.js';
 
 describe('accuracy, balanced accuracy, confusion matrix', () => {
   it('match hand counts', () => {

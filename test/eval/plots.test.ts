@@ -22,6 +22,27 @@ describe('lineChartSvg', () => {
     expect(svg).toContain('>acc<');
   });
 
+  it('labels the y ticks of a negative range with round numbers, zero included', () => {
+    const svg = lineChartSvg({ title: 'T', xLabel: 'x', yLabel: 'y', yRange: [-0.3, 0], pointLabels: false, series: [{ name: 's', x: [1, 2], y: [-0.25, -0.1] }] });
+    const labels = [...svg.matchAll(/text-anchor="end" fill="#444">([^<]+)</g)].map((m) => m[1]);
+    expect(labels).toEqual(['-0.3', '-0.2', '-0.1', '0']);
+  });
+
+  it('puts the legend where it covers no point', () => {
+    const legend = (svg: string) => {
+      const m = /<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="#ffffff" fill-opacity/.exec(svg)!;
+      return { x: Number(m[1]), y: Number(m[2]), w: Number(m[3]), h: Number(m[4]) };
+    };
+    // points high on the right: the legend goes to the middle right, clear of them
+    const high = lineChartSvg({ title: 'T', xLabel: 'f', yLabel: 'v', width: 720, height: 440, series: [{ name: 'acc', x: [1, 2, 3], y: [0.9, 0.9, 0.9] }, { name: 'ECE', x: [1, 2, 3], y: [0.1, 0.1, 0.1] }] });
+    const a = legend(high);
+    // plot area 64..696 x 44..384; box 36 + 7 * 3 = 57 wide, 10 + 18 * 2 = 46 high, 8 px inside
+    expect(a).toEqual({ x: 696 - 8 - 57, y: 44 + 8 + 0.5 * (340 - 16 - 46), w: 57, h: 46 });
+    for (const [x, y] of circles(high)) expect(x < a.x || x > a.x + a.w || y < a.y || y > a.y + a.h).toBe(true);
+    // one series with no point on the top right: the legend stays there
+    expect(legend(lineChartSvg({ title: 'T', xLabel: 'f', yLabel: 'v', width: 720, height: 440, series: [{ name: 'acc', x: [1, 2], y: [0.1, 0.2] }] }))).toEqual({ x: 696 - 8 - 57, y: 52, w: 57, h: 28 });
+  });
+
   it('leaves a gap at NaN, escapes text and rejects bad input', () => {
     const svg = lineChartSvg({ title: 'a < b & c', xLabel: 'x', yLabel: 'y', series: [{ name: 's', x: [1, 2, 3], y: [0.2, NaN, 0.4] }] });
     expect(svg).toContain('a &lt; b &amp; c');

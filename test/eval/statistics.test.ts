@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng, ShapeError, ValueError } from '../../src/core/index.js';
-import { binaryAuc, bootstrapInterval, comparePredictions, rocAuc, mannWhitneyU, mcnemarExact, normalSurvival, pairedBootstrapAuc } from '../../src/eval/index.js';
+import { binaryAuc, bootstrapInterval, comparePredictions, rocAuc, mannWhitneyU, mcnemarExact, pairedBootstrapAuc } from '../../src/eval/index.js';
+import { normalSurvival } from '../../src/eval/statistics.js';
 
 /** Exact two-sided binomial(n, 1/2) p-value by BigInt sums: min(1, 2 sum_{i<=k} C(n, i) / 2^n). */
 function exactBinomialP(k: number, n: number): number {

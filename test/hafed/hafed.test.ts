@@ -121,6 +121,11 @@ describe('Hafed', () => {
     expectAllclose(probs, tf.softmax(logits), { rtol: 1e-6 });
     // rows scored alone equal the rows scored with the others
     expectAllclose(model.stage2RowLogits(tf.slice(x, [4, 0], [1, 8]) as tf.Tensor2D), tf.slice(rows, [4, 0], [1, 5]), { rtol: 1e-5, atol: 1e-6 });
+    // several pooled vectors at once: one slide's logits per row
+    const many = model.stage2HeadLogits(tf.concat([tf.slice(x, [0, 0], [1, 8]), pooled, tf.slice(x, [1, 0], [1, 8])]) as tf.Tensor2D);
+    expect(many.shape).toEqual([3, 2]);
+    expectAllclose(tf.slice(many, [1, 0], [1, 2]), logits, { rtol: 1e-5, atol: 1e-5 });
+    expectAllclose(tf.slice(many, [0, 0], [1, 2]), model.stage2HeadLogits(tf.slice(x, [0, 0], [1, 8]) as tf.Tensor2D), { rtol: 1e-6, atol: 1e-6 });
     model.dispose();
   });
 
@@ -168,7 +173,8 @@ describe('Hafed', () => {
     expect(() => model.aggregate(tf.ones([2, 3, 6]) as tf.Tensor3D)).toThrow(ShapeError);
     expect(() => model.aggregate(tf.ones([0, 3, 5]) as tf.Tensor3D)).toThrow(/N >= 1/);
     expect(() => model.classify(tf.ones([4, 6]) as tf.Tensor2D)).toThrow(/width d = 5/);
-    expect(() => model.stage2HeadLogits(tf.ones([2, 5]) as tf.Tensor2D)).toThrow(ShapeError);
+    expect(() => model.stage2HeadLogits(tf.ones([2, 6]) as tf.Tensor2D)).toThrow(ShapeError);
+    expect(() => model.stage2HeadLogits(tf.ones([0, 5]) as tf.Tensor2D)).toThrow(ShapeError);
     expect(() => new Hafed({ numBranches2: 0 })).toThrow(/numBranches2/);
     expect(() => new Hafed({ input: 'zoom' as 'lowRes' })).toThrow(ValueError);
     expect(() => new Hafed({ nToken: 5 } as Partial<HafedConfig>)).toThrow(/Unknown key 'nToken'/);

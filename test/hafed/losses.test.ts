@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { tf, ValueError, ShapeError } from '../../src/core/index.js';
-import { branchLoss, hafedLoss, losses, similarityLoss, slideLoss } from '../../src/hafed/index.js';
+import { branchLoss, hafedLoss, similarityLoss, slideLoss } from '../../src/hafed/index.js';
 import { expectAllclose, expectNoLeak } from '../helpers.js';
+import { losses } from '../../src/hafed/losses.js';
 
 describe('similarityLoss', () => {
   it('equals the hand-computed mean pairwise cosine of 3 branches', () => {

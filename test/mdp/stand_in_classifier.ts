@@ -2,8 +2,9 @@
  * A small classifier with the shape of HAFED stage 2 (gated attention with M branches and a
  * linear slide head) and random weights, for tests and benchmarks of the environment.
  */
-import { tf, createRng, fastTanh, linear } from '../../src/core/index.js';
+import { tf, createRng, linear } from '../../src/core/index.js';
 import type { StateClassifier } from '../../src/mdp/index.js';
+import { fastTanh } from '../../src/core/ops.js';
 
 export interface StandInArgs {
   dim: number;

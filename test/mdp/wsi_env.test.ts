@@ -1,17 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataError, ShapeError, StateError, ValueError, createRng, tf } from '../../src/core/index.js';
-import {
-  NaiveWsiEnv,
-  WsiEnv,
-  budgetSteps,
-  checkEnv,
-  denseSlideLogits,
-  type WsiEnvConfig,
-  type WsiEnvOptions,
-} from '../../src/mdp/index.js';
+import { WsiEnv, budgetSteps, checkEnv, type WsiEnvConfig, type WsiEnvOptions } from '../../src/mdp/index.js';
 import { StateMlp, createTsuState, rowChangesToState, targetedStateUpdate } from '../../src/tsu/index.js';
 import { expectAllclose } from '../helpers.js';
 import { GatedAttentionClassifier, clusteredFeatures } from './stand_in_classifier.js';
+import { NaiveWsiEnv, denseSlideLogits } from '../../src/mdp/naive_wsi_env.js';
 
 const N = 80;
 const D = 16;
@@ -268,6 +261,39 @@ describe('WsiEnv semantics', () => {
       // the incremental env holds no tensor at all; the naive one frees S_t
       expect(held - tf.memory().numTensors, Env.name).toBe(Env === WsiEnv ? 0 : 1);
     }
+  });
+
+  it('zoomLookahead: the cross-entropy after zooming each allowed patch alone equals the dense classification', () => {
+    for (const cls of [classifier, sharp]) {
+      const env = new WsiEnv(options({ budget: 0.5 }, { classifier: cls, label: 1 }));
+      env.reset({ seed: 3 });
+      let obs = env.step(5).observation;
+      obs = env.step(40).observation;
+      const ce = env.zoomLookahead();
+      expect(ce[5]).toBe(Infinity);
+      expect(ce[40]).toBe(Infinity);
+      for (const i of [0, 1, 17, 39, 79]) {
+        const state = obs.state.slice();
+        state.set(vArr.subarray(i * D, (i + 1) * D), i * D);
+        const s = tf.tensor2d(state, [N, D]);
+        const logits = denseSlideLogits(cls, s);
+        const want = -tf.tidy(() => tf.logSoftmax(logits).dataSync()[1]);
+        expectAllclose(ce[i], want, { rtol: 1e-5, atol: 1e-6 });
+        tf.dispose([s, logits]);
+      }
+      // the env is unchanged: the next step gives the same reward as in a fresh run
+      const r = env.step(0);
+      const again = new WsiEnv(options({ budget: 0.5 }, { classifier: cls, label: 1 }));
+      again.reset({ seed: 3 });
+      again.step(5);
+      again.step(40);
+      expectAllclose(r.reward, again.step(0).reward, { rtol: 0, atol: 0 });
+      env.close();
+      again.close();
+    }
+    const unlabelled = new WsiEnv(options({}, { label: undefined }));
+    unlabelled.reset();
+    expect(() => unlabelled.zoomLookahead()).toThrow(/needs the slide label and the cached V/);
   });
 
   it('reports the attention weights abar of the current state', () => {

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRng, tf } from '../../src/core/index.js';
 import { Hafed } from '../../src/hafed/index.js';
-import { NaiveWsiEnv, WsiEnv, checkEnv, type WsiEnvOptions } from '../../src/mdp/index.js';
+import { WsiEnv, checkEnv, type WsiEnvOptions } from '../../src/mdp/index.js';
 import { StateMlp } from '../../src/tsu/index.js';
-import { SYNTHETIC_PRESETS, syntheticSlide } from '../../src/wsi/index.js';
 import { expectAllclose } from '../helpers.js';
+import { NaiveWsiEnv } from '../../src/mdp/naive_wsi_env.js';
+import { SYNTHETIC_PRESETS, syntheticSlide } from '../../src/wsi/synthetic/features.js';
 
 // The environment with a real (untrained) HAFED on a slide of the synthetic `tiny` cohort.
 describe('WsiEnv with a Hafed', () => {

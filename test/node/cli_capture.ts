@@ -26,6 +26,20 @@ export async function cli(argv: string[]): Promise<CliRun> {
   }
 }
 
+/** {@link cli} with environment variables set for the run (scheduler variables such as `SLURM_ARRAY_TASK_ID`), restored after it. */
+export async function cliWithEnv(vars: Record<string, string>, argv: string[]): Promise<CliRun> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    return await cli(argv);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
 /** {@link cli} with the arguments spread: `sasha('eval', '--model', dir)`. */
 export function sasha(...argv: string[]): Promise<CliRun> {
   return cli(argv);

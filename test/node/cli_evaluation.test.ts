@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, syntheticTumourFractions, tumourClass } from '../../src/wsi/index.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS, syntheticSlide, syntheticSplit, syntheticTumourFractions, tumourClass } from '../../src/wsi/synthetic/index.js';
 import { readModelManifest, writeSyntheticCohortFiles } from '../../src/node/index.js';
 import { findPolicy } from '../../src/node/cli/model_eval.js';
 import { parseBudgets } from '../../src/node/cli/eval_sweep.js';
@@ -79,6 +79,9 @@ describe('sasha eval --budgets (budget sweep with calibration)', () => {
     const plots = await sasha('eval', '--model', model, '--plots', tmp());
     expect(plots.stderr).toMatch(/--plots needs --budgets/);
     expect(parseBudgets('1, 0.2,0.2 ,0.05')).toEqual([0.05, 0.2, 1]);
+    const help = await sasha('eval', '--help');
+    expect(help.code).toBe(0);
+    for (const flag of ['--budgets', '--plots', '--json']) expect(help.stdout).toContain(flag);
   });
 });
 
@@ -186,9 +189,9 @@ describe('presets across stages', () => {
     expect(existsSync(path.join(out, 'ablations'))).toBe(false);
     const bad = await sasha('train', 'hafed', '--lr-h5', files.lrH5, '--hr-h5', files.hrH5, '--split', files.split, '--out', out, '--preset', 'c16');
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--preset to be one of camelyon16, tcga, but got 'c16'/);
+    expect(bad.stderr).toMatch(/--preset to be one of default, reference, camelyon16, tcga, but got 'c16'/);
     const help = await sasha('train', 'tsu', '--help');
-    expect(help.stdout).toMatch(/from --preset: camelyon16 1000, tcga 500/);
+    expect(help.stdout).toMatch(/from --preset: default 1000, reference 1000, camelyon16 1000, tcga 500/);
   }, 120_000);
 });
 
@@ -254,6 +257,9 @@ describe('sasha compression', () => {
     expect(swapped.stderr).toMatch(/hr\.h5', slide 'slide_000': expected 'feat' of rank 2 .* This looks like a high-res file/);
     expect((await sasha('compression', '--model', model, '--subset', 'everything')).stderr).toMatch(/--subset to be 'train', 'val', 'test' or 'all'/);
     expect((await sasha('compression', '--model', model, '--sub-patch-size', '0')).stderr).toMatch(/--sub-patch-size to be an integer >= 1/);
+    const help = await sasha('compression', '--help');
+    expect(help.code).toBe(0);
+    for (const flag of ['--model', '--lr-h5', '--hr-h5', '--subset', '--json']) expect(help.stdout).toContain(flag);
   });
 });
 
@@ -331,5 +337,8 @@ describe('sasha interpret', () => {
     expect((await sasha('interpret', '--model', model, '--annotations', ann, '--heatmaps', tmp())).stderr).toMatch(/--heatmaps needs --slides/);
     expect((await sasha('interpret', '--model', model, '--annotations', path.join(ann, 'none'))).stderr).toMatch(/Cannot find the annotation folder/);
     expect((await sasha('interpret', '--model', model, '--annotations', ann, '--policies', 'learned,oracle')).stderr).toMatch(/--policies among learned, random/);
+    const help = await sasha('interpret', '--help');
+    expect(help.code).toBe(0);
+    for (const flag of ['--annotations', '--policies', '--heatmaps', '--patch-size', '--json']) expect(help.stdout).toContain(flag);
   });
 });

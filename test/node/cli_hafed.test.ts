@@ -2,11 +2,11 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/index.js';
 import { readModelManifest, writeSyntheticCohortFiles } from '../../src/node/index.js';
 import { lastJson, sasha } from './cli_capture.js';
 import { Hafed } from '../../src/hafed/index.js';
 import { fileIO } from '../../src/node/index.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/features.js';
 
 let files: { lrH5: string; hrH5: string; split: string };
 let files32: { lrH5: string; hrH5: string; split: string };

@@ -2,9 +2,9 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/index.js';
 import { readModelManifest, writeSyntheticCohortFiles } from '../../src/node/index.js';
 import { lastJson, sasha } from './cli_capture.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/features.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'sasha-cli-'));
 let files: { lrH5: string; hrH5: string; split: string };
@@ -55,6 +55,13 @@ describe('sasha train all / train tsu / train policy / eval --budget < 1', () =>
     expect(p01.code, p01.stderr).toBe(0);
     expect(Object.keys(readModelManifest(out).policies as object).sort()).toEqual(['0.1', '0.2']);
     expect(lastJson((await sasha('eval', '--model', out, '--budget', '0.1', '--json', '--quiet')).stdout).budget).toBe(0.1);
+
+    // two budgets trained at the same time into the same directory: both policies stay
+    const both = await Promise.all(
+      ['0.3', '0.05'].map((f) => sasha('train', 'policy', '--model', out, '--budget', f, '--epochs', '1', '--imitation-epochs', '0', '--json', '--quiet')),
+    );
+    for (const b of both) expect(b.code, b.stderr).toBe(0);
+    expect(Object.keys(readModelManifest(out).policies as object).sort()).toEqual(['0.05', '0.1', '0.2', '0.3']);
   });
 
   it('bad input: no policy for the budget, a budget outside (0, 1], unknown policy, no f_S', async () => {

@@ -7,8 +7,8 @@ import { Hafed } from '../../src/hafed/index.js';
 import { H5FeatureDataset, fileIO, readModelManifest, writeSyntheticCohortFiles } from '../../src/node/index.js';
 import { lastJson, sasha } from './cli_capture.js';
 import { StateMlp } from '../../src/tsu/index.js';
-import { SYNTHETIC_PRESETS, generateSyntheticCohort } from '../../src/wsi/index.js';
 import { expectAllclose } from '../helpers.js';
+import { SYNTHETIC_PRESETS, generateSyntheticCohort } from '../../src/wsi/synthetic/features.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'sasha-tsu-cli-'));
 

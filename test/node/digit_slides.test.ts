@@ -2,24 +2,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataError, tf } from '../../src/core/index.js';
-import {
-  CELL_GLASS,
-  CELL_NORMAL,
-  CELL_TUMOUR,
-  DIGIT_SLIDE_PRESETS,
-  DigitSlideCohort,
-  digitTruthAt,
-  extractFeatures,
-  functionEncoder,
-  planFromTiling,
-  renderDigitSlide,
-  tileSlide,
-  type DigitBank,
-  type DigitSlide,
-} from '../../src/wsi/index.js';
+import { extractFeatures, functionEncoder, planFromTiling, tileSlide } from '../../src/wsi/index.js';
 import { loadMnistDigits, readDigitTruth, writeDigitCohort, type DigitCohortFiles } from '../../src/node/digit_slides.js';
 import { openSlide } from '../../src/node/open_slide.js';
 import { tempDir } from '../wsi/fixtures.js';
+import { CELL_GLASS, CELL_NORMAL, CELL_TUMOUR, DIGIT_SLIDE_PRESETS, DigitSlideCohort, digitTruthAt, renderDigitSlide, type DigitBank, type DigitSlide } from '../../src/wsi/synthetic/digit_slide.js';
 
 const tmp = tempDir('sasha-digits-');
 const config = { ...DIGIT_SLIDE_PRESETS.tiny, numSlides: 8 };

@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StateError } from '../../src/core/index.js';
 import { builtinEncoder, builtinEncoderModel, extractCohort, tileSlide, type CohortSlide } from '../../src/wsi/index.js';
-import { H5FeatureDataset, H5FeatureSink, fileIO, loadEncoder, openH5, openSlide, readRaw, writeRgbTiff, writeSyntheticSlide } from '../../src/node/index.js';
+import { H5FeatureDataset, H5FeatureSink, fileIO, loadEncoder, openSlide, writeRgbTiff, writeSyntheticSlide } from '../../src/node/index.js';
 import { cli } from './cli_capture.js';
 import { tempDir } from '../wsi/fixtures.js';
+import { openH5, readRaw } from '../../src/node/h5/h5file.js';
 
 const tmp = tempDir();
 const slidesDir = tmp.path('slides');

@@ -8,7 +8,7 @@ import { SashaModel, analyzeSlide, heatmapDataFromJson, renderHeatmap, type Slid
 import { StateMlp } from '../../src/tsu/index.js';
 import { builtinEncoder, builtinEncoderModel } from '../../src/wsi/index.js';
 import { fileCheckpointStore, fileIO, loadSashaModel, openSlide, writeHeatmap, writeRgbTiff, writeSyntheticSlide } from '../../src/node/index.js';
-import { cli } from './cli_capture.js';
+import { cli, cliWithEnv } from './cli_capture.js';
 import { expectAllclose } from '../helpers.js';
 import { tempDir } from '../wsi/fixtures.js';
 
@@ -128,6 +128,39 @@ describe('sasha infer', () => {
     expect(existsSync(join(sharded, 'heatmaps'))).toBe(false);
     // the same slides and settings give the same results as the unsharded run
     for (const id of ['slide_a', 'slide_b']) expect(readJson(sharded, id).visited).toEqual(readJson(out, id).visited);
+    // sasha merge joins the shards' results into one predictions.csv, in cohort order
+    const m = await cli(['merge', sharded, '--json', '--quiet']);
+    expect(m.result).toMatchObject({ kind: 'infer', slides: 2, missing: [] });
+    const head = (f: string) =>
+      readFileSync(f, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(',').slice(0, 4).join(','));
+    expect(head(join(sharded, 'predictions.csv'))).toEqual(head(join(out, 'predictions.csv')));
+  });
+
+  it('takes its shard from a SLURM array task or a Kubernetes indexed Job; sasha merge gives the unsharded predictions', async () => {
+    const sharded = tmp.path('scheduled');
+    const argv = ['infer', ...slides, ...FLAGS, '--out', sharded, '--no-heatmap', ...WSI];
+    // task 0 of an array --array=0-1; index 1 of an indexed Job of 2 completions
+    const a = await cliWithEnv({ SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0', SLURM_ARRAY_TASK_MAX: '1' }, argv);
+    const b = await cliWithEnv({ JOB_COMPLETION_INDEX: '1', SASHA_SHARD_COUNT: '2' }, argv);
+    expect(a.stderr).toBe('');
+    expect(a.result).toMatchObject({ slides: 1, analysed: 1 });
+    expect(b.result).toMatchObject({ slides: 1, analysed: 1 });
+    const ids = (f: string) => readFileSync(join(sharded, f), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]);
+    expect(ids('predictions.part-0-of-2.csv')).toEqual(['slide_a']);
+    expect(ids('predictions.part-1-of-2.csv')).toEqual(['slide_b']);
+    const m = await cli(['merge', sharded, '--json', '--quiet']);
+    expect(m.result).toMatchObject({ kind: 'infer', slides: 2, missing: [] });
+    // every column but the run time: predictions, probabilities, counts and visited patches
+    const table = (dir: string) => {
+      const [header, ...rows] = readFileSync(join(dir, 'predictions.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
+      const t = header.indexOf('seconds');
+      return [header, ...rows].map((r) => r.filter((_, j) => j !== t));
+    };
+    expect(table(sharded)[0]).toContain('visited');
+    expect(table(sharded)).toEqual(table(out));
   });
 
   it('adds labels, class names and the accuracy from a label CSV', async () => {

@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS, tf, type SashaModel } from '../../src/index.js';
+import { tf, type SashaModel } from '../../src/index.js';
 import { loadSashaModel, writeSyntheticCohortFiles } from '../../src/node/index.js';
 import { fixtureInputs } from '../fixtures/model_fixture_inputs.js';
 import { lastJson, sasha } from './cli_capture.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/features.js';
 
 const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'models', 'v0.1');
 const expected = JSON.parse(readFileSync(path.join(fixture, 'expected.json'), 'utf8'));
@@ -84,7 +85,8 @@ describe('models saved by release 0.1', () => {
       expect(lastJson(tsu.stdout).epochs).toBe(4);
       expect(history('tsu').progress.history.slice(0, 3)).toEqual(savedHistory('tsu').history);
 
-      const policy = await sasha('train', 'policy', '--model', dir, '--budget', '0.2', '--epochs', '3', '--seed', '3', '--resume', '--json', '--quiet');
+      // release 0.1 trained the policy as the reference recipe does (PPO alone, no attention input)
+      const policy = await sasha('train', 'policy', '--model', dir, '--budget', '0.2', '--epochs', '3', '--seed', '3', '--preset', 'reference', '--resume', '--json', '--quiet');
       expect(policy.code, policy.stderr).toBe(0);
       expect(lastJson(policy.stdout).epochs).toBe(3);
       expect(history('policy-0.2').metadata.progress.history.slice(0, 2)).toEqual(savedHistory('policy-0.2').metadata.history);

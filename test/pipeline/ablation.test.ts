@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryCheckpointStore, tf } from '../../src/core/index.js';
 import { ABLATION_ROWS, presetConfig, runAblation, sashaPreset, SASHA_PRESETS } from '../../src/pipeline/index.js';
 import { PPO_PRESETS } from '../../src/ppo/index.js';
-import { SyntheticDataset, SYNTHETIC_PRESETS } from '../../src/wsi/index.js';
+import { SyntheticDataset, SYNTHETIC_PRESETS } from '../../src/wsi/synthetic/features.js';
 
 const quick = { hafedTrain: { epochs: 2, lr: 2e-3 }, tsu: { epochs: 2 }, policyEpochs: 1 };
 
@@ -61,6 +61,6 @@ describe('presets', () => {
     expect(c.tsu).toEqual({ learningRate: 3e-4, weightDecay: 5e-3, epochs: 7, tau: 0.95 });
     expect(c.policyEpochs).toBe(2);
     expect(c.ppo).toEqual({ gaeLambda: 0.95, clipCoef: 0.1 });
-    expect(() => sashaPreset('c16')).toThrow(/preset in camelyon16, tcga/);
+    expect(() => sashaPreset('c16')).toThrow(/preset in default, reference, camelyon16, tcga/);
   });
 });

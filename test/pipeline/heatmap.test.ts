@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, ValueError } from '../../src/core/index.js';
-import { colormapColor, heatmapDataFromJson, normalizeScores, renderHeatmap, resolveHeatmapConfig, thumbnailLevel } from '../../src/pipeline/index.js';
+import { colormapColor, heatmapDataFromJson, renderHeatmap, resolveHeatmapConfig, thumbnailLevel } from '../../src/pipeline/index.js';
 import { InMemorySlideSource } from '../../src/wsi/index.js';
 import { expectAllclose } from '../helpers.js';
 import { solidImage } from '../wsi/fixtures.js';
+import { normalizeScores } from '../../src/pipeline/heatmap.js';
 
 describe('heatmap colours and scores', () => {
   it('maps [0, 1] onto the colour map piecewise-linearly', () => {

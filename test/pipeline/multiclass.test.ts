@@ -3,7 +3,7 @@ import { tf } from '../../src/core/index.js';
 import { balancedAccuracy, perClassAuc } from '../../src/eval/index.js';
 import { ActorCriticPolicy } from '../../src/ppo/index.js';
 import { evaluateFullResolution, evaluateSasha, trainSasha } from '../../src/pipeline/index.js';
-import { lesionClass, mimicClass, SyntheticDataset, SYNTHETIC_PRESETS, syntheticLabels, syntheticSlide, syntheticSplit } from '../../src/wsi/index.js';
+import { lesionClass, mimicClass, SyntheticDataset, SYNTHETIC_PRESETS, syntheticLabels, syntheticSlide, syntheticSplit } from '../../src/wsi/synthetic/index.js';
 
 describe('the multi-class synthetic preset', () => {
   it('has three balanced classes, each lesion slide holding its own lesion type, split stratified by class', () => {

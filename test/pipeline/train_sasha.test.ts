@@ -12,8 +12,8 @@ import {
   trainSasha,
   withAggregated,
 } from '../../src/pipeline/index.js';
-import { SYNTHETIC_PRESETS, SyntheticDataset } from '../../src/wsi/index.js';
 import { expectAllclose } from '../helpers.js';
+import { SYNTHETIC_PRESETS, SyntheticDataset } from '../../src/wsi/synthetic/features.js';
 
 const dataset = new SyntheticDataset({ ...SYNTHETIC_PRESETS.tiny, seed: 3 });
 const split = dataset.split;
@@ -36,7 +36,8 @@ describe('trainSasha on the tiny synthetic cohort', () => {
     expect(model.hafed && model.fS && model.policy).toBeTruthy();
     expect((hafed as { history: unknown[] }).history.length).toBe(2);
     expect((tsu as { history: unknown[] }).history.length).toBe(3);
-    expect((policy as { history: unknown[] }).history.length).toBe(2);
+    // the default recipe: policyEpochs of PPO, no imitation
+    expect((policy as { history: { phase: string }[] }).history.map((h) => h.phase)).toEqual(['ppo', 'ppo']);
     expect(store.names().sort()).toEqual(
       ['checkpoints/hafed/best', 'checkpoints/hafed/last', 'checkpoints/policy/best', 'checkpoints/policy/last', 'checkpoints/tsu/best', 'checkpoints/tsu/last', 'hafed', 'policy', 'tsu'].sort(),
     );
@@ -61,7 +62,8 @@ describe('trainSasha on the tiny synthetic cohort', () => {
     expect(again.hafed).toEqual({ loaded: true });
     expect(again.tsu).toEqual({ loaded: true });
     expect(again.policy).toEqual({ loaded: true });
-    const x = tf.randomNormal([5, dataset.dim], 0, 1, 'float32', 1) as tf.Tensor2D;
+    // the default recipe's policy reads each row's state and the classifier's attention logits (inputDim wide)
+    const x = tf.randomNormal([5, model.policy!.inputDim], 0, 1, 'float32', 1) as tf.Tensor2D;
     tf.tidy(() => expectAllclose(again.model.policy!.actorLogits(x), model.policy!.actorLogits(x), { rtol: 0, atol: 0 }));
     x.dispose();
     again.model.dispose();
@@ -97,13 +99,14 @@ describe('pipeline pieces', () => {
     const hafed = new Hafed({ dim: dataset.dim, k: dataset.k, seed: 1 });
     const fS = new StateMlp({ dim: dataset.dim, seed: 2 });
     const withV = withAggregated(dataset, hafed);
-    const common = { classifier: hafed, fS, dataset: withV, split, env: { budget: 0.2 }, policy: { hiddenDim: 8 }, seed: 4 };
+    const imitation = { teacher: 'lookahead' as const, epochs: 3 };
+    const common = { classifier: hafed, fS, dataset: withV, split, env: { budget: 0.2 }, policy: { hiddenDim: 8 }, imitation, seed: 4 };
     const store = new MemoryCheckpointStore();
-    // one epoch, "interrupted" by onEpochEnd, then resumed to three
+    // one epoch, "interrupted" by onEpochEnd, then resumed to the end: 3 of imitation, then 3 of PPO
     const first = await trainPolicy({ ...common, epochs: 3, checkpoint: store, onEpochEnd: () => false });
     expect(first.history.length).toBe(1);
     const resumed = await trainPolicy({ ...common, epochs: 3, checkpoint: store, resume: true });
-    expect(resumed.history.length).toBe(3);
+    expect(resumed.history.map((h) => h.phase)).toEqual(['imitation', 'imitation', 'imitation', 'ppo', 'ppo', 'ppo']);
     expect(resumed.history[0]).toEqual(first.history[0]);
     // the same three epochs without interruption give the same history (the RNG depends on seed and epoch)
     const straight = await trainPolicy({ ...common, epochs: 3 });

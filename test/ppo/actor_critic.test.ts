@@ -103,6 +103,40 @@ describe('ActorCritic', () => {
     back.dispose();
   });
 
+  it('reads the classifier scores beside the state: row inputs, and the untrained actor follows the attention prior', () => {
+    // d = 2, M = 2: rows [s_i (2), scores_i (2), changed_i]
+    const ac = new ActorCritic({ dim: 2, numScores: 2, attentionPrior: 0.5, hiddenDim: 3, seed: 1 });
+    expect(ac.inputDim).toBe(5);
+    const observation = {
+      numPatches: 2,
+      dim: 2,
+      t: 1,
+      budget: 2,
+      actionMask: Uint8Array.from([1, 0]),
+      state: Float32Array.from([1, 2, 3, 4]),
+      numScores: 2,
+      rowScores: Float32Array.from([0.5, 1.5, -2, 4]),
+      changed: Uint8Array.from([0, 1]),
+    };
+    const rows = ac.rowInputs(observation);
+    expect(Array.from(rows)).toEqual([1, 2, 0.5, 1.5, 0, 3, 4, -2, 4, 1]);
+    const changed = ac.changedInputs({ changedRows: Int32Array.from([1]), changedValues: Float32Array.from([7, 8]), changedScores: Float32Array.from([1, 3]) });
+    expect(Array.from(changed)).toEqual([7, 8, 1, 3, 1]);
+    // the actor's own output layer starts at zero: logit_i = 0.5 * mean(scores_i) = 0.5 and 0.5
+    const x = tf.tensor2d(rows, [2, 5]);
+    const logits = ac.actorLogits(x);
+    expectAllclose(logits, [0.5, 0.5], { rtol: 1e-6, atol: 1e-7 });
+    tf.dispose([x, logits]);
+    // an observation without scores is a clear error; a policy without scores passes the state through
+    expect(() => ac.rowInputs({ ...observation, rowScores: undefined })).toThrow(/reads the classifier's 2 attention logits per row/);
+    const plain = new ActorCritic({ dim: 2, hiddenDim: 3 });
+    expect(plain.inputDim).toBe(2);
+    expect(plain.rowInputs(observation)).toBe(observation.state);
+    expect(plain.parameterCounts.actor).toBe(ac.parameterCounts.actor - 3 * 3 * 2 - 1);
+    plain.dispose();
+    ac.dispose();
+  });
+
   it('does not leak and validates its config', async () => {
     const ac = new ActorCritic({ dim: 4, hiddenDim: 3 });
     const x = tf.ones([3, 4]) as tf.Tensor2D;

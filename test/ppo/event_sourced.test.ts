@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { tf } from '../../src/core/index.js';
-import {
-  ActorCritic,
-  ActorCriticPolicy,
-  RandomPolicy,
-  RolloutBuffer,
-  buildRolloutBatch,
-  densePpoLoss,
-  evaluateDense,
-  evaluateEventSourced,
-  eventSourcedPpoLoss,
-  type PpoLossResult,
-  type RolloutBatch,
-} from '../../src/ppo/index.js';
+import { ActorCritic, ActorCriticPolicy, RandomPolicy, RolloutBuffer, buildRolloutBatch, evaluateEventSourced, eventSourcedPpoLoss, type PpoLossResult, type RolloutBatch } from '../../src/ppo/index.js';
+import { valueScales } from '../../src/ppo/rollout_buffer.js';
 import { expectAllclose, expectNoLeak } from '../helpers.js';
 import { recordEpisodes } from './episodes.js';
+import { densePpoLoss, evaluateDense } from '../../src/ppo/dense_reference.js';
 
 const cfg = { clipCoef: 0.2, entCoef: 0.01, clipValueLoss: false };
 
@@ -129,6 +119,35 @@ describe('event-sourced update equals the dense computation', () => {
       model.dispose();
     });
   }
+
+  it('rows with attention scores, the attention prior and a critic scaled by the remaining steps: losses and gradients to 1e-5', () => {
+    // d = 4 state features + M = 2 scores + the changed flag: rows of width 7
+    const model = new ActorCritic({ dim: 4, numScores: 2, attentionPrior: 0.7, hiddenDim: 6, seed: 3 });
+    expect(model.inputDim).toBe(7);
+    const { buffer } = recordEpisodes({ numPatches: 9, dim: 7, budget: 4, rewrites: [1, 3] }, new RandomPolicy({ seed: 4 }), 2, 8);
+    const table = buffer.versionTable();
+    const scales = valueScales(table, { criticTimeScale: true, rewardScale: 'budget' });
+    // rho_t = (T - t) / T with T = 4: 1, 0.75, 0.5, 0.25 for each episode
+    expect(Array.from(scales!)).toEqual([1, 0.75, 0.5, 0.25, 1, 0.75, 0.5, 0.25]);
+    const esEval = evaluateEventSourced(model, table, { chunkElements: 18, valueScales: scales });
+    const denseEval = evaluateDense(model, table, scales);
+    expectAllclose(esEval.values, denseEval.values, { rtol: 1e-5, atol: 1e-6 });
+    // V(S_0) = rho_0 * (pool, then project) of the first state
+    const S0 = tf.tensor2d(table.episodes[0].initialState, [9, 7]);
+    const v0 = model.value(S0);
+    expectAllclose(esEval.values[0], v0, { rtol: 1e-5, atol: 1e-6 });
+    const batch = perturbedBatch(buildRolloutBatch(table, esEval.values, { gamma: 1, gaeLambda: 0.9, normAdvantage: true }), 7);
+    const es = eventSourcedPpoLoss(model, batch, cfg, { chunkElements: 18, valueScales: scales });
+    const dense = densePpoLoss(model, batch, cfg, scales);
+    for (const k of ['actorLoss', 'valueLoss', 'policyLoss', 'entropy'] as const) expectAllclose(es[k], dense[k], { rtol: 1e-5, atol: 1e-7 });
+    expect(Object.keys(es.actorGrads).some((k) => k.endsWith('/actor/prior_weight'))).toBe(true);
+    expectGradsClose(es.actorGrads, dense.actorGrads);
+    expectGradsClose(es.criticGrads, dense.criticGrads);
+    tf.dispose([S0, v0]);
+    disposeResult(es);
+    disposeResult(dense);
+    model.dispose();
+  });
 
   it('evaluation: log-probs, entropies and values agree, and old log-probs from the rollout give ratio 1', () => {
     const model = new ActorCritic({ dim: 6, hiddenDim: 8, seed: 2 });

@@ -69,6 +69,36 @@ describe('PPO', () => {
   });
 });
 
+describe('PPO with several slides per update', () => {
+  it('collects every environment the provider gives, stops at null, and learns with minibatches and the scaled critic', async () => {
+    const envs = [1, 2, 3].map((seed) => new FakeZoomEnv({ ...tiny, seed }));
+    const calls: [number, number][] = [];
+    const ppo = new PPO({
+      policy: { dim: 6, hiddenDim: 16, seed: 3 },
+      env: (update, index) => {
+        calls.push([update, index]);
+        // three slides per update, except every other update, which has two
+        return index === 2 && update % 2 === 1 ? null : envs[index];
+      },
+      config: { ...fastConfig, numEpisodesPerUpdate: 4, numEnvsPerUpdate: 3, numMinibatches: 2, rewardScale: 'budget', criticTimeScale: true },
+    });
+    await ppo.learn({ totalUpdates: 2 });
+    expect(calls).toEqual([
+      [0, 0],
+      [0, 1],
+      [0, 2],
+      [1, 0],
+      [1, 1],
+      [1, 2],
+    ]);
+    // (3 + 2) slides x 4 episodes x T = 2 steps
+    expect(ppo.numTimesteps).toBe(40);
+    await ppo.learn({ totalUpdates: 18 });
+    expect(successRate(tiny, ppo.policy, 200, 10_000)).toBeGreaterThanOrEqual(0.9);
+    ppo.dispose();
+  });
+});
+
 describe('PPO training state', () => {
   it('holds no more tensors after more updates (no growth)', async () => {
     const ppo = new PPO({ policy: { dim: 6, hiddenDim: 8 }, env: new FakeZoomEnv({ ...tiny, seed: 2 }), config: { ...fastConfig, numEpisodesPerUpdate: 2 } });

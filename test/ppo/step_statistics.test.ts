@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createRng, tf, DataError } from '../../src/core/index.js';
-import { RandomPolicy, RolloutBuffer, stepQuantities, stepStatistics, stepStatisticsGrad, type VersionTable } from '../../src/ppo/index.js';
+import { RandomPolicy, RolloutBuffer, type VersionTable } from '../../src/ppo/index.js';
+import { stepQuantities, stepStatistics, stepStatisticsGrad } from '../../src/ppo/step_statistics.js';
 import { expectAllclose, expectNoLeak, finiteDiff } from '../helpers.js';
 import { recordEpisodes } from './episodes.js';
 

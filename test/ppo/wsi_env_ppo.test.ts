@@ -1,23 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/core/index.js';
 import { WsiEnv, type WsiEnvOptions } from '../../src/mdp/index.js';
-import {
-  ActorCritic,
-  ActorCriticPolicy,
-  GreedyAttentionPolicy,
-  PPO,
-  RolloutBuffer,
-  TopAttentionPolicy,
-  buildRolloutBatch,
-  densePpoLoss,
-  evaluateEventSourced,
-  eventSourcedPpoLoss,
-  playEpisode,
-  type ZoomEnv,
-} from '../../src/ppo/index.js';
+import { ActorCritic, ActorCriticPolicy, GreedyAttentionPolicy, PPO, RolloutBuffer, TopAttentionPolicy, buildRolloutBatch, evaluateEventSourced, eventSourcedPpoLoss, playEpisode, type ZoomEnv } from '../../src/ppo/index.js';
 import { StateMlp } from '../../src/tsu/index.js';
 import { expectAllclose } from '../helpers.js';
 import { GatedAttentionClassifier, clusteredFeatures } from '../mdp/stand_in_classifier.js';
+import { densePpoLoss } from '../../src/ppo/dense_reference.js';
 
 // PPO on the real environment: a stand-in HAFED stage 2, a random f_S, clustered features so
 // that the targeted update rewrites rows (|C| > 0).

@@ -1,20 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { DataError } from '../../src/core/index.js';
+import { annotationTumourFractions, parseAnnotations, parseAsapXml, parseQuPathGeoJson, type SlideAnnotations } from '../../src/wsi/index.js';
 import {
-  annotationTumourFractions,
   CELL_TUMOUR,
   digitTruthAt,
   digitTumourFractions,
-  parseAnnotations,
-  parseAsapXml,
-  parseQuPathGeoJson,
   SyntheticDataset,
   SYNTHETIC_PRESETS,
   syntheticTumourFractions,
+  generateSyntheticSlideImage,
+  syntheticImageTumourFractions,
+  syntheticLesionFraction,
   tumourClass,
   type DigitSlide,
-  type SlideAnnotations,
-} from '../../src/wsi/index.js';
+} from '../../src/wsi/synthetic/index.js';
 
 const ASAP = `<?xml version="1.0"?>
 <ASAP_Annotations>
@@ -140,5 +139,19 @@ describe('ground truth as tumour fractions', () => {
     expect(f.reduce((a, b) => a + b, 0) * slide.k).toBeCloseTo(tumourSubs, 6);
     expect(tumourSubs / (slide.n * slide.k)).toBeCloseTo(slide.truth.tumourFraction, 12);
     expect(f.filter((v) => v > 0).length).toBe(slide.truth.tumourPatches);
+  });
+});
+
+describe('synthetic slide images as tumour fractions', () => {
+  it('gives each patch the lesion share of its label blocks', () => {
+    const slide = generateSyntheticSlideImage({ seed: 2 });
+    const size = 4 * slide.blockSize;
+    const coords: number[] = [];
+    for (let y = 0; y + size <= slide.image.height; y += size) for (let x = 0; x + size <= slide.image.width; x += size) coords.push(x, y);
+    const f = syntheticImageTumourFractions(slide, coords, size);
+    for (let i = 0; i < f.length; i++) expect(f[i]).toBeCloseTo(syntheticLesionFraction(slide, coords[2 * i], coords[2 * i + 1], size, size), 6);
+    // the fractions are multiples of 1/16 (4 x 4 blocks), and some patch holds lesion
+    for (const v of f) expect(v * 16).toBeCloseTo(Math.round(v * 16), 5);
+    expect(Math.max(...f)).toBeGreaterThan(0);
   });
 });

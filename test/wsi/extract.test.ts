@@ -1,21 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import {
-  InMemorySlideSource,
-  MemoryFeatureSink,
-  batchStarts,
-  resolveExtractConfig,
-  builtinEncoder,
-  extractCohort,
-  extractFeatures,
-  functionEncoder,
-  subPatchCoords,
-  type CohortSlide,
-  type ExtractionPlan,
-  type SlideSource,
-} from '../../src/wsi/index.js';
+import { InMemorySlideSource, MemoryFeatureSink, resolveExtractConfig, builtinEncoder, extractCohort, extractFeatures, functionEncoder, subPatchCoords, type CohortSlide, type ExtractionPlan, type SlideSource } from '../../src/wsi/index.js';
 import { DataError, ShapeError, StateError, ValueError, createRng, tf } from '../../src/core/index.js';
 import { expectAllclose } from '../helpers.js';
 import { paintRect, solidImage } from './fixtures.js';
+import { batchStarts } from '../../src/wsi/extract.js';
 
 const GLASS: [number, number, number] = [244, 242, 246];
 

@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  connectedComponents,
-  dilate,
-  erode,
-  integralImage,
-  medianBlur,
-  morphClose,
-  rectSum,
-  rgbToSaturation,
-  threshold,
-} from '../../src/wsi/index.js';
 import { createRng } from '../../src/core/index.js';
+import { connectedComponents, dilate, erode, integralImage, medianBlur, morphClose, rectSum, rgbToSaturation, threshold } from '../../src/wsi/image_ops.js';
 
 function randomImage(w: number, h: number, seed: number, max = 256): Uint8Array {
   const rng = createRng(seed);

@@ -1,15 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  InMemorySlideSource,
-  bestLevelForDownsample,
-  blitRgb,
-  halveRgb,
-  levelMpp,
-  levelsFromSizes,
-  resolveLevel,
-  toLevelCoord,
-} from '../../src/wsi/index.js';
+import { InMemorySlideSource, bestLevelForDownsample, levelMpp, levelsFromSizes, resolveLevel, toLevelCoord } from '../../src/wsi/index.js';
 import { ValueError } from '../../src/core/index.js';
+import { blitRgb, halveRgb } from '../../src/wsi/slide_source.js';
 
 describe('levels', () => {
   it('computes downsamples as the mean of the x and y ratios', () => {

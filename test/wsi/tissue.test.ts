@@ -1,19 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  DEFAULT_TISSUE_CONFIG,
-  InMemorySlideSource,
-  TISSUE_PRESETS,
-  bestLevelForDownsample,
-  generateSyntheticSlideImage,
-  segmentTissue,
-  segmentTissueImage,
-  syntheticTruthMask,
-  tileSlide,
-} from '../../src/wsi/index.js';
+import { DEFAULT_TISSUE_CONFIG, InMemorySlideSource, TISSUE_PRESETS, bestLevelForDownsample, segmentTissue, segmentTissueImage, tileSlide } from '../../src/wsi/index.js';
 import { DataError, ValueError } from '../../src/core/index.js';
 import { openSlide } from '../../src/node/open_slide.js';
 import { writeSyntheticSlide } from '../../src/node/synthetic_slide.js';
 import { iou, paintRect, solidImage, tempDir } from './fixtures.js';
+import { generateSyntheticSlideImage, syntheticTruthMask } from '../../src/wsi/synthetic/slide_image.js';
 
 const PINK: [number, number, number] = [230, 160, 200];
 const GLASS: [number, number, number] = [244, 242, 246];

@@ -22,19 +22,10 @@ import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  DIGIT_SLIDE_PRESETS,
-  TiffSlideSource,
-  analysisToJson,
-  analyzeConfigFromSettings,
-  initBackend,
-  loadModelEncoder,
-  loadSashaModelFrom,
-  readModelExtractSettings,
-  type AnalyzeSlideConfig,
-} from '../../../src/index.js';
+import { TiffSlideSource, analysisToJson, initBackend, loadSashaModelFrom, type AnalyzeSlideConfig } from '../../../src/index.js';
+import { analyzeConfigFromSettings, loadModelEncoder, readModelExtractSettings } from '../../../src/pipeline/index.js';
 import { loadMnistDigits, modelFilesFromDir, packModelDir, readDigitTruth, writeDigitCohort } from '../../../src/node/index.js';
-import { digitTruthAt } from '../../../src/wsi/index.js';
+import { DIGIT_SLIDE_PRESETS, digitTruthAt } from '../../../src/wsi/synthetic/index.js';
 import { trainDigitEncoder } from '../../../bench/digit_encoder.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));

@@ -5,37 +5,38 @@
  * page's TensorFlow.js backend.
  */
 import {
-  MODEL_MANIFEST,
   SashaError,
   analysisToJson,
-  analyzeConfigFromSettings,
   analyzeSlide,
-  colormapColor,
-  loadModelEncoder,
   loadSashaModelFrom,
   modelFilesFromPicked,
   modelFilesFromUrl,
-  normalizeScores,
-  openSlideOverPort,
-  parseModelManifest,
-  readModelExtractSettings,
-  readModelJson,
   renderHeatmap,
   tf,
-  thumbnailLevel,
-  trainedBudgets,
-  type AnalyzeLayoutEvent,
   type AnalyzeSlideConfig,
   type AnalyzeTimings,
   type ModelFiles,
   type ModelManifest,
   type PatchEncoder,
   type PolicyName,
-  type PortSlideSource,
   type SashaModel,
   type SlideAnalysis,
   type SlideAnalysisJson,
 } from 'sasha-wsi';
+import { readModelJson } from 'sasha-wsi/core';
+import { openSlideOverPort, type PortSlideSource } from 'sasha-wsi/wsi';
+import {
+  MODEL_MANIFEST,
+  analyzeConfigFromSettings,
+  colormapColor,
+  loadModelEncoder,
+  normalizeScores,
+  parseModelManifest,
+  readModelExtractSettings,
+  thumbnailLevel,
+  trainedBudgets,
+  type AnalyzeLayoutEvent,
+} from 'sasha-wsi/pipeline';
 import { chooseBackend } from './backend.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
  *
  * @packageDocumentation
  */
-import { DataError } from '../errors.js';
+import { DataError, quoteValue } from '../errors.js';
 import { decodeFloat16 } from '../float16.js';
 import { PyGlobal, PyObject, unpickle } from './pickle.js';
 import { isZip, readZip, type ZipEntry } from './zip.js';
@@ -215,7 +215,7 @@ export function readTorchCheckpoint(bytes: Uint8Array, name = 'checkpoint'): Tor
   };
   const persistentLoad = (pid: unknown): unknown => {
     if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) {
-      throw new DataError(`'${name}' refers to a persistent object ${JSON.stringify(String(pid)).slice(0, 80)} that is no tensor storage.`);
+      throw new DataError(`'${name}' refers to a persistent object ${quoteValue(pid)} that is no tensor storage.`);
     }
     const [, type, key, , numel] = pid as [string, unknown, unknown, unknown, unknown];
     const typeName = type instanceof PyGlobal ? type.name : String(type);
@@ -231,7 +231,7 @@ export function readTorchCheckpoint(bytes: Uint8Array, name = 'checkpoint'): Tor
   };
   const intList = (v: unknown, what: string): number[] => {
     if (!Array.isArray(v) || v.length > MAX_RANK || !v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) {
-      throw new DataError(`'${name}' holds a tensor whose ${what} ${JSON.stringify(v)?.slice(0, 80)} is no list of sizes.`);
+      throw new DataError(`'${name}' holds a tensor whose ${what} ${quoteValue(v)} is no list of sizes.`);
     }
     return v as number[];
   };

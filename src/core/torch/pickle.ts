@@ -133,8 +133,10 @@ export function unpickle(data: Uint8Array, options: { persistentLoad?: Persisten
     }
   };
   const appendTo = (list: unknown, items: unknown[]) => {
-    if (Array.isArray(list)) list.push(...items);
-    else if (list instanceof PyObject) {
+    if (Array.isArray(list)) {
+      if (Object.isFrozen(list)) fail('list items appended to a tuple');
+      list.push(...items);
+    } else if (list instanceof PyObject) {
       if (!Array.isArray(list.state)) list.state = [];
       (list.state as unknown[]).push(...items);
     } else fail('list items on a value that is no list');

@@ -20,16 +20,16 @@ import { DataError, ValueError } from '../../core/errors.js';
 import { subsetDataset, type SplitSubset } from '../../core/data.js';
 import { comparePredictions, type PairedComparison } from '../../eval/index.js';
 import { Hafed, evaluateHafed } from '../../hafed/index.js';
-import { ABLATION_DESCRIPTIONS, ABLATION_ROWS, alignTo, summarizeEvaluation, type AblationRowName, type SashaEvaluation } from '../../pipeline/index.js';
+import { ABLATION_DESCRIPTIONS, ABLATION_ROWS, summarizeEvaluation, type AblationRowName, type SashaEvaluation } from '../../pipeline/index.js';
 import { H5FeatureDataset } from '../h5/index.js';
-import { fileIO } from '../io/file_io.js';
-import { readModelManifest, type ModelManifest } from '../model_dir.js';
+import { loadModelComponent, readModelManifest, type ModelManifest } from '../model_dir.js';
 import { dataPaths, numberFlag, requireString, type CommandSpec, type ParsedArgs } from './args.js';
 import { evaluateAtBudget, metricFields } from './model_eval.js';
 import { progressBars } from './progress_bar.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { openModelData, policySlot, trainPolicyCommand, type PolicyManifestEntry } from './train_sasha.js';
 import { trainTsuCommand, type TsuManifestEntry } from './train_tsu.js';
+import { alignTo } from '../../pipeline/ablation.js';
 
 /** Where the ablated model directories go, under the model directory. */
 export const ABLATIONS_DIR = 'ablations';
@@ -277,7 +277,7 @@ export const ablateCommand: CommandSpec = {
       if (rows.includes('z-only') && have['z-only']()) {
         const t1 = performance.now();
         const zm = readModelManifest(zDir);
-        const model = await Hafed.load(fileIO(path.join(zDir, zm.hafed!.path)));
+        const model = await loadModelComponent(zDir, zm.hafed!.path, 'HAFED', (io) => Hafed.load(io));
         const ds = await H5FeatureDataset.open({ lrH5: data.lrH5 });
         try {
           const { predictions } = await evaluateHafed(model, subsetDataset(ds, ids), { onProgress: progress('z-only') });

@@ -11,6 +11,7 @@ import { evalCommand } from './eval.js';
 import { extractCommand } from './extract.js';
 import { importReferenceCommand } from './import_reference.js';
 import { inferCommand } from './infer.js';
+import { mergeCommand } from './merge.js';
 import { tileCommand } from './tile.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand } from './train_tsu.js';
@@ -30,4 +31,5 @@ export const COMMANDS: readonly CommandSpec[] = [
   interpretCommand,
   inferCommand,
   importReferenceCommand,
+  mergeCommand,
 ];

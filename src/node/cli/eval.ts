@@ -14,8 +14,8 @@ import { DataError, ShapeError, ValueError } from '../../core/errors.js';
 import { subsetDataset, type SplitSubset } from '../../core/data.js';
 import { Hafed, evaluateHafed } from '../../hafed/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
-import { fileIO, writeFileAtomic } from '../io/file_io.js';
-import { readModelManifest } from '../model_dir.js';
+import { writeFileAtomic } from '../io/file_io.js';
+import { loadModelComponent, readModelManifest } from '../model_dir.js';
 import { dataPaths, numberFlag, requireString, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
 import { evalAtBudget } from './eval_sasha.js';
@@ -59,8 +59,9 @@ export const evalCommand: CommandSpec = {
     if (input === 'highRes' && !hrH5) throw new ValueError("This HAFED reads high-res features: pass --hr-h5.");
 
     const t0 = Date.now();
-    const model = await Hafed.load(fileIO(path.join(dir, manifest.hafed.path)));
-    const dataset = await H5FeatureDataset.open({ lrH5, ...(input === 'highRes' ? { hrH5 } : {}) });
+    const model = await loadModelComponent(dir, manifest.hafed.path, 'HAFED', (io) => Hafed.load(io));
+    // A high-res file (given or recorded) is opened with --input lowRes too, so that it is checked against the low-res file.
+    const dataset = await H5FeatureDataset.open({ lrH5, ...(hrH5 ? { hrH5 } : {}) });
     const bars = progressBars(io.interactive);
     try {
       if (dataset.dim !== model.dim || (input === 'highRes' && dataset.k !== model.k)) {

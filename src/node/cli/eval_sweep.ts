@@ -8,7 +8,8 @@
 import path from 'node:path';
 import { DataError, ValueError } from '../../core/errors.js';
 import type { SplitSubset } from '../../core/data.js';
-import { lineChartSvg, reliabilityBins, reliabilityDiagramSvg } from '../../eval/index.js';
+import { reliabilityBins, reliabilityDiagramSvg } from '../../eval/index.js';
+import { budgetSweepSvg } from '../../pipeline/index.js';
 import { writePlot } from '../plots.js';
 import type { CommandIO, ParsedArgs } from './args.js';
 import { policyAndUpdateFlags } from './eval_sasha.js';
@@ -87,17 +88,10 @@ export async function evalSweep(dir: string, args: ParsedArgs, io: CommandIO, su
       io.log(`f = ${budget}: accuracy ${ev.metrics.accuracy.toFixed(3)}, AUC ${ev.metrics.auc.toFixed(3)}, F1 ${ev.metrics.f1.toFixed(3)}, ECE ${ev.metrics.ece.toFixed(3)}`);
     }
     if (plotsDir) {
-      const x = rows.map((r) => r.budget as number);
-      const svg = lineChartSvg({
-        title: `Accuracy and calibration against the budget (${rows[0].n} ${subset} slides)`,
-        xLabel: 'budget f (fraction of patches zoomed into; 1 = HAFED on all)',
-        yLabel: 'accuracy / ECE',
-        xScale: 'log',
-        series: [
-          { name: 'accuracy', x, y: rows.map((r) => r.accuracy as number) },
-          { name: 'ECE (15 bins)', x, y: rows.map((r) => r.ece as number), dashed: true },
-        ],
-      });
+      const svg = budgetSweepSvg(
+        rows.map((r) => ({ budget: r.budget as number, accuracy: r.accuracy as number, ece: r.ece as number })),
+        `Accuracy and calibration against the budget (${String(rows[0].n)} ${subset} slides)`,
+      );
       const out = await writePlot(path.join(plotsDir, 'accuracy_ece_vs_budget'), svg);
       plots.unshift(out.svg, out.png);
     }

@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DataError, StateError, ValueError } from '../../core/errors.js';
 import { extractCohort, type CohortSlide, type Normalization } from '../../wsi/index.js';
@@ -12,9 +12,22 @@ import { readLabelCsv } from '../h5/feature_files.js';
 import { loadEncoder } from '../encoder_loader.js';
 import { H5FeatureSink } from '../feature_sink.js';
 import { writeFileAtomic } from '../io/file_io.js';
+import { removeStaleTempFiles } from '../io/folder_lock.js';
 import { openSlide, slideIdFromPath } from '../open_slide.js';
 import { canReadInWorker, openSlideInWorker } from '../worker_slide_source.js';
-import { SHARD_FLAG, abortOnSigint, numberFlag, parseShard, requireString, selectShard, type CommandSpec } from './args.js';
+import {
+  COHORT_FILE,
+  SHARD_COUNT_FLAG,
+  SHARD_FLAG,
+  abortOnSigint,
+  cohortLock,
+  describeShard,
+  numberFlag,
+  parseShard,
+  requireString,
+  selectShard,
+  type CommandSpec,
+} from './args.js';
 import { ENCODER_FLAGS, encoderOptionsFromFlags, isOnnxPath, onnxSettings, type OnnxExtractSettings } from './encoder_flags.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
@@ -60,14 +73,17 @@ export const extractCommand: CommandSpec = {
     ...TISSUE_FLAGS,
     'no-merge': { type: 'boolean', help: 'do not merge the per-slide files into lr.h5 / hr.h5' },
     shard: SHARD_FLAG,
+    'shard-count': SHARD_COUNT_FLAG,
   },
+  lock: (args) => cohortLock(args, 'extract'),
   async run(args, io) {
     const out = requireString(args, 'out', 'extract');
     const files = listSlides(args.positionals, 'extract');
     const all = files.map((file) => ({ file, id: slideIdFromPath(file) }));
     const dup = all.find((s, i) => all.findIndex((t) => t.id === s.id) !== i);
     if (dup) throw new ValueError(`Two slides have the id '${dup.id}' (${all.filter((s) => s.id === dup.id).map((s) => s.file).join(', ')}); slide ids must be unique.`);
-    const mine = selectShard(all, parseShard(args));
+    const shard = parseShard(args);
+    const mine = selectShard(all, shard);
     const highRes = !args.values['no-hr'];
     const lowResSpec = levelFromFlags(args, 'lr-', { level: 3 });
     const highResSpec = highRes ? levelFromFlags(args, 'hr-', { level: 1 }) : undefined;
@@ -112,7 +128,6 @@ export const extractCommand: CommandSpec = {
         dtype,
         ...(isOnnxPath(encoderPath) ? { onnx: onnxSettings(encoderOptions) } : {}),
       };
-      mkdirSync(out, { recursive: true });
       const settingsPath = join(out, 'extract.json');
       if (existsSync(settingsPath)) {
         const before = JSON.parse(readFileSync(settingsPath, 'utf8')) as ExtractSettings;
@@ -125,6 +140,10 @@ export const extractCommand: CommandSpec = {
       } else await writeFileAtomic(settingsPath, JSON.stringify(settings, null, 2) + '\n');
 
       const sink = new H5FeatureSink(out, { highRes, dtype });
+      // Temporary files left by killed runs of this host (runs of other hosts keep theirs).
+      for (const d of [out, join(out, 'parts', 'lr'), join(out, 'parts', 'hr')]) removeStaleTempFiles(d);
+      await writeFileAtomic(join(out, COHORT_FILE), JSON.stringify({ ids: all.map((s) => s.id) }, null, 2) + '\n');
+      if (shard.count > 1) io.log(`Extracting ${describeShard(shard)}: ${mine.length} of ${all.length} slides.`);
       let reader = (args.values.reader as string | undefined) ?? 'worker';
       if (reader !== 'worker' && reader !== 'main') throw new ValueError(`Expected --reader to be worker or main, but got '${reader}'.`);
       if (reader === 'worker' && !canReadInWorker()) {
@@ -155,7 +174,7 @@ export const extractCommand: CommandSpec = {
       const okIds = ids.filter((id) => sink.complete([id]));
       if (!args.values['no-merge'] && sink.complete(ids)) {
         merged = { ...(await sink.merge(ids, sink.mergedPaths, bars.onProgress)) };
-      } else if (!args.values['no-merge'] && parseShard(args).count === 1 && okIds.length > 0 && res.failed.length > 0) {
+      } else if (!args.values['no-merge'] && shard.count === 1 && okIds.length > 0 && res.failed.length > 0) {
         // Unsharded run with failed slides: merge what succeeded, so training can start.
         merged = { ...(await sink.merge(okIds, sink.mergedPaths, bars.onProgress)) };
         io.log(`Merged ${okIds.length} of ${ids.length} slides; the failed ones are listed in the results.`);

@@ -29,7 +29,8 @@ import {
   type SlideAnalysisJson,
   type SashaModel,
 } from '../../pipeline/index.js';
-import { parseBuiltinEncoderName, type Normalization, type PatchEncoder } from '../../wsi/index.js';
+import type { Normalization, PatchEncoder } from '../../wsi/index.js';
+import { parseBuiltinEncoderName } from '../../wsi/encoders/builtin.js';
 import type { LevelSpec, SlideSource } from '../../wsi/slide_source.js';
 import { readLabelCsv } from '../h5/feature_files.js';
 import { loadEncoder } from '../encoder_loader.js';
@@ -39,7 +40,20 @@ import { loadSashaModel, readModelDirExtractSettings } from '../load_model.js';
 import { readModelManifest, type ModelManifest } from '../model_dir.js';
 import { openSlide, slideIdFromPath } from '../open_slide.js';
 import { canReadInWorker, openSlideInWorker } from '../worker_slide_source.js';
-import { SHARD_FLAG, abortOnSigint, numberFlag, parseShard, requireString, selectShard, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
+import {
+  COHORT_FILE,
+  SHARD_COUNT_FLAG,
+  SHARD_FLAG,
+  abortOnSigint,
+  cohortLock,
+  numberFlag,
+  parseShard,
+  requireString,
+  selectShard,
+  type CommandIO,
+  type CommandSpec,
+  type ParsedArgs,
+} from './args.js';
 import { ENCODER_FLAGS, encoderOptionsFromFlags, isOnnxPath, type OnnxExtractSettings } from './encoder_flags.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
@@ -59,7 +73,7 @@ interface InferSettings {
 }
 
 /** One slide's JSON as written: its id, file and label (when known), then {@link analysisToJson}. */
-type SlideJson = { id: string; file: string; label?: number } & SlideAnalysisJson;
+export type SlideJson = { id: string; file: string; label?: number } & SlideAnalysisJson;
 
 function flagGiven(args: ParsedArgs, names: string[]): boolean {
   return names.some((n) => args.values[n] !== undefined);
@@ -93,6 +107,44 @@ async function encoderFor(args: ParsedArgs, extract: Record<string, unknown> | n
 function csvCell(v: string | number): string {
   const s = String(v);
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * The predictions CSV of analysed slides (one row per slide JSON): id, predicted class (and its
+ * name with `classes`), class probabilities, the label when known, counts, seconds and the
+ * zoomed patches in visit order.
+ */
+export function predictionsCsv(rows: readonly SlideJson[], c: number, classes?: readonly string[]): string {
+  const withLabels = rows.some((r) => r.label !== undefined);
+  const header = [
+    'slide_id',
+    'pred',
+    ...(classes ? ['pred_name'] : []),
+    ...Array.from({ length: c }, (_, j) => `prob_${j}`),
+    ...(withLabels ? ['label'] : []),
+    'patches',
+    'steps',
+    'high_res_read',
+    'seconds',
+    'visited',
+  ];
+  const lines = rows.map((r) =>
+    [
+      r.id,
+      r.prediction.label,
+      ...(classes ? [classes[r.prediction.label] ?? ''] : []),
+      ...r.prediction.probs.map((p) => p.toPrecision(6)),
+      ...(withLabels ? [r.label ?? ''] : []),
+      r.counts.patches,
+      r.counts.steps,
+      r.counts.highResRead,
+      r.seconds,
+      r.visited.map((v) => v.index).join(' '),
+    ]
+      .map(csvCell)
+      .join(','),
+  );
+  return [header.join(','), ...lines].join('\n') + '\n';
 }
 
 /**
@@ -132,7 +184,9 @@ export const inferCommand: CommandSpec = {
     labels: { type: 'string', help: 'CSV with slide_id and label columns: adds a label column and the accuracy' },
     classes: { type: 'string', help: 'class names in label order (e.g. normal,tumor): string labels and a pred_name column' },
     shard: SHARD_FLAG,
+    'shard-count': SHARD_COUNT_FLAG,
   },
+  lock: (args) => cohortLock(args, 'infer'),
   async run(args, io) {
     const cmd = 'infer';
     const modelDir = resolve(requireString(args, 'model', cmd));
@@ -229,6 +283,7 @@ export const inferCommand: CommandSpec = {
           );
         }
       } else await writeFileAtomic(settingsPath, JSON.stringify(settings, null, 2) + '\n');
+      await writeFileAtomic(join(out, COHORT_FILE), JSON.stringify({ ids: all.map((s) => s.id) }, null, 2) + '\n');
       io.log(
         full
           ? `Full-resolution HAFED on ${mine.length} slide(s).`
@@ -255,6 +310,7 @@ export const inferCommand: CommandSpec = {
         let source: SlideSource | undefined;
         try {
           source = await open(file);
+          for (const w of source.warnings ?? []) io.log(w);
           if (haveJson) {
             // Results exist; only the heatmap is missing.
             const stored = JSON.parse(readFileSync(jsonPath, 'utf8')) as SlideJson;
@@ -286,38 +342,9 @@ export const inferCommand: CommandSpec = {
       const rows: SlideJson[] = mine
         .filter(({ id }) => existsSync(join(out, 'slides', `${id}.json`)))
         .map(({ id }) => JSON.parse(readFileSync(join(out, 'slides', `${id}.json`), 'utf8')) as SlideJson);
-      const c = hafed.numClasses;
-      const withLabels = rows.some((r) => r.label !== undefined);
-      const header = [
-        'slide_id',
-        'pred',
-        ...(classes ? ['pred_name'] : []),
-        ...Array.from({ length: c }, (_, j) => `prob_${j}`),
-        ...(withLabels ? ['label'] : []),
-        'patches',
-        'steps',
-        'high_res_read',
-        'seconds',
-        'visited',
-      ];
-      const lines = rows.map((r) =>
-        [
-          r.id,
-          r.prediction.label,
-          ...(classes ? [classes[r.prediction.label] ?? ''] : []),
-          ...r.prediction.probs.map((p) => p.toPrecision(6)),
-          ...(withLabels ? [r.label ?? ''] : []),
-          r.counts.patches,
-          r.counts.steps,
-          r.counts.highResRead,
-          r.seconds,
-          r.visited.map((v) => v.index).join(' '),
-        ]
-          .map(csvCell)
-          .join(','),
-      );
+      const csv = predictionsCsv(rows, hafed.numClasses, classes);
       const csvName = shard.count === 1 ? 'predictions.csv' : `predictions.part-${shard.index}-of-${shard.count}.csv`;
-      await writeFileAtomic(join(out, csvName), [header.join(','), ...lines].join('\n') + '\n');
+      await writeFileAtomic(join(out, csvName), csv);
       const labelled = rows.filter((r) => r.label !== undefined);
       const seconds = (performance.now() - t0) / 1000;
       const thisRun = rows.filter((r) => analysed.includes(r.id));

@@ -5,6 +5,11 @@
  * per policy; with `--heatmaps`, a heatmap PNG per slide with the zoomed patches and the
  * annotation outline.
  *
+ * The attention compared is HAFED's with every patch at high resolution (stage 2 on V), the
+ * same for every policy: do the policies zoom where the classifier that sees everything looks?
+ * (The attention on a policy's final state would favour any zoomed patch, whose row then holds
+ * V, whichever policy chose it.) The heatmaps show the final state's attention, as `sasha infer`.
+ *
  * @packageDocumentation
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -13,9 +18,11 @@ import { DataError, ValueError } from '../../core/errors.js';
 import type { SplitSubset } from '../../core/data.js';
 import { zoomInterpretability, type ZoomInterpretability, type ZoomedSlide } from '../../eval/index.js';
 import { POLICY_NAMES, type PolicyName } from '../../pipeline/index.js';
-import { annotationTumourFractions, digitTumourFractions, parseAnnotations, CELL_TUMOUR, type DigitSlide, type SlideAnnotations } from '../../wsi/index.js';
+import { annotationTumourFractions, parseAnnotations, type SlideAnnotations } from '../../wsi/index.js';
+import { digitTumourFractions, CELL_TUMOUR, type DigitSlide } from '../../wsi/synthetic/index.js';
 import { readDigitTruth } from '../digit_slides.js';
-import { H5FeatureDataset, openH5, readNumberAttr } from '../h5/index.js';
+import { H5FeatureDataset } from '../h5/index.js';
+import { openH5, readNumberAttr } from '../h5/h5file.js';
 import { writeHeatmap } from '../heatmap.js';
 import { openSlide } from '../open_slide.js';
 import { numberFlag, requireString, type CommandSpec } from './args.js';
@@ -207,7 +214,20 @@ export const interpretCommand: CommandSpec = {
         io.log(`No annotation for ${unannotatedPositives.length} positive ${subset} slide(s) (${unannotatedPositives.slice(0, 5).join(', ')}${unannotatedPositives.length > 5 ? ', ...' : ''}): their tumour fraction is unknown and left out.`);
       }
 
-      // 2. Each policy's episodes, with the final attention.
+      // 2. HAFED's attention with every patch at high resolution: where the classifier that sees
+      // everything looks (the same for every policy).
+      const full = await evaluateAtBudget(data, {
+        budget: 1,
+        policy: 'learned',
+        update: 'tsu',
+        ids,
+        seed,
+        keepAttention: true,
+        onProgress: (e) => bars.onProgress({ ...e, task: 'HAFED attention' }),
+      });
+      const hafedAttention = new Map(full.evaluation.slides.map((s) => [s.id, s.attention!] as const));
+
+      // 3. Each policy's episodes (with the final state's attention for the heatmaps).
       const rows: Record<string, unknown>[] = [];
       const heatmaps: string[] = [];
       for (const policy of policies) {
@@ -217,7 +237,7 @@ export const interpretCommand: CommandSpec = {
           update: 'tsu',
           ids,
           seed,
-          keepAttention: true,
+          keepAttention: Boolean(heatDir),
           onProgress: (e) => bars.onProgress({ ...e, task: `episodes ${policy}` }),
           log: io.log,
         });
@@ -225,8 +245,9 @@ export const interpretCommand: CommandSpec = {
           const label = s.label;
           const t = truth.get(s.id);
           // a negative slide without annotations holds no tumour
-          const tumourFraction = t ? t.fractions : label === 0 ? new Float32Array(s.attention!.length) : undefined;
-          return { id: s.id, zoomed: s.actions, attention: s.attention, ...(tumourFraction ? { tumourFraction } : {}) };
+          const attention = hafedAttention.get(s.id)!;
+          const tumourFraction = t ? t.fractions : label === 0 ? new Float32Array(attention.length) : undefined;
+          return { id: s.id, zoomed: s.actions, attention, ...(tumourFraction ? { tumourFraction } : {}) };
         });
         const stats: ZoomInterpretability = zoomInterpretability(zs);
         rows.push({ policy, ...policyFields(r), accuracy: r.evaluation.metrics.accuracy, auc: r.evaluation.metrics.auc, ...stats });

@@ -6,8 +6,11 @@
  */
 import { SashaError } from '../../core/errors.js';
 import { initBackend } from '../../core/backend.js';
+import { VERSION } from '../../core/version.js';
 import { commandHelp, EXIT_INCOMPLETE, parseCommandArgs, type CommandSpec } from './args.js';
 import { COMMANDS } from './commands.js';
+import { loadProgressBars } from './progress_bar.js';
+import { lockFolder } from '../io/folder_lock.js';
 
 /** Finds the command named by the first one or two words of argv. */
 function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | undefined {
@@ -22,7 +25,7 @@ function findCommand(argv: string[]): { spec: CommandSpec; rest: string[] } | un
 function usage(): string {
   const lines = ['Usage: sasha <command> [flags]', '', 'Commands:'];
   for (const c of COMMANDS) lines.push(`  ${c.name.padEnd(16)}${c.summary}`);
-  lines.push('', "Run 'sasha <command> --help' for a command's flags. Every command accepts --json.");
+  lines.push('', "Run 'sasha <command> --help' for a command's flags. Every command accepts --json. 'sasha --version' prints the version.");
   return lines.join('\n');
 }
 
@@ -34,6 +37,10 @@ function usage(): string {
  * errors go to stderr.
  */
 export async function runCli(argv: string[]): Promise<number> {
+  if (argv[0] === '--version' || argv[0] === '-V' || argv[0] === 'version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {
     process.stdout.write(usage() + '\n');
     return argv.length === 0 ? 1 : 0;
@@ -51,13 +58,21 @@ export async function runCli(argv: string[]): Promise<number> {
   try {
     const args = parseCommandArgs(spec, rest);
     await initBackend();
+    await loadProgressBars();
     const io = {
       log: (m: string) => {
         if (!args.values.quiet) process.stderr.write(m + '\n');
       },
       interactive: !args.values.quiet,
     };
-    const result = await spec.run(args, io);
+    const target = spec.lock?.(args);
+    const lock = target ? lockFolder(target.dir, target.purpose, target.name) : undefined;
+    let result: Record<string, unknown>;
+    try {
+      result = await spec.run(args, io);
+    } finally {
+      lock?.release();
+    }
     const human = args.json ? undefined : spec.render?.(result);
     if (args.json) {
       process.stdout.write(JSON.stringify(result) + '\n');

@@ -5,7 +5,6 @@
  *
  * @packageDocumentation
  */
-import path from 'node:path';
 import { DataError } from '../../core/errors.js';
 import type { ProgressCallback } from '../../core/progress.js';
 import { resolveWsiEnvConfig, type WsiEnvConfig } from '../../mdp/index.js';
@@ -13,7 +12,7 @@ import { ActorCritic } from '../../ppo/index.js';
 import { evaluateFullResolution, evaluateSasha, makePolicy, type PolicyName, type SashaEvaluation } from '../../pipeline/index.js';
 import { StateMlp } from '../../tsu/index.js';
 import type { ClassificationMetrics } from '../../eval/index.js';
-import { fileIO } from '../io/file_io.js';
+import { loadModelComponent } from '../model_dir.js';
 import { policySlot, tsuTau, type ModelData, type PolicyManifestEntry } from './train_sasha.js';
 import type { TsuManifestEntry } from './train_tsu.js';
 
@@ -120,10 +119,10 @@ export async function evaluateAtBudget(data: ModelData, request: BudgetEvalReque
       );
     }
   }
-  const fS = await StateMlp.load(fileIO(path.join(dir, tsuEntry.path)));
+  const fS = await loadModelComponent(dir, tsuEntry.path, 'f_S', (io) => StateMlp.load(io));
   let model: ActorCritic | null = null;
   try {
-    if (trained) model = await ActorCritic.load(fileIO(path.join(dir, trained.entry.path)), { dim: data.dataset.dim });
+    if (trained) model = await loadModelComponent(dir, trained.entry.path, 'policy', (io) => ActorCritic.load(io, { dim: data.dataset.dim }));
     const tau = trained?.entry.env.tau ?? tsuTau(tsuEntry);
     const env = resolveWsiEnvConfig({ ...(trained?.entry.env ?? {}), budget, tau, update });
     const evaluation = await evaluateSasha({

@@ -11,7 +11,9 @@ import type { FlagSpec, ParsedArgs } from './args.js';
 /** The `--preset` flag every training command shares. */
 export const PRESET_FLAG: FlagSpec = {
   type: 'string',
-  help: "dataset settings of every stage: 'camelyon16' or 'tcga' (default: the model directory's, else camelyon16)",
+  help:
+    "settings of every stage: 'default' (the library's policy recipe), 'reference' (the official code's), 'camelyon16' or 'tcga' " +
+    "(the official code's per dataset); default: the model directory's, else 'default'",
 };
 
 /** Help text of a flag whose default comes from the preset: `'... (camelyon16 5, tcga 1)'`. */
@@ -21,10 +23,10 @@ export function presetDefaultHelp(help: string, pick: (p: SashaPreset) => number
 
 /**
  * The preset a command runs with: `--preset` when given, else the one recorded in the model
- * directory (`recorded`), else `camelyon16`.
+ * directory (`recorded`), else `default`.
  */
 export function presetFromFlag(args: ParsedArgs, recorded?: unknown): { name: SashaPresetName; preset: SashaPreset } {
-  const raw = args.values.preset ?? (typeof recorded === 'string' ? recorded : 'camelyon16');
+  const raw = args.values.preset ?? (typeof recorded === 'string' ? recorded : 'default');
   if (typeof raw !== 'string' || !(SASHA_PRESET_NAMES as readonly string[]).includes(raw)) {
     throw new ValueError(`Expected --preset to be one of ${SASHA_PRESET_NAMES.join(', ')}, but got '${String(raw)}'.`);
   }

@@ -3,18 +3,36 @@
  *
  * @packageDocumentation
  */
-import cliProgress from 'cli-progress';
+import type * as CliProgress from 'cli-progress';
 import type { ProgressCallback, ProgressEvent } from '../../core/progress.js';
+
+let cliProgress: typeof CliProgress | null | undefined;
+
+/**
+ * Loads cli-progress (an optional dependency) once; without it, progress is printed as lines.
+ * The CLI calls it before running a command.
+ */
+export async function loadProgressBars(): Promise<void> {
+  if (cliProgress !== undefined) return;
+  const spec = 'cli-progress';
+  try {
+    const m = (await import(/* @vite-ignore */ spec)) as typeof CliProgress & { default?: typeof CliProgress };
+    cliProgress = m.default ?? m;
+  } catch {
+    cliProgress = null;
+  }
+}
 
 /**
  * Returns a {@link ProgressCallback} that draws one bar per task on stderr (or, when stderr is
- * not a terminal, prints a line at most every few seconds), and a `stop` to call at the end.
+ * not a terminal or cli-progress is not installed, prints a line at most every few seconds), and
+ * a `stop` to call at the end.
  */
 export function progressBars(enabled: boolean): { onProgress: ProgressCallback; stop(): void } {
   if (!enabled) return { onProgress: () => {}, stop: () => {} };
-  const tty = Boolean(process.stderr.isTTY);
-  const multi = tty
-    ? new cliProgress.MultiBar(
+  const lib = Boolean(process.stderr.isTTY) ? cliProgress : null;
+  const multi = lib
+    ? new lib.MultiBar(
         {
           stream: process.stderr,
           clearOnComplete: false,
@@ -22,10 +40,10 @@ export function progressBars(enabled: boolean): { onProgress: ProgressCallback; 
           format: ' {task} |{bar}| {value}/{total} {eta_formatted} {info}',
           etaBuffer: 50,
         },
-        cliProgress.Presets.shades_classic,
+        lib.Presets.shades_classic,
       )
     : null;
-  const bars = new Map<string, cliProgress.SingleBar>();
+  const bars = new Map<string, CliProgress.SingleBar>();
   const lastPrint = new Map<string, number>();
   const fmtInfo = (e: ProgressEvent) =>
     e.info

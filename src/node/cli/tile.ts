@@ -11,7 +11,7 @@ import { describeLevels, levelMpp, tileSlide, type SlideTiling, type TissueSegme
 import { H5Writer } from '../h5/h5_writer.js';
 import { writeFileAtomic } from '../io/file_io.js';
 import { loadSharp, openSlide, slideIdFromPath } from '../open_slide.js';
-import { SHARD_FLAG, parseShard, requireString, selectShard, type CommandSpec } from './args.js';
+import { SHARD_COUNT_FLAG, SHARD_FLAG, cohortLock, parseShard, requireString, selectShard, type CommandSpec } from './args.js';
 import { progressBars } from './progress_bar.js';
 import { TISSUE_FLAGS, gridFromFlags, levelFromFlags, listSlides, tissueFromFlags } from './wsi_flags.js';
 
@@ -29,6 +29,8 @@ interface TileRecord {
   tissueFraction?: number;
   regions?: number;
   patches?: number;
+  /** What the reader found odd but readable (empty tiles). */
+  warnings?: string[];
 }
 
 /**
@@ -100,10 +102,13 @@ export const tileCommand: CommandSpec = {
     ...TISSUE_FLAGS,
     'no-masks': { type: 'boolean', help: 'do not write mask images' },
     shard: SHARD_FLAG,
+    'shard-count': SHARD_COUNT_FLAG,
   },
+  lock: (args) => cohortLock(args, 'tile'),
   async run(args, io) {
     const out = requireString(args, 'out', 'tile');
-    const files = selectShard(listSlides(args.positionals, 'tile'), parseShard(args));
+    const shard = parseShard(args);
+    const files = selectShard(listSlides(args.positionals, 'tile'), shard);
     const tissue = tissueFromFlags(args);
     const grid = gridFromFlags(args);
     const lowRes = levelFromFlags(args, '', { level: 3 });
@@ -121,6 +126,8 @@ export const tileCommand: CommandSpec = {
         const rec: TileRecord = { id, file, status: 'ok' };
         try {
           const slide = await openSlide(file);
+          for (const w of slide.warnings) io.log(w);
+          if (slide.warnings.length > 0) rec.warnings = [...slide.warnings];
           try {
             const t = await tileSlide(slide, { tissue, grid, lowRes });
             await writeCoordsFile(join(out, 'patches', `${id}.h5`), t);
@@ -157,7 +164,6 @@ export const tileCommand: CommandSpec = {
     } finally {
       bars.stop();
     }
-    const shard = parseShard(args);
     const name = shard.count > 1 ? `tiling.shard-${shard.index}-of-${shard.count}.json` : 'tiling.json';
     await writeFileAtomic(join(out, name), JSON.stringify(records, null, 2) + '\n');
     const ok = records.filter((r) => r.status === 'ok');

@@ -6,16 +6,36 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ValueError } from '../../core/errors.js';
-import { subsetDataset } from '../../core/data.js';
+import { DataError, ValueError } from '../../core/errors.js';
+import { subsetDataset, type SlideDataset } from '../../core/data.js';
 import { trainHafed, DEFAULT_HAFED_TRAIN_CONFIG, type HafedInput } from '../../hafed/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
 import { updateModelManifest } from '../model_dir.js';
-import { numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
+import { folderLockOf, numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
 import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
 import { progressBars } from './progress_bar.js';
 import { createHafedWorkerPool } from '../hafed_workers.js';
+
+/**
+ * Checks that every slide of `ids` has a label that is a class index below `numClasses`.
+ * @throws DataError naming the slide, its label, the file and the fix.
+ */
+export function checkLabels(dataset: Pick<SlideDataset, 'ids' | 'labels'>, ids: readonly string[], numClasses: number, file: string): void {
+  const index = new Map(dataset.ids.map((id, i) => [id, i] as const));
+  for (const id of ids) {
+    const label = dataset.labels[index.get(id)!];
+    if (label === undefined || label < 0) {
+      throw new DataError(`Slide '${id}' has no label in '${file}'. Every training and validation slide needs one: write it (extract with --labels) or move the slide to the test list.`);
+    }
+    if (!(Number.isInteger(label) && label < numClasses)) {
+      throw new DataError(
+        `Slide '${id}' has label ${label} in '${file}', outside the ${numClasses} classes (0 to ${numClasses - 1}). ` +
+          `Fix the label, or pass --num-classes ${label + 1} if the cohort has ${label + 1} classes.`,
+      );
+    }
+  }
+}
 
 /** `sasha train hafed`. */
 export const trainHafedCommand: CommandSpec = {
@@ -34,9 +54,11 @@ export const trainHafedCommand: CommandSpec = {
     branches: { type: 'string', help: presetDefaultHelp('stage-2 attention branches M2', (p) => p.hafed.numBranches2) },
     'mask-drop': { type: 'string', help: presetDefaultHelp('STKIM masked fraction', (p) => p.hafed.maskDrop) },
     input: { type: 'string', help: "'highRes' (HAFED on U) or 'lowRes' (stage 2 on Z only, a baseline)", default: 'highRes' },
+    'num-classes': { type: 'string', help: 'number of classes C; every label must be a class index 0..C-1', default: '2' },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/hafed/last when it exists' },
     workers: { type: 'string', help: 'worker threads for stage 1 besides this one (0: none; 1 uses 2 cores)', default: '0' },
   },
+  lock: (args) => folderLockOf(args, 'out', 'train hafed'),
   async run(args, io) {
     const cmd = 'train hafed';
     const input = (args.values.input ?? 'highRes') as HafedInput;
@@ -58,17 +80,23 @@ export const trainHafedCommand: CommandSpec = {
     const weightDecay = numberFlag(args, 'weight-decay', preset.hafedTrain.weightDecay, { min: 0 });
     const numBranches2 = numberFlag(args, 'branches', preset.hafed.numBranches2, { min: 1, integer: true });
     const maskDrop = numberFlag(args, 'mask-drop', preset.hafed.maskDrop, { min: 0, max: 1 });
+    const numClasses = numberFlag(args, 'num-classes', 2, { min: 2, integer: true });
     const workerCount = numberFlag(args, 'workers', 0, { min: 0, integer: true });
 
     const t0 = Date.now();
-    const dataset = await H5FeatureDataset.open({ lrH5, ...(input === 'highRes' ? { hrH5 } : {}) });
+    // A high-res file given with --input lowRes is recorded for the later stages: it is opened
+    // too, so that its slides, N and d are checked against the low-res file now.
+    const dataset = await H5FeatureDataset.open({ lrH5, ...(hrH5 ? { hrH5 } : {}) });
     const bars = progressBars(io.interactive);
     const workers = workerCount > 0 && input === 'highRes' ? await createHafedWorkerPool(workerCount) : undefined;
     try {
       const split = readSplitFile(splitPath, dataset);
       if (split.train.length === 0) throw new ValueError(`The split '${splitPath}' lists no training slide.`);
-      const index = new Map(dataset.ids.map((id, i) => [id, i] as const));
-      const numClasses = Math.max(2, ...[...split.train, ...split.val].map((id) => dataset.labels[index.get(id)!] + 1));
+      checkLabels(dataset, [...split.train, ...split.val], numClasses, lrH5);
+      if (input === 'highRes') {
+        // Z is not read to train on U, but the TSU and the policy read it from the files recorded here.
+        await dataset.verifyFinite([...split.train, ...split.val, ...split.test], ['lowRes'], bars.onProgress);
+      }
       const train = subsetDataset(dataset, split.train);
       const val = split.val.length > 0 ? subsetDataset(dataset, split.val) : undefined;
       if (!val) io.log('No validation slides in the split: the last epoch is kept (no model selection).');

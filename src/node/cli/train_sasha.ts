@@ -16,13 +16,13 @@ import { DataError, ValueError } from '../../core/errors.js';
 import type { SlideSplit } from '../../core/data.js';
 import { Hafed } from '../../hafed/index.js';
 import { DEFAULT_WSI_ENV_CONFIG, resolveWsiEnvConfig, type WsiEnvConfig } from '../../mdp/index.js';
-import { resolvePpoConfig } from '../../ppo/index.js';
-import { trainPolicy, withAggregated, type AggregatedDataset } from '../../pipeline/index.js';
+import { DEFAULT_PPO_CONFIG, resolvePpoConfig } from '../../ppo/index.js';
+import { POLICY_RECIPES, trainPolicy, withAggregated, type AggregatedDataset } from '../../pipeline/index.js';
 import { StateMlp } from '../../tsu/index.js';
 import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
-import { readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
-import { dataPaths, numberFlag, recordedFlags, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
+import { loadModelComponent, modelComponentPath, readModelManifest, updateModelManifest, type ModelManifest } from '../model_dir.js';
+import { dataPaths, folderLockOf, numberFlag, recordedFlags, requireString, type CommandIO, type CommandSpec, type ParsedArgs } from './args.js';
 import { trainHafedCommand } from './train_hafed.js';
 import { trainTsuCommand, type TsuManifestEntry } from './train_tsu.js';
 import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
@@ -42,7 +42,10 @@ export interface PolicyManifestEntry {
   update?: WsiEnvConfig['update'];
   env: WsiEnvConfig;
   ppo: Record<string, unknown>;
+  /** PPO epochs. */
   epochs: number;
+  /** Imitation epochs before PPO (absent in directories written before it was recorded: 0). */
+  imitationEpochs?: number;
   seed: number;
   bestEpoch: number;
   bestScore: number;
@@ -88,10 +91,10 @@ export async function openModelData(dir: string, args: ParsedArgs): Promise<Mode
   }
   const { lrH5, hrH5, splitPath } = dataPaths(args, manifest.data);
   if (!hrH5) throw new ValueError('SASHA needs the high-res features U: pass --hr-h5.');
-  const hafed = await Hafed.load(fileIO(path.join(dir, manifest.hafed.path)));
+  const hafed = await loadModelComponent(dir, manifest.hafed.path, 'HAFED', (io) => Hafed.load(io));
   // V cached by 'sasha train tsu' (DIR/v.h5), when computed with the current HAFED
   const cached = manifest.aggregated as { path: string; hafedBest: unknown } | undefined;
-  const vH5 = cached && JSON.stringify(cached.hafedBest) === JSON.stringify(manifest.hafed.best) ? path.join(dir, cached.path) : undefined;
+  const vH5 = cached && JSON.stringify(cached.hafedBest) === JSON.stringify(manifest.hafed.best) ? modelComponentPath(dir, cached.path, 'V file') : undefined;
   let dataset: H5FeatureDataset | null = null;
   try {
     dataset = await H5FeatureDataset.open({ lrH5, hrH5, ...(vH5 && existsSync(vH5) ? { vH5 } : {}) });
@@ -136,20 +139,31 @@ export const trainPolicyCommand: CommandSpec = {
   flags: {
     model: { type: 'string', help: "model directory with HAFED and f_S ('sasha train hafed', 'sasha train tsu')" },
     budget: { type: 'string', help: 'fraction f of the patches zoomed into (T = ceil(f N) steps)', default: String(DEFAULT_WSI_ENV_CONFIG.budget) },
-    epochs: { type: 'string', help: presetDefaultHelp('passes over the training slides', (p) => p.policyEpochs) },
+    epochs: { type: 'string', help: presetDefaultHelp('PPO passes over the training slides', (p) => p.policyEpochs) },
+    'imitation-epochs': {
+      type: 'string',
+      help: "passes of imitation of the lookahead teacher before PPO (default: the preset's recipe, 0 for default and reference)",
+    },
     seed: { type: 'string', help: 'seed of slide order, sampling and initialisation', default: '5' },
     update: { type: 'string', help: "state update: 'tsu' (targeted) or 'global' (ablation, saved apart as policy-<f>-global)", default: 'tsu' },
     preset: PRESET_FLAG,
-    lr: { type: 'string', help: 'AdamW learning rate of actor and critic', default: '1e-5' },
+    lr: { type: 'string', help: "AdamW learning rate of actor and critic (default: the preset's recipe, 1e-3 for default, 1e-5 for reference)" },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/policy-<slot>/last when it exists' },
   },
+  lock: (args) => folderLockOf(args, 'model', 'train policy'),
   async run(args, io) {
     const dir = path.resolve(requireString(args, 'model', 'train policy'));
     const budget = numberFlag(args, 'budget', DEFAULT_WSI_ENV_CONFIG.budget, { min: 0, minExclusive: true, max: 1 });
     const { name: presetName, preset } = presetFromFlag(args, readModelManifest(dir).preset);
-    const epochs = numberFlag(args, 'epochs', preset.policyEpochs, { min: 1, integer: true });
+    const epochs = numberFlag(args, 'epochs', preset.policyEpochs, { min: 0, integer: true });
     const seed = numberFlag(args, 'seed', 5, { integer: true });
-    const lr = numberFlag(args, 'lr', 1e-5, { min: 0, minExclusive: true });
+    const recipe = POLICY_RECIPES[preset.policyRecipe];
+    const imitationEpochs = numberFlag(args, 'imitation-epochs', recipe.imitation.epochs, { min: 0, integer: true });
+    if (epochs + imitationEpochs === 0) {
+      throw new ValueError('--epochs and --imitation-epochs are both 0: give at least one epoch of PPO or of imitation.');
+    }
+    const recipeLr = recipe.ppo.actorLearningRate ?? DEFAULT_PPO_CONFIG.actorLearningRate;
+    const lr = numberFlag(args, 'lr', recipeLr, { min: 0, minExclusive: true });
     const update = updateFlag(args);
     const t0 = Date.now();
     const data = await openModelData(dir, args);
@@ -158,12 +172,12 @@ export const trainPolicyCommand: CommandSpec = {
       data.close();
       throw new DataError(`The model directory '${dir}' holds no f_S; run 'sasha train tsu --model ${dir}' first.`);
     }
-    const fS = await StateMlp.load(fileIO(path.join(dir, tsuEntry.path)));
+    const fS = await loadModelComponent(dir, tsuEntry.path, 'f_S', (io) => StateMlp.load(io));
     const bars = progressBars(io.interactive);
     const key = policySlot(budget, update);
     try {
       const env = resolveWsiEnvConfig({ budget, tau: tsuTau(tsuEntry), update });
-      const ppo = resolvePpoConfig({ ...preset.ppo, actorLearningRate: lr, criticLearningRate: lr, seed });
+      const ppo = resolvePpoConfig({ ...recipe.ppo, ...preset.ppo, actorLearningRate: lr, criticLearningRate: lr, seed });
       io.log(
         `Training the policy for f = ${budget} (${update} update, tau = ${env.tau}, preset ${presetName}) on ${data.split.train.length} slides, ` +
           `validating on ${data.split.val.length}, ${epochs} epochs; it goes to policy-${key}/.`,
@@ -174,6 +188,8 @@ export const trainPolicyCommand: CommandSpec = {
         dataset: data.withV,
         split: data.split,
         env,
+        recipe: preset.policyRecipe,
+        imitation: { teacher: recipe.imitation.teacher, epochs: imitationEpochs },
         ppo,
         epochs,
         seed,
@@ -190,12 +206,14 @@ export const trainPolicyCommand: CommandSpec = {
           env: { ...env },
           ppo: { ...ppo },
           epochs,
+          imitationEpochs,
           seed,
           bestEpoch: result.bestEpoch,
           bestScore: result.bestScore,
           flags: recordedFlags(args),
         };
-        const prev = (data.manifest.policies ?? {}) as Record<string, PolicyManifestEntry>;
+        // read again: policies of other budgets may have been saved while this one trained
+        const prev = (readModelManifest(dir).policies ?? {}) as Record<string, PolicyManifestEntry>;
         await updateModelManifest(dir, { policies: { ...prev, [key]: entry } });
         const best = result.history[result.bestEpoch];
         return {
@@ -204,7 +222,9 @@ export const trainPolicyCommand: CommandSpec = {
           update,
           slot: key,
           preset: presetName,
-          epochs: result.history.length,
+          // PPO epochs and imitation epochs run (a resumed run counts the restored ones)
+          epochs: result.history.filter((h) => h.phase !== 'imitation').length,
+          imitationEpochs: result.history.filter((h) => h.phase === 'imitation').length,
           bestEpoch: result.bestEpoch + 1,
           valAccuracy: best?.val?.accuracy ?? null,
           valAuc: best?.val?.auc ?? null,
@@ -241,12 +261,14 @@ export const trainAllCommand: CommandSpec = {
     budget: { type: 'string', help: 'fraction f of the patches zoomed into', default: String(DEFAULT_WSI_ENV_CONFIG.budget) },
     seed: { type: 'string', help: 'seed of every stage', default: '5' },
     'hafed-epochs': { type: 'string', help: presetDefaultHelp('HAFED epochs', (p) => p.hafedTrain.epochs) },
+    'num-classes': { type: 'string', help: 'number of classes C; every label must be a class index 0..C-1', default: '2' },
     'tsu-epochs': { type: 'string', help: presetDefaultHelp('f_S epochs', (p) => p.tsu.epochs) },
     'policy-epochs': { type: 'string', help: presetDefaultHelp('PPO passes over the training slides', (p) => p.policyEpochs) },
     tau: { type: 'string', help: presetDefaultHelp('cosine threshold of the targeted update', (p) => p.tsu.tau) },
-    preset: { ...PRESET_FLAG, help: "dataset settings of every stage (HAFED, f_S, PPO): 'camelyon16' or 'tcga'", default: 'camelyon16' },
+    preset: PRESET_FLAG,
     resume: { type: 'boolean', help: 'skip finished stages and continue an interrupted one from its checkpoint' },
   },
+  lock: (args) => folderLockOf(args, 'out', 'train all'),
   async run(args, io) {
     const out = path.resolve(requireString(args, 'out', 'train all'));
     const budget = numberFlag(args, 'budget', DEFAULT_WSI_ENV_CONFIG.budget, { min: 0, minExclusive: true, max: 1 });
@@ -267,7 +289,17 @@ export const trainAllCommand: CommandSpec = {
     } else {
       results.hafed = await runWith(
         trainHafedCommand,
-        { 'lr-h5': str('lr-h5'), 'hr-h5': str('hr-h5'), split: str('split'), out, epochs: str('hafed-epochs'), seed: str('seed'), preset: str('preset'), resume },
+        {
+          'lr-h5': str('lr-h5'),
+          'hr-h5': str('hr-h5'),
+          split: str('split'),
+          out,
+          epochs: str('hafed-epochs'),
+          seed: str('seed'),
+          preset: str('preset'),
+          'num-classes': str('num-classes'),
+          resume,
+        },
         io,
       );
     }

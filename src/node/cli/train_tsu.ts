@@ -18,12 +18,13 @@ import path from 'node:path';
 import { DataError } from '../../core/errors.js';
 import { Hafed } from '../../hafed/index.js';
 import { DEFAULT_TRAIN_TSU_CONFIG, StateMlp, trainTsu } from '../../tsu/index.js';
-import { H5FeatureDataset, H5Writer, readSplitFile } from '../h5/index.js';
+import { H5FeatureDataset, readSplitFile } from '../h5/index.js';
 import { fileCheckpointStore, fileIO } from '../io/file_io.js';
-import { readModelManifest, updateModelManifest } from '../model_dir.js';
-import { numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
+import { loadModelComponent, readModelManifest, updateModelManifest } from '../model_dir.js';
+import { folderLockOf, numberFlag, recordedFlags, requireString, type CommandSpec } from './args.js';
 import { PRESET_FLAG, presetDefaultHelp, presetFromFlag } from './presets.js';
 import { progressBars } from './progress_bar.js';
+import { H5Writer } from '../h5/h5_writer.js';
 
 /** File name of the cached V in a model directory. */
 export const V_FILE = 'v.h5';
@@ -65,6 +66,7 @@ export const trainTsuCommand: CommandSpec = {
     tau: { type: 'string', help: presetDefaultHelp('cosine threshold of the similar set; the policy uses the same', (p) => p.tsu.tau) },
     resume: { type: 'boolean', help: 'continue from DIR/checkpoints/tsu/last when it exists' },
   },
+  lock: (args) => folderLockOf(args, 'model', 'train tsu'),
   async run(args, io) {
     const cmd = 'train tsu';
     const dir = path.resolve(requireString(args, 'model', cmd));
@@ -95,7 +97,7 @@ export const trainTsuCommand: CommandSpec = {
       const previous = manifest.aggregated as AggregatedManifestEntry | undefined;
       const fresh = previous && existsSync(vH5) && JSON.stringify(previous.hafedBest) === JSON.stringify(manifest.hafed.best);
       if (!fresh) {
-        const hafed = await Hafed.load(fileIO(path.join(dir, manifest.hafed.path)));
+        const hafed = await loadModelComponent(dir, manifest.hafed.path, 'HAFED', (io) => Hafed.load(io));
         const source = await H5FeatureDataset.open({ lrH5, hrH5 });
         try {
           const ids = source.ids;

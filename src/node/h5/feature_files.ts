@@ -14,7 +14,7 @@
  *
  * @packageDocumentation
  */
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type * as H5 from 'h5wasm';
 import { tf } from '../../core/tf.js';
@@ -22,7 +22,8 @@ import { DataError, ValueError, fmtShape } from '../../core/errors.js';
 import { checkSplit, parseSplit, type SlideBag, type SlideDataset, type SlidePart, type SlideSplit } from '../../core/data.js';
 import type { ProgressCallback } from '../../core/progress.js';
 import type { SyntheticCohort, SyntheticDataset } from '../../wsi/synthetic/features.js';
-import { bytesToFloat32, bytesToInt32, datasetInfo, hasGroup, openH5, readNumberAttr, readRaw, type H5DatasetInfo } from './h5file.js';
+import { bytesToFloat32, bytesToInt32, datasetInfo, h5Group, h5RootGroups, hasGroup, openH5, readNumberAttr, readRaw, type H5DatasetInfo } from './h5file.js';
+import { writeFileAtomicSync } from '../io/file_io.js';
 import { H5Writer } from './h5_writer.js';
 
 /**
@@ -151,6 +152,10 @@ export class H5FeatureDataset implements SlideDataset {
         const raw = await readRaw(this.file(key), `${id}/feat`);
         const values = bytesToFloat32(raw.bytes, raw.type);
         if (this.options.checkFinite) checkFinite(values, this.paths[key]!, id);
+        const expected = m.n * this.dim * (part === 'highRes' ? this.k! : 1);
+        if (values.length !== expected) {
+          throw new DataError(`'${this.paths[key]}', slide '${id}': 'feat' holds ${values.length} values, not the ${expected} its shape had when the file was opened. The file changed; open it again.`);
+        }
         const t =
           part === 'highRes' ? tf.tensor3d(values, [m.n, this.k!, this.dim]) : tf.tensor2d(values, [m.n, this.dim]);
         created.push(t);
@@ -169,6 +174,31 @@ export class H5FeatureDataset implements SlideDataset {
     const f = this.files[key];
     if (!f) throw new DataError(`The ${FILE_NAMES[key]} is closed or was not given.`);
     return f;
+  }
+
+  /**
+   * Reads the features of `parts` of the slides `ids` once, without making tensors, and checks
+   * that every value is finite: for files a later stage reads (the low-res Z that `train hafed`
+   * records for the TSU and the policy), so that a NaN is found before hours of training.
+   * @throws DataError naming the file, the slide and the first bad value.
+   * @example
+   * ```ts
+   * await ds.verifyFinite(split.train, ['lowRes']);
+   * ```
+   */
+  async verifyFinite(ids: readonly string[] = this.ids, parts: readonly SlidePart[] = ['lowRes'], onProgress?: ProgressCallback): Promise<void> {
+    let done = 0;
+    for (const id of ids) {
+      this.slideMeta(id);
+      for (const part of parts) {
+        if (part === 'coords') continue;
+        const key = part === 'lowRes' ? 'lrH5' : part === 'highRes' ? 'hrH5' : 'vH5';
+        if (!this.files[key]) throw new DataError(`Slide '${id}': this dataset has no ${part} features (it has ${this.parts.join(', ')}). ${partHint(part)}`);
+        const raw = await readRaw(this.file(key), `${id}/feat`);
+        checkFinite(bytesToFloat32(raw.bytes, raw.type), this.paths[key]!, id);
+      }
+      onProgress?.({ task: 'check features', done: ++done, total: ids.length });
+    }
   }
 
   /** Closes the files. */
@@ -202,7 +232,7 @@ async function inspect(
   files: Partial<Record<keyof FeatureFilePaths, H5.File>>,
 ): Promise<{ ids: string[]; labels: number[]; dim: number; k?: number; parts: SlidePart[]; meta: Map<string, SlideMeta> }> {
   const lr = files.lrH5!;
-  const ids = groupNames(lr);
+  const ids = h5RootGroups(lr);
   if (ids.length === 0) {
     throw new DataError(
       `'${paths.lrH5}' holds no slide groups. Expected one group per slide with a dataset 'feat' (the reference layout); ` +
@@ -229,7 +259,7 @@ async function inspect(
     else if (d !== dim) {
       throw new DataError(`${where('lrH5')}: feature width d = ${d}, but other slides have d = ${dim}. Use features from one encoder for the whole cohort.`);
     }
-    const group = lr.get(id) as H5.Group;
+    const group = h5Group(lr, id);
     let label = readNumberAttr(group, 'label', where('lrH5'));
     let hasCoords = false;
     const coordsInfo = await datasetInfo(lr, `${id}/coords`);
@@ -259,7 +289,7 @@ async function inspect(
       }
       if (k === undefined) k = kh;
       else if (kh !== k) throw new DataError(`${where('hrH5')}: k = ${kh} sub-patches, but other slides have k = ${k}. Extract all slides with one level ratio.`);
-      label = mergeLabel(label, readNumberAttr(hr.get(id) as H5.Group, 'label', where('hrH5')), id, paths.lrH5, paths.hrH5!);
+      label = mergeLabel(label, readNumberAttr(h5Group(hr, id), 'label', where('hrH5')), id, paths.lrH5, paths.hrH5!);
     }
     if (files.vH5) {
       const v = files.vH5;
@@ -267,7 +297,7 @@ async function inspect(
       if (info.shape.length !== 2 || info.shape[0] !== n || info.shape[1] !== dim) {
         throw new DataError(`${where('vH5')}: expected 'feat' of shape [${n}, ${dim}] (N, d), but got ${fmtShape(info.shape)}. Recompute V from this cohort's high-res features.`);
       }
-      label = mergeLabel(label, readNumberAttr(v.get(id) as H5.Group, 'label', where('vH5')), id, paths.lrH5, paths.vH5!);
+      label = mergeLabel(label, readNumberAttr(h5Group(v, id), 'label', where('vH5')), id, paths.lrH5, paths.vH5!);
     }
     if (label !== undefined && !(Number.isInteger(label) && label >= 0)) {
       throw new DataError(`${where('lrH5')}: expected the 'label' attribute to be a class index (0, 1, ...), but got ${label}. Fix the label when writing the file.`);
@@ -282,13 +312,6 @@ async function inspect(
   return { ids, labels, dim: dim!, k, parts, meta };
 }
 
-/** Group names at the root of a file. */
-function groupNames(file: H5.File): string[] {
-  return file.keys().filter((name) => {
-    const obj = file.get(name);
-    return obj !== null && typeof (obj as H5.Group).keys === 'function';
-  });
-}
 
 async function requireFeat(file: H5.File, id: string, where: string, key: keyof FeatureFilePaths): Promise<H5DatasetInfo> {
   if (!(await hasGroup(file, id))) {
@@ -508,19 +531,12 @@ function subPatchCoords(coords: Int32Array, n: number, k: number, side: number):
   return out;
 }
 
-/** Writes a JSON file atomically. */
-function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, path);
-}
-
 /**
  * Writes a split in the reference JSON layout (`train_names`, `val_names`, `test_names`).
  * @category IO
  */
 export function writeSplitFile(path: string, split: SlideSplit): void {
-  writeJsonAtomic(path, { train_names: split.train, val_names: split.val, test_names: split.test });
+  writeFileAtomicSync(path, JSON.stringify({ train_names: split.train, val_names: split.val, test_names: split.test }, null, 2) + '\n');
 }
 
 /** Paths written by {@link writeSyntheticCohortFiles}. @category IO */
@@ -674,19 +690,26 @@ export class ClamFeatureDataset implements SlideDataset {
     try {
       const i = this.ids.indexOf(id);
       const bag: SlideBag = { id, label: this.labels[i] >= 0 ? this.labels[i] : undefined };
-      for (const part of parts) {
-        if (part === 'lowRes') {
-          const raw = await readRaw(file, 'features');
-          const values = bytesToFloat32(raw.bytes, raw.type);
-          if (this.checkValues) checkFinite(values, path, id);
-          bag.lowRes = tf.tensor2d(values, [n, this.dim]);
-        } else if (part === 'coords') {
-          const raw = await readRaw(file, 'coords');
-          bag.coords = bytesToInt32(raw.bytes, raw.type, `'${path}', coords`);
-        } else {
-          bag.lowRes?.dispose();
-          throw new DataError(`Slide '${id}': CLAM feature files hold low-res features and coords only, not ${part}. ${partHint(part)}`);
+      try {
+        for (const part of parts) {
+          if (part === 'lowRes') {
+            const raw = await readRaw(file, 'features');
+            const values = bytesToFloat32(raw.bytes, raw.type);
+            if (this.checkValues) checkFinite(values, path, id);
+            if (values.length !== n * this.dim) {
+              throw new DataError(`'${path}': 'features' holds ${values.length} values, but [${n}, ${this.dim}] when the folder was opened. The file changed; open the folder again.`);
+            }
+            bag.lowRes = tf.tensor2d(values, [n, this.dim]);
+          } else if (part === 'coords') {
+            const raw = await readRaw(file, 'coords');
+            bag.coords = bytesToInt32(raw.bytes, raw.type, `'${path}', coords`);
+          } else {
+            throw new DataError(`Slide '${id}': CLAM feature files hold low-res features and coords only, not ${part}. ${partHint(part)}`);
+          }
         }
+      } catch (e) {
+        bag.lowRes?.dispose();
+        throw e;
       }
       return bag;
     } finally {
@@ -723,13 +746,22 @@ export function readLabelCsv(
   }
   const out = new Map<string, number>();
   for (const [r, row] of rows.slice(1).entries()) {
+    if (row.length <= Math.max(idCol, labelCol)) {
+      throw new DataError(`'${path}', row ${r + 2}: ${row.length} column(s), but the header has ${rows[0].length}. Fix the row (a missing separator, or a line break inside a value).`);
+    }
     const raw = row[labelCol];
     let label: number | undefined = options.labelMap?.[raw];
-    if (label === undefined && /^\d+$/.test(raw ?? '')) label = Number(raw);
+    if (label === undefined && /^\d+$/.test(raw ?? '') && Number.isSafeInteger(Number(raw))) label = Number(raw);
     if (label === undefined) {
       throw new DataError(`'${path}', row ${r + 2}: label '${raw}' is not a class index and not in labelMap. Pass labelMap, e.g. { normal: 0, tumor: 1 }.`);
     }
-    out.set(row[idCol].replace(/\.(tif|tiff|svs|ndpi|mrxs)$/i, ''), label);
+    const id = row[idCol].replace(/\.(tif|tiff|svs|ndpi|mrxs)$/i, '');
+    if (id === '') throw new DataError(`'${path}', row ${r + 2}: the slide id is empty.`);
+    const before = out.get(id);
+    if (before !== undefined && before !== label) {
+      throw new DataError(`'${path}': slide '${id}' is listed twice, with labels ${before} and ${label} (row ${r + 2}). Keep one row per slide.`);
+    }
+    out.set(id, label);
   }
   return out;
 }

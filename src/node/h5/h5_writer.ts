@@ -12,13 +12,12 @@
  *
  * @packageDocumentation
  */
-import { closeSync, existsSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import type * as H5 from 'h5wasm';
 import { DataError, ShapeError, StateError, ValueError, fmtShape } from '../../core/errors.js';
 import { encodeFloat16 } from '../../core/float16.js';
+import { commitTempFile, tempPathFor } from '../io/file_io.js';
 import { datasetInfo, loadH5 } from './h5file.js';
-
-let tmpCounter = 0;
 
 /** A float16 dataset whose header must be rewritten after the file is closed. */
 interface PendingHalf {
@@ -57,7 +56,7 @@ export class H5Writer {
   /** Starts a new file that will replace `path` on {@link commit}. */
   static async create(path: string): Promise<H5Writer> {
     const { h5 } = await loadH5();
-    const tmpPath = `${path}.tmp-${process.pid}-${++tmpCounter}`;
+    const tmpPath = tempPathFor(path);
     let file: H5.File;
     try {
       file = new h5.File(tmpPath, 'w', { libver: ['earliest', 'v110'] });
@@ -159,7 +158,7 @@ export class H5Writer {
       file.close();
       patchHalfDatasets(this.tmpPath, this.pending);
       await verifyHalfDatasets(this.tmpPath, this.pending);
-      renameSync(this.tmpPath, this.path);
+      commitTempFile(this.tmpPath, this.path);
     } catch (e) {
       if (existsSync(this.tmpPath)) unlinkSync(this.tmpPath);
       throw e;

@@ -8,7 +8,7 @@
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type * as H5 from 'h5wasm';
-import { DataError, fmtShape } from '../../core/errors.js';
+import { DataError, StateError, fmtShape, quoteValue } from '../../core/errors.js';
 import { decodeFloat16 } from '../../core/float16.js';
 
 /** The h5wasm namespace (its Node build). */
@@ -32,13 +32,19 @@ export function loadH5(): Promise<{ h5: H5Wasm; module: H5Module }> {
       // which cannot load it on Node 20; there, the import is redone out of the bundler's sight.
       const spec = 'h5wasm/node';
       let h5: H5Wasm & { default?: H5Wasm };
+      const missing = (e: unknown) => {
+        const code = (e as { code?: string }).code;
+        return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
+          ? new StateError('Reading and writing h5 feature files needs h5wasm, an optional dependency of sasha-wsi that is not installed: npm install h5wasm.')
+          : e;
+      };
       try {
         h5 = (await import(/* @vite-ignore */ spec)) as H5Wasm & { default?: H5Wasm };
       } catch (e) {
         const code = (e as { code?: string }).code;
-        if (code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED' && code !== 'ERR_REQUIRE_ESM') throw e;
+        if (code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED' && code !== 'ERR_REQUIRE_ESM') throw missing(e);
         const esmImport = new Function('s', 'return import(s)') as (s: string) => Promise<unknown>;
-        h5 = (await esmImport(spec)) as H5Wasm & { default?: H5Wasm };
+        h5 = (await esmImport(spec).catch((e2: unknown) => Promise.reject(missing(e2)))) as H5Wasm & { default?: H5Wasm };
       }
       const ns = (h5.File ? h5 : h5.default) as H5Wasm;
       const module = await ns.ready;
@@ -130,6 +136,48 @@ export function firstLine(e: unknown): string {
   return (text.split('\n')[0] ?? 'unknown error').slice(0, 300);
 }
 
+/**
+ * Runs one h5wasm call on an open file, turning an HDF5 error (a damaged object header, a
+ * broken link table) into a `DataError` naming the file.
+ * @internal
+ */
+export function h5Call<T>(file: H5.File, what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    throw new DataError(`'${file.filename}': ${what} failed (${firstLine(e)}). The file is damaged: copy it again or re-extract the features.`);
+  }
+}
+
+/**
+ * The group at `path` of an open file.
+ * @throws DataError when it is missing, is not a group, or cannot be read.
+ * @internal
+ */
+export function h5Group(file: H5.File, path: string): H5.Group {
+  const obj = h5Call(file, `reading group '${path}'`, () => file.get(path));
+  if (obj === null || typeof (obj as H5.Group).keys !== 'function') throw new DataError(`'${file.filename}' has no group '${path}'.`);
+  return obj as H5.Group;
+}
+
+/** Names of the groups at the root of an open file. @internal */
+export function h5RootGroups(file: H5.File): string[] {
+  return h5Call(file, 'listing its groups', () =>
+    file.keys().filter((name) => {
+      const obj = file.get(name);
+      return obj !== null && typeof (obj as H5.Group).keys === 'function';
+    }),
+  );
+}
+
+/**
+ * Largest ratio of a dataset's bytes to its file's bytes that a read accepts for chunked
+ * (possibly compressed) datasets: DEFLATE cannot exceed 1032:1. Contiguous datasets must fit
+ * in the file. A damaged dataspace that claims more is refused before anything is allocated.
+ */
+export const MAX_H5_EXPANSION = 1032;
+
 /** Element type of a dataset, as we read it. @category IO */
 export type H5ElementType = 'float16' | 'float32' | 'float64' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64';
 
@@ -137,6 +185,8 @@ export type H5ElementType = 'float16' | 'float32' | 'float64' | 'int8' | 'uint8'
 export interface H5DatasetInfo {
   shape: number[];
   type: H5ElementType;
+  /** Stored in chunks (possibly compressed) rather than in one contiguous block. */
+  chunked?: boolean;
 }
 
 /**
@@ -148,13 +198,15 @@ export interface H5DatasetInfo {
 export async function datasetInfo(file: H5.File, path: string): Promise<H5DatasetInfo | undefined> {
   const { module } = await loadH5();
   // get_type is -1 for a missing path (no HDF5 error), and costs O(1) in the number of groups.
-  if (module.get_type(file.file_id, path) !== module.H5O_TYPE_DATASET) return undefined;
-  const meta = module.get_dataset_metadata(file.file_id, path);
+  if (h5Call(file, `reading '${path}'`, () => module.get_type(file.file_id, path)) !== module.H5O_TYPE_DATASET) return undefined;
+  const meta = h5Call(file, `reading the header of dataset '${path}'`, () => module.get_dataset_metadata(file.file_id, path));
+  const shape = (meta.shape ?? []).map(Number);
+  if (shape.some((s) => !Number.isSafeInteger(s) || s < 0)) throw new DataError(`'${file.filename}': dataset '${path}' has the shape [${shape.join(', ')}]. The file is damaged.`);
   const type = elementType(meta);
   if (type === undefined) {
     throw new DataError(`'${file.filename}': dataset '${path}' does not hold plain numbers (HDF5 class ${meta.type}, size ${meta.size}).`);
   }
-  return { shape: (meta.shape ?? []).map(Number), type };
+  return { shape, type, chunked: meta.chunks !== null && meta.chunks !== undefined };
 }
 
 /**
@@ -163,7 +215,7 @@ export async function datasetInfo(file: H5.File, path: string): Promise<H5Datase
  */
 export async function hasGroup(file: H5.File, path: string): Promise<boolean> {
   const { module } = await loadH5();
-  return module.get_type(file.file_id, path) === module.H5O_TYPE_GROUP;
+  return h5Call(file, `reading '${path}'`, () => module.get_type(file.file_id, path)) === module.H5O_TYPE_GROUP;
 }
 
 function elementType(meta: H5.Metadata): H5ElementType | undefined {
@@ -209,6 +261,19 @@ export async function readRaw(
   const total = shape.reduce((a, b) => a * b, 1);
   const nbytes = total * size;
   if (nbytes === 0) return { bytes: new Uint8Array(0), shape, type: info.type };
+  let fileBytes = Infinity;
+  try {
+    fileBytes = statSync(file.filename).size;
+  } catch {
+    // not a plain file (an in-memory file): no bound from its size
+  }
+  const limit = info.chunked ? MAX_H5_EXPANSION * fileBytes + 2 ** 20 : fileBytes;
+  if (nbytes > limit) {
+    throw new DataError(
+      `'${file.filename}': dataset '${path}' claims ${fmtShape(info.shape)} ${info.type} values (${nbytes} bytes), more than a file of ${fileBytes} bytes can hold. ` +
+        'The file is damaged: copy it again or re-extract the features.',
+    );
+  }
   const ptr = module._malloc(nbytes);
   if (ptr === 0) throw new DataError(`'${file.filename}': cannot allocate ${nbytes} bytes to read '${path}'.`);
   try {
@@ -306,9 +371,14 @@ function intView(buf: ArrayBuffer, type: H5ElementType): ArrayLike<number> {
  * @category IO
  */
 export function readNumberAttr(obj: H5.Group | H5.Dataset, name: string, where: string): number | undefined {
-  const attrs = obj.attrs;
-  if (!(name in attrs)) return undefined;
-  let v: unknown = attrs[name].value;
+  let v: unknown;
+  try {
+    const attrs = obj.attrs;
+    if (!(name in attrs)) return undefined;
+    v = attrs[name].value;
+  } catch (e) {
+    throw new DataError(`${where}: reading attribute '${name}' failed (${firstLine(e)}). The file is damaged: copy it again or re-extract the features.`);
+  }
   if (ArrayBuffer.isView(v) || Array.isArray(v)) {
     const arr = v as ArrayLike<unknown>;
     if (arr.length !== 1) throw new DataError(`${where}: expected attribute '${name}' to be one number, but it has ${arr.length} values.`);
@@ -317,5 +387,5 @@ export function readNumberAttr(obj: H5.Group | H5.Dataset, name: string, where: 
   if (typeof v === 'bigint') return Number(v);
   if (typeof v === 'number') return v;
   if (typeof v === 'boolean') return Number(v);
-  throw new DataError(`${where}: expected attribute '${name}' to be a number, but got ${JSON.stringify(String(v))}.`);
+  throw new DataError(`${where}: expected attribute '${name}' to be a number, but got ${quoteValue(v)}.`);
 }

@@ -1,10 +1,21 @@
 /**
- * HDF5 feature files (Node only): the reference code's layout, CLAM / TRIDENT per-slide files,
- * split files, and an atomic writer with float16 support.
+ * HDF5 feature files: the reference layout (one file per resolution, one group per slide)
+ * and CLAM's (one file per slide), read as a `SlideDataset` and written atomically.
  *
  * @packageDocumentation
  */
-export { loadH5, checkH5File, openH5, datasetInfo, hasGroup, readRaw, bytesToFloat32, bytesToInt32, readNumberAttr } from './h5file.js';
-export type { H5Wasm, H5Module, H5ElementType, H5DatasetInfo } from './h5file.js';
-export { H5Writer } from './h5_writer.js';
-export * from './feature_files.js';
+export {
+  H5FeatureDataset,
+  ClamFeatureDataset,
+  readSplitFile,
+  writeSplitFile,
+  readLabelCsv,
+  writeFeatureFiles,
+  writeSyntheticCohortFiles,
+  type FeatureFilePaths,
+  type H5FeatureDatasetOptions,
+  type ClamFeatureDatasetOptions,
+  type WriteFeatureFilesOptions,
+  type FeatureSource,
+  type SyntheticCohortFiles,
+} from './feature_files.js';

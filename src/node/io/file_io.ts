@@ -1,36 +1,168 @@
 /**
  * Saving and loading `tf.io` model artifacts in a directory (Node): `model.json` plus one
- * weights file, written atomically, and the `file://` URL scheme for `save(url)` / `load(url)`.
+ * weights file, and the crash-safe file writing every Node writer of the library uses: a
+ * temporary name in the same folder, fsync, rename, fsync of the folder. After a crash (power
+ * loss or SIGKILL) at any point, a reader finds the previous file or the new one, complete.
  *
  * @packageDocumentation
  */
-import { promises as fsp, existsSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { tf } from '../../core/tf.js';
 import { DataError } from '../../core/errors.js';
-import type { ModelFiles } from '../../core/model_files.js';
+import { readModelArtifacts, type ModelFiles } from '../../core/model_files.js';
 import type { CheckpointStore } from '../../core/checkpoint.js';
+import { hostTag } from './host.js';
 
 /** Name of the JSON file of a saved model. */
 export const MODEL_JSON = 'model.json';
 
-/** Writes `data` to `file` through a temporary name, flushed, then renamed (atomic on POSIX). */
+/** Suffix of temporary files; readers ignore them and the next save of a model removes them. */
+export const TEMP_SUFFIX = '.tmp';
+
+/**
+ * A temporary path next to `file`: unique across processes and hosts (shards of one cohort may
+ * share a folder on a network file system), ending in {@link TEMP_SUFFIX}.
+ * @example
+ * ```ts
+ * tempPathFor('/out/lr.h5'); // '/out/lr.h5.node7-4242-9f3a2c1b.tmp'
+ * ```
+ * @category Node
+ */
+export function tempPathFor(file: string): string {
+  return `${file}.${hostTag()}-${process.pid}-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`;
+}
+
+/**
+ * Flushes a folder's entries to disk (after a rename or a new file in it). File systems that
+ * cannot open a folder for syncing (some network mounts) are left as they are.
+ * @category Node
+ */
+export function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EBADF') throw e;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Makes a finished temporary file the file `file`: fsync of its bytes, rename over `file`
+ * (atomic on POSIX file systems), fsync of the folder. On failure the temporary file is removed.
+ * @param tmp a temporary file in the same folder ({@link tempPathFor}), closed.
+ * @category Node
+ */
+export function commitTempFile(tmp: string, file: string): void {
+  try {
+    const fd = openSync(tmp, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(path.dirname(file));
+}
+
+/**
+ * Writes `data` to `file` crash-safely: a temporary name, fsync, rename, fsync of the folder.
+ * @example
+ * ```ts
+ * await writeFileAtomic('runs/c16/sasha.json', JSON.stringify(manifest));
+ * ```
+ * @category Node
+ */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  const tmp = tempPathFor(file);
   const handle = await fsp.open(tmp, 'w');
   try {
     await handle.writeFile(data);
     await handle.sync();
-  } finally {
+  } catch (e) {
     await handle.close();
+    await fsp.rm(tmp, { force: true });
+    throw e;
   }
+  await handle.close();
   try {
     await fsp.rename(tmp, file);
   } catch (e) {
     await fsp.rm(tmp, { force: true });
     throw e;
   }
+  fsyncDir(path.dirname(file));
+}
+
+/** The synchronous form of {@link writeFileAtomic}. @category Node */
+export function writeFileAtomicSync(file: string, data: string | Uint8Array): void {
+  const tmp = tempPathFor(file);
+  const fd = openSync(tmp, 'w');
+  try {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  try {
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(path.dirname(file));
+}
+
+/**
+ * Resolves `rel`, a path read from a file inside folder `root` (a weights path in `model.json`,
+ * a component path in `sasha.json`), and checks that it stays inside `root`: no absolute path,
+ * no `..` that leaves it, no symbolic link that points out of it.
+ * @param what how the path is named in messages (`'weights path'`).
+ * @returns the absolute path.
+ * @throws DataError naming the path and the folder.
+ * @example
+ * ```ts
+ * resolveInside('/models/c16', 'hafed', 'HAFED path');          // '/models/c16/hafed'
+ * resolveInside('/models/c16', '../../etc/passwd', 'weights path'); // throws DataError
+ * ```
+ * @category Node
+ */
+export function resolveInside(root: string, rel: unknown, what: string): string {
+  const refuse = (why: string) =>
+    new DataError(`The ${what} '${String(rel)}' in '${root}' ${why}. A saved model names files inside its own folder only; save the model again.`);
+  if (typeof rel !== 'string' || rel === '' || rel.includes('\0')) throw refuse('is not a file name');
+  if (path.isAbsolute(rel) || /^[A-Za-z]:[\\/]/.test(rel)) throw refuse('is an absolute path');
+  const base = path.resolve(root);
+  const full = path.resolve(base, rel);
+  const inside = (p: string, b: string) => p === b || p.startsWith(b.endsWith(path.sep) ? b : b + path.sep);
+  if (!inside(full, base)) throw refuse('leaves the folder');
+  if (existsSync(full)) {
+    let realBase: string;
+    let realFull: string;
+    try {
+      realBase = realpathSync(base);
+      realFull = realpathSync(full);
+    } catch {
+      throw refuse('cannot be resolved');
+    }
+    if (!inside(realFull, realBase)) throw refuse('is a link that leaves the folder');
+  }
+  return full;
 }
 
 /** The directory of a `file://` URL (or a plain path). */
@@ -42,8 +174,11 @@ export function pathFromFileUrl(url: string): string {
  * A `tf.io` handler that saves to and loads from directory `dir`:
  * `dir/model.json` (the tfjs model JSON layout: topology, format, weights manifest) and
  * `dir/weights.<random>.bin`. A save writes the weights under a new name first and switches
- * `model.json` last (both through temporary names and renames), then removes the old weights:
- * a crash at any point leaves the previous or the new model readable, never a mix.
+ * `model.json` last (both crash-safely: temporary name, fsync, rename, fsync of the folder),
+ * then removes the old weights: a crash at any point leaves the previous or the new model
+ * readable, never a mix. A load checks `model.json` and the weight files before decoding: a
+ * weights path that leaves `dir`, a truncated weights file or one of another model is a
+ * `DataError` naming the file.
  *
  * @example
  * ```ts
@@ -72,10 +207,11 @@ export function fileIO(dir: string): Required<Pick<tf.io.IOHandler, 'save' | 'lo
       await writeFileAtomic(path.join(dir, MODEL_JSON), text);
       // The new model is committed; drop old weights and leftovers of interrupted saves.
       for (const f of await fsp.readdir(dir)) {
-        if ((f.startsWith('weights.') && f.endsWith('.bin') && f !== weightsName) || f.endsWith('.tmp')) {
+        if ((f.startsWith('weights.') && f.endsWith('.bin') && f !== weightsName) || f.endsWith(TEMP_SUFFIX)) {
           await fsp.rm(path.join(dir, f), { force: true });
         }
       }
+      fsyncDir(dir);
       return {
         modelArtifactsInfo: {
           dateSaved: new Date(),
@@ -88,36 +224,9 @@ export function fileIO(dir: string): Required<Pick<tf.io.IOHandler, 'save' | 'lo
     },
 
     async load(): Promise<tf.io.ModelArtifacts> {
-      const file = path.join(dir, MODEL_JSON);
-      let json: tf.io.ModelJSON;
-      try {
-        json = JSON.parse(await fsp.readFile(file, 'utf8')) as tf.io.ModelJSON;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        throw new DataError(
-          code === 'ENOENT'
-            ? `No saved model in '${dir}': ${MODEL_JSON} is missing. Point to the directory a model was saved to.`
-            : `Cannot read '${file}': ${(e as Error).message}. The file is corrupt; save the model again.`,
-        );
-      }
-      return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
-        const specs: tf.io.WeightsManifestEntry[] = [];
-        const buffers: ArrayBuffer[] = [];
-        for (const group of manifest) {
-          specs.push(...group.weights);
-          for (const p of group.paths) {
-            const f = path.join(dir, p);
-            let buf: Buffer;
-            try {
-              buf = await fsp.readFile(f);
-            } catch (e) {
-              throw new DataError(`Cannot read weights file '${f}': ${(e as Error).message}. The saved model is incomplete.`);
-            }
-            buffers.push(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer);
-          }
-        }
-        return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
-      });
+      const artifacts = await readModelArtifacts(modelFilesFromDir(dir), '');
+      if (!artifacts) throw new DataError(`No saved model in '${dir}': ${MODEL_JSON} is missing. Point to the directory a model was saved to.`);
+      return artifacts;
     },
   };
 }
@@ -155,10 +264,10 @@ export function registerFileRouter(): void {
 export function fileCheckpointStore(dir: string): CheckpointStore {
   return {
     save: async (name, artifacts) => {
-      await fileIO(path.join(dir, name)).save(artifacts);
+      await fileIO(resolveInside(dir, name, 'checkpoint name')).save(artifacts);
     },
     load: async (name) => {
-      const sub = path.join(dir, name);
+      const sub = resolveInside(dir, name, 'checkpoint name');
       if (!existsSync(path.join(sub, MODEL_JSON))) return null;
       return fileIO(sub).load();
     },
@@ -180,8 +289,8 @@ export function modelFilesFromDir(dir: string): ModelFiles {
   return {
     name: dir,
     async read(rel: string): Promise<Uint8Array | null> {
-      const file = path.resolve(root, rel);
-      if (file !== root && !file.startsWith(root + path.sep)) throw new DataError(`'${rel}' lies outside the model directory '${dir}'.`);
+      // inside the directory, also through symbolic links
+      const file = resolveInside(root, rel, 'file');
       try {
         const buf = await fsp.readFile(file);
         return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);

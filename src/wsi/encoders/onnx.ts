@@ -106,7 +106,8 @@ export interface OnnxPatchEncoder extends PatchEncoder {
   release(): Promise<void>;
 }
 
-type RuntimeSource = OnnxRuntimeLike | (() => Promise<OnnxRuntimeLike>);
+/** An ONNX Runtime module, or a function that loads one on first use. */
+export type RuntimeSource = OnnxRuntimeLike | (() => Promise<OnnxRuntimeLike>);
 let registered: RuntimeSource | null = null;
 
 /**

@@ -557,7 +557,7 @@ export function paintDigitCell(
  * `subPatchCoords` orders sub-patches) lies at column `xi`, row `yi`.
  *
  * @param cells `r * r` cells.
- * @param origin level-0 position of the patch (for the stroma noise; default (0, 0)).
+ * @param options.origin level-0 position of the patch (for the stroma noise; default (0, 0)).
  * @returns the high- and low-resolution images.
  * @example
  * ```ts

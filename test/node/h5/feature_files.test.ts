@@ -3,16 +3,10 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, truncate
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataError, disposeBag, roundToFloat16, tf, type SlideBag } from '../../../src/core/index.js';
-import {
-  H5FeatureDataset,
-  H5Writer,
-  readSplitFile,
-  writeFeatureFiles,
-  writeSyntheticCohortFiles,
-  type SyntheticCohortFiles,
-} from '../../../src/node/index.js';
-import { generateSyntheticCohort, SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticCohort } from '../../../src/wsi/index.js';
+import { H5FeatureDataset, readSplitFile, writeFeatureFiles, writeSyntheticCohortFiles, type SyntheticCohortFiles } from '../../../src/node/index.js';
 import { expectNoLeak, tempDirs } from '../../helpers.js';
+import { H5Writer } from '../../../src/node/h5/h5_writer.js';
+import { generateSyntheticCohort, SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticCohort } from '../../../src/wsi/synthetic/features.js';
 
 /** A fresh temporary directory, removed after the file's tests. */
 const tempDir = tempDirs();
@@ -72,7 +66,7 @@ describe('synthetic cohort written and read back', () => {
   });
 
   it('writes high-res sub-patch coords (N, k, 2) readable by the raw reader', async () => {
-    const { openH5, readRaw, bytesToInt32 } = await import('../../../src/node/index.js');
+    const { openH5, readRaw, bytesToInt32 } = await import('../../../src/node/h5/h5file.js');
     const f = await openH5(files.hrH5);
     try {
       const bag = cohort.bags[0];
@@ -249,14 +243,14 @@ describe('H5Writer float16 datasets', () => {
     expect(() => w.writeFloat16('e', [1, 70000], [2])).toThrow(/value 70000 at flat index 1 is beyond the float16 range \(65504\)\. Write with dtype 'float32'/);
     await w.commit();
     expect(existsSync(path)).toBe(true);
-    const { openH5, readRaw } = await import('../../../src/node/index.js');
+    const { openH5, readRaw } = await import('../../../src/node/h5/h5file.js');
     const f = await openH5(path);
     const raw = await readRaw(f, 'a/feat');
     expect(raw.type).toBe('float16');
     expect(Array.from(new Uint16Array(raw.bytes.buffer))).toEqual([0x0000, 0x8000, 0x3c00, 0x7bff, 0x0001, 0x7c00, 0x3c00]);
     const rows = await readRaw(f, 'b/feat', { start: 1, count: 2 });
     expect(rows.shape).toEqual([2, 3, 5]);
-    const { bytesToFloat32 } = await import('../../../src/node/index.js');
+    const { bytesToFloat32 } = await import('../../../src/node/h5/h5file.js');
     expect(bytesToFloat32(rows.bytes, rows.type)).toEqual(roundToFloat16(new Float32Array(30).map((_, i) => (i + 15) / 7)));
     f.close();
     expect(() => w.writeFloat16('d', [1], [1])).toThrow(/already committed or aborted/);

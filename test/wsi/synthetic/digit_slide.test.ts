@@ -1,25 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ValueError } from '../../../src/core/index.js';
-import {
-  CELL_GLASS,
-  CELL_MIMIC,
-  CELL_NORMAL,
-  CELL_TUMOUR,
-  DEFAULT_DIGIT_SLIDE_CONFIG,
-  DEFAULT_DIGIT_STAIN,
-  DIGIT_SLIDE_PRESETS,
-  DigitSlideCohort,
-  digitTruthAt,
-  downsampleRgb,
-  partitionDigitBank,
-  renderDigitPatch,
-  renderDigitSlide,
-  resolveDigitSlideConfig,
-  scaleDigitBank,
-  type DigitBank,
-  type DigitCell,
-} from '../../../src/wsi/index.js';
 import { loadMnistDigits } from '../../../src/node/digit_slides.js';
+import { CELL_GLASS, CELL_MIMIC, CELL_NORMAL, CELL_TUMOUR, DEFAULT_DIGIT_SLIDE_CONFIG, DEFAULT_DIGIT_STAIN, DIGIT_SLIDE_PRESETS, DigitSlideCohort, digitTruthAt, downsampleRgb, partitionDigitBank, renderDigitPatch, renderDigitSlide, resolveDigitSlideConfig, scaleDigitBank, type DigitBank, type DigitCell } from '../../../src/wsi/synthetic/digit_slide.js';
 
 let mnist: DigitBank;
 let cohort: DigitSlideCohort;

@@ -1,19 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { disposeBag, tf, ValueError } from '../../../src/core/index.js';
-import {
-  formatCohortSummary,
-  generateSyntheticCohort,
-  mimicClass,
-  resolveSyntheticConfig,
-  summarizeCohort,
-  SYNTHETIC_PRESETS,
-  SyntheticDataset,
-  syntheticLabels,
-  syntheticSlide,
-  syntheticSplit,
-  tumourClass,
-} from '../../../src/wsi/index.js';
 import { expectNoLeak } from '../../helpers.js';
+import { formatCohortSummary, generateSyntheticCohort, mimicClass, resolveSyntheticConfig, summarizeCohort, SYNTHETIC_PRESETS, SyntheticDataset, syntheticLabels, syntheticSlide, syntheticSplit, tumourClass } from '../../../src/wsi/synthetic/features.js';
 
 const tiny = SYNTHETIC_PRESETS.tiny;
 

@@ -1,4 +1,6 @@
 /**
+ * Example 2: the environment and the targeted state update (TSU).
+ *
  * The targeted state update and the SASHA environment on one synthetic slide, step by step.
  * Prints the similar set of one zoom, what f_S wrote, then one episode of the environment with
  * a random policy: the reward (-CE of HAFED stage 2 on the state) at a few steps, the rows each
@@ -7,13 +9,10 @@
  * HAFED and f_S have random weights here (see `sasha train hafed` / `sasha train tsu` for
  * trained ones), so the numbers show the mechanics, not accuracy.
  *
- * Run: npx tsx examples/tsu_and_env.ts
+ * Run: npx tsx examples/02_environment_and_tsu.ts
  */
-import { createRng, initBackend, tf } from '../src/core/index.js';
-import { Hafed } from '../src/hafed/index.js';
-import { WsiEnv, checkEnv } from '../src/mdp/index.js';
-import { StateMlp, createTsuState, similarSet, targetedStateUpdate } from '../src/tsu/index.js';
-import { SYNTHETIC_PRESETS, syntheticSlide } from '../src/wsi/index.js';
+import { Hafed, StateMlp, WsiEnv, checkEnv, createRng, createTsuState, initBackend, similarSet, targetedStateUpdate, tf } from 'sasha-wsi';
+import { SYNTHETIC_PRESETS, syntheticSlide } from 'sasha-wsi/synthetic';
 
 await initBackend();
 const slide = syntheticSlide(SYNTHETIC_PRESETS.small, 3);
