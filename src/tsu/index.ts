@@ -28,7 +28,7 @@ export {
   type StateUpdateStep,
 } from './targeted_state_update.js';
 export { globalStateUpdate } from './global_state_update.js';
-export { CosineIndex } from './cosine_index.js';
+export { BUCKETS_MIN_ROWS, CosineIndex, type CosineIndexOptions } from './cosine_index.js';
 export { StateMlp, STATE_MLP_FORMAT, type StateMlpWeightName } from './state_mlp.js';
 export {
   trainTsu,
