@@ -19,16 +19,17 @@
  * Run: `nice -n 10 npx tsx bench/digits_table.ts [--dir bench/out/digits] [--cohorts 0,1,2,3,4]
  *   [--slides 160] [--split 0.5,0.1,0.4] [--min-patches 100] [--max-patches 300] [--hafed-epochs 30]
  *   [--hafed-lr 2e-3] [--tsu-epochs 200] [--rows all|core|policy|ablation|base|ROW,ROW] [--section digits-table]
- *   [--data-only] [--no-record]`
+ *   [--data-only] [--no-record] [--sweep [0.05,0.1,0.2,0.3,0.5,1]]`
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { digitTruthAt, DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/synthetic/index.js';
 import { H5FeatureDataset, loadMnistDigits, readDigitTruth, writeDigitCohort } from '../src/node/index.js';
 import { encoderTable, trainDigitEncoder, type DigitEncoderReport } from './digit_encoder.js';
-import { parseRows, pooledTable, runCohort, sasha, stageTimeTable, stageTimes, zoomTable, type Cohort, type Row, type SlidePrediction } from './policy_table.js';
+import { parseRows, pooledTable, runCohort, sasha, stageTimeTable, stageTimes, zoomTable, type Cohort, type Row, type SlidePrediction, pooledSweep, runSweep, SWEEP_BUDGETS } from './policy_table.js';
 import { table, writeResults } from './results.js';
 
 function arg(name: string, fallback: string): string {
@@ -48,6 +49,8 @@ const rows = parseRows(rowArg);
 const section = arg('section', 'digits-table');
 const dataOnly = process.argv.includes('--data-only');
 const record = !process.argv.includes('--no-record');
+const sweepValue = process.argv[process.argv.indexOf('--sweep') + 1];
+const sweepBudgets = process.argv.includes('--sweep') ? (sweepValue && !sweepValue.startsWith('--') ? sweepValue : SWEEP_BUDGETS) : null;
 const log = (m: string) => process.stderr.write(`[digits ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
 interface CohortSummary {
@@ -127,6 +130,13 @@ async function main(): Promise<void> {
 
   const main = pooledTable(results);
   const zoom = await zoomTable(results, prepared.map((p) => p.cohort));
+  // the budget sweep of the default recipe's model, pooled over the cohorts (--sweep)
+  let sweep: Awaited<ReturnType<typeof pooledSweep>> | null = null;
+  if (sweepBudgets) {
+    const sweeps = [];
+    for (const c of prepared.map((p) => p.cohort)) sweeps.push(await runSweep(c, sweepBudgets, log));
+    sweep = await pooledSweep(sweeps, join(dirname(fileURLToPath(import.meta.url)), 'figures', section), `figures/${section}`);
+  }
   const slides = prepared.flatMap((p) => p.summary.slides);
   const pos = slides.filter((x) => x.label === 1);
   const share = pos.map((x) => x.tumourCells / (x.tissuePatches * 16)).sort((a, b) => a - b);
@@ -155,6 +165,14 @@ async function main(): Promise<void> {
     '',
     zoom.body,
     '',
+    ...(sweep
+      ? [
+          `Budget sweep (\`sasha eval --model MODEL --budgets ${sweepBudgets} --subset test\` on each cohort, pooled; budgets without a trained policy of their own use the nearest trained one, as the command does):`,
+          '',
+          sweep.body,
+          '',
+        ]
+      : []),
     'Time per stage (mean over the cohorts that ran it):',
     '',
     stageTimeTable(prepared.map((p) => p.cohort)),

@@ -8,13 +8,14 @@
  *
  * Run: `nice -n 10 npx tsx bench/sasha_synthetic.ts [--dir bench/out/synthetic] [--preset small]
  *   [--slides 240] [--split 0.4,0.1,0.5] [--cohorts 0,1,2,3,4] [--hafed-epochs 30] [--hafed-lr 2e-3]
- *   [--tsu-epochs 200] [--rows all|core|policy|ablation|base|ROW,ROW] [--section sasha-synthetic] [--no-record]`
+ *   [--tsu-epochs 200] [--rows all|core|policy|ablation|base|ROW,ROW] [--section sasha-synthetic] [--no-record] [--sweep [0.05,0.1,0.2,0.3,0.5,1]]`
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticPresetName } from '../src/wsi/synthetic/index.js';
 import { writeSyntheticCohortFiles } from '../src/node/index.js';
-import { parseRows, pooledTable, runCohort, stageTimeTable, zoomTable, type Cohort, type Row, type SlidePrediction } from './policy_table.js';
+import { parseRows, pooledTable, runCohort, stageTimeTable, zoomTable, type Cohort, type Row, type SlidePrediction, pooledSweep, runSweep, SWEEP_BUDGETS } from './policy_table.js';
 import { writeResults } from './results.js';
 
 function arg(name: string, fallback: string): string {
@@ -32,6 +33,8 @@ const rowArg = arg('rows', 'all');
 const rows = parseRows(rowArg);
 const section = arg('section', 'sasha-synthetic');
 const record = !process.argv.includes('--no-record');
+const sweepValue = process.argv[process.argv.indexOf('--sweep') + 1];
+const sweepBudgets = process.argv.includes('--sweep') ? (sweepValue && !sweepValue.startsWith('--') ? sweepValue : SWEEP_BUDGETS) : null;
 const log = (m: string) => process.stderr.write(`[synthetic ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
 async function main(): Promise<void> {
@@ -68,6 +71,13 @@ async function main(): Promise<void> {
   }
   const main = pooledTable(results);
   const zoom = await zoomTable(results, cohorts);
+  // the budget sweep of the default recipe's model, pooled over the cohorts (--sweep)
+  let sweep: Awaited<ReturnType<typeof pooledSweep>> | null = null;
+  if (sweepBudgets) {
+    const sweeps = [];
+    for (const c of cohorts) sweeps.push(await runSweep(c, sweepBudgets, log));
+    sweep = await pooledSweep(sweeps, join(dirname(fileURLToPath(import.meta.url)), 'figures', section), `figures/${section}`);
+  }
   const n = results[0]['HAFED-100%']?.length ?? 0;
   const body = [
     `Cohorts: preset \`${preset}\` (d = ${SYNTHETIC_PRESETS[preset].dim}, N ${SYNTHETIC_PRESETS[preset].minPatches}-${SYNTHETIC_PRESETS[preset].maxPatches}, k 16) with ${numSlides} slides, ` +
@@ -84,6 +94,14 @@ async function main(): Promise<void> {
     '',
     zoom.body,
     '',
+    ...(sweep
+      ? [
+          `Budget sweep (\`sasha eval --model MODEL --budgets ${sweepBudgets} --subset test\` on each cohort, pooled; budgets without a trained policy of their own use the nearest trained one, as the command does):`,
+          '',
+          sweep.body,
+          '',
+        ]
+      : []),
     'Time per stage (mean over the cohorts that ran it):',
     '',
     stageTimeTable(cohorts),
