@@ -14,7 +14,8 @@
  * 4. the pooled table with 95 % intervals and paired tests, and where each policy zoomed (from
  *    the slides' ground truth).
  *
- * Stages whose output exists are skipped, so an interrupted run resumes with the same command.
+ * Stages whose output exists are skipped, and an interrupted policy stage continues from its last
+ * epoch checkpoint (`--resume`), so an interrupted run resumes with the same command.
  *
  * Run: `nice -n 10 npx tsx bench/digits_table.ts [--dir bench/out/digits] [--cohorts 0,1,2,3,4]
  *   [--slides 160] [--split 0.5,0.1,0.4] [--min-patches 100] [--max-patches 300] [--hafed-epochs 30]

@@ -184,13 +184,13 @@ export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection,
   await stage('train hafed', Boolean(manifest(M).hafed), ['train', 'hafed', ...data, '--out', M, '--seed', seed, '--epochs', s.hafedEpochs, '--lr', s.hafedLr]);
   await stage('train tsu', Boolean(manifest(M).tsu), ['train', 'tsu', '--model', M, '--seed', seed, '--epochs', s.tsuEpochs]);
   for (const f of ['0.2', '0.1']) {
-    if (has(`SASHA-${f}` as Row)) await stage(`train policy ${f}`, Boolean(policies(M)[f]), ['train', 'policy', '--model', M, '--budget', f, '--seed', seed, ...s.policyFlags]);
+    if (has(`SASHA-${f}` as Row)) await stage(`train policy ${f}`, Boolean(policies(M)[f]), ['train', 'policy', '--resume', '--model', M, '--budget', f, '--seed', seed, ...s.policyFlags]);
   }
   if (has('SASHA-0.2 (reference recipe)') || has('SASHA-0.1 (reference recipe)')) {
     if (!existsSync(join(R, 'sasha.json'))) copyModel(M, R);
     for (const f of ['0.2', '0.1']) {
       if (has(`SASHA-${f} (reference recipe)` as Row)) {
-        await stage(`train policy ${f} (reference)`, Boolean(policies(R)[f]), ['train', 'policy', '--model', R, '--budget', f, '--seed', seed, '--preset', 'reference']);
+        await stage(`train policy ${f} (reference)`, Boolean(policies(R)[f]), ['train', 'policy', '--resume', '--model', R, '--budget', f, '--seed', seed, '--preset', 'reference']);
       }
     }
   }
@@ -198,12 +198,12 @@ export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection,
     if (!existsSync(join(I, 'sasha.json'))) copyModel(M, I);
     for (const f of ['0.2', '0.1']) {
       if (has(`SASHA-${f} (imitation warm start)` as Row)) {
-        await stage(`train policy ${f} (imitation)`, Boolean(policies(I)[f]), ['train', 'policy', '--model', I, '--budget', f, '--seed', seed, '--imitation-epochs', '3', '--epochs', '6']);
+        await stage(`train policy ${f} (imitation)`, Boolean(policies(I)[f]), ['train', 'policy', '--resume', '--model', I, '--budget', f, '--seed', seed, '--imitation-epochs', '3', '--epochs', '6']);
       }
     }
   }
   if (has('global update retrained-0.2')) {
-    await stage('train policy 0.2 --update global', Boolean(policies(M)['0.2-global']), ['train', 'policy', '--model', M, '--budget', '0.2', '--update', 'global', '--seed', seed, ...s.policyFlags]);
+    await stage('train policy 0.2 --update global', Boolean(policies(M)['0.2-global']), ['train', 'policy', '--resume', '--model', M, '--budget', '0.2', '--update', 'global', '--seed', seed, ...s.policyFlags]);
   }
   const single = join(M, 'ablations', 'single-branch');
   if (has('single branch-0.2')) {
