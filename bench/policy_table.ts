@@ -21,7 +21,9 @@
 import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { binaryAuc, bootstrapInterval, mcnemarExact, pairedBootstrapAuc } from '../src/eval/index.js';
+import { binaryAuc, bootstrapInterval, f1Score, mcnemarExact, pairedBootstrapAuc } from '../src/eval/index.js';
+import { budgetSweepSvg } from '../src/pipeline/index.js';
+import { writePlot } from '../src/node/plots.js';
 import { table } from './results.js';
 import { sashaCli } from './sasha_cli.js';
 
@@ -182,13 +184,13 @@ export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection,
   await stage('train hafed', Boolean(manifest(M).hafed), ['train', 'hafed', ...data, '--out', M, '--seed', seed, '--epochs', s.hafedEpochs, '--lr', s.hafedLr]);
   await stage('train tsu', Boolean(manifest(M).tsu), ['train', 'tsu', '--model', M, '--seed', seed, '--epochs', s.tsuEpochs]);
   for (const f of ['0.2', '0.1']) {
-    if (has(`SASHA-${f}` as Row)) await stage(`train policy ${f}`, Boolean(policies(M)[f]), ['train', 'policy', '--model', M, '--budget', f, '--seed', seed, ...s.policyFlags]);
+    if (has(`SASHA-${f}` as Row)) await stage(`train policy ${f}`, Boolean(policies(M)[f]), ['train', 'policy', '--resume', '--model', M, '--budget', f, '--seed', seed, ...s.policyFlags]);
   }
   if (has('SASHA-0.2 (reference recipe)') || has('SASHA-0.1 (reference recipe)')) {
     if (!existsSync(join(R, 'sasha.json'))) copyModel(M, R);
     for (const f of ['0.2', '0.1']) {
       if (has(`SASHA-${f} (reference recipe)` as Row)) {
-        await stage(`train policy ${f} (reference)`, Boolean(policies(R)[f]), ['train', 'policy', '--model', R, '--budget', f, '--seed', seed, '--preset', 'reference']);
+        await stage(`train policy ${f} (reference)`, Boolean(policies(R)[f]), ['train', 'policy', '--resume', '--model', R, '--budget', f, '--seed', seed, '--preset', 'reference']);
       }
     }
   }
@@ -196,12 +198,12 @@ export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection,
     if (!existsSync(join(I, 'sasha.json'))) copyModel(M, I);
     for (const f of ['0.2', '0.1']) {
       if (has(`SASHA-${f} (imitation warm start)` as Row)) {
-        await stage(`train policy ${f} (imitation)`, Boolean(policies(I)[f]), ['train', 'policy', '--model', I, '--budget', f, '--seed', seed, '--imitation-epochs', '3', '--epochs', '6']);
+        await stage(`train policy ${f} (imitation)`, Boolean(policies(I)[f]), ['train', 'policy', '--resume', '--model', I, '--budget', f, '--seed', seed, '--imitation-epochs', '3', '--epochs', '6']);
       }
     }
   }
   if (has('global update retrained-0.2')) {
-    await stage('train policy 0.2 --update global', Boolean(policies(M)['0.2-global']), ['train', 'policy', '--model', M, '--budget', '0.2', '--update', 'global', '--seed', seed, ...s.policyFlags]);
+    await stage('train policy 0.2 --update global', Boolean(policies(M)['0.2-global']), ['train', 'policy', '--resume', '--model', M, '--budget', '0.2', '--update', 'global', '--seed', seed, ...s.policyFlags]);
   }
   const single = join(M, 'ablations', 'single-branch');
   if (has('single branch-0.2')) {
@@ -298,6 +300,12 @@ export function pooledTable(results: Partial<Record<Row, SlidePrediction[]>>[], 
       seed: 2,
       statistic: (ix) => binaryAuc(ix.map((i) => labels[i]), ix.map((i) => sc[i])),
     });
+    const predicted = aligned(r).map((p) => argmax(p.probs));
+    const f1 = bootstrapInterval(idx, {
+      resamples: Math.min(resamples, 2000),
+      seed: 7,
+      statistic: (ix) => f1Score(ix.map((i) => labels[i]), ix.map((i) => predicted[i])),
+    });
     let ratio = { estimate: NaN, low: NaN, high: NaN };
     if (hafed) {
       ratio = bootstrapInterval(idx, {
@@ -312,7 +320,7 @@ export function pooledTable(results: Partial<Record<Row, SlidePrediction[]>>[], 
     });
     let test = '';
     const vs = COMPARE[r];
-    const entry: Record<string, unknown> = { accuracy: acc, auc, ratioToHafed: ratio, perCohort };
+    const entry: Record<string, unknown> = { accuracy: acc, auc, f1, ratioToHafed: ratio, perCohort };
     if (vs && rows.includes(vs)) {
       const m = mcnemarExact(correct(vs), c);
       const a = pairedBootstrapAuc(labels, aligned(vs).map((p) => p.probs), aligned(r).map((p) => p.probs), { resamples, seed: 4 });
@@ -324,12 +332,13 @@ export function pooledTable(results: Partial<Record<Row, SlidePrediction[]>>[], 
       r,
       `${fmt(acc.estimate)} [${fmt(acc.low)}, ${fmt(acc.high)}]`,
       `${fmt(auc.estimate)} [${fmt(auc.low)}, ${fmt(auc.high)}]`,
+      `${fmt(f1.estimate)} [${fmt(f1.low)}, ${fmt(f1.high)}]`,
       hafed ? `${fmt(ratio.estimate)} [${fmt(ratio.low)}, ${fmt(ratio.high)}]` : 'n/a',
       perCohort.map((x) => fmt(x)).join(' / '),
       test,
     ]);
   }
-  const body = table(['method', 'accuracy [95% CI]', 'AUC [95% CI]', 'x HAFED [95% CI]', 'accuracy per cohort', 'paired test against the learned policy (same slides)'], lines);
+  const body = table(['method', 'accuracy [95% CI]', 'AUC [95% CI]', 'F1 [95% CI]', 'x HAFED [95% CI]', 'accuracy per cohort', 'paired test against the learned policy (same slides)'], lines);
   return { body, summary };
 }
 
@@ -393,3 +402,99 @@ export function stageTimeTable(cohorts: readonly Cohort[] = []): string {
   return table(['stage', 'mean seconds per cohort', 'cohorts timed'], lines);
 }
 
+
+/** The budgets of the benchmarks' sweep (`--sweep`). */
+export const SWEEP_BUDGETS = '0.05,0.1,0.2,0.3,0.5,1';
+
+/** One budget of a cohort's `sasha eval --budgets --json` result (the fields the pooled sweep reads). */
+interface SweepEntry {
+  budget: number;
+  method: string;
+  policyBudget?: number;
+  accuracy: number;
+  auc: number;
+  f1: number;
+  ece: number;
+  n: number;
+  confusion: number[][];
+  reliability: { count: number; accuracy: number | null; confidence: number | null }[];
+}
+
+/**
+ * `sasha eval --model M --budgets B --subset test --json` on one cohort (the learned policies of
+ * the default recipe; a budget without a trained policy uses the nearest trained one, named in
+ * the result), cached in the cohort's `sweep.json`.
+ */
+export async function runSweep(c: Cohort, budgets: string, log: Log): Promise<SweepEntry[]> {
+  const file = join(c.dir, 'sweep.json');
+  if (existsSync(file)) {
+    const cached = JSON.parse(readFileSync(file, 'utf8')) as { budgets: string; result: { budgets: SweepEntry[] } };
+    if (cached.budgets === budgets) return cached.result.budgets;
+  }
+  log(`${c.name}: sasha eval --budgets ${budgets}...`);
+  const t0 = performance.now();
+  const result = (await sasha(['eval', '--model', join(c.dir, 'model'), '--budgets', budgets, '--subset', 'test'], `${c.name} eval --budgets`)) as { budgets: SweepEntry[] };
+  const seconds = (performance.now() - t0) / 1000;
+  appendFileSync(join(c.dir, 'stage_times.jsonl'), JSON.stringify({ cohort: c.name, stage: 'eval --budgets', seconds, date: new Date().toISOString(), load: loadavg()[0] }) + '\n');
+  writeFileSync(file, JSON.stringify({ budgets, result }, null, 2));
+  return result.budgets;
+}
+
+/**
+ * The cohorts' sweeps pooled over their test slides: per budget the accuracy with a 95 %
+ * bootstrap interval, F1 of the summed confusion matrices, the ECE of the summed reliability
+ * bins (both exact for the pooled slides), the mean and range of the per-cohort AUC, and which
+ * trained policy ran; plus the plot of accuracy and ECE against the budget (SVG and PNG) in
+ * `plotDir`.
+ */
+export async function pooledSweep(sweeps: SweepEntry[][], plotDir: string, plotLink: string): Promise<{ body: string; summary: Record<string, unknown>[] }> {
+  const lines: string[][] = [];
+  const summary: Record<string, unknown>[] = [];
+  const points: { budget: number; accuracy: number; ece: number }[] = [];
+  for (let b = 0; b < sweeps[0].length; b++) {
+    const entries = sweeps.map((s) => s[b]);
+    const budget = entries[0].budget;
+    if (entries.some((e) => e.budget !== budget)) throw new Error('pooledSweep: the cohorts were swept over different budgets');
+    // pooled confusion matrix (rows: truth, columns: prediction)
+    const classes = entries[0].confusion.length;
+    const confusion = Array.from({ length: classes }, (_, i) => Array.from({ length: classes }, (_, j) => entries.reduce((a, e) => a + e.confusion[i][j], 0)));
+    const n = entries.reduce((a, e) => a + e.n, 0);
+    const right = confusion.reduce((a, row, i) => a + row[i], 0);
+    const correct = Array.from({ length: n }, (_, i) => (i < right ? 1 : 0));
+    const acc = bootstrapInterval(correct, { resamples: 10000, seed: 8 });
+    const tp = confusion[1][1];
+    const fp = confusion[0][1];
+    const fn = confusion[1][0];
+    const f1 = 2 * tp + fp + fn === 0 ? 0 : (2 * tp) / (2 * tp + fp + fn);
+    // pooled reliability bins: ECE = sum_b |correct_b - confSum_b| / n
+    let ece = 0;
+    for (let k = 0; k < entries[0].reliability.length; k++) {
+      let cnt = 0;
+      let corr = 0;
+      let conf = 0;
+      for (const e of entries) {
+        const bin = e.reliability[k];
+        cnt += bin.count;
+        corr += bin.count * (bin.accuracy ?? 0);
+        conf += bin.count * (bin.confidence ?? 0);
+      }
+      if (cnt > 0) ece += Math.abs(corr - conf) / n;
+    }
+    const aucs = entries.map((e) => e.auc);
+    const aucMean = aucs.reduce((a, x) => a + x, 0) / aucs.length;
+    const trained = [...new Set(entries.map((e) => (budget >= 1 ? 'HAFED, every high-res patch' : e.policyBudget !== undefined && e.policyBudget !== budget ? `policy of f = ${e.policyBudget}` : `policy of f = ${budget}`)))].join('; ');
+    points.push({ budget, accuracy: acc.estimate, ece });
+    summary.push({ budget, accuracy: acc, f1, ece, aucMean, aucRange: [Math.min(...aucs), Math.max(...aucs)], n, policy: trained });
+    lines.push([String(budget), trained, `${fmt(acc.estimate)} [${fmt(acc.low)}, ${fmt(acc.high)}]`, fmt(f1), fmt(ece), `${fmt(aucMean)} (${fmt(Math.min(...aucs))}-${fmt(Math.max(...aucs))})`, String(n)]);
+  }
+  const svg = budgetSweepSvg(points, `Accuracy and calibration against the budget (${points.length} budgets, ${summary[0].n} test slides over ${sweeps.length} cohort${sweeps.length === 1 ? "" : "s"})`);
+  await writePlot(join(plotDir, 'accuracy_ece_vs_budget'), svg);
+  const body = [
+    table(['budget f', 'what ran', 'accuracy [95% CI]', 'F1', 'ECE (15 bins)', 'AUC, mean over cohorts (range)', 'test slides'], lines),
+    '',
+    `![accuracy and ECE against the budget](${plotLink}/accuracy_ece_vs_budget.svg)`,
+    '',
+    `(PNG version: ${plotLink}/accuracy_ece_vs_budget.png.)`,
+  ].join('\n');
+  return { body, summary };
+}
