@@ -7,7 +7,8 @@
  * - `gemm`: HAFED stage 1's two matrix products at N patches (R = N k rows), the gate
  *   pre-activations [R, d] x [d, 2 D] and the kernel gradient [d, R] x [R, 2 D] (as our training
  *   step forms it: the transpose of U, then the product), on the backend's own matMul;
- * - `hafed-train`: {@link hafedTrainStep} (forward in training mode, the losses, gradients, one
+ * - `hafed-train`: {@link hafedTrainStep} (with `--native`: `hafedTrainStepSharded` with stage 1 on
+ *   `createNativeStage1`, ONNX Runtime's CPU kernels at one thread) (forward in training mode, the losses, gradients, one
  *   AdamW step), the learning rate set from the half-cosine schedule as `trainHafed` does;
  * - `hafed-infer`: `Hafed.predict` (stage 1 and stage 2, evaluation mode) and the probabilities;
  * - `episode`: a new `WsiEnv`, a greedy episode of the actor (`playEpisode`, argmax) and the final
@@ -24,7 +25,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AdamW, createRng, halfCosineLr, initBackend, tf } from '../../src/core/index.js';
 import { Hafed, hafedTrainStep, hafedTrainStepSharded, predictHafedSharded } from '../../src/hafed/index.js';
-import { createHafedWorkerPool } from '../../src/node/index.js';
+import { createHafedWorkerPool, createNativeStage1 } from '../../src/node/index.js';
 import { WsiEnv } from '../../src/mdp/index.js';
 import { StateMlp } from '../../src/tsu/index.js';
 import { ActorCritic, ActorCriticPolicy, RolloutBuffer, playEpisode, resolvePpoConfig, runPpoUpdate } from '../../src/ppo/index.js';
@@ -36,6 +37,7 @@ const { positionals, values: opts } = parseArgs({
     n: { type: 'string' },
     reps: { type: 'string', default: '1' },
     workers: { type: 'string', default: '0' },
+    native: { type: 'boolean', default: false },
   },
 });
 const task = positionals[0];
@@ -192,8 +194,9 @@ async function main(): Promise<void> {
     tf.dispose([x, w, g]);
   } else if (task === 'hafed-train' || task === 'hafed-infer') {
     const hafed = loadHafed();
-    // with --workers, stage 1 is split over this thread and the worker threads
-    const pool = workerCount > 0 ? await createHafedWorkerPool(workerCount) : null;
+    // with --workers, stage 1 is split over this thread and the worker threads; with --native,
+    // stage 1 runs on ONNX Runtime's kernels (one thread)
+    const pool = opts.native ? await createNativeStage1({ threads: 1 }) : workerCount > 0 ? await createHafedWorkerPool(workerCount) : null;
     out.threads = workerCount + 1;
     const u = readArray(`u_${n}`);
     const warm = readArray('u_warmup');

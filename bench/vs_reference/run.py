@@ -175,9 +175,9 @@ def reference_cmd(task, work, ref, n, reps, threads):
     return cmd, env
 
 
-def ours_cmd(task, work, n, reps, threads=1):
+def ours_cmd(task, work, n, reps, threads=1, native=False):
     cmd = ['node', '--import', 'tsx', os.path.join(HERE, 'ours_child.ts'), task, '--work', work, '--n', str(n), '--reps', str(reps),
-           '--workers', str(threads - 1)]
+           '--workers', str(threads - 1)] + (['--native'] if native else [])
     return cmd, dict(os.environ)
 
 
@@ -322,8 +322,9 @@ def main():
     if 'hafed' in only:
         for n in hafed_sizes:
             # sasha-wsi at 2 threads: stage 1 over this thread and one worker thread
-            plan.append(('hafed-train', n, 3, [('ours', t) for t in threads] + [('ref', t) for t in threads]))
-            plan.append(('hafed-infer', n, 3, [('ours', t) for t in threads] + [('ref', t) for t in threads]))
+            # and with stage 1 on ONNX Runtime's CPU kernels (createNativeStage1, one thread)
+            plan.append(('hafed-train', n, 3, [('ours', t) for t in threads] + [('native', 1)] + [('ref', t) for t in threads]))
+            plan.append(('hafed-infer', n, 3, [('ours', t) for t in threads] + [('native', 1)] + [('ref', t) for t in threads]))
     def ref_threads_at(n):
         return [t for t in threads if t == 1 or n <= args.two_threads_max_n]
 
@@ -370,13 +371,13 @@ def main():
                     if avail < 14:
                         log(f'skipping the official PPO update at N={n}: {avail:.1f} GB available, about 12 GB needed')
                         continue
-                label = f'{task} N={n} {f"sasha-wsi {t}T" if who == "ours" else f"official {t}T"} round {rnd + 1}'
+                label = f'{task} N={n} {f"sasha-wsi {t}T" if who == "ours" else "sasha-wsi native stage 1" if who == "native" else f"official {t}T"} round {rnd + 1}'
                 if (task, n, who, t, rnd) in done:
                     results[key][(who, t)].append(done[(task, n, who, t, rnd)])
                     continue
                 if args.report_only:
                     continue
-                cmd, env = ours_cmd(task, work, n, inner, t) if who == 'ours' else reference_cmd(task, work, ref, n, inner, t)
+                cmd, env = ours_cmd(task, work, n, inner, t, native=who == 'native') if who in ('ours', 'native') else reference_cmd(task, work, ref, n, inner, t)
                 r = run_child(cmd, env, label)
                 results[key][(who, t)].append(r)
                 with open(raw_path, 'a') as f:
@@ -426,6 +427,10 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         ours, ref = med(secs(task, n, 'ours', ours_t, cpu)), med(secs(task, n, 'ref', t, cpu))
         return ref / ours if ours == ours and ref == ref else float('nan')
 
+    def speedup_of(who, task, n, cpu=False):
+        ours, ref = med(secs(task, n, who, 1, cpu)), med(secs(task, n, 'ref', 1, cpu))
+        return ref / ours if ours == ours and ref == ref else float('nan')
+
     def x(v):
         return 'n/a' if v != v else f'{v:.1f}x' if v < 100 else f'{v:.0f}x'
 
@@ -450,6 +455,15 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
                 else:
                     row += ['not run', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a']
                 rows.append(row)
+    for task in ['hafed-train', 'hafed-infer']:
+        for n in sizes:
+            o = secs(task, n, 'native')
+            rs = secs(task, n, 'ref', 1)
+            if not o or not rs:
+                continue
+            rows.append([names[task] + ', stage 1 on onnxruntime-node', n, '1 / 1', f'{fmt_s(med(o))} ({spread(o)}, {len(o)})', fmt_s(med(secs(task, n, 'native', cpu=True))),
+                         mb(peak(task, n, 'native')), f'{fmt_s(med(rs))} ({spread(rs)}, {len(rs)})', fmt_s(med(secs(task, n, 'ref', 1, cpu=True))), mb(peak(task, n, 'ref', 1)),
+                         x(speedup_of('native', task, n)), x(speedup_of('native', task, n, cpu=True)), f'{peak(task, n, "ref", 1) / peak(task, n, "native"):.1f}x'])
     header = ['workload', 'N', 'threads (sasha-wsi / official)', 'sasha-wsi s (range, runs)', 'sasha-wsi CPU s', 'sasha-wsi peak RSS MB',
               'official s (range, runs)', 'official CPU s', 'official peak RSS MB', 'speed-up', 'speed-up in CPU s', 'RSS official / sasha-wsi']
 
@@ -462,6 +476,10 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         if task == 'hafed-infer':
             diff = max(abs(a - b) for r in refs for a, b in zip(ours[0]['check'], r['check']))
             checks.append([f'HAFED inference N={n}', f'max abs difference of the slide probabilities: {diff:.1e}'])
+            native = by.get(('native', 1), [])
+            if native:
+                diff = max(abs(a - b) for r in refs for a, b in zip(native[0]['check'], r['check']))
+                checks.append([f'HAFED inference N={n}, stage 1 on onnxruntime-node', f'max abs difference of the slide probabilities: {diff:.1e}'])
         elif task == 'episode':
             a = ours[0]['actions']
             same = []
@@ -499,6 +517,7 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         'CPU s = process CPU seconds of the timed part (all threads); "speed-up in CPU s" is the same ratio of the CPU-second medians, '
         'which load from other jobs on a shared machine disturbs less than wall-clock time (for one thread against one thread). sasha-wsi at 2 threads splits HAFED stage 1 over its thread and one '
         'worker thread (`createHafedWorkerPool(1)`); its other workloads run on one thread, compared with the official code at 1 and at 2. '
+        'The rows "stage 1 on onnxruntime-node" run HAFED with `createNativeStage1({ threads: 1 })` (stage 1 as ONNX graphs on ONNX Runtime\'s CPU kernels, stage 2 on tfjs wasm). '
         'HAFED rows time 3 steps per process after a warm-up step; an episode is timed after a warm-up episode on N = min(N, 1000), '
         'an update after a warm-up update on N = 100. '
         'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread; '
@@ -534,6 +553,9 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         'hafedTrainSpeedup1000': speedup('hafed-train', 1000, cpu=args.ratio_basis == 'cpu'),
         'hafedTrainSpeedup3000': speedup('hafed-train', 3000, cpu=args.ratio_basis == 'cpu'),
         'hafedInferSpeedup1000': speedup('hafed-infer', 1000, cpu=args.ratio_basis == 'cpu'),
+        'hafedTrainSpeedupNative1000': speedup_of('native', 'hafed-train', 1000, cpu=args.ratio_basis == 'cpu'),
+        'hafedTrainSpeedupNative3000': speedup_of('native', 'hafed-train', 3000, cpu=args.ratio_basis == 'cpu'),
+        'hafedInferSpeedupNative1000': speedup_of('native', 'hafed-infer', 1000, cpu=args.ratio_basis == 'cpu'),
         'episodeSpeedup1000': speedup('episode', 1000, cpu=args.ratio_basis == 'cpu'),
         'episodeSpeedup3000': speedup('episode', 3000, cpu=args.ratio_basis == 'cpu'),
         'episodeSpeedup10000': speedup('episode', 10000, cpu=args.ratio_basis == 'cpu'),
@@ -552,6 +574,9 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         ('HAFED training step, N = 1000, 1 thread', 'hafedTrainSpeedup1000', '>=', 1.0, 'x'),
         ('HAFED training step, N = 3000, 1 thread', 'hafedTrainSpeedup3000', '>=', 1.0, 'x'),
         ('HAFED inference, N = 1000, 1 thread', 'hafedInferSpeedup1000', '>=', 1.5, 'x'),
+        ('the same three with stage 1 on onnxruntime-node: training N = 1000', 'hafedTrainSpeedupNative1000', '>=', 1.0, 'x'),
+        ('training N = 3000', 'hafedTrainSpeedupNative3000', '>=', 1.0, 'x'),
+        ('inference N = 1000', 'hafedInferSpeedupNative1000', '>=', 1.5, 'x'),
         ('greedy episode, N = 1000', 'episodeSpeedup1000', '>=', 15, 'x'),
         ('greedy episode, N = 3000', 'episodeSpeedup3000', '>=', 40, 'x'),
         ('greedy episode, N = 10000', 'episodeSpeedup10000', '>=', 100, 'x'),

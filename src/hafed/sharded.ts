@@ -71,6 +71,11 @@ export interface ShardForwardResult {
 export interface SubPatchWorkers {
   /** Number of shards the pool runs (the calling thread runs one more). */
   readonly size: number;
+  /**
+   * 0: the pool's shards take every patch and the calling thread none (a pool faster than the
+   * calling thread, e.g. `createNativeStage1`). Absent: the calling thread takes an equal share.
+   */
+  readonly localShare?: 0;
   /** Runs a shard's forward pass. */
   forward(shard: number, task: ShardForwardTask): Promise<ShardForwardResult>;
   /**
@@ -89,12 +94,18 @@ export interface SubPatchWorkers {
  */
 export class SubPatchShard {
   private state: { u: tf.Tensor3D; w: Record<keyof ScoreWeights, tf.Tensor>; saved: SubPatchSaved } | null = null;
+  /** The weight sizes of a training forward pass on no patches (its gradients are zeros). */
+  private empty: number[] | null = null;
 
   /** Runs the forward pass of a task (keeping what the backward pass needs in training). */
   forward(task: ShardForwardTask): ShardForwardResult {
     this.release();
     const [n, k, d] = task.shape;
     const { weights: w } = task;
+    if (n === 0) {
+      if (task.training) this.empty = [w.kernelV.length, w.biasV.length, w.kernelU.length, w.biasU.length, w.kernelW.length, w.biasW.length];
+      return { features: new Float32Array(0), attention: new Float32Array(0) };
+    }
     if (task.u.length !== n * k * d || w.dim !== d) {
       throw new ShapeError(`Expected a shard of ${n} x ${k} x ${d} values with weights for d = ${d}, but got ${task.u.length} values and d = ${w.dim}.`);
     }
@@ -126,6 +137,11 @@ export class SubPatchShard {
 
   /** The backward pass of the last training forward pass; frees what it kept. */
   backward(dFeatures: Float32Array, dAttention: Float32Array): Float32Array[] {
+    if (this.empty) {
+      const zeros = this.empty.map((len) => new Float32Array(len));
+      this.empty = null;
+      return zeros;
+    }
     if (!this.state) throw new StateError('A shard backward pass needs a training forward pass first.');
     const { u, w, saved } = this.state;
     const [n, k, d] = u.shape;
@@ -139,6 +155,7 @@ export class SubPatchShard {
 
   /** Frees what a forward pass kept. */
   release(): void {
+    this.empty = null;
     if (!this.state) return;
     const { u, w, saved } = this.state;
     tf.dispose([u, ...Object.values(w), saved.t, saved.s, saved.g, saved.a]);
@@ -185,7 +202,8 @@ async function shardedStageOne(model: Hafed, x: tf.Tensor3D, workers: SubPatchWo
   // STKIM draws for every row, in the one-thread order
   const ranks = rng ? agg.attention.stkimRanks(n * M, k, rng) : null;
   const count = ranks ? ranks.length / (n * M) : 0;
-  const ranges = shardRanges(n, workers.size + 1);
+  // the calling thread's range first (empty when the pool takes every patch)
+  const ranges: [number, number][] = workers.localShare === 0 ? [[0, 0], ...shardRanges(n, workers.size)] : shardRanges(n, workers.size + 1);
   const all = x.dataSync() as Float32Array;
   const task = (s: number): ShardForwardTask => {
     const [a, b] = ranges[s];

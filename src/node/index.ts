@@ -56,6 +56,7 @@ export {
 
 // Training: HAFED's stage 1 over worker threads
 export { HafedWorkerPool, createHafedWorkerPool } from './hafed_workers.js';
+export { NativeStage1, createNativeStage1, stkimAdditiveMask, type NativeStage1Options } from './native_stage1.js';
 
 // Inference
 export {
