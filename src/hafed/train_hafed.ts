@@ -90,7 +90,8 @@ export interface TrainHafedOptions {
   /** Continue from the `'last'` checkpoint of `checkpoint` when there is one. Default false. */
   resume?: boolean;
   /**
-   * Worker threads for stage 1 (in Node, `createHafedWorkerPool` of `sasha-wsi/node`): every
+   * Worker threads for stage 1 (in Node, `createHafedWorkerPool` of `sasha-wsi/node`, or
+   * `createNativeStage1` for ONNX Runtime's CPU kernels): every
    * step and every validation splits the slide's patches over this thread and the workers
    * ({@link hafedTrainStepSharded}); the same training up to float rounding. The caller closes
    * the pool.

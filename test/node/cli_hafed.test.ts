@@ -54,7 +54,7 @@ describe('sasha train hafed / sasha eval --budget 1', () => {
     expect(lastJson(again.stdout).epochs).toBe(2);
   });
 
-  it('trains the same model with --workers 1 (stage 1 split over two threads)', async () => {
+  it('trains the same model with --workers 1 (stage 1 split over two threads) and with --native-stage1', async () => {
     const run = async (name: string, extra: string[]) => {
       const r = await sasha('train', 'hafed', '--lr-h5', files.lrH5, '--hr-h5', files.hrH5, '--split', files.split, '--out', path.join(tmp(), name), '--epochs', '2', '--seed', '3', ...extra, '--json', '--quiet');
       expect(r.code).toBe(0);
@@ -64,6 +64,13 @@ describe('sasha train hafed / sasha eval --budget 1', () => {
     const two = await run('two', ['--workers', '1']);
     expect(two.trainLoss).toBeCloseTo(one.trainLoss as number, 4);
     expect(two.bestEpoch).toBe(one.bestEpoch);
+    // stage 1 on ONNX Runtime's kernels: the same training up to float rounding
+    const native = await run('native', ['--native-stage1']);
+    expect(native.trainLoss).toBeCloseTo(one.trainLoss as number, 4);
+    expect(native.bestEpoch).toBe(one.bestEpoch);
+    const both = await sasha('train', 'hafed', '--lr-h5', files.lrH5, '--hr-h5', files.hrH5, '--split', files.split, '--out', path.join(tmp(), 'both'), '--native-stage1', '--workers', '1', '--quiet');
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/either --native-stage1 or --workers/);
   });
 
   it('trains the Z-only baseline with --input lowRes', async () => {
