@@ -25,12 +25,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { digitTruthAt, DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/synthetic/index.js';
 import { H5FeatureDataset, loadMnistDigits, readDigitTruth, writeDigitCohort } from '../src/node/index.js';
 import { encoderTable, trainDigitEncoder, type DigitEncoderReport } from './digit_encoder.js';
-import { parseRows, pooledTable, runCohort, sasha, stageTimeTable, stageTimes, zoomTable, type Cohort, type Row, type SlidePrediction, pooledSweep, runSweep, SWEEP_BUDGETS } from './policy_table.js';
+import { parseRows, pooledTable, runCohort, sasha, stageTimeTable, stageTimes, zoomTable, type Cohort, type Row, type SlidePrediction, recordSweep, sweepOptions } from './policy_table.js';
 import { table, writeResults } from './results.js';
 
 function arg(name: string, fallback: string): string {
@@ -50,9 +49,7 @@ const rows = parseRows(rowArg);
 const section = arg('section', 'digits-table');
 const dataOnly = process.argv.includes('--data-only');
 const record = !process.argv.includes('--no-record');
-const sweepValue = process.argv[process.argv.indexOf('--sweep') + 1];
-const sweepOnly = process.argv.includes('--sweep-only');
-const sweepBudgets = process.argv.includes('--sweep') ? (sweepValue && !sweepValue.startsWith('--') ? sweepValue : SWEEP_BUDGETS) : sweepOnly ? SWEEP_BUDGETS : null;
+const { budgets: sweepBudgets, only: sweepOnly } = sweepOptions(process.argv);
 const log = (m: string) => process.stderr.write(`[digits ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
 interface CohortSummary {
@@ -116,26 +113,6 @@ async function prepareCohort(seed: number, encoderDir: string): Promise<{ cohort
   return { cohort, summary: JSON.parse(readFileSync(files.manifest, 'utf8')) as CohortSummary };
 }
 
-/** The budget sweep of the default recipe's model, pooled over the cohorts, in its own section (`--sweep`). */
-async function recordSweep(cohorts: Cohort[], budgets: string): Promise<void> {
-  const sweeps = [];
-  for (const c of cohorts) sweeps.push(await runSweep(c, budgets, log));
-  const name = `${section}-sweep`;
-  const sweep = await pooledSweep(sweeps, join(dirname(fileURLToPath(import.meta.url)), 'figures', name), `figures/${name}`);
-  const body = [
-    `\`sasha eval --model MODEL --budgets ${budgets} --subset test\` on the default recipe's model of each cohort (${cohorts.map((c) => c.name).join(', ')}), pooled over their test slides. ` +
-      'Budgets without a trained policy of their own run the nearest trained one (the command names it), as `sasha eval --budgets` does; f = 1 is HAFED on every high-res patch. ' +
-      'Accuracy with a 95 % percentile-bootstrap interval (10 000 resamples); F1 of the summed confusion matrices and ECE (15 bins) of the summed reliability bins, both exact for the pooled slides; AUC per cohort (the command reports no per-slide scores).',
-    '',
-    sweep.body,
-  ].join('\n');
-  console.log(body);
-  if (record) {
-    const cmd = `nice -n 10 npx tsx bench/digits_table.ts ${process.argv.slice(2).join(' ')}`.trim();
-    writeResults(name, `SASHA on digit slides: accuracy and calibration against the budget, over cohort seeds`, cmd, 'wasm', body);
-  }
-}
-
 async function main(): Promise<void> {
   const t0 = performance.now();
   const load0 = loadavg()[0];
@@ -147,7 +124,7 @@ async function main(): Promise<void> {
   const prepared = [];
   for (const seed of cohortSeeds) prepared.push(await prepareCohort(seed, encoderDir));
   if (dataOnly) return;
-  if (sweepBudgets) await recordSweep(prepared.map((p) => p.cohort), sweepBudgets);
+  if (sweepBudgets) await recordSweep(prepared.map((p) => p.cohort), sweepBudgets, { section, script: 'digits_table.ts', benchmark: 'SASHA on digit slides', record, log });
   if (sweepOnly) return;
   const results: Partial<Record<Row, SlidePrediction[]>>[] = [];
   for (const { cohort } of prepared) results.push(await runCohort(cohort, settings, rows, log));

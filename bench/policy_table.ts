@@ -20,11 +20,12 @@
  */
 import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { binaryAuc, bootstrapInterval, f1Score, mcnemarExact, pairedBootstrapAuc } from '../src/eval/index.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { binaryAuc, bootstrapInterval, calibrationErrorOfBins, f1Score, mcnemarExact, pairedBootstrapAuc } from '../src/eval/index.js';
 import { budgetSweepSvg } from '../src/pipeline/index.js';
 import { writePlot } from '../src/node/plots.js';
-import { table } from './results.js';
+import { table, writeResults } from './results.js';
 import { sashaCli } from './sasha_cli.js';
 
 /** One cohort's feature files. */
@@ -417,7 +418,7 @@ interface SweepEntry {
   ece: number;
   n: number;
   confusion: number[][];
-  reliability: { count: number; accuracy: number | null; confidence: number | null }[];
+  reliability: { lower: number; upper: number; count: number; accuracy: number | null; confidence: number | null }[];
 }
 
 /**
@@ -455,31 +456,25 @@ export async function pooledSweep(sweeps: SweepEntry[][], plotDir: string, plotL
     const entries = sweeps.map((s) => s[b]);
     const budget = entries[0].budget;
     if (entries.some((e) => e.budget !== budget)) throw new Error('pooledSweep: the cohorts were swept over different budgets');
-    // pooled confusion matrix (rows: truth, columns: prediction)
-    const classes = entries[0].confusion.length;
-    const confusion = Array.from({ length: classes }, (_, i) => Array.from({ length: classes }, (_, j) => entries.reduce((a, e) => a + e.confusion[i][j], 0)));
-    const n = entries.reduce((a, e) => a + e.n, 0);
-    const right = confusion.reduce((a, row, i) => a + row[i], 0);
-    const correct = Array.from({ length: n }, (_, i) => (i < right ? 1 : 0));
-    const acc = bootstrapInterval(correct, { resamples: 10000, seed: 8 });
-    const tp = confusion[1][1];
-    const fp = confusion[0][1];
-    const fn = confusion[1][0];
-    const f1 = 2 * tp + fp + fn === 0 ? 0 : (2 * tp) / (2 * tp + fp + fn);
-    // pooled reliability bins: ECE = sum_b |correct_b - confSum_b| / n
-    let ece = 0;
-    for (let k = 0; k < entries[0].reliability.length; k++) {
-      let cnt = 0;
-      let corr = 0;
-      let conf = 0;
-      for (const e of entries) {
-        const bin = e.reliability[k];
-        cnt += bin.count;
-        corr += bin.count * (bin.accuracy ?? 0);
-        conf += bin.count * (bin.confidence ?? 0);
+    // the pooled slides as (truth, prediction) pairs from the summed confusion matrices (rows:
+    // truth, columns: prediction): accuracy and F1 as the library computes them
+    const yTrue: number[] = [];
+    const yPred: number[] = [];
+    entries.forEach((e) => e.confusion.forEach((row, i) => row.forEach((count, j) => {
+      for (let c = 0; c < count; c++) {
+        yTrue.push(i);
+        yPred.push(j);
       }
-      if (cnt > 0) ece += Math.abs(corr - conf) / n;
-    }
+    })));
+    const n = yTrue.length;
+    const acc = bootstrapInterval(yTrue.map((t, i) => (t === yPred[i] ? 1 : 0)), { resamples: 10000, seed: 8 });
+    const f1 = f1Score(yTrue, yPred, { numClasses: entries[0].confusion.length });
+    // the pooled reliability bins (counts summed, accuracy and confidence count-weighted)
+    const ece = calibrationErrorOfBins(entries[0].reliability.map((_, k) => {
+      const count = entries.reduce((a, e) => a + e.reliability[k].count, 0);
+      const mean = (key: 'accuracy' | 'confidence') => (count === 0 ? NaN : entries.reduce((a, e) => a + e.reliability[k].count * (e.reliability[k][key] ?? 0), 0) / count);
+      return { lower: entries[0].reliability[k].lower, upper: entries[0].reliability[k].upper, count, accuracy: mean('accuracy'), confidence: mean('confidence') };
+    }));
     const aucs = entries.map((e) => e.auc);
     const aucMean = aucs.reduce((a, x) => a + x, 0) / aucs.length;
     const trained = [...new Set(entries.map((e) => (budget >= 1 ? 'HAFED, every high-res patch' : e.policyBudget !== undefined && e.policyBudget !== budget ? `policy of f = ${e.policyBudget}` : `policy of f = ${budget}`)))].join('; ');
@@ -497,4 +492,44 @@ export async function pooledSweep(sweeps: SweepEntry[][], plotDir: string, plotL
     `(PNG version: ${plotLink}/accuracy_ece_vs_budget.png.)`,
   ].join('\n');
   return { body, summary };
+}
+
+/**
+ * The `--sweep [BUDGETS]` and `--sweep-only` options of a policy benchmark: the budgets to sweep
+ * (null: no sweep) and whether to skip the tables.
+ */
+export function sweepOptions(argv: readonly string[]): { budgets: string | null; only: boolean } {
+  const only = argv.includes('--sweep-only');
+  const i = argv.indexOf('--sweep');
+  if (i < 0) return { budgets: only ? SWEEP_BUDGETS : null, only };
+  const value = argv[i + 1];
+  return { budgets: value && !value.startsWith('--') ? value : SWEEP_BUDGETS, only };
+}
+
+/**
+ * The budget sweep of the default recipe's model on every cohort ({@link runSweep}), pooled
+ * ({@link pooledSweep}), printed and, with `record`, written to the section `<section>-sweep`
+ * of bench/RESULTS.md with its plot in bench/figures/<section>-sweep.
+ */
+export async function recordSweep(
+  cohorts: readonly Cohort[],
+  budgets: string,
+  o: { section: string; script: string; benchmark: string; record: boolean; log: Log },
+): Promise<void> {
+  const sweeps = [];
+  for (const c of cohorts) sweeps.push(await runSweep(c, budgets, o.log));
+  const name = `${o.section}-sweep`;
+  const sweep = await pooledSweep(sweeps, join(dirname(fileURLToPath(import.meta.url)), 'figures', name), `figures/${name}`);
+  const body = [
+    `\`sasha eval --model MODEL --budgets ${budgets} --subset test\` on the default recipe's model of each cohort (${cohorts.map((c) => c.name).join(', ')}), pooled over their test slides. ` +
+      'Budgets without a trained policy of their own run the nearest trained one (the command names it), as `sasha eval --budgets` does; f = 1 is HAFED on every high-res patch. ' +
+      'Accuracy with a 95 % percentile-bootstrap interval (10 000 resamples); F1 of the summed confusion matrices and ECE (15 bins) of the summed reliability bins, both exact for the pooled slides; AUC per cohort (the command reports no per-slide scores).',
+    '',
+    sweep.body,
+  ].join('\n');
+  console.log(body);
+  if (o.record) {
+    const cmd = `nice -n 10 npx tsx bench/${o.script} ${process.argv.slice(2).join(' ')}`.trim();
+    writeResults(name, `${o.benchmark}: accuracy and calibration against the budget, over cohort seeds`, cmd, 'wasm', body);
+  }
 }

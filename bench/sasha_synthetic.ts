@@ -11,11 +11,10 @@
  *   [--tsu-epochs 200] [--rows all|core|policy|ablation|base|ROW,ROW] [--section sasha-synthetic] [--no-record] [--sweep [0.05,0.1,0.2,0.3,0.5,1]] [--sweep-only]`
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticPresetName } from '../src/wsi/synthetic/index.js';
 import { writeSyntheticCohortFiles } from '../src/node/index.js';
-import { parseRows, pooledTable, runCohort, stageTimeTable, zoomTable, type Cohort, type Row, type SlidePrediction, pooledSweep, runSweep, SWEEP_BUDGETS } from './policy_table.js';
+import { parseRows, pooledTable, runCohort, stageTimeTable, zoomTable, type Cohort, type Row, type SlidePrediction, recordSweep, sweepOptions } from './policy_table.js';
 import { writeResults } from './results.js';
 
 function arg(name: string, fallback: string): string {
@@ -33,30 +32,8 @@ const rowArg = arg('rows', 'all');
 const rows = parseRows(rowArg);
 const section = arg('section', 'sasha-synthetic');
 const record = !process.argv.includes('--no-record');
-const sweepValue = process.argv[process.argv.indexOf('--sweep') + 1];
-const sweepOnly = process.argv.includes('--sweep-only');
-const sweepBudgets = process.argv.includes('--sweep') ? (sweepValue && !sweepValue.startsWith('--') ? sweepValue : SWEEP_BUDGETS) : sweepOnly ? SWEEP_BUDGETS : null;
+const { budgets: sweepBudgets, only: sweepOnly } = sweepOptions(process.argv);
 const log = (m: string) => process.stderr.write(`[synthetic ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
-
-/** The budget sweep of the default recipe's model, pooled over the cohorts, in its own section (`--sweep`). */
-async function recordSweep(cohorts: Cohort[], budgets: string): Promise<void> {
-  const sweeps = [];
-  for (const c of cohorts) sweeps.push(await runSweep(c, budgets, log));
-  const name = `${section}-sweep`;
-  const sweep = await pooledSweep(sweeps, join(dirname(fileURLToPath(import.meta.url)), 'figures', name), `figures/${name}`);
-  const body = [
-    `\`sasha eval --model MODEL --budgets ${budgets} --subset test\` on the default recipe's model of each cohort (${cohorts.map((c) => c.name).join(', ')}), pooled over their test slides. ` +
-      'Budgets without a trained policy of their own run the nearest trained one (the command names it), as `sasha eval --budgets` does; f = 1 is HAFED on every high-res patch. ' +
-      'Accuracy with a 95 % percentile-bootstrap interval (10 000 resamples); F1 of the summed confusion matrices and ECE (15 bins) of the summed reliability bins, both exact for the pooled slides; AUC per cohort (the command reports no per-slide scores).',
-    '',
-    sweep.body,
-  ].join('\n');
-  console.log(body);
-  if (record) {
-    const cmd = `nice -n 10 npx tsx bench/sasha_synthetic.ts ${process.argv.slice(2).join(' ')}`.trim();
-    writeResults(name, `SASHA on the synthetic benchmark: accuracy and calibration against the budget, over cohort seeds`, cmd, 'wasm', body);
-  }
-}
 
 async function main(): Promise<void> {
   const t0 = performance.now();
@@ -90,7 +67,7 @@ async function main(): Promise<void> {
     cohorts.push(cohort);
     if (!sweepOnly) results.push(await runCohort(cohort, settings, rows, log));
   }
-  if (sweepBudgets) await recordSweep(cohorts, sweepBudgets);
+  if (sweepBudgets) await recordSweep(cohorts, sweepBudgets, { section, script: 'sasha_synthetic.ts', benchmark: 'SASHA on the synthetic benchmark', record, log });
   if (sweepOnly) return;
   const main = pooledTable(results);
   const zoom = await zoomTable(results, cohorts);

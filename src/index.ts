@@ -76,6 +76,7 @@ export {
   perClassAuc,
   reliabilityBins,
   expectedCalibrationError,
+  calibrationErrorOfBins,
   classificationMetrics,
   meanStd,
   bootstrapInterval,

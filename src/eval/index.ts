@@ -14,6 +14,7 @@ export {
   perClassAuc,
   reliabilityBins,
   expectedCalibrationError,
+  calibrationErrorOfBins,
   classificationMetrics,
   meanStd,
   type ClassificationMetrics,

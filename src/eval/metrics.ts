@@ -328,10 +328,26 @@ export function reliabilityBins(yTrue: ArrayLike<number>, probs: ProbabilityRows
  * @category Metrics
  */
 export function expectedCalibrationError(yTrue: ArrayLike<number>, probs: ProbabilityRows, bins = 15): number {
+  return calibrationErrorOfBins(reliabilityBins(yTrue, probs, bins));
+}
+
+/**
+ * The expected calibration error of reliability bins: `ECE = sum_b (|B_b| / n) |acc(B_b) - conf(B_b)|`
+ * with `n = sum_b |B_b|`. Bins of several sample sets with the same edges can be pooled first
+ * (counts summed, accuracy and confidence averaged with the counts as weights): the result is
+ * the ECE of the pooled samples.
+ *
+ * @param bins from {@link reliabilityBins}; empty bins (count 0) are skipped.
+ * @example
+ * ```ts
+ * calibrationErrorOfBins(reliabilityBins([0, 1], [[0.9, 0.1], [0.6, 0.4]])); // 0.35
+ * ```
+ * @category Metrics
+ */
+export function calibrationErrorOfBins(bins: readonly ReliabilityBin[]): number {
+  const n = bins.reduce((a, b) => a + b.count, 0);
   let ece = 0;
-  for (const b of reliabilityBins(yTrue, probs, bins)) {
-    if (b.count > 0) ece += (b.count / yTrue.length) * Math.abs(b.accuracy - b.confidence);
-  }
+  for (const b of bins) if (b.count > 0) ece += (b.count / n) * Math.abs(b.accuracy - b.confidence);
   return ece;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, ValueError } from '../../src/core/index.js';
-import { accuracy, balancedAccuracy, binaryAuc, classificationMetrics, confusionMatrix, expectedCalibrationError, f1Score, meanStd, perClassAuc, reliabilityBins, rocAuc } from '../../src/eval/index.js';
+import { accuracy, balancedAccuracy, binaryAuc, calibrationErrorOfBins, classificationMetrics, confusionMatrix, expectedCalibrationError, f1Score, meanStd, perClassAuc, reliabilityBins, rocAuc } from '../../src/eval/index.js';
 import { argmax } from '../../src/eval/metrics.js';
 
 describe('accuracy, balanced accuracy, confusion matrix', () => {
@@ -124,6 +124,28 @@ describe('expectedCalibrationError', () => {
     expect(expectedCalibrationError(y, probs)).toBeCloseTo(0.18 + 0.08 + 0.12, 12);
     // one bin: 4 of 5 right, mean confidence 0.78 -> |0.8 - 0.78| = 0.02
     expect(expectedCalibrationError(y, probs, 1)).toBeCloseTo(0.02, 12);
+  });
+
+  it('is the ECE of pooled samples when computed from their pooled bins', () => {
+    // the hand-computed set above split in two: its bins, pooled (counts summed, accuracy and
+    // confidence count-weighted), give 0.18 + 0.08 + 0.12 as the whole set does
+    const y = [0, 1, 1, 0, 1];
+    const probs = [
+      [0.95, 0.05],
+      [0.95, 0.05],
+      [0.4, 0.6],
+      [0.7, 0.3],
+      [0.3, 0.7],
+    ];
+    const a = reliabilityBins(y.slice(0, 2), probs.slice(0, 2));
+    const b = reliabilityBins(y.slice(2), probs.slice(2));
+    const pooled = a.map((bin, k) => {
+      const count = bin.count + b[k].count;
+      const mean = (key: 'accuracy' | 'confidence') => (count === 0 ? NaN : ((bin.count ? bin.count * bin[key] : 0) + (b[k].count ? b[k].count * b[k][key] : 0)) / count);
+      return { ...bin, count, accuracy: mean('accuracy'), confidence: mean('confidence') };
+    });
+    expect(calibrationErrorOfBins(pooled)).toBeCloseTo(0.18 + 0.08 + 0.12, 12);
+    expect(calibrationErrorOfBins(a)).toBeCloseTo(0.45, 12);
   });
 
   it('is 0 for a perfectly calibrated confident model and rejects bad input', () => {
