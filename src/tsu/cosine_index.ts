@@ -298,22 +298,23 @@ export class CosineIndex {
       const cos = dotRow(values, i * d, qa, d) / (Math.max(norms[i], COSINE_EPS) * qn);
       if (Math.abs(cos) >= tau) out.push(i);
     };
+    // rows that can never be in C again (with buckets, they leave the search as they are met)
+    const gone = (i: number): boolean => visited[i] === 1 || (rewriteOnce && rewritten[i] === 1);
     if (!b || (b.droppedRewritten && !rewriteOnce)) {
       // no buckets, or rewritten rows left them under rewriteOnce: search every row
-      for (let i = 0; i < n; i++) if (i !== action && visited[i] !== 1 && !(rewriteOnce && rewritten[i] === 1)) test(i);
+      for (let i = 0; i < n; i++) if (i !== action && !gone(i)) test(i);
       return Int32Array.from(out);
     }
-    // rows that can never be similar again leave the search as they are met
-    const gone = (i: number): boolean => visited[i] === 1 || (rewriteOnce && rewritten[i] === 1);
     if (rewriteOnce) b.droppedRewritten = true;
-    for (let p = 0; p < b.looseCount; ) {
-      const i = b.loose[p];
-      if (gone(i)) {
-        removeLoose(b, p);
-        continue;
-      }
+    // tests row i unless it is gone; false: it is, and its list drops it
+    const visit = (i: number): boolean => {
+      if (gone(i)) return false;
       if (i !== action) test(i);
-      p++;
+      return true;
+    };
+    for (let p = 0; p < b.looseCount; ) {
+      if (visit(b.loose[p])) p++;
+      else removeLoose(b, p);
     }
     const reach = Math.sqrt(limit);
     for (let c = 0; c < b.count; c++) {
@@ -324,13 +325,8 @@ export class CosineIndex {
       if (Math.sqrt(Math.max(0, b.centreNorm[c] + pq - 2 * Math.abs(cy))) - b.radius[c] > reach) continue;
       const start = b.start[c];
       for (let p = start; p < start + b.live[c]; ) {
-        const i = b.order[p];
-        if (gone(i)) {
-          removeFromBucket(b, i);
-          continue;
-        }
-        if (i !== action) test(i);
-        p++;
+        if (visit(b.order[p])) p++;
+        else removeFromBucket(b, b.order[p]);
       }
     }
     return Int32Array.from(out).sort();
