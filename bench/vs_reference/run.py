@@ -423,16 +423,21 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         """sasha-wsi's thread count compared with the official code at t threads (1 unless it ran at t)."""
         return t if runs(task, n, 'ours', t) else 1
 
-    def speedup(task, n, t=1, ours_t=1, cpu=False):
-        ours, ref = med(secs(task, n, 'ours', ours_t, cpu)), med(secs(task, n, 'ref', t, cpu))
-        return ref / ours if ours == ours and ref == ref else float('nan')
-
-    def speedup_of(who, task, n, cpu=False):
-        ours, ref = med(secs(task, n, who, 1, cpu)), med(secs(task, n, 'ref', 1, cpu))
+    def speedup(task, n, t=1, ours_t=1, cpu=False, who='ours'):
+        ours, ref = med(secs(task, n, who, ours_t, cpu)), med(secs(task, n, 'ref', t, cpu))
         return ref / ours if ours == ours and ref == ref else float('nan')
 
     def x(v):
         return 'n/a' if v != v else f'{v:.1f}x' if v < 100 else f'{v:.0f}x'
+
+    def row(label, task, n, who, ot, t):
+        """One line of the table: sasha-wsi (`who` at `ot` threads) against the official code at `t` threads."""
+        o, rs = secs(task, n, who, ot), secs(task, n, 'ref', t)
+        out = [label, n, f'{ot} / {t}', f'{fmt_s(med(o))} ({spread(o)}, {len(o)})', fmt_s(med(secs(task, n, who, ot, cpu=True))), mb(peak(task, n, who, ot))]
+        if not rs:
+            return out + ['not run', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a']
+        return out + [f'{fmt_s(med(rs))} ({spread(rs)}, {len(rs)})', fmt_s(med(secs(task, n, 'ref', t, cpu=True))), mb(peak(task, n, 'ref', t)),
+                      x(speedup(task, n, t, ot, who=who)), x(speedup(task, n, t, ot, cpu=True, who=who)), f'{peak(task, n, "ref", t) / peak(task, n, who, ot):.1f}x']
 
     sizes = sorted({n for (_task, n) in results})
     rows = []
@@ -442,28 +447,13 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
             if (task, n) not in results or not any(w == 'ref' for (w, _t) in results[(task, n)]):
                 continue
             for t in threads:
-                rs = secs(task, n, 'ref', t)
-                if not rs and t > 1:
+                if not secs(task, n, 'ref', t) and t > 1:
                     continue
-                ot = ours_threads(task, n, t)
-                o = secs(task, n, 'ours', ot)
-                row = [names[task], n, f'{ot} / {t}', f'{fmt_s(med(o))} ({spread(o)}, {len(o)})', fmt_s(med(secs(task, n, 'ours', ot, cpu=True))),
-                       mb(peak(task, n, 'ours', ot))]
-                if rs:
-                    row += [f'{fmt_s(med(rs))} ({spread(rs)}, {len(rs)})', fmt_s(med(secs(task, n, 'ref', t, cpu=True))), mb(peak(task, n, 'ref', t)),
-                            x(speedup(task, n, t, ot)), x(speedup(task, n, t, ot, cpu=True)), f'{peak(task, n, "ref", t) / peak(task, n, "ours", ot):.1f}x']
-                else:
-                    row += ['not run', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a']
-                rows.append(row)
+                rows.append(row(names[task], task, n, 'ours', ours_threads(task, n, t), t))
     for task in ['hafed-train', 'hafed-infer']:
         for n in sizes:
-            o = secs(task, n, 'native')
-            rs = secs(task, n, 'ref', 1)
-            if not o or not rs:
-                continue
-            rows.append([names[task] + ', stage 1 on onnxruntime-node', n, '1 / 1', f'{fmt_s(med(o))} ({spread(o)}, {len(o)})', fmt_s(med(secs(task, n, 'native', cpu=True))),
-                         mb(peak(task, n, 'native')), f'{fmt_s(med(rs))} ({spread(rs)}, {len(rs)})', fmt_s(med(secs(task, n, 'ref', 1, cpu=True))), mb(peak(task, n, 'ref', 1)),
-                         x(speedup_of('native', task, n)), x(speedup_of('native', task, n, cpu=True)), f'{peak(task, n, "ref", 1) / peak(task, n, "native"):.1f}x'])
+            if secs(task, n, 'native') and secs(task, n, 'ref', 1):
+                rows.append(row(names[task] + ', stage 1 on onnxruntime-node', task, n, 'native', 1, 1))
     header = ['workload', 'N', 'threads (sasha-wsi / official)', 'sasha-wsi s (range, runs)', 'sasha-wsi CPU s', 'sasha-wsi peak RSS MB',
               'official s (range, runs)', 'official CPU s', 'official peak RSS MB', 'speed-up', 'speed-up in CPU s', 'RSS official / sasha-wsi']
 
@@ -553,9 +543,9 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         'hafedTrainSpeedup1000': speedup('hafed-train', 1000, cpu=args.ratio_basis == 'cpu'),
         'hafedTrainSpeedup3000': speedup('hafed-train', 3000, cpu=args.ratio_basis == 'cpu'),
         'hafedInferSpeedup1000': speedup('hafed-infer', 1000, cpu=args.ratio_basis == 'cpu'),
-        'hafedTrainSpeedupNative1000': speedup_of('native', 'hafed-train', 1000, cpu=args.ratio_basis == 'cpu'),
-        'hafedTrainSpeedupNative3000': speedup_of('native', 'hafed-train', 3000, cpu=args.ratio_basis == 'cpu'),
-        'hafedInferSpeedupNative1000': speedup_of('native', 'hafed-infer', 1000, cpu=args.ratio_basis == 'cpu'),
+        'hafedTrainSpeedupNative1000': speedup('hafed-train', 1000, cpu=args.ratio_basis == 'cpu', who='native'),
+        'hafedTrainSpeedupNative3000': speedup('hafed-train', 3000, cpu=args.ratio_basis == 'cpu', who='native'),
+        'hafedInferSpeedupNative1000': speedup('hafed-infer', 1000, cpu=args.ratio_basis == 'cpu', who='native'),
         'episodeSpeedup1000': speedup('episode', 1000, cpu=args.ratio_basis == 'cpu'),
         'episodeSpeedup3000': speedup('episode', 3000, cpu=args.ratio_basis == 'cpu'),
         'episodeSpeedup10000': speedup('episode', 10000, cpu=args.ratio_basis == 'cpu'),
