@@ -1,14 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { AdamW, InMemoryDataset, createRng, tf } from '../../src/core/index.js';
-import { Hafed, SubPatchShard, hafedTrainStep, hafedTrainStepSharded, predictHafedSharded, trainHafed, type ShardForwardTask } from '../../src/hafed/index.js';
+import { createRng, tf } from '../../src/core/index.js';
+import { SubPatchShard, type ShardForwardTask } from '../../src/hafed/index.js';
 import { stkimMaskFromRanks } from '../../src/hafed/multi_branch_attention.js';
 import { createNativeStage1, stkimAdditiveMask } from '../../src/node/index.js';
 import { MASK_LOGIT } from '../../src/core/ops.js';
-import { expectAllclose } from '../helpers.js';
-
-const D = 10;
-const K = 4;
-const CONFIG = { dim: D, k: K, attentionDim: 6, numBranches2: 3, maskTopK1: 3, maskTopK2: 4, maskDrop: 0.5, seed: 2 };
+import { expectSameAsOneThread } from './sharded_parity.js';
 
 /** Largest |a - b| over the largest |b| (1 when b is all zeros). */
 function relErr(a: Float32Array, b: Float32Array): number {
@@ -86,38 +82,7 @@ describe('createNativeStage1', () => {
   it('takes every patch of the sharded HAFED step: steps, predictions and training equal the one-thread ones', async () => {
     const native = await createNativeStage1();
     try {
-      const one = new Hafed(CONFIG);
-      const two = new Hafed(CONFIG);
-      const optOne = new AdamW({ learningRate: 1e-2 });
-      const optTwo = new AdamW({ learningRate: 1e-2 });
-      const u = tf.randomNormal([15, K, D], 0, 1, 'float32', 3) as tf.Tensor3D;
-      let tensors0 = 0;
-      for (let step = 0; step < 3; step++) {
-        const a = hafedTrainStep(one, optOne, u, 1, createRng(step));
-        const b = await hafedTrainStepSharded(two, optTwo, u, 1, createRng(step), native);
-        expect(b.loss).toBeCloseTo(a.loss, 5);
-        expect(b.similarityLoss).toBeCloseTo(a.similarityLoss, 5);
-        // (the optimisers make their moments at the first step)
-        if (step === 0) tensors0 = tf.memory().numTensors;
-      }
-      expect(tf.memory().numTensors).toBe(tensors0);
-      const pa = one.predict(u);
-      const pb = await predictHafedSharded(two, u, native);
-      expectAllclose(pb.probs, pa.probs, { rtol: 1e-5, atol: 1e-6 });
-      tf.dispose([u, pa.logits, pa.probs, pa.attention, pb.logits, pb.probs, pb.attention]);
-      const bags = Array.from({ length: 4 }, (_, i) => ({ id: `s${i}`, label: i % 2, highRes: tf.randomNormal([9 + i, K, D], 0, 1, 'float32', 10 + i) as tf.Tensor3D }));
-      const train = new InMemoryDataset(bags);
-      const plain = await trainHafed({ train, model: CONFIG, config: { epochs: 2 }, seed: 4 });
-      const nat = await trainHafed({ train, model: CONFIG, config: { epochs: 2 }, seed: 4, workers: native });
-      expect(nat.history.map((h) => h.loss)).toEqual(plain.history.map((h) => expect.closeTo(h.loss, 4)));
-      const wa = plain.model.getWeights();
-      const wb = nat.model.getWeights();
-      for (const key of Object.keys(wa)) if (!key.endsWith('attention/biasW')) expectAllclose(wb[key], wa[key], { rtol: 1e-3, atol: 1e-5 });
-      tf.dispose([...Object.values(wa), ...Object.values(wb)]);
-      for (const m of [one, two, plain.model, nat.model]) m.dispose();
-      train.dispose();
-      optOne.dispose();
-      optTwo.dispose();
+      await expectSameAsOneThread(native);
     } finally {
       await native.close();
     }
