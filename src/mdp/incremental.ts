@@ -193,10 +193,7 @@ export class IncrementalAttentionPool {
         const wNew = Math.exp(logits[i * m + b] - c);
         norm[b] += wNew - wOld;
         mass[b] += wOld + wNew;
-        const o = b * d;
-        const oi = i * d;
-        const oo = r * d;
-        for (let j = 0; j < d; j++) sums[o + j] += wNew * values[oi + j] - wOld * oldValues[oo + j];
+        replaceTerm(sums, b * d, wNew, values, i * d, wOld, oldValues, r * d, d);
       }
       if (!(norm[b] > 0) || mass[b] > IncrementalAttentionPool.CANCELLATION_LIMIT * norm[b]) {
         this.recomputeBranch(b);
@@ -211,12 +208,7 @@ export class IncrementalAttentionPool {
    * @returns `out` or a new Float32Array [d].
    */
   pooled(out: Float32Array = new Float32Array(this.dim)): Float32Array {
-    const { dim: d, numBranches: m, sums, norm } = this;
-    for (let j = 0; j < d; j++) {
-      let s = 0;
-      for (let b = 0; b < m; b++) s += sums[b * d + j] / norm[b];
-      out[j] = s / m;
-    }
+    pooledOf(this.sums, this.norm, this.dim, this.numBranches, out);
     return out;
   }
 
@@ -301,20 +293,8 @@ export class IncrementalAttentionPool {
   private recomputeAll(): void {
     const { numRows: n, dim: d, numBranches: m, logits, values } = this;
     const w = new Float32Array(m * n);
-    for (let b = 0; b < m; b++) {
-      let c = -Infinity;
-      for (let i = 0; i < n; i++) c = Math.max(c, logits[i * m + b]);
-      if (!Number.isFinite(c)) throw new ValueError(`Expected finite attention logits, but branch ${b} has max ${c}.`);
-      let z = 0;
-      for (let i = 0; i < n; i++) {
-        const e = Math.exp(logits[i * m + b] - c);
-        w[b * n + i] = e;
-        z += e;
-      }
-      this.shift[b] = c;
-      this.norm[b] = z;
-      this.mass[b] = z;
-    }
+    branchWeights(logits, n, m, w, this.shift, this.norm);
+    this.mass.set(this.norm);
     const p = tf.tidy(() => tf.matMul(tf.tensor2d(w, [m, n]), tf.tensor2d(values, [n, d])));
     this.sums.set(p.dataSync());
     p.dispose();
@@ -337,5 +317,44 @@ export class IncrementalAttentionPool {
     this.shift[b] = c;
     this.norm[b] = z;
     this.mass[b] = z;
+  }
+}
+
+/**
+ * Per branch b of logits L [n * m]: the shift `c_b = max_i L_ib`, the weights
+ * `w[b * n + i] = exp(L_ib - c_b)` and their sum `Z_b` (a plain function of arrays, so that its
+ * optimised code serves every pool).
+ */
+function branchWeights(logits: Float32Array, n: number, m: number, w: Float32Array, shift: Float64Array, norm: Float64Array): void {
+  for (let b = 0; b < m; b++) {
+    let c = -Infinity;
+    for (let i = 0; i < n; i++) c = Math.max(c, logits[i * m + b]);
+    if (!Number.isFinite(c)) throw new ValueError(`Expected finite attention logits, but branch ${b} has max ${c}.`);
+    let z = 0;
+    for (let i = 0; i < n; i++) {
+      const e = Math.exp(logits[i * m + b] - c);
+      w[b * n + i] = e;
+      z += e;
+    }
+    shift[b] = c;
+    norm[b] = z;
+  }
+}
+
+/**
+ * One row's term in a branch's weighted sum: `sums[o + j] += wNew x[xo + j] - wOld y[yo + j]`
+ * (the pool's per-step loops are plain functions of arrays, so that their optimised code serves
+ * every pool).
+ */
+function replaceTerm(sums: Float64Array, o: number, wNew: number, x: Float32Array, xo: number, wOld: number, y: Float32Array, yo: number, d: number): void {
+  for (let j = 0; j < d; j++) sums[o + j] += wNew * x[xo + j] - wOld * y[yo + j];
+}
+
+/** `out[j] = (1/M) sum_b sums[b d + j] / norm[b]`. */
+function pooledOf(sums: Float64Array, norm: Float64Array, d: number, m: number, out: Float32Array): void {
+  for (let j = 0; j < d; j++) {
+    let s = 0;
+    for (let b = 0; b < m; b++) s += sums[b * d + j] / norm[b];
+    out[j] = s / m;
   }
 }

@@ -16,7 +16,7 @@
 import { tf } from '../core/tf.js';
 import { DataError, ShapeError, StateError, ValueError, fmtShape } from '../core/errors.js';
 import { createRng, type Rng } from '../core/random.js';
-import { applyStateUpdate, checkRowVector, computeStateUpdate, createTsuState } from '../tsu/targeted_state_update.js';
+import { applyStateUpdate, checkRowVector, computeStateUpdate, createTsuState, firstNonFinite } from '../tsu/targeted_state_update.js';
 import { CosineIndex } from '../tsu/cosine_index.js';
 import type { TsuState } from '../tsu/types.js';
 import { budgetSteps, resolveWsiEnvConfig } from './defaults.js';
@@ -172,6 +172,21 @@ export function slideLogitsOf(classifier: StateClassifier, pooled: Float32Array)
   }
 }
 
+/**
+ * `pooled kernel + bias` for a kernel [d * C] (a plain function of arrays, so that its optimised
+ * code serves every env).
+ */
+function linearHead(pooled: Float32Array, kernel: Float32Array, bias: Float32Array): Float32Array {
+  const C = bias.length;
+  const out = new Float32Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = bias[c];
+    for (let j = 0; j < pooled.length; j++) s += pooled[j] * kernel[j * C + c];
+    out[c] = s;
+  }
+  return out;
+}
+
 const EMPTY_ROWS = new Int32Array(0);
 const EMPTY_VALUES = new Float32Array(0);
 
@@ -265,11 +280,8 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
     this.index = new CosineIndex(this.state);
     if (opts.aggregated) {
       this.v = new Float32Array(opts.aggregated.dataSync());
-      for (let i = 0; i < this.v.length; i++) {
-        if (!Number.isFinite(this.v[i])) {
-          throw new DataError(`Expected aggregated (V) to be finite, but row ${Math.floor(i / r.d)} holds ${this.v[i]}.`);
-        }
-      }
+      const bad = firstNonFinite(this.v);
+      if (bad >= 0) throw new DataError(`Expected aggregated (V) to be finite, but row ${Math.floor(bad / r.d)} holds ${this.v[bad]}.`);
     } else {
       this.v = null;
     }
@@ -284,7 +296,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
       const vCache = new RowScoreCache((x) => this.classifier.stage2RowLogits(x), r.n, r.d);
       vCache.scoreAll(this.v);
       this.vLogits = vCache.scores;
-      this.index.setTable(this.v);
+      this.index.setTable(opts.aggregated!);
     } else {
       this.vLogits = null;
     }
@@ -516,15 +528,7 @@ export class WsiEnv implements Env<WsiObservation, number, WsiInfo> {
   private slideLogits(): Float32Array {
     const pooled = this.pool.pooled(this.pooledBuf);
     if (!this.head) return slideLogitsOf(this.classifier, pooled);
-    const { kernel, bias } = this.head;
-    const C = bias.length;
-    const out = new Float32Array(C);
-    for (let c = 0; c < C; c++) {
-      let s = bias[c];
-      for (let j = 0; j < pooled.length; j++) s += pooled[j] * kernel[j * C + c];
-      out[c] = s;
-    }
-    return out;
+    return linearHead(pooled, this.head.kernel, this.head.bias);
   }
 
   private resolveV(action: number, v: ArrayLike<number> | undefined): ArrayLike<number> {

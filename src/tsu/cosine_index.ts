@@ -11,7 +11,8 @@
  * far above rounding error): k multiply-adds per row instead of d. The rows that survive are
  * decided with the same formula as {@link similarSet}, on the raw values, so the result is the
  * same set. Features with structure (clusters, a few dominant directions, as patch embeddings
- * have) leave few survivors; the bound holds for any data.
+ * have) leave few survivors; the bound holds for any data. Rows that can never be in a similar
+ * set again (visited, or rewritten under `rewriteOnce`) leave the search as they are met.
  *
  * On large slides (`buckets`, from 5000 rows by default) the rows are also grouped in about
  * sqrt(N) buckets of nearby projections (one k-means step from
@@ -20,15 +21,13 @@
  * of at least `||c -+ y|| - r` from the query y and its opposite, so a bucket whose bound exceeds
  * `sqrt(2 - 2 tau)` is dropped whole: a search costs k multiply-adds per bucket plus the rows of
  * the buckets near the query, instead of a pass over all N rows. A row whose value changes leaves
- * its bucket for a short list searched every time (the radii never need to grow), and rows that
- * can never be in a similar set again (visited, or rewritten under `rewriteOnce`) leave the
- * search as they are met.
+ * its bucket for a short list searched every time (the radii never need to grow).
  *
  * @packageDocumentation
  */
 import { tf } from '../core/tf.js';
 import { COSINE_EPS } from '../core/ops.js';
-import { ShapeError } from '../core/errors.js';
+import { ShapeError, fmtShape } from '../core/errors.js';
 import type { TsuState } from './types.js';
 import { dotRow } from './targeted_state_update.js';
 
@@ -39,9 +38,9 @@ const DIRECTIONS = 32;
 /** Directions of the first stage of the search. */
 const FIRST_STAGE = 12;
 /** Rows sampled to estimate the principal directions. */
-const PCA_SAMPLE = 512;
-/** Subspace iterations of the principal directions. */
-const PCA_ITERATIONS = 6;
+const PCA_SAMPLE = 256;
+/** Subspace iterations of the principal directions (one already prunes about as well as six). */
+const PCA_ITERATIONS = 1;
 /** Slack on the bucket radii (float32 projections, float64 centres). */
 const RADIUS_SLACK = 1e-5;
 
@@ -60,63 +59,135 @@ function dotRange(x: Float32Array, o: number, y: Float32Array, from: number, to:
 }
 
 /**
- * k orthonormal directions of largest variance of the unit rows (columns of Q, row-major
- * [d * k]), from a sample of rows, by subspace iteration on their covariance. Any orthonormal Q
- * keeps the index exact; good directions make it prune more.
+ * k orthonormal directions of largest variance of the unit rows, from a sample of rows, by
+ * subspace iteration on their covariance, applied as two products with the centred sample X:
+ * `Q^T <- orth((X Q)^T X)` (the covariance X^T X is never formed; each iteration is one run on
+ * the tensor backend). Any orthonormal Q keeps the index exact; good directions make it prune
+ * more.
+ * @returns Q [d * k] and Q^T [k * d], row-major.
  */
-function principalDirections(unit: Float32Array, n: number, d: number, k: number): Float32Array {
+function principalDirections(state: TsuState, k: number): { basis: Float32Array; basisT: Float32Array } {
+  const { numRows: n, dim: d, values, norms } = state;
   const stride = Math.max(1, Math.floor(n / PCA_SAMPLE));
   const rows: number[] = [];
   for (let i = 0; i < n && rows.length < PCA_SAMPLE; i += stride) rows.push(i);
-  const sample = new Float32Array(rows.length * d);
-  rows.forEach((i, r) => sample.set(unit.subarray(i * d, i * d + d), r * d));
-  // (typed arrays are read outside tf.tidy, which would walk them element by element)
-  const cov = tf.tidy(() => {
-    const x = tf.tensor2d(sample, [rows.length, d]);
-    const centered = tf.sub(x, tf.mean(x, 0, true)) as tf.Tensor2D;
-    return tf.matMul(tf.transpose(centered) as tf.Tensor2D, centered); // [d, d]
+  const s = rows.length;
+  const sample = new Float32Array(s * d);
+  const inv = new Float32Array(s);
+  rows.forEach((i, r) => {
+    sample.set(values.subarray(i * d, i * d + d), r * d);
+    inv[r] = 1 / Math.max(norms[i], COSINE_EPS);
   });
+  const x = tf.tidy(() => {
+    const unit = tf.mul(tf.tensor2d(sample, [s, d]), tf.tensor2d(inv, [s, 1]));
+    return tf.sub(unit, tf.mean(unit, 0, true)) as tf.Tensor2D;
+  });
+  // from a fixed start basis (read only: each iteration makes a new one)
+  let basis = startBasis(k, d);
+  let basisT: Float32Array | null = null;
   try {
-    // start from a deterministic full-rank basis, then Q <- orth(C Q)
-    let q = new Float64Array(d * k);
-    for (let c = 0; c < k; c++) for (let j = 0; j < d; j++) q[j * k + c] = Math.sin(1 + (j + 1) * (c + 1) * 0.7071) + (j % k === c ? 1 : 0);
-    q = orthonormalColumns(q, d, k);
     for (let it = 0; it < PCA_ITERATIONS; it++) {
-      const next = tf.tidy(() => tf.matMul(cov as tf.Tensor2D, tf.tensor2d(Float32Array.from(q), [d, k])));
-      q = orthonormalColumns(Float64Array.from(next.dataSync()), d, k);
-      next.dispose();
+      const q = basis;
+      // (X Q)^T X, [k, d], with the small transpose of X Q on the backend (a product with a
+      // transposed operand is slow on wasm); the result is read outside tf.tidy, which would
+      // walk a typed array element by element
+      const yt = tf.tidy(() => tf.matMul(tf.transpose(tf.matMul(x, tf.tensor2d(q, [d, k]))) as tf.Tensor2D, x));
+      basisT = Float32Array.from(orthonormalRows(Float64Array.from(yt.dataSync()), k, d));
+      yt.dispose();
+      basis = transposed(basisT, k, d);
     }
-    return Float32Array.from(q);
   } finally {
-    cov.dispose();
+    x.dispose();
   }
+  return basisT ? { basis, basisT } : { basis: basis.slice(), basisT: transposed(basis, d, k) };
 }
 
-/** Modified Gram-Schmidt on the k columns of a row-major [d * k] matrix; degenerate columns become 0. */
-function orthonormalColumns(m: Float64Array<ArrayBuffer>, d: number, k: number): Float64Array<ArrayBuffer> {
+/** Orthonormal start bases Q [d * k] of the subspace iteration, by `k x d`. */
+const START_BASES = new Map<string, Float32Array>();
+
+/** A deterministic full-rank orthonormal basis Q [d * k], made once per shape. */
+function startBasis(k: number, d: number): Float32Array {
+  const key = `${k}x${d}`;
+  let q = START_BASES.get(key);
+  if (!q) {
+    const qt = new Float64Array(k * d);
+    for (let c = 0; c < k; c++) for (let j = 0; j < d; j++) qt[c * d + j] = Math.sin(1 + (j + 1) * (c + 1) * 0.7071) + (j % k === c ? 1 : 0);
+    q = transposed(orthonormalRows(qt, k, d), k, d);
+    START_BASES.set(key, q);
+  }
+  return q;
+}
+
+/** The transpose of a row-major [r * c] matrix, as float32 [c * r]. */
+function transposed(m: ArrayLike<number>, r: number, c: number): Float32Array {
+  const out = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = m[i * c + j];
+  return out;
+}
+
+/** The rows of a search whose first-stage bound passes, ascending unless from buckets, with their first-stage products. */
+interface FirstStage {
+  /** The length of the list of searchable rows after the pass (the search without buckets). */
+  kept: number;
+  count: number;
+  rows: number[];
+  heads: number[];
+}
+
+/**
+ * The pass of a search over the list of searchable rows `rows[0 .. count)`: drops the rows that
+ * can never be in C again (visited, or rewritten when `rewritten` is given) from the list, in
+ * place and in order, and returns the other rows (but `action`) whose first-stage bound passes,
+ * ascending, with their first-stage products. Plain arrays only, so that its optimised code
+ * outlives the index and the state it was first run on.
+ */
+function firstStage(
+  rows: Int32Array,
+  count: number,
+  visited: Uint8Array,
+  rewritten: Uint8Array | null,
+  action: number,
+  proj: Float32Array,
+  k: number,
+  k1: number,
+  yq: Float32Array,
+  headNorm: Float64Array,
+  headQ: number,
+  limit: number,
+): FirstStage {
+  const passed: number[] = [];
+  const heads: number[] = [];
+  let kept = 0;
+  for (let p = 0; p < count; p++) {
+    const i = rows[p];
+    if (visited[i] === 1 || (rewritten !== null && rewritten[i] === 1)) continue;
+    rows[kept++] = i;
+    if (i === action) continue;
+    const head = dotRange(proj, i * k, yq, 0, k1);
+    if (headNorm[i] + headQ - 2 * Math.abs(head) <= limit) {
+      passed.push(i);
+      heads.push(head);
+    }
+  }
+  return { kept, count: passed.length, rows: passed, heads };
+}
+
+/** Modified Gram-Schmidt on the k rows of a row-major [k * d] matrix; degenerate rows become 0. */
+function orthonormalRows(m: Float64Array<ArrayBuffer>, k: number, d: number): Float64Array<ArrayBuffer> {
   for (let c = 0; c < k; c++) {
+    const oc = c * d;
     for (let p = 0; p < c; p++) {
+      const op = p * d;
       let dot = 0;
-      for (let j = 0; j < d; j++) dot += m[j * k + c] * m[j * k + p];
-      for (let j = 0; j < d; j++) m[j * k + c] -= dot * m[j * k + p];
+      for (let j = 0; j < d; j++) dot += m[oc + j] * m[op + j];
+      for (let j = 0; j < d; j++) m[oc + j] -= dot * m[op + j];
     }
     let norm = 0;
-    for (let j = 0; j < d; j++) norm += m[j * k + c] * m[j * k + c];
+    for (let j = 0; j < d; j++) norm += m[oc + j] * m[oc + j];
     norm = Math.sqrt(norm);
-    for (let j = 0; j < d; j++) m[j * k + c] = norm > 1e-8 ? m[j * k + c] / norm : 0;
+    for (let j = 0; j < d; j++) m[oc + j] = norm > 1e-8 ? m[oc + j] / norm : 0;
   }
   return m;
-}
-
-/** The rows divided by their norms (floored at 1e-8), [N * d]. */
-function unitRows(state: TsuState): Float32Array {
-  const { numRows: n, dim: d } = state;
-  const unit = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) {
-    const inv = 1 / Math.max(state.norms[i], COSINE_EPS);
-    for (let j = 0; j < d; j++) unit[i * d + j] = state.values[i * d + j] * inv;
-  }
-  return unit;
 }
 
 /** The slide size from which `CosineIndex`'s `buckets: 'auto'` groups the rows. @category TSU */
@@ -128,8 +199,8 @@ export interface CosineIndexOptions {
    * Group the rows in buckets that a search skips whole when they are out of reach: true,
    * false (every search passes over all rows; the same result), or `'auto'` (default): buckets
    * from {@link BUCKETS_MIN_ROWS} rows on. Grouping costs a k-means step when the index is
-   * built; it pays off on large slides only (`bench/cosine_index.ts`: 1.76x less CPU time for
-   * building and searching at N = 10000, 1.14x at 3000, 0.57x at 1000).
+   * built; it pays off on large slides only (`bench/cosine_index.ts`: 1.72x less CPU time for
+   * building and searching at N = 10000, 1.19x at 3000, 0.84x at 1000).
    */
   buckets?: boolean | 'auto';
 }
@@ -148,12 +219,21 @@ export class CosineIndex {
   /** k, the number of projection directions. */
   readonly numDirections: number;
   private readonly basis: Float32Array; // Q, [d * k]
+  private readonly basisT: Float32Array; // Q^T, [k * d]
   private readonly proj: Float32Array; // Q^T unit(x_i), [N * k]
   private readonly projNorm: Float64Array; // ||Q^T unit(x_i)||^2, [N]
   private readonly headNorm: Float64Array; // the part of projNorm on the first stage's directions, [N]
   private table: Float32Array | null = null; // projections of a second set of rows (setTable), [N * k]
   private buckets: Buckets | null = null;
   private readonly useBuckets: boolean;
+  /**
+   * Without buckets: the rows a search still passes over, ascending, `rows[0 .. rowCount)`
+   * (rows that can never be in C again leave it as they are met).
+   */
+  private rows: Int32Array;
+  private rowCount = 0;
+  /** Whether rewritten rows left `rows` (a search without rewriteOnce must then scan every row). */
+  private droppedRewritten = false;
 
   /** Builds the index of `state`: its principal directions and every row's projection. */
   constructor(state: TsuState, options: CosineIndexOptions = {}) {
@@ -163,17 +243,20 @@ export class CosineIndex {
     this.numRows = n;
     this.dim = d;
     const k = (this.numDirections = Math.min(DIRECTIONS, d));
-    const unit = unitRows(state);
-    this.basis = principalDirections(unit, n, d, k);
+    ({ basis: this.basis, basisT: this.basisT } = principalDirections(state, k));
     this.proj = new Float32Array(n * k);
     this.projNorm = new Float64Array(n);
     this.headNorm = new Float64Array(n);
-    this.projectAll(unit);
+    this.rows = new Int32Array(this.useBuckets ? 0 : n);
+    this.projectAll(state);
   }
 
   /** The rows grouped by their projections (see the file documentation); all rows searchable. */
   private bucketAll(): void {
     this.buckets = this.useBuckets ? makeBuckets(this.proj, this.numRows, this.numDirections) : null;
+    for (let i = 0; i < this.rows.length; i++) this.rows[i] = i;
+    this.rowCount = this.rows.length;
+    this.droppedRewritten = false;
   }
 
   /** Re-indexes every row of `state` (after a reset of the state), in place, on the same directions. */
@@ -181,7 +264,7 @@ export class CosineIndex {
     if (state.numRows !== this.numRows || state.dim !== this.dim) {
       throw new ShapeError(`Expected a state of ${this.numRows} x ${this.dim}, but got ${state.numRows} x ${state.dim}.`);
     }
-    this.projectAll(unitRows(state));
+    this.projectAll(state);
   }
 
   /** Copies another index of the same size and directions (to return to a saved state without recomputing). */
@@ -190,10 +273,14 @@ export class CosineIndex {
       throw new ShapeError(`Expected an index of ${this.numRows} x ${this.dim}, but got ${other.numRows} x ${other.dim}.`);
     }
     this.basis.set(other.basis);
+    this.basisT.set(other.basisT);
     this.proj.set(other.proj);
     this.projNorm.set(other.projNorm);
     this.headNorm.set(other.headNorm);
     this.buckets = other.buckets && copyBuckets(other.buckets);
+    this.rows.set(other.rows.subarray(0, other.rowCount));
+    this.rowCount = other.rowCount;
+    this.droppedRewritten = other.droppedRewritten;
   }
 
   /** A copy of this index (to restore later with {@link CosineIndex.copyFrom}). */
@@ -204,12 +291,16 @@ export class CosineIndex {
       dim: this.dim,
       numDirections: this.numDirections,
       basis: this.basis.slice(),
+      basisT: this.basisT.slice(),
       proj: this.proj.slice(),
       projNorm: this.projNorm.slice(),
       headNorm: this.headNorm.slice(),
       table: this.table,
       buckets: this.buckets && copyBuckets(this.buckets),
       useBuckets: this.useBuckets,
+      rows: this.rows.slice(),
+      rowCount: this.rowCount,
+      droppedRewritten: this.droppedRewritten,
     });
     return out;
   }
@@ -224,39 +315,28 @@ export class CosineIndex {
       for (let r = 0; r < n; r++) this.writeRow(rows[r], state.values, state.norms[rows[r]]);
       return;
     }
-    const { dim: d, numDirections: k } = this;
-    const unit = new Float32Array(n * d);
-    for (let r = 0; r < n; r++) {
-      const i = rows[r];
-      const inv = 1 / Math.max(state.norms[i], COSINE_EPS);
-      for (let j = 0; j < d; j++) unit[r * d + j] = state.values[i * d + j] * inv;
-    }
-    const yt = tf.tidy(() => tf.matMul(tf.tensor2d(unit, [n, d]), tf.tensor2d(this.basis, [d, k])));
-    const y = yt.dataSync();
-    yt.dispose();
-    for (let r = 0; r < n; r++) {
-      this.proj.set(y.subarray(r * k, r * k + k), rows[r] * k);
-      this.setNorms(rows[r]);
-      loosen(this.buckets, rows[r]);
-    }
+    this.project(state, rows);
+    for (let r = 0; r < n; r++) loosen(this.buckets, rows[r]);
   }
 
   /**
-   * Projects a second set of N rows (for instance every V(i)) once, so that a row that takes
-   * its value from that set is re-indexed by {@link CosineIndex.useTableRow} without arithmetic.
-   * @param values [N * d], row-major.
+   * Projects a second set of N rows (for instance every V(i)) once, in one run on the tensor
+   * backend, so that a row that takes its value from that set is re-indexed by
+   * {@link CosineIndex.useTableRow} without arithmetic.
+   * @param values [N, d]: row-major values, or a tensor (read, not disposed).
    */
-  setTable(values: Float32Array): void {
+  setTable(values: Float32Array | tf.Tensor2D): void {
     const { numRows: n, dim: d, numDirections: k } = this;
-    if (values.length !== n * d) throw new ShapeError(`Expected ${n} x ${d} table values, but got ${values.length}.`);
-    const unit = new Float32Array(n * d);
-    for (let i = 0; i < n; i++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += values[i * d + j] * values[i * d + j];
-      const inv = 1 / Math.max(Math.sqrt(s), COSINE_EPS);
-      for (let j = 0; j < d; j++) unit[i * d + j] = values[i * d + j] * inv;
+    const isTensor = values instanceof tf.Tensor;
+    if (isTensor ? values.rank !== 2 || values.shape[0] !== n || values.shape[1] !== d : values.length !== n * d) {
+      throw new ShapeError(`Expected ${n} x ${d} table values, but got ${isTensor ? fmtShape(values.shape) : values.length}.`);
     }
-    const yt = tf.tidy(() => tf.matMul(tf.tensor2d(unit, [n, d]), tf.tensor2d(this.basis, [d, k])));
+    // Q^T x / max(||x||, 1e-8), the projection of the unit row
+    const yt = tf.tidy(() => {
+      const x = isTensor ? tf.cast(values, 'float32') : tf.tensor2d(values, [n, d]);
+      const norm = tf.maximum(tf.sqrt(tf.sum(tf.square(x), 1, true)), COSINE_EPS);
+      return tf.div(tf.matMul(x, tf.tensor2d(this.basis, [d, k])), norm);
+    });
     this.table = (yt.dataSync() as Float32Array).slice();
     yt.dispose();
   }
@@ -266,7 +346,7 @@ export class CosineIndex {
     const k = this.numDirections;
     if (!this.table) throw new ShapeError('useTableRow needs a table: call setTable first.');
     this.proj.set(this.table.subarray(i * k, i * k + k), i * k);
-    this.setNorms(i);
+    setNorms(this.proj, this.projNorm, this.headNorm, i, k);
     loosen(this.buckets, i);
   }
 
@@ -277,100 +357,127 @@ export class CosineIndex {
    */
   similar(state: TsuState, action: number, tau: number, rewriteOnce: boolean): Int32Array {
     const { numRows: n, dim: d, numDirections: k, proj, projNorm, headNorm, buckets: b } = this;
-    const headQ = headNorm[action];
     const { values, norms, visited, rewritten } = state;
     const limit = 2 - 2 * tau + PRUNE_MARGIN;
-    const oa = action * d;
-    const qa = values.slice(oa, oa + d);
-    const qn = Math.max(norms[action], COSINE_EPS);
     const yq = proj.slice(action * k, action * k + k);
-    const pq = projNorm[action];
     // Two stages: the projection onto the first FIRST_STAGE directions (the largest variances)
     // is a bound by itself and drops most rows; all k directions run on the rows that survive.
     const k1 = Math.min(FIRST_STAGE, k);
+    let first: FirstStage;
+    if ((b ? b.droppedRewritten : this.droppedRewritten) && !rewriteOnce) {
+      // rewritten rows left the search under rewriteOnce: search every row
+      const all = Int32Array.from({ length: n }, (_, i) => i);
+      first = firstStage(all, n, visited, null, action, proj, k, k1, yq, headNorm, headNorm[action], limit);
+    } else if (!b) {
+      if (rewriteOnce) this.droppedRewritten = true;
+      const gone = rewriteOnce ? rewritten : null;
+      first = firstStage(this.rows, this.rowCount, visited, gone, action, proj, k, k1, yq, headNorm, headNorm[action], limit);
+      this.rowCount = first.kept;
+    } else {
+      if (rewriteOnce) b.droppedRewritten = true;
+      first = bucketStage(b, state, rewriteOnce, action, proj, k, k1, yq, headNorm, projNorm[action], limit);
+    }
+    // the second stage, then the exact test of similarSet: raw values, norms floored at 1e-8,
+    // the same summation
+    const oa = action * d;
+    const qa = values.slice(oa, oa + d);
+    const qn = Math.max(norms[action], COSINE_EPS);
+    const pq = projNorm[action];
     const out: number[] = [];
-    const test = (i: number): void => {
-      const o = i * k;
-      const head = dotRange(proj, o, yq, 0, k1);
-      if (headNorm[i] + headQ - 2 * Math.abs(head) > limit) return;
-      if (projNorm[i] + pq - 2 * Math.abs(head + dotRange(proj, o, yq, k1, k)) > limit) return;
-      // The exact test of similarSet: raw values, norms floored at 1e-8, the same summation.
+    for (let p = 0; p < first.count; p++) {
+      const i = first.rows[p];
+      if (projNorm[i] + pq - 2 * Math.abs(first.heads[p] + dotRange(proj, i * k, yq, k1, k)) > limit) continue;
       const cos = dotRow(values, i * d, qa, d) / (Math.max(norms[i], COSINE_EPS) * qn);
       if (Math.abs(cos) >= tau) out.push(i);
-    };
-    // rows that can never be in C again (with buckets, they leave the search as they are met)
-    const gone = (i: number): boolean => visited[i] === 1 || (rewriteOnce && rewritten[i] === 1);
-    if (!b || (b.droppedRewritten && !rewriteOnce)) {
-      // no buckets, or rewritten rows left them under rewriteOnce: search every row
-      for (let i = 0; i < n; i++) if (i !== action && !gone(i)) test(i);
-      return Int32Array.from(out);
     }
-    if (rewriteOnce) b.droppedRewritten = true;
-    // tests row i unless it is gone; false: it is, and its list drops it
-    const visit = (i: number): boolean => {
-      if (gone(i)) return false;
-      if (i !== action) test(i);
-      return true;
-    };
-    for (let p = 0; p < b.looseCount; ) {
-      if (visit(b.loose[p])) p++;
-      else removeLoose(b, p);
-    }
-    const reach = Math.sqrt(limit);
-    for (let c = 0; c < b.count; c++) {
-      if (b.live[c] === 0) continue;
-      let cy = 0;
-      for (let j = 0; j < k; j++) cy += b.centres[c * k + j] * yq[j];
-      // the nearer of y and -y to the centre, minus the radius: a bound for every member
-      if (Math.sqrt(Math.max(0, b.centreNorm[c] + pq - 2 * Math.abs(cy))) - b.radius[c] > reach) continue;
-      const start = b.start[c];
-      for (let p = start; p < start + b.live[c]; ) {
-        if (visit(b.order[p])) p++;
-        else removeFromBucket(b, b.order[p]);
-      }
-    }
-    return Int32Array.from(out).sort();
+    return b ? Int32Array.from(out).sort() : Int32Array.from(out);
   }
 
-  private projectAll(unit: Float32Array): void {
-    const { numRows: n, dim: d, numDirections: k } = this;
-    const yt = tf.tidy(() => tf.matMul(tf.tensor2d(unit, [n, d]), tf.tensor2d(this.basis, [d, k])));
-    const y = yt.dataSync() as Float32Array;
-    this.proj.set(y);
-    yt.dispose();
-    for (let i = 0; i < n; i++) this.setNorms(i);
+  private projectAll(state: TsuState): void {
+    this.project(state, null);
     this.bucketAll();
   }
 
-  private setNorms(i: number): void {
-    const k = this.numDirections;
-    const k1 = Math.min(FIRST_STAGE, k);
-    let head = 0;
-    let rest = 0;
-    for (let c = 0; c < k; c++) {
-      const y = this.proj[i * k + c];
-      if (c < k1) head += y * y;
-      else rest += y * y;
+  /**
+   * Projects `rows` of `state` (every row when null) in one product on the tensor backend:
+   * `Q^T x / max(||x||, 1e-8)`, the projection of the unit row.
+   */
+  private project(state: TsuState, rows: ArrayLike<number> | null): void {
+    const { dim: d, numDirections: k } = this;
+    const { values, norms } = state;
+    const count = rows ? rows.length : this.numRows;
+    let x = values;
+    if (rows) {
+      x = new Float32Array(count * d);
+      for (let r = 0; r < count; r++) x.set(values.subarray(rows[r] * d, rows[r] * d + d), r * d);
     }
-    this.projNorm[i] = head + rest;
-    this.headNorm[i] = head;
+    const yt = tf.tidy(() => tf.matMul(tf.tensor2d(x, [count, d]), tf.tensor2d(this.basis, [d, k])));
+    const y = yt.dataSync() as Float32Array;
+    yt.dispose();
+    storeProjections(y, rows, count, norms, this.proj, this.projNorm, this.headNorm, k);
   }
 
   private writeRow(i: number, values: Float32Array, norm: number): void {
-    const { dim: d, numDirections: k, basis, proj } = this;
-    const o = i * d;
+    const { dim: d, numDirections: k, basisT, proj } = this;
     // Rows shorter than the norm floor stay shorter than 1: the bound remains a necessary condition.
-    const inv = 1 / Math.max(norm, COSINE_EPS);
-    const y = new Float64Array(k);
-    for (let j = 0; j < d; j++) {
-      const x = values[o + j] * inv;
-      const b = j * k;
-      for (let c = 0; c < k; c++) y[c] += x * basis[b + c];
-    }
-    for (let c = 0; c < k; c++) proj[i * k + c] = y[c];
-    this.setNorms(i);
+    projectRow(values, i * d, 1 / Math.max(norm, COSINE_EPS), basisT, d, proj, i * k, k);
+    setNorms(proj, this.projNorm, this.headNorm, i, k);
     loosen(this.buckets, i);
   }
+}
+
+/** `out[o + c] = inv <x[xo .. xo + d), row c of Q^T>` for the k directions. */
+function projectRow(x: Float32Array, xo: number, inv: number, basisT: Float32Array, d: number, out: Float32Array, o: number, k: number): void {
+  for (let c = 0; c < k; c++) {
+    const b = c * d;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    let j = 0;
+    for (; j + 3 < d; j += 4) {
+      s0 += x[xo + j] * basisT[b + j];
+      s1 += x[xo + j + 1] * basisT[b + j + 1];
+      s2 += x[xo + j + 2] * basisT[b + j + 2];
+      s3 += x[xo + j + 3] * basisT[b + j + 3];
+    }
+    for (; j < d; j++) s0 += x[xo + j] * basisT[b + j];
+    out[o + c] = (s0 + s1 + s2 + s3) * inv;
+  }
+}
+
+/**
+ * Writes projected rows `y` [count * k] (of `rows`, or of rows 0 .. count) divided by the rows'
+ * norms (floored at 1e-8) into `proj`, with their norms. Plain arrays only, so that its
+ * optimised code outlives the index it was first run on.
+ */
+function storeProjections(
+  y: Float32Array,
+  rows: ArrayLike<number> | null,
+  count: number,
+  norms: Float64Array,
+  proj: Float32Array,
+  projNorm: Float64Array,
+  headNorm: Float64Array,
+  k: number,
+): void {
+  for (let r = 0; r < count; r++) {
+    const i = rows ? rows[r] : r;
+    const inv = 1 / Math.max(norms[i], COSINE_EPS);
+    for (let c = 0; c < k; c++) proj[i * k + c] = y[r * k + c] * inv;
+    setNorms(proj, projNorm, headNorm, i, k);
+  }
+}
+
+/** Row i's squared projected norm and its part on the first stage's directions. */
+function setNorms(proj: Float32Array, projNorm: Float64Array, headNorm: Float64Array, i: number, k: number): void {
+  const k1 = Math.min(FIRST_STAGE, k);
+  let head = 0;
+  let rest = 0;
+  for (let c = 0; c < k; c++) {
+    const y = proj[i * k + c];
+    if (c < k1) head += y * y;
+    else rest += y * y;
+  }
+  projNorm[i] = head + rest;
+  headNorm[i] = head;
 }
 
 /**
@@ -475,6 +582,60 @@ function copyBuckets(b: Buckets): Buckets {
     where: b.where.slice(),
     loose: b.loose.slice(),
   };
+}
+
+/**
+ * The first stage of a search through the buckets: the loose rows and the members of the buckets
+ * within reach of the query (and of its opposite); rows that can never be in C again leave their
+ * lists as they are met.
+ */
+function bucketStage(
+  b: Buckets,
+  state: TsuState,
+  rewriteOnce: boolean,
+  action: number,
+  proj: Float32Array,
+  k: number,
+  k1: number,
+  yq: Float32Array,
+  headNorm: Float64Array,
+  pq: number,
+  limit: number,
+): FirstStage {
+  const { visited, rewritten } = state;
+  const headQ = headNorm[action];
+  const passed: number[] = [];
+  const heads: number[] = [];
+  // tests row i unless it is gone; false: it is, and its list drops it
+  const visit = (i: number): boolean => {
+    if (visited[i] === 1 || (rewriteOnce && rewritten[i] === 1)) return false;
+    if (i !== action) {
+      const head = dotRange(proj, i * k, yq, 0, k1);
+      if (headNorm[i] + headQ - 2 * Math.abs(head) <= limit) {
+        passed.push(i);
+        heads.push(head);
+      }
+    }
+    return true;
+  };
+  for (let p = 0; p < b.looseCount; ) {
+    if (visit(b.loose[p])) p++;
+    else removeLoose(b, p);
+  }
+  const reach = Math.sqrt(limit);
+  for (let c = 0; c < b.count; c++) {
+    if (b.live[c] === 0) continue;
+    let cy = 0;
+    for (let j = 0; j < k; j++) cy += b.centres[c * k + j] * yq[j];
+    // the nearer of y and -y to the centre, minus the radius: a bound for every member
+    if (Math.sqrt(Math.max(0, b.centreNorm[c] + pq - 2 * Math.abs(cy))) - b.radius[c] > reach) continue;
+    const start = b.start[c];
+    for (let p = start; p < start + b.live[c]; ) {
+      if (visit(b.order[p])) p++;
+      else removeFromBucket(b, b.order[p]);
+    }
+  }
+  return { kept: 0, count: passed.length, rows: passed, heads };
 }
 
 /** Takes row i out of its bucket's searchable members (swapping it behind them). */

@@ -78,12 +78,9 @@ export function createTsuState(z: tf.Tensor2D | Float32Array, dim?: number): Tsu
     }
     values = z.slice();
   }
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) {
-      throw new DataError(
-        `Expected Z to be finite, but row ${Math.floor(i / d)} holds ${values[i]}. Re-extract the features of this slide.`,
-      );
-    }
+  const bad = firstNonFinite(values);
+  if (bad >= 0) {
+    throw new DataError(`Expected Z to be finite, but row ${Math.floor(bad / d)} holds ${values[bad]}. Re-extract the features of this slide.`);
   }
   const n = values.length / d;
   const norms = new Float64Array(n);
@@ -326,6 +323,15 @@ export function checkRowVector(v: ArrayLike<number>, d: number, what: string): F
     if (!Number.isFinite(out[j])) throw new DataError(`Expected ${what} to be finite, but element ${j} is ${out[j]}.`);
   }
   return out;
+}
+
+/**
+ * The position of the first non-finite value of `x`, or -1 (a function of its own, so that the
+ * pass over a whole slide runs optimised even when its caller runs once).
+ */
+export function firstNonFinite(x: Float32Array): number {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
+  return -1;
 }
 
 /** Euclidean norm of `x[o .. o + d)`, accumulated in float64. */

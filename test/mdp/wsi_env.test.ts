@@ -217,6 +217,11 @@ describe('WsiEnv semantics', () => {
     expect(() => env.step(5, new Float32Array(D + 1))).toThrow(ShapeError);
     expect(() => env.step(5, new Float32Array(D + 1))).toThrow(/width d = 16, but got 17 values/);
     expect(() => env.step(5, new Float32Array(D).fill(NaN))).toThrow(DataError);
+    const bad = vArr.slice();
+    bad[7 * D + 3] = NaN;
+    const badV = tf.tensor2d(bad, [N, D]);
+    expect(() => new WsiEnv(options({}, { aggregated: badV }))).toThrow(/aggregated \(V\) to be finite, but row 7 holds NaN/);
+    badV.dispose();
     // a failed step changes nothing: the episode goes on
     expect(env.step(5).observation.t).toBe(2);
     env.close();

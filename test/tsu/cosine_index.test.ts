@@ -5,7 +5,7 @@ import { clusteredFeatures } from '../mdp/stand_in_classifier.js';
 import { tf } from '../../src/core/index.js';
 
 describe('CosineIndex', () => {
-  it('finds exactly the similar set of similarSet, for many states, taus and widths', () => {
+  it.each([true, false])('finds exactly the similar set of similarSet, for many states, taus and widths (buckets %s)', (buckets) => {
     const rng = createRng(0);
     for (const d of [3, 8, 33, 96, 384]) {
       const n = 150;
@@ -16,7 +16,7 @@ describe('CosineIndex', () => {
       for (let j = 0; j < d; j++) f.z[7 * d + j] = 1e-9 * f.z[8 * d + j];
       for (let j = 0; j < d; j++) f.z[9 * d + j] = -f.z[10 * d + j];
       const state = createTsuState(f.z, d);
-      const index = new CosineIndex(state, { buckets: true });
+      const index = new CosineIndex(state, { buckets });
       for (let k = 0; k < 60; k++) {
         const a = rng.int(n);
         if (state.visited[a]) continue;
@@ -38,13 +38,19 @@ describe('CosineIndex', () => {
     }
   });
 
-  it('stays exact when many rows change at once and when rows take their values from a table', () => {
+  it.each([false, true])('stays exact when many rows change at once and when rows take their values from a table (as a tensor %s)', (asTensor) => {
     const d = 64;
     const n = 300;
     const f = clusteredFeatures(n, d, 9, { clusterSize: 10, sigmaLo: 0.02, sigmaHi: 0.2 });
     const state = createTsuState(f.z, d);
     const index = new CosineIndex(state, { buckets: true });
-    index.setTable(f.v);
+    if (asTensor) {
+      const v = tf.tensor2d(f.v, [n, d]);
+      index.setTable(v);
+      v.dispose();
+    } else {
+      index.setTable(f.v);
+    }
     const rng = createRng(4);
     for (let k = 0; k < 20; k++) {
       // 30 rows take values near other rows (a batch update), 3 rows take their table value

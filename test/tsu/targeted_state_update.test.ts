@@ -153,6 +153,7 @@ describe('targetedStateUpdate', () => {
     expect(() => computeStateUpdate(s0, 0, [3, 4], null, { update: 'tsu' })).toThrow(/needs f_S/);
     expect(() => createTsuState(new Float32Array([1, 2, 3]), 2)).toThrow(ShapeError);
     expect(() => createTsuState(new Float32Array([1, NaN]), 2)).toThrow(DataError);
+    expect(() => createTsuState(new Float32Array([1, 2, 3, Infinity]), 2)).toThrow(/row 1 holds Infinity/);
   });
 });
 
