@@ -54,6 +54,8 @@ K = 16
 FRAC = 0.2
 TAU = 0.95
 SEED = 1130
+# Greedy episodes timed per process below N = 10000 (each on a new env of the same slide).
+EPISODES_PER_PROCESS = 3
 CLUSTERS = 50
 
 
@@ -353,7 +355,8 @@ def main():
 
     if 'episode' in only:
         for n in episode_sizes:
-            plan.append(('episode', n, 1, [('ours', 1)] + [('ref', t) for t in ref_threads_at(n)]))
+            # several slides per process below N = 10000, as in the slide loop of a cohort's evaluation
+            plan.append(('episode', n, EPISODES_PER_PROCESS if n < 10000 else 1, [('ours', 1)] + [('ref', t) for t in ref_threads_at(n)]))
     if 'ppo' in only:
         for n in ppo_pairs:
             heavy = n >= 2000
@@ -533,7 +536,7 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         'which load from other jobs on a shared machine disturbs less than wall-clock time (for one thread against one thread). sasha-wsi at 2 threads splits HAFED stage 1 over its thread and one '
         'worker thread (`createHafedWorkerPool(1)`); its other workloads run on one thread, compared with the official code at 1 and at 2. '
         'The rows "stage 1 on onnxruntime-node" run HAFED with `createNativeStage1({ threads: 1 })` (stage 1 as ONNX graphs on ONNX Runtime\'s CPU kernels, stage 2 on tfjs wasm). '
-        'HAFED rows time 3 steps per process after a warm-up step; an episode is timed after a warm-up episode on N = min(N, 1000), '
+        f'HAFED rows time 3 steps per process after a warm-up step; episodes are timed after a warm-up episode on N = min(N, 1000), {EPISODES_PER_PROCESS} per process below N = 10000 (one process classifying several slides, as the official evaluation loop does) and one at N = 10000, '
         'an update after a warm-up update on N = 100. '
         'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread; '
         + (f'the official greedy episode and PPO update ran at 2 threads up to N = {args.two_threads_max_n} only'
