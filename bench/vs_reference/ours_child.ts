@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AdamW, createRng, halfCosineLr, initBackend, tf } from '../../src/core/index.js';
 import { Hafed, hafedTrainStep, hafedTrainStepSharded, predictHafedSharded } from '../../src/hafed/index.js';
-import { createHafedWorkerPool, createNativeStage1 } from '../../src/node/index.js';
+import { createHafedWorkerPool, createNativeStage1, loadNodeOnnxRuntime } from '../../src/node/index.js';
 import { WsiEnv } from '../../src/mdp/index.js';
 import { StateMlp } from '../../src/tsu/index.js';
 import { ActorCritic, ActorCriticPolicy, RolloutBuffer, playEpisode, resolvePpoConfig, runPpoUpdate } from '../../src/ppo/index.js';
@@ -178,20 +178,42 @@ async function main(): Promise<void> {
   if (task === 'gemm') {
     const rows = n * shared.k;
     const rng = createRng(shared.seed);
-    const random = (r: number, c: number) => tf.tensor2d(Float32Array.from({ length: r * c }, () => rng.normal()), [r, c]);
-    const x = random(rows, d);
-    const w = random(d, 256);
-    const g = random(rows, 256);
-    const products = () =>
-      tf.tidy(() => {
-        const y = tf.matMul(x, w);
-        const dw = tf.matMul(tf.transpose(x) as tf.Tensor2D, g);
-        return y.dataSync()[0] + dw.dataSync()[0];
-      });
-    products();
-    await timed(out, products);
+    const random = (r: number, c: number) => Float32Array.from({ length: r * c }, () => rng.normal());
+    const xData = random(rows, d);
+    const wData = random(d, 256);
+    const gData = random(rows, 256);
     out.flops = 2 * 2 * rows * d * 256;
-    tf.dispose([x, w, g]);
+    if (opts.native) {
+      // the same products on ONNX Runtime's CPU kernels at one thread (graphs written by run.py)
+      const ort = await loadNodeOnnxRuntime();
+      const sessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' };
+      const open = (name: string) => ort.InferenceSession.create(new Uint8Array(readFileSync(join(work, `${name}.onnx`))), sessionOptions);
+      const [forward, kernelGrad] = await Promise.all([open('gemm_forward'), open('gemm_kernel_grad')]);
+      const x = new ort.Tensor('float32', xData, [rows, d]);
+      const w = new ort.Tensor('float32', wData, [d, 256]);
+      const g = new ort.Tensor('float32', gData, [rows, 256]);
+      const products = async () => {
+        const y = (await forward.run({ x, w })).y.data as Float32Array;
+        const dw = (await kernelGrad.run({ x, g })).dw.data as Float32Array;
+        return y[0] + dw[0];
+      };
+      await products();
+      await timed(out, products);
+      await Promise.all([forward.release(), kernelGrad.release()]);
+    } else {
+      const x = tf.tensor2d(xData, [rows, d]);
+      const w = tf.tensor2d(wData, [d, 256]);
+      const g = tf.tensor2d(gData, [rows, 256]);
+      const products = () =>
+        tf.tidy(() => {
+          const y = tf.matMul(x, w);
+          const dw = tf.matMul(tf.transpose(x) as tf.Tensor2D, g);
+          return y.dataSync()[0] + dw.dataSync()[0];
+        });
+      products();
+      await timed(out, products);
+      tf.dispose([x, w, g]);
+    }
   } else if (task === 'hafed-train' || task === 'hafed-infer') {
     const hafed = loadHafed();
     // with --workers, stage 1 is split over this thread and the worker threads; with --native,

@@ -54,6 +54,8 @@ K = 16
 FRAC = 0.2
 TAU = 0.95
 SEED = 1130
+# Greedy episodes timed per process below N = 10000 (each on a new env of the same slide).
+EPISODES_PER_PROCESS = 3
 CLUSTERS = 50
 
 
@@ -132,6 +134,25 @@ def clustered(n, rng):
     z = centres[c] + sigma[c, None] * rng.standard_normal((n, D))
     v = z + 0.3 * rng.standard_normal((n, D))
     return z.astype('<f4'), v.astype('<f4')
+
+
+def write_gemm_graphs(work):
+    """The two products of the `gemm` workload as ONNX graphs for ONNX Runtime (False without the onnx package)."""
+    try:
+        import onnx
+        from onnx import helper as h
+    except ImportError:
+        return False
+    f = onnx.TensorProto.FLOAT
+
+    def save(node, name, inputs, output):
+        values = [h.make_tensor_value_info(n, f, shape) for n, shape in inputs]
+        graph = h.make_graph([node], name, values, [h.make_tensor_value_info(output[0], f, output[1])])
+        onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid('', 13)]), os.path.join(work, name + '.onnx'))
+
+    save(h.make_node('MatMul', ['x', 'w'], ['y']), 'gemm_forward', [('x', ['R', 'd']), ('w', ['d', 'D'])], ('y', ['R', 'D']))
+    save(h.make_node('Gemm', ['x', 'g'], ['dw'], transA=1), 'gemm_kernel_grad', [('x', ['R', 'd']), ('g', ['R', 'D'])], ('dw', ['d', 'D']))
+    return True
 
 
 def make_inputs(work, sizes_u, sizes_z):
@@ -317,8 +338,12 @@ def main():
     plan = []
     if 'gemm' in only:
         # the arithmetic under HAFED stage 1: the backends' matrix products alone, both at one thread
+        # and ONNX Runtime's (MLAS) products, the kernels under createNativeStage1
+        native_gemm = args.report_only or write_gemm_graphs(work)
+        if not native_gemm:
+            log('no onnx Python package (apt-get install -y python3-onnx): the gemm workload runs without ONNX Runtime')
         for n in hafed_sizes:
-            plan.append(('gemm', n, 3, [('ours', 1), ('ref', 1)]))
+            plan.append(('gemm', n, 3, [('ours', 1)] + ([('native', 1)] if native_gemm else []) + [('ref', 1)]))
     if 'hafed' in only:
         for n in hafed_sizes:
             # sasha-wsi at 2 threads: stage 1 over this thread and one worker thread
@@ -330,7 +355,8 @@ def main():
 
     if 'episode' in only:
         for n in episode_sizes:
-            plan.append(('episode', n, 1, [('ours', 1)] + [('ref', t) for t in ref_threads_at(n)]))
+            # several slides per process below N = 10000, as in the slide loop of a cohort's evaluation
+            plan.append(('episode', n, EPISODES_PER_PROCESS if n < 10000 else 1, [('ours', 1)] + [('ref', t) for t in ref_threads_at(n)]))
     if 'ppo' in only:
         for n in ppo_pairs:
             heavy = n >= 2000
@@ -371,7 +397,7 @@ def main():
                     if avail < 14:
                         log(f'skipping the official PPO update at N={n}: {avail:.1f} GB available, about 12 GB needed')
                         continue
-                label = f'{task} N={n} {f"sasha-wsi {t}T" if who == "ours" else "sasha-wsi native stage 1" if who == "native" else f"official {t}T"} round {rnd + 1}'
+                label = f'{task} N={n} {f"sasha-wsi {t}T" if who == "ours" else "sasha-wsi on onnxruntime-node" if who == "native" else f"official {t}T"} round {rnd + 1}'
                 if (task, n, who, t, rnd) in done:
                     results[key][(who, t)].append(done[(task, n, who, t, rnd)])
                     continue
@@ -489,7 +515,9 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         if ours and refs:
             flops = ours[0]['flops']
             o, r = med(secs('gemm', n, 'ours', cpu=True)), med(secs('gemm', n, 'ref', cpu=True))
-            gemm.append([n, n * 16, f'{flops / 1e9:.2f}', f'{flops / o / 1e9:.1f}', f'{flops / r / 1e9:.1f}', f'{o / r:.2f}'])
+            nat = med(secs('gemm', n, 'native', cpu=True)) if secs('gemm', n, 'native', cpu=True) else None
+            gemm.append([n, n * 16, f'{flops / 1e9:.2f}', f'{flops / o / 1e9:.1f}', f'{flops / nat / 1e9:.1f}' if nat else '-',
+                         f'{flops / r / 1e9:.1f}', f'{o / r:.2f}', f'{nat / r:.2f}' if nat else '-'])
 
     alone = [[n, fmt_s(med(secs('ppo', n, 'ours', cpu=True))), fmt_s(med(secs('ppo', n, 'ours'))), mb(peak('ppo', n, 'ours')),
               runs('ppo', n, 'ours')[0]['numSamples'], runs('ppo', n, 'ours')[0]['numVersions']]
@@ -508,7 +536,7 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         'which load from other jobs on a shared machine disturbs less than wall-clock time (for one thread against one thread). sasha-wsi at 2 threads splits HAFED stage 1 over its thread and one '
         'worker thread (`createHafedWorkerPool(1)`); its other workloads run on one thread, compared with the official code at 1 and at 2. '
         'The rows "stage 1 on onnxruntime-node" run HAFED with `createNativeStage1({ threads: 1 })` (stage 1 as ONNX graphs on ONNX Runtime\'s CPU kernels, stage 2 on tfjs wasm). '
-        'HAFED rows time 3 steps per process after a warm-up step; an episode is timed after a warm-up episode on N = min(N, 1000), '
+        f'HAFED rows time 3 steps per process after a warm-up step; episodes are timed after a warm-up episode on N = min(N, 1000), {EPISODES_PER_PROCESS} per process below N = 10000 (one process classifying several slides, as the official evaluation loop does) and one at N = 10000, '
         'an update after a warm-up update on N = 100. '
         'The official PPO update at N = 2000 (about 11 GB) ran once, at one thread; '
         + (f'the official greedy episode and PPO update ran at 2 threads up to N = {args.two_threads_max_n} only'
@@ -534,8 +562,8 @@ def report(results, threads, load_start, load_end, minutes, commit, write, args)
         body += ('\n\nThe matrix products alone (`gemm` rows): HAFED stage 1 at N patches is two products over R = 16 N rows, '
                  '[R, 384] x [384, 256] for the gates and [384, R] x [R, 256] for the kernel gradient; the rest of its step is passes '
                  'over those rows. Throughput in GFLOP per CPU second, both at one thread:\n\n' + table(
-                     ['N', 'R', 'GFLOP per step', 'sasha-wsi (tfjs wasm, XNNPACK) GFLOP/s', 'official (torch, OpenBLAS) GFLOP/s',
-                      'CPU time sasha-wsi / official'], gemm))
+                     ['N', 'R', 'GFLOP per step', 'sasha-wsi (tfjs wasm, XNNPACK) GFLOP/s', 'onnxruntime-node (MLAS) GFLOP/s',
+                      'official (torch, OpenBLAS) GFLOP/s', 'CPU time wasm / official', 'CPU time onnxruntime-node / official'], gemm))
     if alone:
         body += '\n\nsasha-wsi alone (the official update does not fit in 24 GB beyond N of about 2700):\n\n' + table(
             ['PPO update N', 'CPU s', 'wall s', 'peak RSS MB', 'samples', 'row versions'], alone)
