@@ -29,7 +29,7 @@ import { join, resolve } from 'node:path';
 import { digitTruthAt, DEFAULT_DIGIT_SLIDE_CONFIG } from '../src/wsi/synthetic/index.js';
 import { H5FeatureDataset, loadMnistDigits, readDigitTruth, writeDigitCohort } from '../src/node/index.js';
 import { encoderTable, trainDigitEncoder, type DigitEncoderReport } from './digit_encoder.js';
-import { parseRows, pooledTable, runCohort, sasha, stageTimeTable, stageTimes, zoomTable, type Cohort, type Row, type SlidePrediction, recordSweep, sweepOptions } from './policy_table.js';
+import { ablationTraining, parseRows, pooledTable, runCohort, sasha, stageTimeTable, stageTimes, zoomTable, type Cohort, type Row, type SlidePrediction, recordSweep, sweepOptions } from './policy_table.js';
 import { table, writeResults } from './results.js';
 
 function arg(name: string, fallback: string): string {
@@ -146,7 +146,7 @@ async function main(): Promise<void> {
     `Encoder: d = ${encoder.dim}, trained apart on its own digits; 10-digit accuracy ${encoder.digitAccuracy.toFixed(3)}, ` +
       `9 vs 4 at high res ${encoder.tumourVsMimicHighRes.toFixed(3)}, at low res ${encoder.tumourVsMimicLowRes.toFixed(3)} (unseen digits).`,
     `Training per cohort, through the CLI: HAFED ${settings.hafedEpochs} epochs at peak lr ${settings.hafedLr} (also the Z-only classifier), f_S ${settings.tsuEpochs} epochs, ` +
-      `the policies with the default recipe (\`sasha train policy\`: 15 PPO epochs)${rows.has('SASHA-0.2 (reference recipe)') ? ' and with `--preset reference`' : ''}${rows.has('SASHA-0.2 (imitation warm start)') ? ' and with an imitation warm start (`--imitation-epochs 3 --epochs 6`, the earlier default)' : ''}; every stage seeded with the cohort seed.`,
+      `the policies with the default recipe (\`sasha train policy\`: 15 PPO epochs)${rows.has('SASHA-0.2 (reference recipe)') ? ' and with `--preset reference`' : ''}${rows.has('SASHA-0.2 (imitation warm start)') ? ' and with an imitation warm start (`--imitation-epochs 3 --epochs 6`, the earlier default)' : ''}; every stage seeded with the cohort seed.${ablationTraining(rows)}`,
     'Accuracy and AUC over the pooled test slides with 95 % percentile-bootstrap intervals (10 000 resamples for accuracy, 2 000 for AUC and the ratio); ' +
       '"x HAFED" is accuracy over HAFED-100 % accuracy on the same slides. The paired tests compare each row with the learned policy at the same budget on the same slides: ' +
       'exact McNemar on per-slide correctness ("a vs b slides right only": the learned policy, then the row) and the paired, label-stratified bootstrap of the AUC difference (learned minus the row).',

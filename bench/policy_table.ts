@@ -85,6 +85,21 @@ export const ROW_SETS: Readonly<Record<string, readonly Row[]>> = {
   ablation: ['HAFED-100%', 'SASHA-0.2', 'SASHA-0.2 (reference recipe)', 'top-attention-0.2', 'random-0.2', 'global update retrained-0.2', 'single branch-0.2', 'Z only (no zoom)'],
 };
 
+/**
+ * How the ablation rows among `rows` were trained, as a sentence for a table's header ('' when
+ * there are none).
+ */
+export function ablationTraining(rows: Set<Row>): string {
+  const parts: string[] = [];
+  if (rows.has('global update retrained-0.2')) {
+    parts.push('the global update retrained (`sasha train policy --budget 0.2 --update global`: the default recipe with every unvisited row rewritten by f_S after each zoom, its own policy in `policy-0.2-global/`, evaluated with the global update)');
+  }
+  if (rows.has('single branch-0.2')) {
+    parts.push('a single attention branch (`sasha ablate --rows single-branch`: HAFED with M2 = 1, then f_S and the f = 0.2 policy trained on it, the whole recipe)');
+  }
+  return parts.length ? ` Ablations at f = 0.2: ${parts.join('; ')}.` : '';
+}
+
 /** The rows of a `--rows` value: a set's name or a comma-separated list of rows. */
 export function parseRows(value: string): Set<Row> {
   const set = ROW_SETS[value];

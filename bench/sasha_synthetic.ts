@@ -14,7 +14,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SYNTHETIC_PRESETS, SyntheticDataset, type SyntheticPresetName } from '../src/wsi/synthetic/index.js';
 import { writeSyntheticCohortFiles } from '../src/node/index.js';
-import { parseRows, pooledTable, runCohort, stageTimeTable, zoomTable, type Cohort, type Row, type SlidePrediction, recordSweep, sweepOptions } from './policy_table.js';
+import { ablationTraining, parseRows, pooledTable, runCohort, stageTimeTable, zoomTable, type Cohort, type Row, type SlidePrediction, recordSweep, sweepOptions } from './policy_table.js';
 import { writeResults } from './results.js';
 
 function arg(name: string, fallback: string): string {
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     `Cohorts: preset \`${preset}\` (d = ${SYNTHETIC_PRESETS[preset].dim}, N ${SYNTHETIC_PRESETS[preset].minPatches}-${SYNTHETIC_PRESETS[preset].maxPatches}, k 16) with ${numSlides} slides, ` +
       `split ${splitFractions.join(' / ')}, one cohort per seed (${cohortSeeds.join(', ')}): ${main.summary.slides} test slides in all (${n} in the first cohort).`,
     `Training per cohort, through the CLI: HAFED ${settings.hafedEpochs} epochs at peak lr ${settings.hafedLr}, f_S ${settings.tsuEpochs} epochs, ` +
-      `the policies with the default recipe (\`sasha train policy\`: 15 PPO epochs)${rows.has('SASHA-0.2 (reference recipe)') ? ' and with `--preset reference`' : ''}${rows.has('SASHA-0.2 (imitation warm start)') ? ' and with an imitation warm start (`--imitation-epochs 3 --epochs 6`, the earlier default)' : ''}; every stage seeded with the cohort seed.`,
+      `the policies with the default recipe (\`sasha train policy\`: 15 PPO epochs)${rows.has('SASHA-0.2 (reference recipe)') ? ' and with `--preset reference`' : ''}${rows.has('SASHA-0.2 (imitation warm start)') ? ' and with an imitation warm start (`--imitation-epochs 3 --epochs 6`, the earlier default)' : ''}; every stage seeded with the cohort seed.${ablationTraining(rows)}`,
     'Accuracy and AUC over the pooled test slides with 95 % percentile-bootstrap intervals (10 000 resamples for accuracy, 2 000 for AUC and the ratio); ' +
       '"x HAFED" is accuracy over HAFED-100 % accuracy on the same slides. The paired tests compare each baseline with the learned policy at the same budget on the same slides: ' +
       'exact McNemar on per-slide correctness ("a vs b slides right only": the learned policy, then the baseline) and the paired, label-stratified bootstrap of the AUC difference (learned minus baseline).',
