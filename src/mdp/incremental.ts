@@ -293,7 +293,11 @@ export class IncrementalAttentionPool {
   private recomputeAll(): void {
     const { numRows: n, dim: d, numBranches: m, logits, values } = this;
     const w = new Float32Array(m * n);
-    branchWeights(logits, n, m, w, this.shift, this.norm);
+    for (let b = 0; b < m; b++) {
+      const { shift, norm } = branchWeights(logits, n, m, b, w, b * n);
+      this.shift[b] = shift;
+      this.norm[b] = norm;
+    }
     this.mass.set(this.norm);
     const p = tf.tidy(() => tf.matMul(tf.tensor2d(w, [m, n]), tf.tensor2d(values, [n, d])));
     this.sums.set(p.dataSync());
@@ -302,43 +306,38 @@ export class IncrementalAttentionPool {
 
   private recomputeBranch(b: number): void {
     const { numRows: n, dim: d, numBranches: m, logits, values, sums } = this;
-    let c = -Infinity;
-    for (let i = 0; i < n; i++) c = Math.max(c, logits[i * m + b]);
-    if (!Number.isFinite(c)) throw new ValueError(`Expected finite attention logits, but branch ${b} has max ${c}.`);
-    let z = 0;
+    const w = new Float64Array(n);
+    const { shift, norm } = branchWeights(logits, n, m, b, w, 0);
     const o = b * d;
     sums.fill(0, o, o + d);
     for (let i = 0; i < n; i++) {
-      const w = Math.exp(logits[i * m + b] - c);
-      z += w;
       const oi = i * d;
-      for (let j = 0; j < d; j++) sums[o + j] += w * values[oi + j];
+      for (let j = 0; j < d; j++) sums[o + j] += w[i] * values[oi + j];
     }
-    this.shift[b] = c;
-    this.norm[b] = z;
-    this.mass[b] = z;
+    this.shift[b] = shift;
+    this.norm[b] = norm;
+    this.mass[b] = norm;
   }
 }
 
 /**
- * Per branch b of logits L [n * m]: the shift `c_b = max_i L_ib`, the weights
- * `w[b * n + i] = exp(L_ib - c_b)` and their sum `Z_b` (a plain function of arrays, so that its
- * optimised code serves every pool).
+ * Branch b of logits L [n * m]: the weights `w[o + i] = exp(L_ib - c)` with the shift
+ * `c = max_i L_ib`, and their sum `Z` (a plain function of arrays, so that its optimised code
+ * serves every pool).
+ * @returns `{ shift: c, norm: Z }`.
+ * @throws ValueError when the branch's largest logit is not finite.
  */
-function branchWeights(logits: Float32Array, n: number, m: number, w: Float32Array, shift: Float64Array, norm: Float64Array): void {
-  for (let b = 0; b < m; b++) {
-    let c = -Infinity;
-    for (let i = 0; i < n; i++) c = Math.max(c, logits[i * m + b]);
-    if (!Number.isFinite(c)) throw new ValueError(`Expected finite attention logits, but branch ${b} has max ${c}.`);
-    let z = 0;
-    for (let i = 0; i < n; i++) {
-      const e = Math.exp(logits[i * m + b] - c);
-      w[b * n + i] = e;
-      z += e;
-    }
-    shift[b] = c;
-    norm[b] = z;
+function branchWeights(logits: Float32Array, n: number, m: number, b: number, w: Float32Array | Float64Array, o: number): { shift: number; norm: number } {
+  let c = -Infinity;
+  for (let i = 0; i < n; i++) c = Math.max(c, logits[i * m + b]);
+  if (!Number.isFinite(c)) throw new ValueError(`Expected finite attention logits, but branch ${b} has max ${c}.`);
+  let z = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Math.exp(logits[i * m + b] - c);
+    w[o + i] = e;
+    z += e;
   }
+  return { shift: c, norm: z };
 }
 
 /**

@@ -125,51 +125,55 @@ function transposed(m: ArrayLike<number>, r: number, c: number): Float32Array {
   return out;
 }
 
-/** The rows of a search whose first-stage bound passes, ascending unless from buckets, with their first-stage products. */
+/**
+ * A search's first stage: the query's projection and bound, and the rows whose bound on the first
+ * `k1` directions passes (ascending unless from buckets), with their first-stage products.
+ */
 interface FirstStage {
-  /** The length of the list of searchable rows after the pass (the search without buckets). */
-  kept: number;
-  count: number;
+  proj: Float32Array;
+  /** k, the directions of a projection. */
+  k: number;
+  /** The directions of the first stage. */
+  k1: number;
+  /** The query's projection [k]. */
+  yq: Float32Array;
+  headNorm: Float64Array;
+  /** The query's squared norm on the first k1 directions. */
+  headQ: number;
+  /** `2 - 2 tau` plus the margin. */
+  limit: number;
+  /** The query row, never a member of its own set. */
+  action: number;
   rows: number[];
   heads: number[];
+}
+
+/** Row i's first-stage test: kept in `q.rows` (with its product) when its bound passes. */
+function testHead(q: FirstStage, i: number): void {
+  if (i === q.action) return;
+  const head = dotRange(q.proj, i * q.k, q.yq, 0, q.k1);
+  if (q.headNorm[i] + q.headQ - 2 * Math.abs(head) <= q.limit) {
+    q.rows.push(i);
+    q.heads.push(head);
+  }
 }
 
 /**
  * The pass of a search over the list of searchable rows `rows[0 .. count)`: drops the rows that
  * can never be in C again (visited, or rewritten when `rewritten` is given) from the list, in
- * place and in order, and returns the other rows (but `action`) whose first-stage bound passes,
- * ascending, with their first-stage products. Plain arrays only, so that its optimised code
+ * place and in order, and tests the others. Plain arrays only, so that its optimised code
  * outlives the index and the state it was first run on.
+ * @returns the length of the list after the pass.
  */
-function firstStage(
-  rows: Int32Array,
-  count: number,
-  visited: Uint8Array,
-  rewritten: Uint8Array | null,
-  action: number,
-  proj: Float32Array,
-  k: number,
-  k1: number,
-  yq: Float32Array,
-  headNorm: Float64Array,
-  headQ: number,
-  limit: number,
-): FirstStage {
-  const passed: number[] = [];
-  const heads: number[] = [];
+function firstStage(q: FirstStage, rows: Int32Array, count: number, visited: Uint8Array, rewritten: Uint8Array | null): number {
   let kept = 0;
   for (let p = 0; p < count; p++) {
     const i = rows[p];
     if (visited[i] === 1 || (rewritten !== null && rewritten[i] === 1)) continue;
     rows[kept++] = i;
-    if (i === action) continue;
-    const head = dotRange(proj, i * k, yq, 0, k1);
-    if (headNorm[i] + headQ - 2 * Math.abs(head) <= limit) {
-      passed.push(i);
-      heads.push(head);
-    }
+    testHead(q, i);
   }
-  return { kept, count: passed.length, rows: passed, heads };
+  return kept;
 }
 
 /** Modified Gram-Schmidt on the k rows of a row-major [k * d] matrix; degenerate rows become 0. */
@@ -363,19 +367,16 @@ export class CosineIndex {
     // Two stages: the projection onto the first FIRST_STAGE directions (the largest variances)
     // is a bound by itself and drops most rows; all k directions run on the rows that survive.
     const k1 = Math.min(FIRST_STAGE, k);
-    let first: FirstStage;
+    const first: FirstStage = { proj, k, k1, yq, headNorm, headQ: headNorm[action], limit, action, rows: [], heads: [] };
     if ((b ? b.droppedRewritten : this.droppedRewritten) && !rewriteOnce) {
       // rewritten rows left the search under rewriteOnce: search every row
-      const all = Int32Array.from({ length: n }, (_, i) => i);
-      first = firstStage(all, n, visited, null, action, proj, k, k1, yq, headNorm, headNorm[action], limit);
+      firstStage(first, Int32Array.from({ length: n }, (_, i) => i), n, visited, null);
     } else if (!b) {
       if (rewriteOnce) this.droppedRewritten = true;
-      const gone = rewriteOnce ? rewritten : null;
-      first = firstStage(this.rows, this.rowCount, visited, gone, action, proj, k, k1, yq, headNorm, headNorm[action], limit);
-      this.rowCount = first.kept;
+      this.rowCount = firstStage(first, this.rows, this.rowCount, visited, rewriteOnce ? rewritten : null);
     } else {
       if (rewriteOnce) b.droppedRewritten = true;
-      first = bucketStage(b, state, rewriteOnce, action, proj, k, k1, yq, headNorm, projNorm[action], limit);
+      bucketStage(first, b, visited, rewriteOnce ? rewritten : null, projNorm[action]);
     }
     // the second stage, then the exact test of similarSet: raw values, norms floored at 1e-8,
     // the same summation
@@ -384,7 +385,7 @@ export class CosineIndex {
     const qn = Math.max(norms[action], COSINE_EPS);
     const pq = projNorm[action];
     const out: number[] = [];
-    for (let p = 0; p < first.count; p++) {
+    for (let p = 0; p < first.rows.length; p++) {
       const i = first.rows[p];
       if (projNorm[i] + pq - 2 * Math.abs(first.heads[p] + dotRange(proj, i * k, yq, k1, k)) > limit) continue;
       const cos = dotRow(values, i * d, qa, d) / (Math.max(norms[i], COSINE_EPS) * qn);
@@ -586,43 +587,23 @@ function copyBuckets(b: Buckets): Buckets {
 
 /**
  * The first stage of a search through the buckets: the loose rows and the members of the buckets
- * within reach of the query (and of its opposite); rows that can never be in C again leave their
- * lists as they are met.
+ * within reach of the query (and of its opposite), `pq` its squared projected norm; rows that
+ * can never be in C again (visited, or rewritten when `rewritten` is given) leave their lists as
+ * they are met.
  */
-function bucketStage(
-  b: Buckets,
-  state: TsuState,
-  rewriteOnce: boolean,
-  action: number,
-  proj: Float32Array,
-  k: number,
-  k1: number,
-  yq: Float32Array,
-  headNorm: Float64Array,
-  pq: number,
-  limit: number,
-): FirstStage {
-  const { visited, rewritten } = state;
-  const headQ = headNorm[action];
-  const passed: number[] = [];
-  const heads: number[] = [];
+function bucketStage(q: FirstStage, b: Buckets, visited: Uint8Array, rewritten: Uint8Array | null, pq: number): void {
+  const { k, yq } = q;
   // tests row i unless it is gone; false: it is, and its list drops it
   const visit = (i: number): boolean => {
-    if (visited[i] === 1 || (rewriteOnce && rewritten[i] === 1)) return false;
-    if (i !== action) {
-      const head = dotRange(proj, i * k, yq, 0, k1);
-      if (headNorm[i] + headQ - 2 * Math.abs(head) <= limit) {
-        passed.push(i);
-        heads.push(head);
-      }
-    }
+    if (visited[i] === 1 || (rewritten !== null && rewritten[i] === 1)) return false;
+    testHead(q, i);
     return true;
   };
   for (let p = 0; p < b.looseCount; ) {
     if (visit(b.loose[p])) p++;
     else removeLoose(b, p);
   }
-  const reach = Math.sqrt(limit);
+  const reach = Math.sqrt(q.limit);
   for (let c = 0; c < b.count; c++) {
     if (b.live[c] === 0) continue;
     let cy = 0;
@@ -635,7 +616,6 @@ function bucketStage(
       else removeFromBucket(b, b.order[p]);
     }
   }
-  return { kept: 0, count: passed.length, rows: passed, heads };
 }
 
 /** Takes row i out of its bucket's searchable members (swapping it behind them). */

@@ -108,19 +108,20 @@ describe('ROC AUC', () => {
 });
 
 describe('expectedCalibrationError', () => {
+  const y = [0, 1, 1, 0, 1];
+  const probs = [
+    [0.95, 0.05],
+    [0.95, 0.05],
+    [0.4, 0.6],
+    [0.7, 0.3],
+    [0.3, 0.7],
+  ];
+
   it('matches a hand computation with 15 bins', () => {
     // confidences (argmax prob) and correctness:
     // 0.95 right, 0.95 wrong -> bin (14/15, 1]: acc 0.5, conf 0.95, weight 2/5 -> 0.4 * 0.45 = 0.18
     // 0.6 right               -> bin (8/15, 9/15]: acc 1, conf 0.6, weight 1/5 -> 0.2 * 0.4 = 0.08
     // 0.7 right, 0.7 right    -> bin (10/15, 11/15]: acc 1, conf 0.7, weight 2/5 -> 0.4 * 0.3 = 0.12
-    const y = [0, 1, 1, 0, 1];
-    const probs = [
-      [0.95, 0.05],
-      [0.95, 0.05],
-      [0.4, 0.6],
-      [0.7, 0.3],
-      [0.3, 0.7],
-    ];
     expect(expectedCalibrationError(y, probs)).toBeCloseTo(0.18 + 0.08 + 0.12, 12);
     // one bin: 4 of 5 right, mean confidence 0.78 -> |0.8 - 0.78| = 0.02
     expect(expectedCalibrationError(y, probs, 1)).toBeCloseTo(0.02, 12);
@@ -129,14 +130,6 @@ describe('expectedCalibrationError', () => {
   it('is the ECE of pooled samples when computed from their pooled bins', () => {
     // the hand-computed set above split in two: its bins, pooled (counts summed, accuracy and
     // confidence count-weighted), give 0.18 + 0.08 + 0.12 as the whole set does
-    const y = [0, 1, 1, 0, 1];
-    const probs = [
-      [0.95, 0.05],
-      [0.95, 0.05],
-      [0.4, 0.6],
-      [0.7, 0.3],
-      [0.3, 0.7],
-    ];
     const a = reliabilityBins(y.slice(0, 2), probs.slice(0, 2));
     const b = reliabilityBins(y.slice(2), probs.slice(2));
     const pooled = a.map((bin, k) => {
