@@ -145,8 +145,19 @@ export async function sasha(args: string[], label: string): Promise<Record<strin
   return (await sashaCli(args, label)).result!;
 }
 
-/** Time of every stage run (not cached), for the table's time section. */
-export const stageTimes: { cohort: string; stage: string; seconds: number }[] = [];
+/**
+ * Time of every stage run (not cached), for the table's time section. `resumed`: the stage
+ * continued from a checkpoint of an interrupted run, so its time covers only the part after it.
+ */
+export const stageTimes: StageTime[] = [];
+
+/** One stage's wall time on one cohort. */
+export interface StageTime {
+  cohort: string;
+  stage: string;
+  seconds: number;
+  resumed?: boolean;
+}
 
 function manifest(dir: string): Record<string, unknown> {
   const f = join(dir, 'sasha.json');
@@ -184,29 +195,33 @@ export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection,
   const Z = join(c.dir, 'model-z');
   const seed = String(c.seed);
   const data = ['--lr-h5', c.lrH5, '--hr-h5', c.hrH5, '--split', c.split];
-  const stage = async (name: string, done: boolean, args: string[]) => {
+  // `checkpoints`: the folders a resumable stage continues from; one holding `last` means it resumes
+  const stage = async (name: string, done: boolean, args: string[], checkpoints: string[] = []) => {
     if (done) return;
-    log(`${c.name}: ${name}...`);
+    const resumed = checkpoints.some((d) => existsSync(join(d, 'last')));
+    log(`${c.name}: ${name}${resumed ? ' (resumed from its checkpoint)' : ''}...`);
     const t0 = performance.now();
     await sasha(args, `${c.name} ${name}`);
     const seconds = (performance.now() - t0) / 1000;
-    stageTimes.push({ cohort: c.name, stage: name, seconds });
+    const time: StageTime = { cohort: c.name, stage: name, seconds, ...(resumed ? { resumed } : {}) };
+    stageTimes.push(time);
     // kept with the cohort, so that a later run that finds the stage done still reports its time
-    appendFileSync(join(c.dir, 'stage_times.jsonl'), JSON.stringify({ cohort: c.name, stage: name, seconds, date: new Date().toISOString(), load: loadavg()[0] }) + '\n');
+    appendFileSync(join(c.dir, 'stage_times.jsonl'), JSON.stringify({ ...time, date: new Date().toISOString(), load: loadavg()[0] }) + '\n');
     log(`${c.name}: ${name}: ${seconds.toFixed(0)} s`);
   };
+  const ckpt = (model: string, ...names: string[]) => names.map((n) => join(model, 'checkpoints', n));
   const has = (row: Row) => rows.has(row);
   // Training
   await stage('train hafed', Boolean(manifest(M).hafed), ['train', 'hafed', ...data, '--out', M, '--seed', seed, '--epochs', s.hafedEpochs, '--lr', s.hafedLr]);
   await stage('train tsu', Boolean(manifest(M).tsu), ['train', 'tsu', '--model', M, '--seed', seed, '--epochs', s.tsuEpochs]);
   for (const f of ['0.2', '0.1']) {
-    if (has(`SASHA-${f}` as Row)) await stage(`train policy ${f}`, Boolean(policies(M)[f]), ['train', 'policy', '--resume', '--model', M, '--budget', f, '--seed', seed, ...s.policyFlags]);
+    if (has(`SASHA-${f}` as Row)) await stage(`train policy ${f}`, Boolean(policies(M)[f]), ['train', 'policy', '--resume', '--model', M, '--budget', f, '--seed', seed, ...s.policyFlags], ckpt(M, `policy-${f}`));
   }
   if (has('SASHA-0.2 (reference recipe)') || has('SASHA-0.1 (reference recipe)')) {
     if (!existsSync(join(R, 'sasha.json'))) copyModel(M, R);
     for (const f of ['0.2', '0.1']) {
       if (has(`SASHA-${f} (reference recipe)` as Row)) {
-        await stage(`train policy ${f} (reference)`, Boolean(policies(R)[f]), ['train', 'policy', '--resume', '--model', R, '--budget', f, '--seed', seed, '--preset', 'reference']);
+        await stage(`train policy ${f} (reference)`, Boolean(policies(R)[f]), ['train', 'policy', '--resume', '--model', R, '--budget', f, '--seed', seed, '--preset', 'reference'], ckpt(R, `policy-${f}`));
       }
     }
   }
@@ -214,16 +229,16 @@ export async function runCohort(c: Cohort, s: StageSettings, rows: RowSelection,
     if (!existsSync(join(I, 'sasha.json'))) copyModel(M, I);
     for (const f of ['0.2', '0.1']) {
       if (has(`SASHA-${f} (imitation warm start)` as Row)) {
-        await stage(`train policy ${f} (imitation)`, Boolean(policies(I)[f]), ['train', 'policy', '--resume', '--model', I, '--budget', f, '--seed', seed, '--imitation-epochs', '3', '--epochs', '6']);
+        await stage(`train policy ${f} (imitation)`, Boolean(policies(I)[f]), ['train', 'policy', '--resume', '--model', I, '--budget', f, '--seed', seed, '--imitation-epochs', '3', '--epochs', '6'], ckpt(I, `policy-${f}`));
       }
     }
   }
   if (has('global update retrained-0.2')) {
-    await stage('train policy 0.2 --update global', Boolean(policies(M)['0.2-global']), ['train', 'policy', '--resume', '--model', M, '--budget', '0.2', '--update', 'global', '--seed', seed, ...s.policyFlags]);
+    await stage('train policy 0.2 --update global', Boolean(policies(M)['0.2-global']), ['train', 'policy', '--resume', '--model', M, '--budget', '0.2', '--update', 'global', '--seed', seed, ...s.policyFlags], ckpt(M, 'policy-0.2-global'));
   }
   const single = join(M, 'ablations', 'single-branch');
   if (has('single branch-0.2')) {
-    await stage('ablate single branch', Boolean(policies(single)['0.2']), ['ablate', '--model', M, '--budget', '0.2', '--rows', 'single-branch']);
+    await stage('ablate single branch', Boolean(policies(single)['0.2']), ['ablate', '--model', M, '--budget', '0.2', '--rows', 'single-branch'], ckpt(single, 'hafed', 'tsu', 'policy-0.2'));
   }
   if (has('Z only (no zoom)')) {
     await stage('train hafed --input lowRes', Boolean(manifest(Z).hafed), [
@@ -399,23 +414,38 @@ export async function zoomTable(results: Partial<Record<Row, SlidePrediction[]>>
   };
 }
 
-/** Mean seconds of each stage over the cohorts that ran it. */
+/**
+ * Mean seconds of each stage over the cohorts that ran it whole. A run resumed from the
+ * checkpoint of an interrupted one timed only its last part: it is left out of the mean and
+ * named below the table.
+ */
 export function stageTimeTable(cohorts: readonly Cohort[] = []): string {
   // the times recorded with each cohort (the last run of each stage), else this run's
-  const recorded = new Map<string, { cohort: string; stage: string; seconds: number }>();
+  const recorded = new Map<string, StageTime>();
   for (const c of cohorts) {
     const f = join(c.dir, 'stage_times.jsonl');
     if (!existsSync(f)) continue;
     for (const line of readFileSync(f, 'utf8').split('\n').filter(Boolean)) {
-      const t = JSON.parse(line) as { cohort: string; stage: string; seconds: number };
+      const t = JSON.parse(line) as StageTime;
       recorded.set(`${t.cohort}/${t.stage}`, t);
     }
   }
   for (const t of stageTimes) recorded.set(`${t.cohort}/${t.stage}`, t);
-  const by = new Map<string, number[]>();
-  for (const t of recorded.values()) by.set(t.stage, [...(by.get(t.stage) ?? []), t.seconds]);
-  const lines = [...by.entries()].map(([stage, xs]) => [stage, (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(0), String(xs.length)]);
-  return table(['stage', 'mean seconds per cohort', 'cohorts timed'], lines);
+  const by = new Map<string, { whole: number[]; resumed: string[] }>();
+  for (const t of recorded.values()) {
+    const e = by.get(t.stage) ?? { whole: [], resumed: [] };
+    if (t.resumed) e.resumed.push(t.cohort);
+    else e.whole.push(t.seconds);
+    by.set(t.stage, e);
+  }
+  const lines = [...by.entries()].map(([stage, { whole }]) => [
+    stage,
+    whole.length > 0 ? (whole.reduce((a, b) => a + b, 0) / whole.length).toFixed(0) : '-',
+    String(whole.length),
+  ]);
+  const resumed = [...by.entries()].filter(([, e]) => e.resumed.length > 0).map(([stage, e]) => `${stage} (${e.resumed.join(', ')})`);
+  const note = resumed.length > 0 ? `\n\nLeft out of the means, as they went on from the checkpoint of an interrupted run and timed only that part: ${resumed.join('; ')}.` : '';
+  return table(['stage', 'mean seconds per cohort', 'cohorts timed'], lines) + note;
 }
 
 
