@@ -6,7 +6,7 @@
  * its test accuracy is at least 0.9 (HAFED-100 % reached 1.000 on all five cohorts in the
  * benchmark); the others stay near the share of the larger class.
  *
- * Run: `nice -n 10 npx tsx bench/hafed_seeds.ts [--dir bench/out/synthetic] [--cohorts 3,4]
+ * Run: `nice -n 10 npx tsx bench/hafed_seeds.ts [--dir bench/out/synthetic] [--cohorts 0,1,2,3,4]
  *   [--seeds 3,13,23,33,43] [--branches 5,1] [--epochs 30] [--lr 2e-3] [--jobs 2] [--no-record]`
  * A model already trained in `DIR/hafed-seeds/c<cohort>/m<branches>_s<seed>/` is evaluated, not
  * trained again.
@@ -14,6 +14,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
+import { mcnemarExact } from '../src/eval/index.js';
 import { sasha } from './policy_table.js';
 import { table, writeResults } from './results.js';
 
@@ -24,7 +25,7 @@ function arg(name: string, fallback: string): string {
 const list = (s: string) => s.split(',').map(Number);
 
 const dir = resolve(arg('dir', 'bench/out/synthetic'));
-const cohorts = list(arg('cohorts', '3,4'));
+const cohorts = list(arg('cohorts', '0,1,2,3,4'));
 const seeds = list(arg('seeds', '3,13,23,33,43'));
 const branchCounts = list(arg('branches', '5,1'));
 const epochs = arg('epochs', '30');
@@ -86,11 +87,22 @@ async function main(): Promise<void> {
     const byCohort = cohorts.map((c) => `c${c}: ${mine.filter((r) => r.cohort === c && r.test!.accuracy >= LEARNED).length} of ${mine.filter((r) => r.cohort === c).length}`).join(', ');
     return [b, `${learned} of ${mine.length}`, byCohort];
   });
+  // the branch counts compared pairwise on the same cohort and training seed
+  const learnedOf = (b: number) => runs.filter((r) => r.branches === b).map((r) => r.test!.accuracy >= LEARNED);
+  const pairs: string[] = [];
+  for (let i = 0; i < branchCounts.length; i++) {
+    for (let j = i + 1; j < branchCounts.length; j++) {
+      const m = mcnemarExact(learnedOf(branchCounts[i]), learnedOf(branchCounts[j]));
+      pairs.push(`M2 = ${branchCounts[i]} against M2 = ${branchCounts[j]} on the same cohort and seed: ${m.aOnly} runs learned only with ${branchCounts[i]}, ${m.bOnly} only with ${branchCounts[j]} (exact McNemar p = ${m.pValue < 0.001 ? m.pValue.toExponential(1) : m.pValue.toFixed(3)}).`);
+    }
+  }
   const minutes = (performance.now() - t0) / 60000;
   const body = [
     `Cohorts ${cohorts.map((c) => `c${c}`).join(', ')} of the synthetic policy benchmark (preset \`small\`, 96 training, 24 validation and 120 test slides each), training seeds ${seeds.join(', ')}; \`sasha train hafed --epochs ${epochs} --lr ${lr} --branches M2\`, otherwise the defaults; the model kept is the one of the best validation epoch. A run counts as learned when its test accuracy is at least ${LEARNED}.`,
     '',
     table(['M2 (stage-2 branches)', 'runs that learned', 'per cohort'], summary),
+    '',
+    ...pairs,
     '',
     table(['cohort', 'M2', 'seed', 'val accuracy', 'val AUC', 'best epoch', 'test accuracy', 'test AUC', 'learned'], perRun),
     '',
