@@ -41,14 +41,19 @@ interface Run {
   seed: number;
   out: string;
   val?: { accuracy: number; auc: number; bestEpoch: number };
-  test?: { accuracy: number; auc: number; n: number };
+  test?: { accuracy: number; auc: number };
+}
+
+/** The trained HAFED's entry of a model directory's manifest, or null before training ends. */
+function hafedEntry(out: string): { best: { epoch: number; val: { accuracy: number; auc: number } } } | null {
+  const f = join(out, 'sasha.json');
+  return existsSync(f) ? ((JSON.parse(readFileSync(f, 'utf8')) as { hafed?: { best: { epoch: number; val: { accuracy: number; auc: number } } } }).hafed ?? null) : null;
 }
 
 async function runOne(r: Run): Promise<void> {
   const features = join(dir, `c${r.cohort}`, 'features');
-  const manifestFile = join(r.out, 'sasha.json');
   const label = `c${r.cohort} M2=${r.branches} seed ${r.seed}`;
-  if (!existsSync(manifestFile) || !(JSON.parse(readFileSync(manifestFile, 'utf8')) as { hafed?: unknown }).hafed) {
+  if (!hafedEntry(r.out)) {
     log(`${label}: train hafed...`);
     await sasha(
       ['train', 'hafed', '--lr-h5', join(features, 'lr.h5'), '--hr-h5', join(features, 'hr.h5'), '--split', join(features, 'split.json'),
@@ -56,10 +61,10 @@ async function runOne(r: Run): Promise<void> {
       label,
     );
   }
-  const hafed = (JSON.parse(readFileSync(manifestFile, 'utf8')) as { hafed: { best: { epoch: number; val: { accuracy: number; auc: number } } } }).hafed;
-  r.val = { accuracy: hafed.best.val.accuracy, auc: hafed.best.val.auc, bestEpoch: hafed.best.epoch };
+  const { best } = hafedEntry(r.out)!;
+  r.val = { accuracy: best.val.accuracy, auc: best.val.auc, bestEpoch: best.epoch };
   const ev = await sasha(['eval', '--model', r.out, '--budget', '1', '--subset', 'test'], label);
-  r.test = { accuracy: Number(ev.accuracy), auc: Number(ev.auc), n: Number(ev.n) };
+  r.test = { accuracy: Number(ev.accuracy), auc: Number(ev.auc) };
   log(`${label}: val ${r.val.accuracy.toFixed(3)}, test ${r.test.accuracy.toFixed(3)}`);
 }
 
